@@ -1,0 +1,445 @@
+"""The consultation file: models, loading and validation with located error messages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# Inline button texts wrap badly on phones past this; callback data needs short ids.
+MAX_LABEL_CHARS = 40
+ID_PATTERN = re.compile(r"^[a-z0-9_]{1,24}$")
+DURATION_PATTERN = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
+_DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+Text = dict[str, str]
+
+
+class PhaseKind(StrEnum):
+    SURVEY = "survey"
+    RESULTS = "results"
+    IDEAS = "ideas"
+
+
+class Role(StrEnum):
+    AMBASSADOR = "ambassador"
+    OFFICIAL = "official"
+    MODERATOR = "moderator"
+
+
+def parse_duration(value: str | int | timedelta) -> timedelta:
+    """'48h', '7d', '30m', '2w' -> timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    match = DURATION_PATTERN.match(str(value))
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (write e.g. 30m, 48h, 7d or 2w)")
+    amount, unit = match.groups()
+    return timedelta(**{_DURATION_UNITS[unit]: int(amount)})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Option(_Model):
+    id: str
+    label: Text
+    text: Text | None = None
+
+
+class Condition(_Model):
+    question: str
+    any: list[str] = Field(min_length=1)
+
+
+class Question(_Model):
+    id: str
+    kind: Literal["single", "multi", "text"]
+    text: Text
+    options: list[Option] = Field(default_factory=list)
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=1)
+    when: Condition | None = None
+    max_length: int = Field(default=1000, ge=1, le=4000)
+
+    @property
+    def min_choices(self) -> int:
+        if self.kind == "single":
+            return 1 if self.min is None else self.min
+        return self.min or 0
+
+    @property
+    def max_choices(self) -> int:
+        if self.kind == "single":
+            return 1
+        return self.max or len(self.options)
+
+    def option(self, option_id: str) -> Option | None:
+        return next((o for o in self.options if o.id == option_id), None)
+
+
+class Project(_Model):
+    id: str
+    title: Text
+    description: Text | None = None
+
+
+class Phase(_Model):
+    id: str
+    kind: PhaseKind
+    title: Text
+    description: Text | None = None
+    starts: datetime
+    ends: datetime
+    reminders: list[timedelta] = Field(default_factory=list)
+    audience: list[Role] = Field(default_factory=list)
+    projects: list[Project] = Field(default_factory=list)
+    digest: timedelta | None = None
+
+    @field_validator("starts", "ends", mode="before")
+    @classmethod
+    def _parse_datetime(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.strip())
+            except ValueError:
+                raise ValueError(
+                    f"not a date and time: {value!r} (write e.g. 2020-05-04 00:00)"
+                ) from None
+        return value
+
+    @field_validator("reminders", mode="before")
+    @classmethod
+    def _parse_reminders(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [parse_duration(v) for v in value]
+        return value
+
+    @field_validator("digest", mode="before")
+    @classmethod
+    def _parse_digest(cls, value: object) -> object:
+        return None if value is None else parse_duration(value)  # type: ignore[arg-type]
+
+    def project(self, project_id: str) -> Project | None:
+        return next((p for p in self.projects if p.id == project_id), None)
+
+
+class Consultation(_Model):
+    id: str
+    organizer: str
+    timezone: str = "UTC"
+    languages: list[str] = Field(min_length=1)
+    access: Literal["open", "invite"] = "open"
+    title: Text
+    intro: Text | None = None
+    phases: list[Phase] = Field(min_length=1)
+    questions: list[Question] = Field(default_factory=list)
+
+    @property
+    def source_language(self) -> str:
+        return self.languages[0]
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def question(self, question_id: str) -> Question | None:
+        return next((q for q in self.questions if q.id == question_id), None)
+
+    def phase(self, kind: PhaseKind) -> Phase | None:
+        return next((p for p in self.phases if p.kind == kind), None)
+
+    def text(self, value: Text | None, lang: str) -> str:
+        """A consultation text in `lang`, falling back to the source language."""
+        if not value:
+            return ""
+        return value.get(lang) or value.get(self.source_language) or next(iter(value.values()))
+
+
+# ---------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a consultation file, located by path and (when known) line."""
+
+    path: str
+    message: str
+    line: int | None = None
+
+    def render(self, file: str) -> str:
+        where = f"{file}:{self.line}" if self.line else file
+        return f"{where}: {self.path or '(top)'}: {self.message}"
+
+
+class ConsultationError(Exception):
+    def __init__(self, file: str, problems: list[Problem]) -> None:
+        self.file = file
+        self.problems = problems
+        super().__init__("\n".join(p.render(file) for p in problems))
+
+
+def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
+    """Map every path in the YAML document to its 1-based line."""
+    index: dict[tuple[str | int, ...], int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return index
+
+    def walk(node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        index[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = (*path, str(key.value))
+                index[sub] = key.start_mark.line + 1
+                walk(value, sub)
+                index[sub] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+def _render_path(path: Iterable[str | int], raw: Any) -> str:
+    """phases[0].projects[1].title.nl, naming list items by their id when they have one."""
+    out = ""
+    node = raw
+    for part in path:
+        if isinstance(part, int):
+            item = node[part] if isinstance(node, list) and part < len(node) else None
+            ident = item.get("id") if isinstance(item, dict) else None
+            out += f"[{ident}]" if isinstance(ident, str) else f"[{part}]"
+            node = item
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out
+
+
+def _lookup_line(index: dict[tuple[str | int, ...], int], path: tuple[str | int, ...]) -> int | None:
+    while path:
+        if path in index:
+            return index[path]
+        path = path[:-1]
+    return index.get(())
+
+
+def load_consultation(path: str | Path) -> Consultation:
+    """Read and validate a consultation file; raise ConsultationError listing every problem."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConsultationError(file, [Problem("", f"cannot read the file: {exc.strerror}")]) from None
+    return parse_consultation(text, file)
+
+
+def parse_consultation(text: str, file: str = "<consultation>") -> Consultation:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise ConsultationError(file, [Problem("", f"not valid YAML: {reason}", line)]) from None
+    if not isinstance(raw, dict):
+        raise ConsultationError(file, [Problem("", "expected a mapping (id:, title:, phases: ...)")])
+    index = _line_index(text)
+
+    def located(loc: tuple[str | int, ...], message: str) -> Problem:
+        return Problem(_render_path(loc, raw), message, _lookup_line(index, loc))
+
+    try:
+        consultation = Consultation.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            problems.append(located(loc, _friendly(err)))
+        raise ConsultationError(file, problems) from None
+    problems = [located(loc, msg) for loc, msg in _semantic_problems(consultation)]
+    if problems:
+        raise ConsultationError(file, problems)
+    return _localized(consultation)
+
+
+def _friendly(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key (check its spelling)"
+    if kind == "missing":
+        return "missing (required)"
+    if kind == "literal_error":
+        return f"{err['msg'].lower()}, got {err['input']!r}"
+    if kind == "value_error":
+        return str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
+    return err["msg"]
+
+
+def _localized(c: Consultation) -> Consultation:
+    """Read naive phase datetimes in the consultation's time zone."""
+    tz = c.tz
+    phases = [
+        p.model_copy(
+            update={
+                "starts": p.starts if p.starts.tzinfo else p.starts.replace(tzinfo=tz),
+                "ends": p.ends if p.ends.tzinfo else p.ends.replace(tzinfo=tz),
+            }
+        )
+        for p in c.phases
+    ]
+    return c.model_copy(update={"phases": phases})
+
+
+Loc = tuple[str | int, ...]
+
+
+def _semantic_problems(c: Consultation) -> Iterator[tuple[Loc, str]]:
+    langs = c.languages
+    for i, lang in enumerate(langs):
+        if not re.fullmatch(r"[a-z]{2,3}", lang):
+            yield ("languages", i), f"{lang!r} is not a language code like fr, nl or en"
+    if len(set(langs)) != len(langs):
+        yield ("languages",), "a language is listed twice"
+    try:
+        ZoneInfo(c.timezone)
+        zone_ok = True
+    except (ZoneInfoNotFoundError, ValueError):
+        zone_ok = False
+        yield ("timezone",), f"unknown time zone {c.timezone!r} (write e.g. Europe/Brussels)"
+    if not ID_PATTERN.match(c.id.replace("-", "_")):
+        yield ("id",), "use lowercase letters, digits, - and _ (at most 24)"
+
+    def texts(loc: Loc, value: Text | None, label: bool = False) -> Iterator[tuple[Loc, str]]:
+        if value is None:
+            return
+        for lang in langs:
+            if not (value.get(lang) or "").strip():
+                yield (*loc, lang), f"missing {lang} text (every language of `languages` is needed)"
+        for lang, item in value.items():
+            if lang not in langs:
+                yield (*loc, lang), f"{lang} is not one of the consultation's languages {langs}"
+            elif label and len(item) > MAX_LABEL_CHARS:
+                yield (*loc, lang), (
+                    f"too long for a button ({len(item)} characters, at most {MAX_LABEL_CHARS})"
+                )
+
+    def ids(loc: Loc, items: list[Any], what: str) -> Iterator[tuple[Loc, str]]:
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            if not ID_PATTERN.match(item.id):
+                yield (*loc, i, "id"), (
+                    f"{what} id {item.id!r}: use lowercase letters, digits and _ (at most 24)"
+                )
+            if item.id in seen:
+                yield (*loc, i, "id"), f"duplicate {what} id {item.id!r}"
+            seen.add(item.id)
+
+    yield from texts(("title",), c.title)
+    yield from texts(("intro",), c.intro)
+    yield from ids(("phases",), c.phases, "phase")
+    kinds: set[PhaseKind] = set()
+    previous: Phase | None = None
+    for i, p in enumerate(c.phases):
+        loc: Loc = ("phases", i)
+        yield from texts((*loc, "title"), p.title)
+        yield from texts((*loc, "description"), p.description)
+        if p.kind in kinds:
+            yield (*loc, "kind"), f"there is already a {p.kind} phase"
+        kinds.add(p.kind)
+        if zone_ok:
+            starts, ends = _aware(p.starts, c.tz), _aware(p.ends, c.tz)
+            if ends <= starts:
+                yield (*loc, "ends"), "ends before it starts"
+            if previous is not None and starts < _aware(previous.ends, c.tz):
+                yield (*loc, "starts"), (
+                    f"starts before phase {previous.id!r} ends (phases are in time order "
+                    "and may not overlap)"
+                )
+            for j, r in enumerate(p.reminders):
+                if r <= timedelta(0) or r >= ends - starts:
+                    yield (*loc, "reminders", j), "must be shorter than the phase"
+        previous = p
+        if p.kind != PhaseKind.SURVEY and p.reminders:
+            yield (*loc, "reminders"), "reminders are for survey phases"
+        if p.kind == PhaseKind.RESULTS and not p.audience:
+            yield (*loc, "audience"), "say who receives the results, e.g. [official, ambassador]"
+        if p.kind != PhaseKind.RESULTS and p.audience:
+            yield (*loc, "audience"), "audience is for results phases"
+        if p.kind == PhaseKind.IDEAS:
+            if not p.projects:
+                yield (*loc, "projects"), "an ideas phase needs at least one project"
+            yield from ids((*loc, "projects"), p.projects, "project")
+            for j, proj in enumerate(p.projects):
+                yield from texts((*loc, "projects", j, "title"), proj.title, label=True)
+                yield from texts((*loc, "projects", j, "description"), proj.description)
+        else:
+            if p.projects:
+                yield (*loc, "projects"), "projects are for ideas phases"
+            if p.digest is not None:
+                yield (*loc, "digest"), "digest is for ideas phases"
+        if p.digest is not None and p.digest <= timedelta(0):
+            yield (*loc, "digest"), "must be a positive duration"
+
+    if PhaseKind.SURVEY in kinds and not c.questions:
+        yield ("questions",), "a survey phase needs at least one question"
+    yield from ids(("questions",), c.questions, "question")
+    earlier: dict[str, Question] = {}
+    for i, q in enumerate(c.questions):
+        loc = ("questions", i)
+        yield from texts((*loc, "text"), q.text)
+        yield from ids((*loc, "options"), q.options, "option")
+        for j, o in enumerate(q.options):
+            yield from texts((*loc, "options", j, "label"), o.label, label=True)
+            yield from texts((*loc, "options", j, "text"), o.text)
+        if q.kind == "text":
+            if q.options:
+                yield (*loc, "options"), "a text question has no options"
+            if q.max is not None:
+                yield (*loc, "max"), "a text question has no max (use max_length)"
+        else:
+            if len(q.options) < 2 and q.kind == "single":
+                yield (*loc, "options"), "a single-choice question needs at least two options"
+            if not q.options and q.kind == "multi":
+                yield (*loc, "options"), "a multi-choice question needs options"
+            if q.kind == "single" and q.max not in (None, 1):
+                yield (*loc, "max"), "a single-choice question takes one answer"
+            if q.min is not None and q.min > len(q.options):
+                yield (*loc, "min"), f"min {q.min} is more than the {len(q.options)} options"
+            if q.max is not None and q.max > len(q.options):
+                yield (*loc, "max"), f"max {q.max} is more than the {len(q.options)} options"
+        if q.min is not None and q.max is not None and q.min > q.max:
+            yield (*loc, "min"), f"min {q.min} is greater than max {q.max}"
+        if q.when is not None:
+            target = earlier.get(q.when.question)
+            if target is None:
+                known = c.question(q.when.question) is not None
+                yield (*loc, "when", "question"), (
+                    f"{q.when.question!r} must be an earlier question"
+                    if known
+                    else f"unknown question {q.when.question!r}"
+                )
+            else:
+                for j, opt in enumerate(q.when.any):
+                    if target.option(opt) is None:
+                        yield (*loc, "when", "any", j), (
+                            f"question {target.id!r} has no option {opt!r}"
+                        )
+        earlier[q.id] = q
+
+
+def _aware(moment: datetime, tz: ZoneInfo) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)

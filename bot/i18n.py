@@ -1,0 +1,75 @@
+"""Interface strings (gettext catalogs, French source) and the member's language."""
+
+from __future__ import annotations
+
+import gettext as gettext_module
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from io import BytesIO
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
+DOMAIN = "messages"
+SOURCE_LANGUAGE = "fr"
+# Languages the interface is translated into; a consultation may use a subset.
+INTERFACE_LANGUAGES = ("fr", "nl", "en")
+LANGUAGE_NAMES = {"fr": "Français", "nl": "Nederlands", "en": "English"}
+
+
+def _load(po_path: Path) -> gettext_module.GNUTranslations:
+    # Compile the .po in memory: no build step, and a fresh checkout is translated at once.
+    with po_path.open("rb") as fp:
+        catalog = read_po(fp, locale=po_path.parent.parent.name)
+    buffer = BytesIO()
+    write_mo(buffer, catalog, use_fuzzy=False)
+    buffer.seek(0)
+    return gettext_module.GNUTranslations(buffer)
+
+
+class Translator:
+    """Looks strings up in the member's language, held in a context variable per update."""
+
+    def __init__(self, path: Path = LOCALES_DIR, default: str = SOURCE_LANGUAGE) -> None:
+        self.default = default
+        self._locale: ContextVar[str] = ContextVar("consultbot_locale", default=default)
+        self.catalogs: dict[str, gettext_module.GNUTranslations] = {}
+        for lang in INTERFACE_LANGUAGES:
+            po = path / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+            if po.exists():
+                self.catalogs[lang] = _load(po)
+
+    @property
+    def locale(self) -> str:
+        return self._locale.get()
+
+    @contextmanager
+    def use(self, locale: str) -> Iterator[None]:
+        token = self._locale.set(locale)
+        try:
+            yield
+        finally:
+            self._locale.reset(token)
+
+    def gettext(self, message: str, locale: str | None = None) -> str:
+        catalog = self.catalogs.get(locale or self.locale)
+        return catalog.gettext(message) if catalog else message
+
+    def ngettext(self, singular: str, plural: str, n: int, locale: str | None = None) -> str:
+        catalog = self.catalogs.get(locale or self.locale)
+        if catalog is None:
+            return singular if n == 1 else plural
+        return catalog.ngettext(singular, plural, n)
+
+
+def pick_language(candidates: list[str | None], available: list[str]) -> str | None:
+    """The first candidate (e.g. Telegram's 'nl-BE') whose base language is available."""
+    for candidate in candidates:
+        if candidate:
+            base = candidate.lower().split("-")[0].split("_")[0]
+            if base in available:
+                return base
+    return None

@@ -1,0 +1,64 @@
+"""The timeline: which phase is open at a given instant, and the transitions between phases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from bot.consultation import Consultation, Phase, PhaseKind
+
+
+class Edge(StrEnum):
+    OPEN = "open"
+    CLOSE = "close"
+
+
+@dataclass(frozen=True, order=True)
+class Transition:
+    """A phase opening or closing; `key` is stable across restarts and date changes."""
+
+    at: datetime
+    order: int
+    phase_id: str
+    edge: Edge
+
+    @property
+    def key(self) -> str:
+        return f"{self.phase_id}:{self.edge}"
+
+
+class Timeline:
+    """Pure view of a consultation's phases against a clock value (never cached)."""
+
+    def __init__(self, consultation: Consultation) -> None:
+        self.consultation = consultation
+
+    def current(self, now: datetime) -> Phase | None:
+        """The phase open at `now` (start inclusive, end inclusive to the minute given)."""
+        for phase in self.consultation.phases:
+            if phase.starts <= now <= phase.ends:
+                return phase
+        return None
+
+    def is_open(self, kind: PhaseKind, now: datetime) -> bool:
+        phase = self.current(now)
+        return phase is not None and phase.kind == kind
+
+    def has_started(self, kind: PhaseKind, now: datetime) -> bool:
+        phase = self.consultation.phase(kind)
+        return phase is not None and phase.starts <= now
+
+    def next(self, now: datetime) -> Phase | None:
+        return next((p for p in self.consultation.phases if p.starts > now), None)
+
+    def transitions(self) -> list[Transition]:
+        """Every opening and closing, in time order (opening before closing on a tie)."""
+        out: list[Transition] = []
+        for i, phase in enumerate(self.consultation.phases):
+            out.append(Transition(phase.starts, 2 * i, phase.id, Edge.OPEN))
+            out.append(Transition(phase.ends, 2 * i + 1, phase.id, Edge.CLOSE))
+        return sorted(out)
+
+    def due(self, now: datetime) -> list[Transition]:
+        return [t for t in self.transitions() if t.at <= now]

@@ -1,0 +1,127 @@
+"""Survey rules: which questions a member sees, what a valid answer is, and the use cases."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.consultation import Consultation, PhaseKind, Question
+from bot.phases import Timeline
+from storage.repositories.survey import StoredAnswer, SurveyRepository
+
+Answers = Mapping[str, StoredAnswer]
+
+
+class AnswerProblem(StrEnum):
+    TOO_FEW = "too_few"
+    TOO_MANY = "too_many"
+    EMPTY_TEXT = "empty_text"
+    TEXT_TOO_LONG = "text_too_long"
+    UNKNOWN_OPTION = "unknown_option"
+
+
+def is_visible(question: Question, answers: Answers) -> bool:
+    """A conditional question is shown only when its condition's answer was given."""
+    if question.when is None:
+        return True
+    given = answers.get(question.when.question)
+    return given is not None and any(o in given.choices for o in question.when.any)
+
+
+def visible_questions(consultation: Consultation, answers: Answers) -> list[Question]:
+    # Conditions only point at earlier questions (checked on load), so one pass suffices
+    # if hidden questions' answers are ignored as we go.
+    seen: dict[str, StoredAnswer] = {}
+    out = []
+    for q in consultation.questions:
+        if is_visible(q, seen):
+            out.append(q)
+            if q.id in answers:
+                seen[q.id] = answers[q.id]
+    return out
+
+
+def hidden_answered(consultation: Consultation, answers: Answers) -> list[str]:
+    """Answers that no longer count because their condition stopped holding."""
+    visible = {q.id for q in visible_questions(consultation, answers)}
+    return [qid for qid in answers if qid not in visible]
+
+
+def check_answer(question: Question, choices: list[str], text: str | None) -> AnswerProblem | None:
+    if question.kind == "text":
+        value = (text or "").strip()
+        if not value and question.min_choices > 0:
+            return AnswerProblem.EMPTY_TEXT
+        if len(value) > question.max_length:
+            return AnswerProblem.TEXT_TOO_LONG
+        return None
+    if any(question.option(c) is None for c in choices):
+        return AnswerProblem.UNKNOWN_OPTION
+    if len(choices) < question.min_choices:
+        return AnswerProblem.TOO_FEW
+    if len(choices) > question.max_choices:
+        return AnswerProblem.TOO_MANY
+    return None
+
+
+def first_unanswered(consultation: Consultation, answers: Answers) -> int | None:
+    """Index, among visible questions, of the first one not yet answered."""
+    for i, q in enumerate(visible_questions(consultation, answers)):
+        if q.id not in answers:
+            return i
+    return None
+
+
+@dataclass(frozen=True)
+class SurveyState:
+    status: str  # none | draft | submitted
+    answers: dict[str, StoredAnswer]
+
+
+class SurveyService:
+    """Use cases of the survey dialog; every method commits its own change."""
+
+    def __init__(self, session: AsyncSession, consultation: Consultation) -> None:
+        self.session = session
+        self.consultation = consultation
+        self.repo = SurveyRepository(session)
+
+    def is_open(self, now: datetime) -> bool:
+        return Timeline(self.consultation).is_open(PhaseKind.SURVEY, now)
+
+    async def state(self, member_id: int) -> SurveyState:
+        response = await self.repo.response(self.consultation.id, member_id)
+        if response is None:
+            return SurveyState("none", {})
+        return SurveyState(response.status, await self.repo.answers(response.id))
+
+    async def save(
+        self, member_id: int, question: Question, choices: list[str], text: str | None,
+        now: datetime,
+    ) -> dict[str, StoredAnswer]:
+        """Store one confirmed answer, drop answers whose condition no longer holds."""
+        response = await self.repo.get_or_create(self.consultation.id, member_id)
+        await self.repo.save_answer(response, question.id, choices, text)
+        answers = await self.repo.answers(response.id)
+        stale = hidden_answered(self.consultation, answers)
+        if stale:
+            await self.repo.drop_answers(response, stale)
+            for qid in stale:
+                answers.pop(qid, None)
+        await self.repo.touch(response, now)
+        await self.session.commit()
+        return answers
+
+    async def submit(self, member_id: int, now: datetime) -> bool:
+        """Submit when every visible question is answered; False if something is missing."""
+        response = await self.repo.get_or_create(self.consultation.id, member_id)
+        answers = await self.repo.answers(response.id)
+        if first_unanswered(self.consultation, answers) is not None:
+            return False
+        await self.repo.submit(response, now)
+        await self.session.commit()
+        return True

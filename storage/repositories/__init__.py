@@ -1,0 +1,1 @@
+"""Repositories: the only place that writes SQL. Each takes an AsyncSession."""

@@ -1,0 +1,93 @@
+"""Survey responses: drafts saved question by question, submission, erasure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import AnswerChoice, QuestionAnswer, Response
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    choices: tuple[str, ...] = field(default_factory=tuple)
+    text: str | None = None
+
+
+class SurveyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def response(self, consultation_id: str, member_id: int) -> Response | None:
+        return await self.session.scalar(
+            select(Response).where(
+                Response.consultation_id == consultation_id, Response.member_id == member_id
+            )
+        )
+
+    async def get_or_create(self, consultation_id: str, member_id: int) -> Response:
+        found = await self.response(consultation_id, member_id)
+        if found is not None:
+            return found
+        response = Response(consultation_id=consultation_id, member_id=member_id, status="draft")
+        self.session.add(response)
+        await self.session.flush()
+        return response
+
+    async def answers(self, response_id: int) -> dict[str, StoredAnswer]:
+        rows = await self.session.execute(
+            select(QuestionAnswer.question_id, QuestionAnswer.text).where(
+                QuestionAnswer.response_id == response_id
+            )
+        )
+        texts = {qid: text for qid, text in rows}
+        chosen: dict[str, list[str]] = {qid: [] for qid in texts}
+        choice_rows = await self.session.execute(
+            select(AnswerChoice.question_id, AnswerChoice.option_id).where(
+                AnswerChoice.response_id == response_id
+            )
+        )
+        for qid, oid in choice_rows:
+            chosen.setdefault(qid, []).append(oid)
+        return {
+            qid: StoredAnswer(tuple(chosen.get(qid, ())), texts.get(qid)) for qid in texts
+        }
+
+    async def save_answer(
+        self, response: Response, question_id: str, choices: Iterable[str], text: str | None
+    ) -> None:
+        await self.drop_answers(response, [question_id])
+        self.session.add(QuestionAnswer(response_id=response.id, question_id=question_id, text=text))
+        for option_id in dict.fromkeys(choices):
+            self.session.add(
+                AnswerChoice(response_id=response.id, question_id=question_id, option_id=option_id)
+            )
+        await self.session.flush()
+
+    async def drop_answers(self, response: Response, question_ids: Iterable[str]) -> None:
+        ids = list(question_ids)
+        if not ids:
+            return
+        await self.session.execute(
+            delete(AnswerChoice).where(
+                AnswerChoice.response_id == response.id, AnswerChoice.question_id.in_(ids)
+            )
+        )
+        await self.session.execute(
+            delete(QuestionAnswer).where(
+                QuestionAnswer.response_id == response.id, QuestionAnswer.question_id.in_(ids)
+            )
+        )
+
+    async def submit(self, response: Response, now: datetime) -> None:
+        response.status = "submitted"
+        response.submitted_at = now
+        response.updated_at = now
+        await self.session.flush()
+
+    async def touch(self, response: Response, now: datetime) -> None:
+        response.updated_at = now
