@@ -42,7 +42,9 @@ class Settings(BaseSettings):
             try:
                 return frozenset(int(p) for p in parts)
             except ValueError:
-                raise ValueError("ADMIN_IDS must be numeric Telegram user ids, comma-separated") from None
+                raise ValueError(
+                    "ADMIN_IDS must be numeric Telegram user ids, comma-separated"
+                ) from None
         if isinstance(value, int):
             return frozenset({value})
         return value

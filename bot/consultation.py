@@ -229,7 +229,9 @@ def _render_path(path: Iterable[str | int], raw: Any) -> str:
     return out
 
 
-def _lookup_line(index: dict[tuple[str | int, ...], int], path: tuple[str | int, ...]) -> int | None:
+def _lookup_line(
+    index: dict[tuple[str | int, ...], int], path: tuple[str | int, ...]
+) -> int | None:
     while path:
         if path in index:
             return index[path]
@@ -243,7 +245,9 @@ def load_consultation(path: str | Path) -> Consultation:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConsultationError(file, [Problem("", f"cannot read the file: {exc.strerror}")]) from None
+        raise ConsultationError(
+            file, [Problem("", f"cannot read the file: {exc.strerror}")]
+        ) from None
     return parse_consultation(text, file)
 
 
@@ -256,7 +260,9 @@ def parse_consultation(text: str, file: str = "<consultation>") -> Consultation:
         reason = getattr(exc, "problem", None) or str(exc)
         raise ConsultationError(file, [Problem("", f"not valid YAML: {reason}", line)]) from None
     if not isinstance(raw, dict):
-        raise ConsultationError(file, [Problem("", "expected a mapping (id:, title:, phases: ...)")])
+        raise ConsultationError(
+            file, [Problem("", "expected a mapping (id:, title:, phases: ...)")]
+        )
     index = _line_index(text)
 
     def located(loc: tuple[str | int, ...], message: str) -> Problem:
@@ -333,16 +339,18 @@ def _semantic_problems(c: Consultation) -> Iterator[tuple[Loc, str]]:
             if lang not in langs:
                 yield (*loc, lang), f"{lang} is not one of the consultation's languages {langs}"
             elif label and len(item) > MAX_LABEL_CHARS:
-                yield (*loc, lang), (
-                    f"too long for a button ({len(item)} characters, at most {MAX_LABEL_CHARS})"
+                yield (
+                    (*loc, lang),
+                    (f"too long for a button ({len(item)} characters, at most {MAX_LABEL_CHARS})"),
                 )
 
     def ids(loc: Loc, items: list[Any], what: str) -> Iterator[tuple[Loc, str]]:
         seen: set[str] = set()
         for i, item in enumerate(items):
             if not ID_PATTERN.match(item.id):
-                yield (*loc, i, "id"), (
-                    f"{what} id {item.id!r}: use lowercase letters, digits and _ (at most 24)"
+                yield (
+                    (*loc, i, "id"),
+                    (f"{what} id {item.id!r}: use lowercase letters, digits and _ (at most 24)"),
                 )
             if item.id in seen:
                 yield (*loc, i, "id"), f"duplicate {what} id {item.id!r}"
@@ -365,9 +373,12 @@ def _semantic_problems(c: Consultation) -> Iterator[tuple[Loc, str]]:
             if ends <= starts:
                 yield (*loc, "ends"), "ends before it starts"
             if previous is not None and starts < _aware(previous.ends, c.tz):
-                yield (*loc, "starts"), (
-                    f"starts before phase {previous.id!r} ends (phases are in time order "
-                    "and may not overlap)"
+                yield (
+                    (*loc, "starts"),
+                    (
+                        f"starts before phase {previous.id!r} ends (phases are in time order "
+                        "and may not overlap)"
+                    ),
                 )
             for j, r in enumerate(p.reminders):
                 if r <= timedelta(0) or r >= ends - starts:
@@ -427,16 +438,20 @@ def _semantic_problems(c: Consultation) -> Iterator[tuple[Loc, str]]:
             target = earlier.get(q.when.question)
             if target is None:
                 known = c.question(q.when.question) is not None
-                yield (*loc, "when", "question"), (
-                    f"{q.when.question!r} must be an earlier question"
-                    if known
-                    else f"unknown question {q.when.question!r}"
+                yield (
+                    (*loc, "when", "question"),
+                    (
+                        f"{q.when.question!r} must be an earlier question"
+                        if known
+                        else f"unknown question {q.when.question!r}"
+                    ),
                 )
             else:
                 for j, opt in enumerate(q.when.any):
                     if target.option(opt) is None:
-                        yield (*loc, "when", "any", j), (
-                            f"question {target.id!r} has no option {opt!r}"
+                        yield (
+                            (*loc, "when", "any", j),
+                            (f"question {target.id!r} has no option {opt!r}"),
                         )
         earlier[q.id] = q
 

@@ -100,7 +100,11 @@ class SurveyService:
         return SurveyState(response.status, await self.repo.answers(response.id))
 
     async def save(
-        self, member_id: int, question: Question, choices: list[str], text: str | None,
+        self,
+        member_id: int,
+        question: Question,
+        choices: list[str],
+        text: str | None,
         now: datetime,
     ) -> dict[str, StoredAnswer]:
         """Store one confirmed answer, drop answers whose condition no longer holds."""

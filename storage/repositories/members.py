@@ -42,7 +42,9 @@ class MemberRepository:
             update(Member).where(Member.id == member_id).values(blocked=blocked)
         )
 
-    async def ids_with_roles(self, roles: Iterable[str], include_blocked: bool = False) -> list[int]:
+    async def ids_with_roles(
+        self, roles: Iterable[str], include_blocked: bool = False
+    ) -> list[int]:
         query = (
             select(MemberRole.member_id)
             .join(Member, Member.id == MemberRole.member_id)

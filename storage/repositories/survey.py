@@ -53,15 +53,15 @@ class SurveyRepository:
         )
         for qid, oid in choice_rows:
             chosen.setdefault(qid, []).append(oid)
-        return {
-            qid: StoredAnswer(tuple(chosen.get(qid, ())), texts.get(qid)) for qid in texts
-        }
+        return {qid: StoredAnswer(tuple(chosen.get(qid, ())), texts.get(qid)) for qid in texts}
 
     async def save_answer(
         self, response: Response, question_id: str, choices: Iterable[str], text: str | None
     ) -> None:
         await self.drop_answers(response, [question_id])
-        self.session.add(QuestionAnswer(response_id=response.id, question_id=question_id, text=text))
+        self.session.add(
+            QuestionAnswer(response_id=response.id, question_id=question_id, text=text)
+        )
         for option_id in dict.fromkeys(choices):
             self.session.add(
                 AnswerChoice(response_id=response.id, question_id=question_id, option_id=option_id)

@@ -1,0 +1,172 @@
+"""`consultbot` (= `python -m bot`): run the bot, check a consultation file, invite people."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.consultation import (
+    Consultation,
+    ConsultationError,
+    Role,
+    load_consultation,
+    parse_duration,
+)
+
+
+class Failure(Exception):
+    """A problem the user can fix; printed as one line, exit code 2."""
+
+
+def _consultation(path: Path) -> Consultation:
+    try:
+        return load_consultation(path)
+    except ConsultationError as exc:
+        count = len(exc.problems)
+        raise Failure(
+            f"the consultation file has {count} problem(s); run `consultbot check {path}`:\n{exc}"
+        ) from None
+
+
+def _migrate(settings: Settings) -> None:
+    from storage.db import safe_url, upgrade
+
+    try:
+        upgrade(settings.database_url)
+    except Exception as exc:  # the driver's own errors differ per backend
+        reason = (
+            str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            if str(exc)
+            else type(exc).__name__
+        )
+        raise Failure(
+            f"cannot open the database {safe_url(settings.database_url)}: {reason}. "
+            "Check DATABASE_URL and that the database server is running."
+        ) from None
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    settings.token()
+    consultation = _consultation(args.file or settings.consultation_file)
+    _migrate(settings)
+    from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+
+    from bot.app import run
+
+    try:
+        asyncio.run(run(settings, consultation))
+    except TelegramUnauthorizedError:
+        raise Failure(
+            "Telegram rejected BOT_TOKEN (401 Unauthorized): copy the token again from @BotFather."
+        ) from None
+    except TelegramNetworkError as exc:
+        raise Failure(f"cannot reach the Telegram Bot API: {exc}") from None
+    except KeyboardInterrupt:
+        pass
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.files:
+        try:
+            c = load_consultation(path)
+        except ConsultationError as exc:
+            failed += 1
+            print(str(exc))
+            print(f"{path}: {len(exc.problems)} problem(s)")
+            continue
+        print(
+            f"{path}: OK — {c.id}, {len(c.phases)} phases, {len(c.questions)} questions, "
+            f"languages {', '.join(c.languages)}"
+        )
+    return 1 if failed else 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    _migrate(load_settings())
+    print("database is up to date")
+
+
+def cmd_invite(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    _migrate(settings)
+    try:
+        expires = parse_duration(args.expires) if args.expires else None
+    except ValueError as exc:
+        raise Failure(str(exc)) from None
+    if args.uses is not None and args.uses < 1:
+        raise Failure("--uses must be at least 1")
+    print(asyncio.run(_invite(settings, Role(args.role), args.uses, expires, args.username)))
+
+
+async def _invite(
+    settings: Settings, role: Role, uses: int | None, expires, username: str | None
+) -> str:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from bot.invitations import create_invitation, invite_link
+    from storage.db import make_engine, make_sessionmaker
+
+    if username is None:
+        from bot.app import create_bot
+
+        bot = create_bot(settings)
+        try:
+            username = (await bot.get_me()).username or ""
+        except Exception as exc:
+            raise Failure(
+                f"cannot ask Telegram for the bot's username ({exc}); pass --username"
+            ) from None
+        finally:
+            await bot.session.close()
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            token = await create_invitation(session, role, uses, expires, datetime.now(UTC))
+    finally:
+        await engine.dispose()
+    return invite_link(username.lstrip("@"), token)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="consultbot", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the bot (applies migrations first)")
+    run.add_argument("--file", type=Path, help="consultation file (default: CONSULTATION_FILE)")
+    run.set_defaults(func=cmd_run)
+    check = sub.add_parser("check", help="validate consultation files")
+    check.add_argument("files", nargs="+", type=Path)
+    check.set_defaults(func=cmd_check)
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(func=cmd_migrate)
+    invite = sub.add_parser("invite", help="create an invitation link")
+    invite.add_argument("role", choices=[r.value for r in Role])
+    invite.add_argument("--uses", type=int, default=None, help="how many people may use it")
+    invite.add_argument("--expires", default=None, help="e.g. 7d, 48h (default: never)")
+    invite.add_argument("--username", default=None, help="bot username (default: ask Telegram)")
+    invite.set_defaults(func=cmd_invite)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings_level = "INFO"
+    logging.basicConfig(
+        level=getattr(logging, settings_level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return args.func(args) or 0
+    except (ConfigError, Failure) as exc:
+        print(f"consultbot: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

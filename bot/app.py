@@ -1,0 +1,148 @@
+"""Builds the Bot, the Dispatcher with its middlewares and routers, and runs them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
+from aiogram_dialog import setup_dialogs
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.config import Settings
+from bot.consultation import Consultation
+from bot.context import AppContext, Clock, system_clock
+from bot.dialogs.language import language_dialog
+from bot.dialogs.menu import menu_dialog
+from bot.dialogs.survey import survey_dialog
+from bot.handlers import commands, errors
+from bot.i18n import Translator
+from bot.members import MemberService
+from bot.middlewares.database import DbSessionMiddleware
+from bot.middlewares.member import MemberMiddleware
+from bot.middlewares.throttling import ThrottlingMiddleware
+from storage.db import make_engine, make_sessionmaker
+from storage.fsm import SQLStorage
+
+log = logging.getLogger(__name__)
+
+
+def create_bot(settings: Settings) -> Bot:
+    session = None
+    if settings.telegram_api_url:
+        api = TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/"))
+        session = AiohttpSession(api=api)
+    return Bot(
+        settings.token(),
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+def create_storage(settings: Settings, app: AppContext) -> BaseStorage:
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisStorage
+
+        # aiogram-dialog keeps one stack per destiny: the key must include it.
+        return RedisStorage.from_url(
+            settings.redis_url, key_builder=DefaultKeyBuilder(with_destiny=True)
+        )
+    return SQLStorage(app.sessionmaker)
+
+
+def create_dispatcher(app: AppContext, storage: BaseStorage) -> Dispatcher:
+    dp = Dispatcher(storage=storage, app=app)
+    dp.update.outer_middleware(DbSessionMiddleware(app.sessionmaker))
+    dp.update.outer_middleware(MemberMiddleware())
+    throttling = ThrottlingMiddleware()
+    dp.message.outer_middleware(throttling)
+    dp.callback_query.outer_middleware(throttling)
+    dp.include_routers(
+        errors.router,
+        commands.router,
+        menu_dialog,
+        language_dialog,
+        survey_dialog,
+        commands.fallback_router,
+    )
+    setup_dialogs(dp)
+    return dp
+
+
+@dataclass
+class Application:
+    app: AppContext
+    bot: Bot
+    dispatcher: Dispatcher
+    engine: AsyncEngine
+
+    async def close(self) -> None:
+        await self.dispatcher.storage.close()
+        await self.bot.session.close()
+        await self.engine.dispose()
+
+
+def build(
+    settings: Settings, consultation: Consultation, clock: Clock = system_clock
+) -> Application:
+    engine = make_engine(settings.database_url)
+    app = AppContext(
+        settings=settings,
+        consultation=consultation,
+        sessionmaker=make_sessionmaker(engine),
+        translator=Translator(),
+        clock=clock,
+    )
+    bot = create_bot(settings)
+    dispatcher = create_dispatcher(app, create_storage(settings, app))
+    return Application(app, bot, dispatcher, engine)
+
+
+async def run(settings: Settings, consultation: Consultation) -> None:
+    application = build(settings, consultation)
+    bot, dp, app = application.bot, application.dispatcher, application.app
+    try:
+        me = await bot.get_me()
+        app.bot_username = me.username or ""
+        log.info("running as @%s for consultation %s", app.bot_username, consultation.id)
+        await MemberService.publish_commands(bot, app)
+        if settings.webhook_url:
+            await _run_webhook(application)
+        else:
+            await bot.delete_webhook(drop_pending_updates=False)
+            await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
+    finally:
+        await application.close()
+
+
+async def _run_webhook(application: Application) -> None:
+    import asyncio
+
+    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiohttp import web
+
+    settings = application.app.settings
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    web_app = web.Application()
+    SimpleRequestHandler(
+        dispatcher=application.dispatcher, bot=application.bot, secret_token=secret
+    ).register(web_app, path="/webhook")
+    setup_application(web_app, application.dispatcher, bot=application.bot)
+    host, _, port = settings.webhook_listen.rpartition(":")
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
+    await application.bot.set_webhook(
+        settings.webhook_url.rstrip("/") + "/webhook",  # type: ignore[union-attr]
+        secret_token=secret,
+        allowed_updates=application.dispatcher.resolve_used_update_types(),
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()

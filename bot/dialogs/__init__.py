@@ -1,0 +1,1 @@
+"""aiogram-dialog dialogs, one per module; their states are in states.py."""

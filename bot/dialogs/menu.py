@@ -1,0 +1,72 @@
+"""The main menu: what the current phase allows, in a few buttons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram.types import CallbackQuery
+from aiogram_dialog import Dialog, DialogManager, StartMode, Window
+from aiogram_dialog.widgets.kbd import Button, Column, Start
+from aiogram_dialog.widgets.text import Format
+
+from bot.consultation import PhaseKind
+from bot.context import AppContext
+from bot.dialogs.states import LanguagePick, MainMenu, Survey
+from bot.dialogs.widgets import T
+from bot.presenters import help_text, status_text
+from bot.survey import SurveyService
+
+
+async def menu_getter(
+    dialog_manager: DialogManager, app: AppContext, lang: str, session: Any, **_: Any
+) -> dict[str, Any]:
+    now = app.clock()
+    c = app.consultation
+    survey = SurveyService(session, c)
+    member = dialog_manager.middleware_data.get("member")
+    survey_open = survey.is_open(now) and member is not None
+    status = (await survey.state(member.id)).status if survey_open else "none"
+    return {
+        "title": c.text(c.title, lang),
+        "status": status_text(c, now, lang, app.translator),
+        "survey_new": survey_open and status == "none",
+        "survey_draft": survey_open and status == "draft",
+        "survey_done": survey_open and status == "submitted",
+    }
+
+
+async def open_survey(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
+    app: AppContext = manager.middleware_data["app"]
+    if not app.timeline.is_open(PhaseKind.SURVEY, app.clock()):
+        await callback.answer(
+            app.translator.gettext("Le sondage n’est pas ouvert."), show_alert=True
+        )
+        await manager.show()
+        return
+    await manager.start(Survey.question)
+
+
+async def show_help(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
+    app: AppContext = manager.middleware_data["app"]
+    await callback.answer()
+    if callback.message:
+        await callback.message.answer(help_text(app, manager.middleware_data["lang"]))
+    await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
+
+
+menu_dialog = Dialog(
+    Window(
+        Format("<b>{title}</b>\n\n{status}"),
+        Column(
+            Button(T("📝 Répondre au sondage"), id="sv", on_click=open_survey, when="survey_new"),
+            Button(
+                T("📝 Continuer le sondage"), id="sv_c", on_click=open_survey, when="survey_draft"
+            ),
+            Button(T("✏️ Revoir mes réponses"), id="sv_r", on_click=open_survey, when="survey_done"),
+            Start(T("🌐 Langue"), id="lng", state=LanguagePick.choose),
+            Button(T("❓ Aide"), id="hlp", on_click=show_help),
+        ),
+        state=MainMenu.menu,
+        getter=menu_getter,
+    ),
+)

@@ -1,0 +1,24 @@
+"""Translated text widgets: the msgid is French, rendered in the member's language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram_dialog.api.protocols import DialogManager
+from aiogram_dialog.widgets.common import WhenCondition
+from aiogram_dialog.widgets.text import Text
+
+from bot.context import AppContext
+
+
+class T(Text):
+    """gettext(msgid).format_map(data): like Format, but through the catalogs."""
+
+    def __init__(self, msgid: str, when: WhenCondition = None) -> None:
+        super().__init__(when=when)
+        self.msgid = msgid
+
+    async def _render_text(self, data: dict[str, Any], manager: DialogManager) -> str:
+        app: AppContext = manager.middleware_data["app"]
+        translated = app.translator.gettext(self.msgid)
+        return translated.format_map(data) if data else translated

@@ -1,0 +1,1 @@
+"""Plain aiogram routers: commands, errors (and, later, the moderation group and admin)."""

@@ -1,0 +1,96 @@
+"""Private-chat commands: /start (with invitation payloads), /language, /help."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.types import Message
+from aiogram_dialog import DialogManager, ShowMode, StartMode
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.context import AppContext
+from bot.dialogs.states import LanguagePick, MainMenu
+from bot.invitations import PAYLOAD_PREFIX
+from bot.members import MemberService
+from bot.presenters import help_text, welcome_text
+from storage.models import Member
+from storage.repositories.invitations import Redeem
+
+router = Router(name="commands")
+router.message.filter(F.chat.type == "private")
+# Registered after the dialogs, so it only sees what no dialog took.
+fallback_router = Router(name="fallback")
+fallback_router.message.filter(F.chat.type == "private")
+
+
+def invitation_text(app: AppContext, outcome: Redeem) -> str:
+    _ = app.translator.gettext
+    return {
+        Redeem.OK: _("✅ Invitation acceptée : bienvenue !"),
+        Redeem.ALREADY: _("Vous avez déjà utilisé cette invitation : bienvenue à nouveau !"),
+        Redeem.UNKNOWN: _(
+            "❌ Ce lien d’invitation n’est pas valide. Demandez-en un nouveau aux organisateurs."
+        ),
+        Redeem.EXPIRED: _(
+            "⌛ Ce lien d’invitation a expiré. Demandez-en un nouveau aux organisateurs."
+        ),
+        Redeem.USED_UP: _(
+            "Ce lien d’invitation a déjà servi autant de fois que prévu. Demandez-en un nouveau aux organisateurs."
+        ),
+    }[outcome]
+
+
+@router.message(CommandStart())
+async def start(
+    message: Message,
+    command: CommandObject,
+    dialog_manager: DialogManager,
+    app: AppContext,
+    session: AsyncSession,
+    member: Member,
+    lang: str,
+) -> None:
+    service = MemberService(session, app)
+    payload = (command.args or "").strip()
+    if payload.startswith(PAYLOAD_PREFIX):
+        outcome = await service.use_invitation(member, payload.removeprefix(PAYLOAD_PREFIX))
+        await message.answer(invitation_text(app, outcome.outcome))
+    if not service.has_access(member):
+        await message.answer(
+            app.translator.gettext(
+                "Cette consultation est réservée aux personnes invitées. Ouvrez le lien "
+                "d’invitation reçu des organisateurs."
+            )
+        )
+        return
+    if member.language is None:
+        await dialog_manager.start(
+            LanguagePick.choose, data={"welcome": True}, mode=StartMode.RESET_STACK
+        )
+        return
+    await message.answer(welcome_text(app, lang))
+    await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
+
+
+@router.message(Command("menu"))
+async def menu(message: Message, dialog_manager: DialogManager) -> None:
+    await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
+
+
+@router.message(Command("language"))
+async def language(message: Message, dialog_manager: DialogManager) -> None:
+    await dialog_manager.start(LanguagePick.choose, mode=StartMode.RESET_STACK)
+
+
+@router.message(Command("help"))
+async def help_command(message: Message, app: AppContext, lang: str) -> None:
+    await message.answer(help_text(app, lang))
+
+
+@fallback_router.message()
+async def fallback(message: Message, dialog_manager: DialogManager, app: AppContext) -> None:
+    """Anything else outside a dialog: say how to go on, then show the menu."""
+    await message.answer(
+        app.translator.gettext("Je n’ai pas compris. Voici le menu : utilisez les boutons.")
+    )
+    await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)

@@ -1,0 +1,47 @@
+"""Errors: stale dialog buttons restart the menu; anything else is logged and apologised for."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import ExceptionTypeFilter
+from aiogram.types import ErrorEvent
+from aiogram_dialog import DialogManager, ShowMode, StartMode
+from aiogram_dialog.api.exceptions import OutdatedIntent, UnknownIntent, UnknownState
+
+from bot.context import AppContext
+from bot.dialogs.states import MainMenu
+
+log = logging.getLogger(__name__)
+router = Router(name="errors")
+
+
+@router.error(ExceptionTypeFilter(UnknownIntent, OutdatedIntent, UnknownState))
+async def stale_button(event: ErrorEvent, dialog_manager: DialogManager, **data: Any) -> None:
+    app: AppContext = data["app"]
+    with app.translator.use(data.get("lang", app.consultation.source_language)):
+        text = app.translator.gettext("Ce bouton n’est plus actif : voici le menu à jour.")
+        query = event.update.callback_query
+        if query is not None:
+            await query.answer(text)
+        chat = data.get("event_chat")
+        if chat is not None and chat.type == "private":
+            await dialog_manager.start(
+                MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND
+            )
+
+
+@router.error(F.update.callback_query | F.update.message)
+async def unexpected(event: ErrorEvent, **data: Any) -> None:
+    log.exception(
+        "error while handling update %s", event.update.update_id, exc_info=event.exception
+    )
+    app: AppContext = data["app"]
+    with app.translator.use(data.get("lang", app.consultation.source_language)):
+        text = app.translator.gettext("Désolé, une erreur est survenue. Réessayez dans un instant.")
+        if event.update.callback_query is not None:
+            await event.update.callback_query.answer(text)
+        elif event.update.message is not None and event.update.message.chat.type == "private":
+            await event.update.message.answer(text)

@@ -1,0 +1,1 @@
+"""Outer middlewares: database session, member + language, throttling."""

@@ -1,0 +1,53 @@
+"""Loads (or registers) the member behind an update and sets the interface language."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import Chat, TelegramObject, User
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.consultation import Role
+from bot.context import AppContext
+from bot.i18n import pick_language
+from storage.repositories.members import MemberRepository
+
+
+class MemberMiddleware(BaseMiddleware):
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        app: AppContext = data["app"]
+        user: User | None = data.get("event_from_user")
+        chat: Chat | None = data.get("event_chat")
+        lang = pick_language([user.language_code if user else None], app.languages)
+        data["member"] = None
+        if user is not None and not user.is_bot:
+            session: AsyncSession = data["session"]
+            repo = MemberRepository(session)
+            private = chat is None or chat.type == "private"
+            member = await repo.get(user.id)
+            if member is None and private:
+                member, _ = await repo.get_or_create(user.id, user.first_name)
+                if app.consultation.access == "open":
+                    await repo.add_role(member, Role.AMBASSADOR)
+                # Telegram's language is a good first guess; /language changes it.
+                if lang is not None:
+                    await repo.set_language(member, lang)
+                await session.commit()
+            elif member is not None and member.blocked and private:
+                # A member writing to us has evidently unblocked the bot.
+                member.blocked = False
+                await session.commit()
+            if member is not None and member.language in app.languages:
+                lang = member.language
+            data["member"] = member
+        data["lang"] = lang or app.consultation.source_language
+        data["lang_chosen"] = lang is not None
+        with app.translator.use(data["lang"]):
+            return await handler(event, data)

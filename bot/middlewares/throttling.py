@@ -1,0 +1,55 @@
+"""Per-user flood control: a token bucket per user, kept in this middleware instance."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject, User
+
+from bot.context import AppContext
+
+
+class ThrottlingMiddleware(BaseMiddleware):
+    def __init__(
+        self, rate: float = 4.0, burst: int = 12, clock: Callable[[], float] = time.monotonic
+    ):
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self.buckets: dict[int, tuple[float, float, bool]] = {}
+
+    def allow(self, user_id: int) -> tuple[bool, bool]:
+        """(allowed, warn): warn once per flood so the member knows why nothing happens."""
+        now = self.clock()
+        tokens, last, warned = self.buckets.get(user_id, (float(self.burst), now, False))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens >= 1:
+            self.buckets[user_id] = (tokens - 1, now, False)
+            return True, False
+        self.buckets[user_id] = (tokens, now, True)
+        if len(self.buckets) > 10_000:
+            self.buckets = {k: v for k, v in self.buckets.items() if now - v[1] < 60}
+        return False, not warned
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        user: User | None = data.get("event_from_user")
+        if user is None:
+            return await handler(event, data)
+        allowed, warn = self.allow(user.id)
+        if allowed:
+            return await handler(event, data)
+        app: AppContext = data["app"]
+        _ = app.translator.gettext
+        if isinstance(event, CallbackQuery):
+            await event.answer(_("Doucement, s’il vous plaît : réessayez dans un instant."))
+        elif isinstance(event, Message) and warn and event.chat.type == "private":
+            await event.answer(_("Doucement, s’il vous plaît : réessayez dans un instant."))
+        return None
