@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -12,20 +14,25 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram_dialog import setup_dialogs
+from aiogram_dialog.api.protocols import MessageManagerProtocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.broadcast import Outbox
 from bot.config import Settings
 from bot.consultation import Consultation
 from bot.context import AppContext, Clock, system_clock
+from bot.dialogs.announce import announce_dialog
 from bot.dialogs.language import language_dialog
 from bot.dialogs.menu import menu_dialog
 from bot.dialogs.survey import survey_dialog
-from bot.handlers import commands, errors
+from bot.handlers import admin, commands, errors, membership
 from bot.i18n import Translator
 from bot.members import MemberService
 from bot.middlewares.database import DbSessionMiddleware
 from bot.middlewares.member import MemberMiddleware
 from bot.middlewares.throttling import ThrottlingMiddleware
+from bot.ratelimit import SendLimits
+from bot.scheduler import PhaseEngine
 from storage.db import make_engine, make_sessionmaker
 from storage.fsm import SQLStorage
 
@@ -55,22 +62,27 @@ def create_storage(settings: Settings, app: AppContext) -> BaseStorage:
     return SQLStorage(app.sessionmaker)
 
 
-def create_dispatcher(app: AppContext, storage: BaseStorage) -> Dispatcher:
+def create_dispatcher(
+    app: AppContext, storage: BaseStorage, message_manager: MessageManagerProtocol | None = None
+) -> Dispatcher:
     dp = Dispatcher(storage=storage, app=app)
     dp.update.outer_middleware(DbSessionMiddleware(app.sessionmaker))
     dp.update.outer_middleware(MemberMiddleware())
-    throttling = ThrottlingMiddleware()
+    throttling = ThrottlingMiddleware(app.settings.throttle_rate, app.settings.throttle_burst)
     dp.message.outer_middleware(throttling)
     dp.callback_query.outer_middleware(throttling)
     dp.include_routers(
-        errors.router,
-        commands.router,
-        menu_dialog,
-        language_dialog,
-        survey_dialog,
-        commands.fallback_router,
+        errors.build_router(),
+        membership.build_router(),
+        commands.build_router(),
+        admin.build_router(),
+        menu_dialog(),
+        language_dialog(),
+        survey_dialog(),
+        announce_dialog(),
+        commands.build_fallback_router(),
     )
-    setup_dialogs(dp)
+    setup_dialogs(dp, message_manager=message_manager)
     return dp
 
 
@@ -106,23 +118,38 @@ def build(
 async def run(settings: Settings, consultation: Consultation) -> None:
     application = build(settings, consultation)
     bot, dp, app = application.bot, application.dispatcher, application.app
+    outbox = Outbox(
+        app.sessionmaker,
+        bot,
+        SendLimits(per_second=settings.broadcast_rate),
+        clock=app.clock,
+        on_sent=app.on_delivery_sent,
+    )
+    app.wake_outbox = outbox.wake
+    engine = PhaseEngine(app, outbox.wake)
+    sender: asyncio.Task[None] | None = None
     try:
         me = await bot.get_me()
         app.bot_username = me.username or ""
         log.info("running as @%s for consultation %s", app.bot_username, consultation.id)
         await MemberService.publish_commands(bot, app)
+        sender = asyncio.create_task(outbox.run(), name="outbox")
+        await engine.start()
         if settings.webhook_url:
             await _run_webhook(application)
         else:
             await bot.delete_webhook(drop_pending_updates=False)
             await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
     finally:
+        engine.shutdown()
+        if sender is not None:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
         await application.close()
 
 
 async def _run_webhook(application: Application) -> None:
-    import asyncio
-
     from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
     from aiohttp import web
 

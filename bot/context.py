@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,6 +30,14 @@ class AppContext:
     translator: Translator
     clock: Clock = system_clock
     bot_username: str = ""
+    # Set by app.run once the sender runs: lets a handler's commit send at once.
+    wake_outbox: Callable[[], None] = lambda: None
+    # Hooks called with (delivery, message) when the outbox sent something (e.g. moderation cards).
+    sent_hooks: list[Callable[..., Awaitable[None]]] = field(default_factory=list)
+
+    async def on_delivery_sent(self, delivery: object, message: object) -> None:
+        for hook in self.sent_hooks:
+            await hook(self, delivery, message)
 
     @property
     def timeline(self) -> Timeline:

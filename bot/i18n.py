@@ -73,3 +73,8 @@ def pick_language(candidates: list[str | None], available: list[str]) -> str | N
             if base in available:
                 return base
     return None
+
+
+def N_(message: str) -> str:
+    """Marks a string for extraction; it is translated later, where the language is known."""
+    return message

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Role
 from bot.context import AppContext
+from bot.i18n import N_
 from bot.invitations import redeem
 from storage.models import Member
 from storage.repositories.invitations import Redeem, Redemption
@@ -20,11 +21,15 @@ log = logging.getLogger(__name__)
 
 # (command, French description: a msgid of the catalogs)
 MEMBER_COMMANDS = [
-    ("start", "Menu principal"),
-    ("language", "Changer de langue"),
-    ("help", "Aide et calendrier"),
+    ("start", N_("Menu principal")),
+    ("language", N_("Changer de langue")),
+    ("results", N_("Résultats du sondage")),
+    ("help", N_("Aide et calendrier")),
 ]
-ADMIN_COMMANDS: list[tuple[str, str]] = []
+ADMIN_COMMANDS = [
+    ("status", N_("État de la consultation")),
+    ("announce", N_("Envoyer une annonce")),
+]
 
 
 class MemberService:

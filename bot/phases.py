@@ -12,6 +12,7 @@ from bot.consultation import Consultation, Phase, PhaseKind
 class Edge(StrEnum):
     OPEN = "open"
     CLOSE = "close"
+    REMIND = "remind"
 
 
 @dataclass(frozen=True, order=True)
@@ -23,8 +24,12 @@ class Transition:
     phase_id: str
     edge: Edge
 
+    before_end: int = 0  # seconds, for reminders
+
     @property
     def key(self) -> str:
+        if self.edge == Edge.REMIND:
+            return f"{self.phase_id}:{self.edge}:{self.before_end}"
         return f"{self.phase_id}:{self.edge}"
 
 
@@ -60,5 +65,14 @@ class Timeline:
             out.append(Transition(phase.ends, 2 * i + 1, phase.id, Edge.CLOSE))
         return sorted(out)
 
+    def events(self) -> list[Transition]:
+        """Transitions and reminders, in time order: what the phase engine acts on."""
+        out = self.transitions()
+        for i, phase in enumerate(self.consultation.phases):
+            for reminder in phase.reminders:
+                seconds = int(reminder.total_seconds())
+                out.append(Transition(phase.ends - reminder, 2 * i, phase.id, Edge.REMIND, seconds))
+        return sorted(out)
+
     def due(self, now: datetime) -> list[Transition]:
-        return [t for t in self.transitions() if t.at <= now]
+        return [t for t in self.events() if t.at <= now]

@@ -65,3 +65,10 @@ def upgrade(url: str, revision: str = "head") -> None:
 
     _prepare_sqlite_path(url)
     command.upgrade(alembic_config(url), revision)
+
+
+async def upgrade_async(url: str, revision: str = "head") -> None:
+    """`upgrade` from inside a running event loop (Alembic's env starts a loop of its own)."""
+    import asyncio
+
+    await asyncio.to_thread(upgrade, url, revision)

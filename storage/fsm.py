@@ -30,8 +30,12 @@ class SQLStorage(BaseStorage):
         async with self.sessionmaker() as session, session.begin():
             record = await session.get(FsmRecord, self._key(key), with_for_update=True)
             if record is None:
-                record = FsmRecord(key=self._key(key))
-                session.add(record)
+                record = FsmRecord(key=self._key(key), state=None, data=None)
+                for name, value in values.items():
+                    setattr(record, name, value)
+                if record.state is not None or record.data is not None:
+                    session.add(record)
+                return
             for name, value in values.items():
                 setattr(record, name, value)
             if record.state is None and record.data is None:

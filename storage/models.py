@@ -9,7 +9,9 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -130,3 +132,50 @@ class FsmRecord(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     state: Mapped[str | None] = mapped_column(String(255))
     data: Mapped[str | None] = mapped_column(Text)
+
+
+class PhaseTransition(Base):
+    """A transition that happened: the unique key makes it happen once, across instances."""
+
+    __tablename__ = "phase_transitions"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    scheduled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(32), default="done")
+
+
+class OutboxMedia(Base):
+    """A file sent to many chats: uploaded once, then re-sent by its Telegram file_id."""
+
+    __tablename__ = "outbox_media"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    filename: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    file_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Delivery(Base):
+    """One message that must not be lost; the sender moves it pending -> sent/failed/blocked."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(160), unique=True)
+    topic: Mapped[str] = mapped_column(String(64), index=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    is_group: Mapped[bool] = mapped_column(Boolean, default=False)
+    text: Mapped[str | None] = mapped_column(Text)
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_media.id", ondelete="SET NULL"))
+    reply_markup: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

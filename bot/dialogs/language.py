@@ -42,20 +42,22 @@ async def on_language(callback: CallbackQuery, _: Any, manager: DialogManager, c
         await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
 
 
-language_dialog = Dialog(
-    Window(
-        # Shown in every language at once: the member may not read the current one.
-        Const("🌐 Choisissez votre langue · Kies uw taal · Choose your language"),
-        Column(
-            Select(
-                Format("{item[1]}"),
-                id="l",
-                item_id_getter=operator.itemgetter(0),
-                items="languages",
-                on_click=on_language,
-            )
+def language_dialog() -> Dialog:
+    """A fresh dialog: a router can belong to one dispatcher only."""
+    return Dialog(
+        Window(
+            # Shown in every language at once: the member may not read the current one.
+            Const("🌐 Choisissez votre langue · Kies uw taal · Choose your language"),
+            Column(
+                Select(
+                    Format("{item[1]}"),
+                    id="l",
+                    item_id_getter=operator.itemgetter(0),
+                    items="languages",
+                    on_click=on_language,
+                )
+            ),
+            state=LanguagePick.choose,
+            getter=languages_getter,
         ),
-        state=LanguagePick.choose,
-        getter=languages_getter,
-    ),
-)
+    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiogram.types import CallbackQuery
-from aiogram_dialog import Dialog, DialogManager, StartMode, Window
+from aiogram.types import CallbackQuery, Message
+from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window
 from aiogram_dialog.widgets.kbd import Button, Column, Start
 from aiogram_dialog.widgets.text import Format
 
@@ -13,6 +13,7 @@ from bot.consultation import PhaseKind
 from bot.context import AppContext
 from bot.dialogs.states import LanguagePick, MainMenu, Survey
 from bot.dialogs.widgets import T
+from bot.handlers.admin import may_see_results, send_results
 from bot.presenters import help_text, status_text
 from bot.survey import SurveyService
 
@@ -32,6 +33,7 @@ async def menu_getter(
         "survey_new": survey_open and status == "none",
         "survey_draft": survey_open and status == "draft",
         "survey_done": survey_open and status == "submitted",
+        "results": may_see_results(app, member),
     }
 
 
@@ -46,6 +48,17 @@ async def open_survey(callback: CallbackQuery, _: Button, manager: DialogManager
     await manager.start(Survey.question)
 
 
+async def show_results(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
+    data = manager.middleware_data
+    app: AppContext = data["app"]
+    if not may_see_results(app, data.get("member")) or not isinstance(callback.message, Message):
+        await callback.answer(app.translator.gettext("Les résultats ne sont pas encore publiés."))
+        return
+    await callback.answer()
+    await send_results(callback.message, app, data["session"], data["lang"])
+    await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+
+
 async def show_help(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
     app: AppContext = manager.middleware_data["app"]
     await callback.answer()
@@ -54,19 +67,29 @@ async def show_help(callback: CallbackQuery, _: Button, manager: DialogManager) 
     await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
 
 
-menu_dialog = Dialog(
-    Window(
-        Format("<b>{title}</b>\n\n{status}"),
-        Column(
-            Button(T("📝 Répondre au sondage"), id="sv", on_click=open_survey, when="survey_new"),
-            Button(
-                T("📝 Continuer le sondage"), id="sv_c", on_click=open_survey, when="survey_draft"
+def menu_dialog() -> Dialog:
+    """A fresh dialog: a router can belong to one dispatcher only."""
+    return Dialog(
+        Window(
+            Format("<b>{title}</b>\n\n{status}"),
+            Column(
+                Button(
+                    T("📝 Répondre au sondage"), id="sv", on_click=open_survey, when="survey_new"
+                ),
+                Button(
+                    T("📝 Continuer le sondage"),
+                    id="sv_c",
+                    on_click=open_survey,
+                    when="survey_draft",
+                ),
+                Button(
+                    T("✏️ Revoir mes réponses"), id="sv_r", on_click=open_survey, when="survey_done"
+                ),
+                Button(T("📊 Résultats"), id="res", on_click=show_results, when="results"),
+                Start(T("🌐 Langue"), id="lng", state=LanguagePick.choose),
+                Button(T("❓ Aide"), id="hlp", on_click=show_help),
             ),
-            Button(T("✏️ Revoir mes réponses"), id="sv_r", on_click=open_survey, when="survey_done"),
-            Start(T("🌐 Langue"), id="lng", state=LanguagePick.choose),
-            Button(T("❓ Aide"), id="hlp", on_click=show_help),
+            state=MainMenu.menu,
+            getter=menu_getter,
         ),
-        state=MainMenu.menu,
-        getter=menu_getter,
-    ),
-)
+    )

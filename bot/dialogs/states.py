@@ -15,3 +15,9 @@ class Survey(StatesGroup):
     question = State()
     review = State()
     done = State()
+
+
+class Announce(StatesGroup):
+    audience = State()
+    text = State()
+    confirm = State()

@@ -343,61 +343,63 @@ async def to_menu(callback: CallbackQuery, _: Button, manager: DialogManager) ->
     await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
 
 
-survey_dialog = Dialog(
-    Window(
-        T("Question {progress}"),
-        Format("\n{body}"),
-        Column(
-            Select(
-                Format("{item[1]}"),
-                id="o",
-                item_id_getter=operator.itemgetter(0),
-                items="options",
-                on_click=on_option,
+def survey_dialog() -> Dialog:
+    """A fresh dialog: a router can belong to one dispatcher only."""
+    return Dialog(
+        Window(
+            T("Question {progress}"),
+            Format("\n{body}"),
+            Column(
+                Select(
+                    Format("{item[1]}"),
+                    id="o",
+                    item_id_getter=operator.itemgetter(0),
+                    items="options",
+                    on_click=on_option,
+                ),
+                when="has_options",
             ),
-            when="has_options",
-        ),
-        Row(
-            Button(T("◀️ Retour"), id="back", on_click=on_back),
-            Button(T("Suivant ▶️"), id="next", on_click=on_next, when="forward"),
-            Button(T("Valider ✅"), id="ok", on_click=on_next, when="review_return"),
-        ),
-        MessageInput(on_text, content_types=[ContentType.TEXT]),
-        MessageInput(on_other_input, content_types=[ContentType.ANY]),
-        state=Survey.question,
-        getter=question_getter,
-    ),
-    Window(
-        T("<b>Vos réponses</b>"),
-        Format("\n{answers}\n"),
-        T("Touchez ✏️ et le numéro d’une question pour changer sa réponse.", when="draft"),
-        T(
-            "Vos réponses sont envoyées. Vous pouvez encore les changer jusqu’au {end}.",
-            when="submitted",
-        ),
-        Group(
-            Select(
-                Format("{item[1]}"),
-                id="e",
-                item_id_getter=operator.itemgetter(0),
-                items="questions",
-                on_click=on_edit,
+            Row(
+                Button(T("◀️ Retour"), id="back", on_click=on_back),
+                Button(T("Suivant ▶️"), id="next", on_click=on_next, when="forward"),
+                Button(T("Valider ✅"), id="ok", on_click=on_next, when="review_return"),
             ),
-            width=4,
+            MessageInput(on_text, content_types=[ContentType.TEXT]),
+            MessageInput(on_other_input, content_types=[ContentType.ANY]),
+            state=Survey.question,
+            getter=question_getter,
         ),
-        Button(T("📨 Envoyer mes réponses"), id="submit", on_click=on_submit, when="draft"),
-        Button(T("🏠 Menu"), id="menu", on_click=to_menu),
-        MessageInput(on_other_input, content_types=[ContentType.ANY]),
-        state=Survey.review,
-        getter=review_getter,
-    ),
-    Window(
-        T("🙏 Merci ! Vos réponses sont enregistrées."),
-        T("Vous pouvez les changer jusqu’au {end} : menu, puis « Revoir mes réponses »."),
-        Button(T("🏠 Menu"), id="menu", on_click=to_menu),
-        MessageInput(on_other_input, content_types=[ContentType.ANY]),
-        state=Survey.done,
-        getter=review_getter,
-    ),
-    on_start=on_survey_start,
-)
+        Window(
+            T("<b>Vos réponses</b>"),
+            Format("\n{answers}\n"),
+            T("Touchez ✏️ et le numéro d’une question pour changer sa réponse.", when="draft"),
+            T(
+                "Vos réponses sont envoyées. Vous pouvez encore les changer jusqu’au {end}.",
+                when="submitted",
+            ),
+            Group(
+                Select(
+                    Format("{item[1]}"),
+                    id="e",
+                    item_id_getter=operator.itemgetter(0),
+                    items="questions",
+                    on_click=on_edit,
+                ),
+                width=4,
+            ),
+            Button(T("📨 Envoyer mes réponses"), id="submit", on_click=on_submit, when="draft"),
+            Button(T("🏠 Menu"), id="menu", on_click=to_menu),
+            MessageInput(on_other_input, content_types=[ContentType.ANY]),
+            state=Survey.review,
+            getter=review_getter,
+        ),
+        Window(
+            T("🙏 Merci ! Vos réponses sont enregistrées."),
+            T("Vous pouvez les changer jusqu’au {end} : menu, puis « Revoir mes réponses »."),
+            Button(T("🏠 Menu"), id="menu", on_click=to_menu),
+            MessageInput(on_other_input, content_types=[ContentType.ANY]),
+            state=Survey.done,
+            getter=review_getter,
+        ),
+        on_start=on_survey_start,
+    )

@@ -16,12 +16,6 @@ from bot.presenters import help_text, welcome_text
 from storage.models import Member
 from storage.repositories.invitations import Redeem
 
-router = Router(name="commands")
-router.message.filter(F.chat.type == "private")
-# Registered after the dialogs, so it only sees what no dialog took.
-fallback_router = Router(name="fallback")
-fallback_router.message.filter(F.chat.type == "private")
-
 
 def invitation_text(app: AppContext, outcome: Redeem) -> str:
     _ = app.translator.gettext
@@ -40,7 +34,6 @@ def invitation_text(app: AppContext, outcome: Redeem) -> str:
     }[outcome]
 
 
-@router.message(CommandStart())
 async def start(
     message: Message,
     command: CommandObject,
@@ -72,25 +65,38 @@ async def start(
     await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
 
 
-@router.message(Command("menu"))
 async def menu(message: Message, dialog_manager: DialogManager) -> None:
     await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
 
 
-@router.message(Command("language"))
 async def language(message: Message, dialog_manager: DialogManager) -> None:
     await dialog_manager.start(LanguagePick.choose, mode=StartMode.RESET_STACK)
 
 
-@router.message(Command("help"))
 async def help_command(message: Message, app: AppContext, lang: str) -> None:
     await message.answer(help_text(app, lang))
 
 
-@fallback_router.message()
 async def fallback(message: Message, dialog_manager: DialogManager, app: AppContext) -> None:
     """Anything else outside a dialog: say how to go on, then show the menu."""
     await message.answer(
         app.translator.gettext("Je n’ai pas compris. Voici le menu : utilisez les boutons.")
     )
     await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+
+
+def build_router() -> Router:
+    r = Router(name="commands")
+    r.message.filter(F.chat.type == "private")
+    r.message.register(start, CommandStart())
+    r.message.register(menu, Command("menu"))
+    r.message.register(language, Command("language"))
+    r.message.register(help_command, Command("help"))
+    return r
+
+
+def build_fallback_router() -> Router:
+    r = Router(name="fallback")
+    r.message.filter(F.chat.type == "private")
+    r.message.register(fallback)
+    return r

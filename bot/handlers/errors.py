@@ -15,10 +15,8 @@ from bot.context import AppContext
 from bot.dialogs.states import MainMenu
 
 log = logging.getLogger(__name__)
-router = Router(name="errors")
 
 
-@router.error(ExceptionTypeFilter(UnknownIntent, OutdatedIntent, UnknownState))
 async def stale_button(event: ErrorEvent, dialog_manager: DialogManager, **data: Any) -> None:
     app: AppContext = data["app"]
     with app.translator.use(data.get("lang", app.consultation.source_language)):
@@ -33,7 +31,6 @@ async def stale_button(event: ErrorEvent, dialog_manager: DialogManager, **data:
             )
 
 
-@router.error(F.update.callback_query | F.update.message)
 async def unexpected(event: ErrorEvent, **data: Any) -> None:
     log.exception(
         "error while handling update %s", event.update.update_id, exc_info=event.exception
@@ -45,3 +42,12 @@ async def unexpected(event: ErrorEvent, **data: Any) -> None:
             await event.update.callback_query.answer(text)
         elif event.update.message is not None and event.update.message.chat.type == "private":
             await event.update.message.answer(text)
+
+
+def build_router() -> Router:
+    r = Router(name="errors")
+    r.errors.register(
+        stale_button, ExceptionTypeFilter(UnknownIntent, OutdatedIntent, UnknownState)
+    )
+    r.errors.register(unexpected, F.update.callback_query | F.update.message)
+    return r

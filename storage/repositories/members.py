@@ -58,3 +58,17 @@ class MemberRepository:
 
     async def delete(self, member_id: int) -> None:
         await self.session.execute(delete(Member).where(Member.id == member_id))
+
+
+async def recipients(
+    session: AsyncSession, roles: Iterable[str], default_language: str
+) -> list[tuple[int, str]]:
+    """(member id, language) of unblocked members holding any of the roles."""
+    rows = await session.execute(
+        select(Member.id, Member.language)
+        .join(MemberRole, MemberRole.member_id == Member.id)
+        .where(MemberRole.role.in_(list(roles)), Member.blocked.is_(False))
+        .distinct()
+        .order_by(Member.id)
+    )
+    return [(member_id, language or default_language) for member_id, language in rows]

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AnswerChoice, QuestionAnswer, Response
@@ -91,3 +91,49 @@ class SurveyRepository:
 
     async def touch(self, response: Response, now: datetime) -> None:
         response.updated_at = now
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Submitted responses counted in SQL: respondents, per question and per option."""
+
+    respondents: int
+    seen: dict[str, int]
+    chosen: dict[tuple[str, str], int]
+
+
+async def tally(session: AsyncSession, consultation_id: str) -> Tally:
+    submitted = (Response.consultation_id == consultation_id) & (Response.status == "submitted")
+    respondents = await session.scalar(select(func.count()).select_from(Response).where(submitted))
+    seen_rows = await session.execute(
+        select(QuestionAnswer.question_id, func.count())
+        .join(Response, Response.id == QuestionAnswer.response_id)
+        .where(submitted)
+        .group_by(QuestionAnswer.question_id)
+    )
+    chosen_rows = await session.execute(
+        select(AnswerChoice.question_id, AnswerChoice.option_id, func.count())
+        .join(Response, Response.id == AnswerChoice.response_id)
+        .where(submitted)
+        .group_by(AnswerChoice.question_id, AnswerChoice.option_id)
+    )
+    return Tally(
+        respondents=respondents or 0,
+        seen={qid: n for qid, n in seen_rows},
+        chosen={(qid, oid): n for qid, oid, n in chosen_rows},
+    )
+
+
+async def members_without_submission(
+    session: AsyncSession, consultation_id: str, member_ids: list[int]
+) -> list[int]:
+    done = set(
+        (
+            await session.scalars(
+                select(Response.member_id).where(
+                    Response.consultation_id == consultation_id, Response.status == "submitted"
+                )
+            )
+        ).all()
+    )
+    return [m for m in member_ids if m not in done]

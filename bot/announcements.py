@@ -1,0 +1,42 @@
+"""Organisers' announcements: a text to every unblocked member of a role, via the outbox."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.consultation import Role
+from storage.repositories.members import recipients
+from storage.repositories.outbox import NewDelivery, OutboxRepository
+
+AUDIENCES: dict[str, list[Role]] = {
+    "amb": [Role.AMBASSADOR],
+    "off": [Role.OFFICIAL],
+    "mod": [Role.MODERATOR],
+    "all": [Role.AMBASSADOR, Role.OFFICIAL, Role.MODERATOR],
+}
+
+
+async def audience_size(session: AsyncSession, audience: str) -> int:
+    return len(await recipients(session, AUDIENCES[audience], "fr"))
+
+
+async def announce(
+    session: AsyncSession, consultation_id: str, audience: str, html: str, now: datetime
+) -> int:
+    people = await recipients(session, AUDIENCES[audience], "fr")
+    batch = secrets.token_hex(6)
+    items = [
+        NewDelivery(
+            f"{consultation_id}:announce:{batch}:{member_id}",
+            f"announce:{batch}",
+            member_id,
+            text=html,
+        )
+        for member_id, _ in people
+    ]
+    await OutboxRepository(session).enqueue(items, now)
+    await session.commit()
+    return len(items)

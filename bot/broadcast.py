@@ -1,0 +1,220 @@
+"""The durable outbox sender: Telegram's rate limits, retries, blocked users, crash resume."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.context import Clock, system_clock
+from bot.ratelimit import RateLimiter, SendLimits
+from storage.models import Delivery
+from storage.repositories.members import MemberRepository
+from storage.repositories.outbox import OutboxRepository, backoff
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 8
+STALE_CLAIM = timedelta(minutes=2)
+
+
+class Outbox:
+    """Delivers what the outbox table holds; one task per process, safe with several processes."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        bot: Bot,
+        limits: SendLimits,
+        clock: Clock = system_clock,
+        monotonic: Callable[[], float] = time.monotonic,
+        batch: int = 200,
+        concurrency: int = 8,
+        on_sent: Callable[[Delivery, Message], object] | None = None,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.bot = bot
+        self.clock = clock
+        self.limiter = RateLimiter(limits, monotonic)
+        self.monotonic = monotonic
+        self.batch = batch
+        self.slots = asyncio.Semaphore(concurrency)
+        self.wakeup = asyncio.Event()
+        self.in_flight: set[int] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.upload_locks: dict[int, asyncio.Lock] = {}
+        self.file_ids: dict[int, str] = {}
+        self.on_sent = on_sent
+
+    def wake(self) -> None:
+        """Called after a commit that queued deliveries, so they leave at once."""
+        self.wakeup.set()
+
+    async def run(self) -> None:
+        async with self.sessionmaker() as session:
+            released = await OutboxRepository(session).release_stale(self.clock() - STALE_CLAIM)
+            await session.commit()
+        if released:
+            log.warning("outbox: %d deliveries interrupted by a crash are queued again", released)
+        try:
+            while True:
+                sent_any = await self.pump()
+                if not sent_any:
+                    await self._idle()
+        finally:
+            if self.tasks:
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _idle(self) -> None:
+        async with self.sessionmaker() as session:
+            due = await OutboxRepository(session).next_due()
+        timeout = 1.0
+        if due is not None:
+            timeout = min(timeout, max(0.05, (due - self.clock()).total_seconds()))
+        self.wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wakeup.wait(), timeout)
+
+    async def pump(self) -> bool:
+        """Claim one batch of due deliveries and send it, respecting the limits."""
+        async with self.sessionmaker() as session:
+            rows = await OutboxRepository(session).claim_due(
+                self.clock(), self.batch, exclude=list(self.in_flight)
+            )
+            await session.commit()
+        if not rows:
+            return False
+        queue: list[tuple[float, int, Delivery]] = []
+        for row in rows:
+            heapq.heappush(queue, (self.limiter.delay(row.chat_id, row.is_group), row.id, row))
+        while queue:
+            _, _, row = heapq.heappop(queue)
+            wait = self.limiter.delay(row.chat_id, row.is_group)
+            if wait > 0:
+                if queue and queue[0][0] < wait:
+                    heapq.heappush(queue, (wait, row.id, row))
+                    continue
+                await asyncio.sleep(wait)
+                if self.limiter.delay(row.chat_id, row.is_group) > 0:
+                    heapq.heappush(
+                        queue, (self.limiter.delay(row.chat_id, row.is_group), row.id, row)
+                    )
+                    continue
+            await self.slots.acquire()
+            self.limiter.record(row.chat_id, row.is_group)
+            self.in_flight.add(row.chat_id)
+            task = asyncio.create_task(self._deliver(row))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            # Refresh the others' delays: the window just moved.
+            queue = [(self.limiter.delay(r.chat_id, r.is_group), i, r) for _, i, r in queue]
+            heapq.heapify(queue)
+        return True
+
+    async def _deliver(self, row: Delivery) -> None:
+        try:
+            message = await self._send(row)
+        except TelegramRetryAfter as exc:
+            self.limiter.pause(exc.retry_after)
+            await self._settle_retry(
+                row, exc.retry_after, f"429 retry after {exc.retry_after}", False
+            )
+        except TelegramForbiddenError as exc:
+            await self._settle_blocked(row, exc.message)
+        except (TelegramServerError, TelegramNetworkError, TimeoutError) as exc:
+            if row.attempts + 1 >= MAX_ATTEMPTS:
+                await self._settle(row, status="failed", error=str(exc)[:255])
+            else:
+                delay = backoff(row.attempts + 1).total_seconds()
+                await self._settle_retry(row, delay, str(exc), True)
+        except TelegramBadRequest as exc:
+            await self._settle(row, status="failed", error=exc.message[:255])
+        except TelegramAPIError as exc:
+            await self._settle(row, status="failed", error=exc.message[:255])
+        except Exception as exc:  # never let one message stop the sender
+            log.exception("outbox: delivery %s failed unexpectedly", row.id)
+            await self._settle(row, status="failed", error=repr(exc)[:255])
+        else:
+            await self._settle(
+                row, status="sent", sent_at=self.clock(), message_id=message.message_id, error=None
+            )
+            if self.on_sent is not None:
+                result = self.on_sent(row, message)
+                if asyncio.iscoroutine(result):
+                    await result
+        finally:
+            self.in_flight.discard(row.chat_id)
+            self.slots.release()
+            self.wakeup.set()
+
+    async def _send(self, row: Delivery) -> Message:
+        markup = (
+            InlineKeyboardMarkup.model_validate(json.loads(row.reply_markup))
+            if row.reply_markup
+            else None
+        )
+        if row.media_id is None:
+            return await self.bot.send_message(row.chat_id, row.text or "", reply_markup=markup)
+        file_id = self.file_ids.get(row.media_id)
+        if file_id is not None:
+            return await self.bot.send_photo(
+                row.chat_id, file_id, caption=row.text, reply_markup=markup
+            )
+        lock = self.upload_locks.setdefault(row.media_id, asyncio.Lock())
+        async with lock:  # the first one uploads; the others wait, then reuse its file_id
+            if row.media_id in self.file_ids:
+                return await self.bot.send_photo(
+                    row.chat_id, self.file_ids[row.media_id], caption=row.text, reply_markup=markup
+                )
+            async with self.sessionmaker() as session:
+                media = await OutboxRepository(session).media(row.media_id)
+            if media is None:
+                return await self.bot.send_message(row.chat_id, row.text or "", reply_markup=markup)
+            photo: str | BufferedInputFile = media.file_id or BufferedInputFile(
+                media.data, filename=media.filename
+            )
+            message = await self.bot.send_photo(
+                row.chat_id, photo, caption=row.text, reply_markup=markup
+            )
+            if media.file_id:
+                self.file_ids[media.id] = media.file_id
+            elif message.photo:
+                self.file_ids[media.id] = message.photo[-1].file_id
+                async with self.sessionmaker() as session:
+                    await OutboxRepository(session).set_file_id(media.id, message.photo[-1].file_id)
+                    await session.commit()
+            return message
+
+    async def _settle(self, row: Delivery, **values: object) -> None:
+        async with self.sessionmaker() as session:
+            await OutboxRepository(session).settle(row.id, **values)
+            await session.commit()
+
+    async def _settle_retry(self, row: Delivery, delay: float, error: str, count: bool) -> None:
+        at = self.clock() + timedelta(seconds=delay)
+        async with self.sessionmaker() as session:
+            await OutboxRepository(session).retry_later(row.id, at, error, count)
+            await session.commit()
+
+    async def _settle_blocked(self, row: Delivery, error: str) -> None:
+        async with self.sessionmaker() as session:
+            await OutboxRepository(session).block_chat(row.chat_id, error)
+            if not row.is_group:
+                await MemberRepository(session).set_blocked(row.chat_id, True)
+            await session.commit()

@@ -1,0 +1,74 @@
+"""Organisers' and members' read-only commands: /status (admins), /results."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import BufferedInputFile, Message
+from aiogram_dialog import DialogManager, StartMode
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.consultation import PhaseKind
+from bot.context import AppContext
+from bot.dialogs.states import Announce
+from bot.presenters import when
+from bot.results import chart_png, compute, summary_parts
+from bot.status import status_report
+from storage.models import Member
+
+
+async def status(message: Message, app: AppContext, session: AsyncSession, lang: str) -> None:
+    if message.from_user is None or not app.is_admin(message.from_user.id):
+        await message.answer(
+            app.translator.gettext("Cette commande est réservée aux organisateurs.")
+        )
+        return
+    await message.answer(await status_report(session, app, lang))
+
+
+async def announce(message: Message, app: AppContext, dialog_manager: DialogManager) -> None:
+    if message.from_user is None or not app.is_admin(message.from_user.id):
+        await message.answer(
+            app.translator.gettext("Cette commande est réservée aux organisateurs.")
+        )
+        return
+    await dialog_manager.start(Announce.audience, mode=StartMode.RESET_STACK)
+
+
+async def send_results(message: Message, app: AppContext, session: AsyncSession, lang: str) -> None:
+    results = await compute(session, app.consultation)
+    png = chart_png(results, app.consultation, lang, app.translator)
+    parts = summary_parts(results, app.consultation, lang, app.translator)
+    await message.answer_photo(BufferedInputFile(png, filename="results.png"))
+    for part in parts:
+        await message.answer(part)
+
+
+def may_see_results(app: AppContext, member: Member | None) -> bool:
+    if member is None:
+        return False
+    if app.is_admin(member.id):
+        return True
+    return app.timeline.has_started(PhaseKind.RESULTS, app.clock())
+
+
+async def results(
+    message: Message, app: AppContext, session: AsyncSession, lang: str, member: Member | None
+) -> None:
+    if not may_see_results(app, member):
+        phase = app.consultation.phase(PhaseKind.RESULTS)
+        text = app.translator.gettext("Les résultats seront publiés le {date}.").format(
+            date=when(phase.starts, app.consultation, lang, time=True) if phase else "—"
+        )
+        await message.answer(text)
+        return
+    await send_results(message, app, session, lang)
+
+
+def build_router() -> Router:
+    r = Router(name="admin")
+    r.message.filter(F.chat.type == "private")
+    r.message.register(status, Command("status"))
+    r.message.register(announce, Command("announce"))
+    r.message.register(results, Command("results"))
+    return r

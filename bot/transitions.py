@@ -1,0 +1,167 @@
+"""What happens when a phase opens or closes, or a reminder falls due: exactly once, via the outbox."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime
+from html import escape
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.consultation import Phase, PhaseKind, Role
+from bot.context import AppContext
+from bot.phases import Edge, Transition
+from bot.presenters import when
+from bot.results import Results, chart_png, compute, summary_parts
+from storage.repositories.members import recipients
+from storage.repositories.outbox import NewDelivery, OutboxRepository
+from storage.repositories.survey import members_without_submission
+from storage.repositories.transitions import TransitionRepository
+
+log = logging.getLogger(__name__)
+
+
+async def run_due(app: AppContext, now: datetime | None = None) -> list[str]:
+    """Record and act on every due transition not yet recorded, in time order."""
+    now = now or app.clock()
+    done = []
+    for event in app.timeline.due(now):
+        key = f"{app.consultation.id}:{event.key}"
+        async with app.sessionmaker() as session:
+            if not await TransitionRepository(session).claim(key, event.at, now):
+                await session.rollback()
+                continue
+            # The record and the messages it causes commit together: all or nothing.
+            outcome = await perform(session, app, event, now)
+            await TransitionRepository(session).set_outcome(key, outcome)
+            await session.commit()
+        log.info("transition %s: %s", key, outcome)
+        done.append(f"{event.key}:{outcome}")
+    return done
+
+
+async def perform(session: AsyncSession, app: AppContext, event: Transition, now: datetime) -> str:
+    phase = next(p for p in app.consultation.phases if p.id == event.phase_id)
+    open_now = phase.starts <= now <= phase.ends
+    if event.edge == Edge.CLOSE:
+        return "closed"
+    if not open_now:
+        # Caught up after downtime: an announcement for a phase already over would mislead.
+        return "skipped: phase over"
+    if event.edge == Edge.REMIND:
+        return await remind(session, app, phase, now, event.before_end)
+    if phase.kind == PhaseKind.SURVEY:
+        return await announce_phase(session, app, phase, now, [Role.AMBASSADOR])
+    if phase.kind == PhaseKind.RESULTS:
+        return await broadcast_results(session, app, phase, now)
+    return await announce_phase(session, app, phase, now, [Role.AMBASSADOR, Role.OFFICIAL])
+
+
+async def announce_phase(
+    session: AsyncSession, app: AppContext, phase: Phase, now: datetime, roles: list[Role]
+) -> str:
+    c = app.consultation
+    people = await recipients(session, roles, c.source_language)
+    items = []
+    for member_id, lang in people:
+        items.append(
+            NewDelivery(
+                dedupe_key=f"{c.id}:{phase.id}:open:{member_id}",
+                topic=f"announce:{phase.id}",
+                chat_id=member_id,
+                text=phase_announcement(app, phase, lang),
+            )
+        )
+    await OutboxRepository(session).enqueue(items, now)
+    return f"announced to {len(items)}"
+
+
+def phase_announcement(app: AppContext, phase: Phase, lang: str) -> str:
+    c = app.consultation
+    _ = app.translator.gettext
+    title = escape(c.text(phase.title, lang))
+    end = when(phase.ends, c, lang, time=True)
+    lines = [_("📣 <b>{title}</b> : c’est ouvert, jusqu’au {end}.").format(title=title, end=end)]
+    if phase.description:
+        lines.append(escape(c.text(phase.description, lang)).strip())
+    if phase.projects:
+        lines.append("\n".join(f"• {escape(c.text(p.title, lang))}" for p in phase.projects))
+    lines.append(_("Touchez /start pour participer."))
+    return "\n\n".join(lines)
+
+
+async def remind(
+    session: AsyncSession, app: AppContext, phase: Phase, now: datetime, before_end: int
+) -> str:
+    c = app.consultation
+    people = await recipients(session, [Role.AMBASSADOR], c.source_language)
+    languages = dict(people)
+    pending = await members_without_submission(session, c.id, [m for m, _ in people])
+    _ = app.translator.gettext
+    items = []
+    for member_id in pending:
+        lang = languages[member_id]
+        with app.translator.use(lang):
+            text = _(
+                "⏰ Le sondage « {title} » se termine le {end}. Vous n’avez pas encore envoyé "
+                "vos réponses : touchez /start pour continuer."
+            ).format(
+                title=escape(c.text(phase.title, lang)), end=when(phase.ends, c, lang, time=True)
+            )
+        items.append(
+            NewDelivery(
+                dedupe_key=f"{c.id}:{phase.id}:remind:{before_end}:{member_id}",
+                topic=f"remind:{phase.id}",
+                chat_id=member_id,
+                text=text,
+            )
+        )
+    await OutboxRepository(session).enqueue(items, now)
+    return f"reminded {len(items)}"
+
+
+async def broadcast_results(
+    session: AsyncSession, app: AppContext, phase: Phase, now: datetime
+) -> str:
+    c = app.consultation
+    results = await compute(session, c)
+    people = await recipients(session, phase.audience, c.source_language)
+    by_language: dict[str, list[int]] = defaultdict(list)
+    for member_id, lang in people:
+        by_language[lang].append(member_id)
+    outbox = OutboxRepository(session)
+    items: list[NewDelivery] = []
+    for lang, members in by_language.items():
+        items.extend(
+            await results_deliveries(outbox, app, results, lang, members, f"results:{phase.id}")
+        )
+    await outbox.enqueue(items, now)
+    return f"results to {len(people)}"
+
+
+async def results_deliveries(
+    outbox: OutboxRepository,
+    app: AppContext,
+    results: Results,
+    lang: str,
+    members: list[int],
+    topic: str,
+) -> list[NewDelivery]:
+    """Chart (uploaded once per language, then re-sent by file_id) and the summary parts."""
+    c = app.consultation
+    with app.translator.use(lang):
+        parts = summary_parts(results, c, lang, app.translator)
+        caption = app.translator.gettext("📊 <b>Résultats : {title}</b>").format(
+            title=escape(c.text(c.title, lang))
+        )
+    media_id = await outbox.add_media(
+        f"results-{lang}.png", chart_png(results, c, lang, app.translator)
+    )
+    items = []
+    for member_id in members:
+        key = f"{c.id}:{topic}:{member_id}"
+        items.append(NewDelivery(f"{key}:chart", topic, member_id, text=caption, media_id=media_id))
+        for i, part in enumerate(parts):
+            items.append(NewDelivery(f"{key}:{i}", topic, member_id, text=part))
+    return items

@@ -1,0 +1,59 @@
+"""Fixtures: fresh migrated databases on SQLite and PostgreSQL (PostgreSQL must be up)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+
+from storage.db import make_engine, make_sessionmaker, upgrade
+from tests.support import POSTGRES_URL, unique_name
+
+
+async def _admin(sql: str) -> None:
+    engine = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, migrated PostgreSQL database; fails (not skips) when the server is down."""
+    name = unique_name("cbt")
+    try:
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    except OSError as exc:
+        pytest.fail(
+            f"PostgreSQL is required for this test and unreachable at {POSTGRES_URL}: {exc}"
+        )
+    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "postgres_url")
+
+
+@pytest.fixture
+async def sessionmaker(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    await engine.dispose()

@@ -1,0 +1,90 @@
+"""The command line as a user meets it: clear one-line errors, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import DEFAULT_CONSULTATION, REPO
+
+TOKEN = "123456789:AAE" + "x" * 32
+
+
+def consultbot(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")}
+    base["PYTHONPATH"] = str(REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr, result.stderr
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+def test_missing_token(tmp_path: Path) -> None:
+    result = consultbot(["run"], tmp_path)
+    assert_clean_failure(result, "BOT_TOKEN is not set", "@BotFather")
+
+
+def test_malformed_token_from_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("BOT_TOKEN=not-a-token\n")
+    assert_clean_failure(consultbot(["run"], tmp_path), "BOT_TOKEN does not look like a bot token")
+
+
+def test_malformed_admin_ids(tmp_path: Path) -> None:
+    result = consultbot(["run"], tmp_path, BOT_TOKEN=TOKEN, ADMIN_IDS="12,abc")
+    assert_clean_failure(result, "ADMIN_IDS is invalid")
+
+
+def test_broken_consultation_file(tmp_path: Path) -> None:
+    broken = tmp_path / "c.yaml"
+    broken.write_text(DEFAULT_CONSULTATION.read_text().replace("kind: survey", "kind: poll", 1))
+    result = consultbot(["run"], tmp_path, BOT_TOKEN=TOKEN, CONSULTATION_FILE=str(broken))
+    assert_clean_failure(result, "consultation file has 1 problem", "phases[survey].kind")
+    missing = consultbot(["run"], tmp_path, BOT_TOKEN=TOKEN, CONSULTATION_FILE="nope.yaml")
+    assert_clean_failure(missing, "cannot read the file")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql+asyncpg://postgres@127.0.0.1:1/nothing", "sqlite+aiosqlite:////proc/no/such.db"],
+)
+def test_unreachable_database(tmp_path: Path, url: str) -> None:
+    result = consultbot(
+        ["run"],
+        tmp_path,
+        BOT_TOKEN=TOKEN,
+        DATABASE_URL=url,
+        CONSULTATION_FILE=str(DEFAULT_CONSULTATION),
+    )
+    assert_clean_failure(result, "cannot open the database", "Check DATABASE_URL")
+
+
+def test_invite_prints_a_deep_link(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    result = consultbot(
+        ["invite", "official", "--uses", "3", "--expires", "7d", "--username", "consult_bot"],
+        tmp_path,
+        DATABASE_URL=url,
+    )
+    assert result.returncode == 0, result.stderr
+    link = result.stdout.strip().splitlines()[-1]
+    assert link.startswith("https://t.me/consult_bot?start=inv_")
+    assert len(link.split("inv_", 1)[1]) >= 32
+    bad = consultbot(
+        ["invite", "official", "--expires", "soon", "--username", "b"], tmp_path, DATABASE_URL=url
+    )
+    assert_clean_failure(bad, "not a duration")
