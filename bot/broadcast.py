@@ -74,9 +74,14 @@ class Outbox:
             log.warning("outbox: %d deliveries interrupted by a crash are queued again", released)
         try:
             while True:
-                sent_any = await self.pump()
-                if not sent_any:
-                    await self._idle()
+                try:
+                    if not await self.pump():
+                        await self._idle()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # e.g. the database went away: keep trying, never die
+                    log.exception("outbox: sender loop failed; retrying in a second")
+                    await asyncio.sleep(1)
         finally:
             if self.tasks:
                 await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import textwrap
 from dataclasses import dataclass
 from html import escape
@@ -150,7 +151,8 @@ def chart_png(
         positions = list(range(len(counts)))[::-1]
         ax.barh(positions, counts, color="#2c7fb8")
         ax.set_yticks(positions, labels, fontsize=9)
-        ax.set_title(textwrap.fill(c.text(qr.question.text, lang), 70), fontsize=9.5, loc="left")
+        title = re.sub(r"\s*\([^)]*\)\s*$", "", c.text(qr.question.text, lang))  # no "(several…)"
+        ax.set_title(textwrap.fill(title, 70), fontsize=9.5, loc="left")
         top = max(counts, default=0)
         ax.set_xlim(0, max(1, top) * 1.15)
         for y, n in zip(positions, counts, strict=False):

@@ -53,3 +53,64 @@ def survey_now(now: datetime, survey_days: float = 10) -> dict[str, tuple[dateti
 
 def unique_name(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(4)}"
+
+
+# The seed's phase-2 counts (10 respondents); ties keep the file's order.
+SEED_COUNTS: dict[str, dict[str, int]] = {
+    "challenges": {
+        "inclusion": 7,
+        "living_together": 8,
+        "strategy": 8,
+        "nuisances": 1,
+        "rehabilitation": 1,
+    },
+    "strategy_axes": {
+        "local_approach": 7,
+        "communication": 6,
+        "professionals": 5,
+        "impact_evaluation": 4,
+        "local_economy": 1,
+    },
+    "inclusion": {
+        "participation": 7,
+        "social_inclusion": 7,
+        "youth": 5,
+        "addictions": 4,
+        "migrants": 3,
+        "digital": 3,
+        "schooling": 2,
+    },
+    "living_together": {
+        "public_space": 7,
+        "attacks_persons": 6,
+        "polarisation": 4,
+        "attacks_property": 1,
+    },
+    "nuisances": {
+        "drugs": 7,
+        "incivilities": 6,
+        "prostitution": 3,
+        "night_life": 2,
+        "financial_crime": 2,
+    },
+}
+SEED_RESPONDENTS = 10
+
+
+def seed_answers() -> list[dict[str, list[str]]]:
+    """Ten members' answers whose counts are the seed's (everyone answers every question)."""
+    members: list[dict[str, list[str]]] = [{} for _ in range(SEED_RESPONDENTS)]
+    for question, counts in SEED_COUNTS.items():
+        offset = 0
+        for option, count in counts.items():
+            # Consecutive windows around the ring: every member gets at least one choice.
+            for t in range(count):
+                members[(offset + t) % SEED_RESPONDENTS].setdefault(question, []).append(option)
+            offset += count
+    for i, member in enumerate(members):
+        member["rehab_priority"] = ["yes"] if i < 4 else ["no"]
+        if i < 3:
+            member["rehab_focus"] = ["victims"]
+        elif i == 3:
+            member["rehab_focus"] = ["authors"]
+    return members

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from bot.consultation import PhaseKind, load_consultation
@@ -44,7 +45,7 @@ def test_transitions_are_ordered_and_keyed() -> None:
         "ideas:open",
         "ideas:close",
     ]
-    assert all(a.at <= b.at for a, b in zip(transitions, transitions[1:], strict=False))
+    assert all(a.at <= b.at for a, b in itertools.pairwise(transitions))
     due = timeline.due(brussels("2020-05-17 00:00"))
     assert [t.key for t in due] == [
         "survey:open",

@@ -40,7 +40,8 @@ class OutboxRepository:
         return media.id
 
     async def enqueue(self, items: Iterable[NewDelivery], now: datetime) -> int:
-        """Insert deliveries, ignoring those already queued (same dedupe key)."""
+        """Insert deliveries, ignoring those already queued (same dedupe key); returns how many
+        were offered."""
         rows: list[dict[str, Any]] = [
             {
                 **item.__dict__,
@@ -55,12 +56,10 @@ class OutboxRepository:
             return 0
         dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        total = 0
         for start in range(0, len(rows), 500):
             statement = insert(Delivery).on_conflict_do_nothing(index_elements=["dedupe_key"])
-            result = await self.session.execute(statement, rows[start : start + 500])
-            total += max(result.rowcount or 0, 0)
-        return total
+            await self.session.execute(statement, rows[start : start + 500])
+        return len(rows)
 
     async def release_stale(self, older_than: datetime) -> int:
         """Claims left by a crashed sender go back to pending (they may be sent again)."""

@@ -1,0 +1,179 @@
+"""The outbox sender against a scripted Bot: 429, 403, 400, 5xx, media reuse, crash resume."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.methods import SendMessage, SendPhoto, TelegramMethod
+from aiogram.types import Chat, Message, PhotoSize
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.broadcast import Outbox
+from bot.ratelimit import SendLimits
+from storage.models import Delivery, Member
+from storage.repositories.members import MemberRepository
+from storage.repositories.outbox import NewDelivery, OutboxRepository
+
+TOKEN = "42:" + "A" * 35
+
+
+class ScriptedBot(Bot):
+    """Answers sends like Telegram would, failing where the script says."""
+
+    def __init__(self, failures: dict[int, list[Exception]] | None = None) -> None:
+        super().__init__(TOKEN)
+        self.failures = failures or {}
+        self.sent: list[tuple[int, str]] = []
+        self.uploads = 0
+        self.ids = itertools.count(1)
+
+    async def __call__(
+        self, method: TelegramMethod[Any], request_timeout: int | None = None
+    ) -> Any:
+        chat_id = int(method.chat_id)  # type: ignore[attr-defined]
+        script = self.failures.get(chat_id)
+        if script:
+            raise script.pop(0)
+        chat = Chat(id=chat_id, type="private")
+        now = datetime.now(UTC)
+        if isinstance(method, SendPhoto):
+            if not isinstance(method.photo, str):
+                self.uploads += 1
+            self.sent.append((chat_id, "[photo]"))
+            size = PhotoSize(file_id="file-1", file_unique_id="u1", width=10, height=10)
+            return Message(message_id=next(self.ids), date=now, chat=chat, photo=[size])
+        assert isinstance(method, SendMessage)
+        self.sent.append((chat_id, method.text))
+        return Message(message_id=next(self.ids), date=now, chat=chat, text=method.text)
+
+
+async def wait_until(condition: Callable[[], Any], timeout: float = 15) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def statuses(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, str]:
+    async with sessionmaker() as session:
+        rows = await session.execute(select(Delivery.dedupe_key, Delivery.status))
+        return dict(rows.all())
+
+
+async def run_outbox(
+    sessionmaker: async_sessionmaker[AsyncSession], bot: Bot, until: Callable[[], Any]
+) -> None:
+    outbox = Outbox(sessionmaker, bot, SendLimits(per_second=100))
+    task = asyncio.create_task(outbox.run())
+    try:
+        await wait_until(until)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def enqueue(sessionmaker: async_sessionmaker[AsyncSession], items: list[NewDelivery]) -> None:
+    async with sessionmaker() as session:
+        for item in items:
+            await MemberRepository(session).get_or_create(item.chat_id, "m")
+        await OutboxRepository(session).enqueue(items, datetime.now(UTC))
+        await session.commit()
+
+
+async def test_errors_are_handled_as_telegram_means_them(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    method = SendMessage(chat_id=0, text="x")
+    bot = ScriptedBot(
+        {
+            2: [TelegramRetryAfter(method, "Too Many Requests: retry after 1", retry_after=1)],
+            3: [TelegramForbiddenError(method, "Forbidden: bot was blocked by the user")],
+            4: [TelegramBadRequest(method, "Bad Request: chat not found")],
+            5: [TelegramServerError(method, "Internal Server Error")],
+        }
+    )
+    await enqueue(
+        sessionmaker,
+        [NewDelivery(f"k{i}", "t", i, text=f"hello {i}") for i in range(1, 6)]
+        + [NewDelivery("k3b", "t", 3, text="second for 3")],
+    )
+
+    async def settled() -> bool:
+        return all(s not in ("pending", "sending") for s in (await statuses(sessionmaker)).values())
+
+    await run_outbox(sessionmaker, bot, settled)
+    assert await statuses(sessionmaker) == {
+        "k1": "sent",
+        "k2": "sent",
+        "k3": "blocked",
+        "k3b": "blocked",
+        "k4": "failed",
+        "k5": "sent",
+    }
+    assert sorted(bot.sent) == [(1, "hello 1"), (2, "hello 2"), (5, "hello 5")]
+    async with sessionmaker() as session:
+        assert (await session.get(Member, 3)).blocked  # type: ignore[union-attr]
+        failed = await OutboxRepository(session).delivery("k4")
+        assert failed is not None and failed.error == "Bad Request: chat not found"
+
+
+async def test_media_uploaded_once_then_reused_and_order_kept(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker() as session:
+        media = await OutboxRepository(session).add_media("chart.png", b"\x89PNG fake")
+        await session.commit()
+    items = []
+    for chat in range(10, 16):
+        items.append(NewDelivery(f"c{chat}", "r", chat, text="caption", media_id=media))
+        items.append(NewDelivery(f"t{chat}", "r", chat, text=f"summary {chat}"))
+    await enqueue(sessionmaker, items)
+    bot = ScriptedBot()
+
+    async def all_sent() -> bool:
+        return set((await statuses(sessionmaker)).values()) == {"sent"}
+
+    await run_outbox(sessionmaker, bot, all_sent)
+    assert bot.uploads == 1
+    for chat in range(10, 16):
+        mine = [text for c, text in bot.sent if c == chat]
+        assert mine == ["[photo]", f"summary {chat}"]
+
+
+async def test_resume_after_crash_sends_nothing_twice(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await enqueue(sessionmaker, [NewDelivery(f"r{i}", "t", 100 + i, text="x") for i in range(4)])
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with sessionmaker() as session:
+        repo = OutboxRepository(session)
+        await repo.settle((await repo.delivery("r0")).id, status="sent", sent_at=long_ago)  # type: ignore[union-attr]
+        # r1 was being sent when the process died.
+        await repo.settle((await repo.delivery("r1")).id, status="sending", claimed_at=long_ago)  # type: ignore[union-attr]
+        await session.commit()
+    bot = ScriptedBot()
+
+    async def all_sent() -> bool:
+        return set((await statuses(sessionmaker)).values()) == {"sent"}
+
+    await run_outbox(sessionmaker, bot, all_sent)
+    assert sorted(c for c, _ in bot.sent) == [101, 102, 103]
+
+
+async def test_enqueue_is_idempotent(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    items = [NewDelivery("same", "t", 1, text="once")]
+    await enqueue(sessionmaker, items)
+    await enqueue(sessionmaker, items)
+    assert await statuses(sessionmaker) == {"same": "pending"}
