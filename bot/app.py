@@ -12,6 +12,7 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.types import LinkPreviewOptions
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram_dialog import setup_dialogs
 from aiogram_dialog.api.protocols import MessageManagerProtocol
@@ -22,15 +23,19 @@ from bot.config import Settings
 from bot.consultation import Consultation
 from bot.context import AppContext, Clock, system_clock
 from bot.dialogs.announce import announce_dialog
+from bot.dialogs.ideas import ideas_dialog
 from bot.dialogs.language import language_dialog
 from bot.dialogs.menu import menu_dialog
+from bot.dialogs.my_ideas import my_ideas_dialog
+from bot.dialogs.submit_idea import submit_idea_dialog
 from bot.dialogs.survey import survey_dialog
-from bot.handlers import admin, commands, errors, membership
+from bot.handlers import admin, commands, errors, membership, moderation
 from bot.i18n import Translator
 from bot.members import MemberService
 from bot.middlewares.database import DbSessionMiddleware
 from bot.middlewares.member import MemberMiddleware
 from bot.middlewares.throttling import ThrottlingMiddleware
+from bot.moderation import ModeratorDirectory
 from bot.ratelimit import SendLimits
 from bot.scheduler import PhaseEngine
 from storage.db import make_engine, make_sessionmaker
@@ -47,7 +52,9 @@ def create_bot(settings: Settings) -> Bot:
     return Bot(
         settings.token(),
         session=session,
-        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+        default=DefaultBotProperties(
+            parse_mode=ParseMode.HTML, link_preview=LinkPreviewOptions(is_disabled=True)
+        ),
     )
 
 
@@ -65,7 +72,7 @@ def create_storage(settings: Settings, app: AppContext) -> BaseStorage:
 def create_dispatcher(
     app: AppContext, storage: BaseStorage, message_manager: MessageManagerProtocol | None = None
 ) -> Dispatcher:
-    dp = Dispatcher(storage=storage, app=app)
+    dp = Dispatcher(storage=storage, app=app, moderators=ModeratorDirectory())
     dp.update.outer_middleware(DbSessionMiddleware(app.sessionmaker))
     dp.update.outer_middleware(MemberMiddleware())
     throttling = ThrottlingMiddleware(app.settings.throttle_rate, app.settings.throttle_burst)
@@ -76,10 +83,14 @@ def create_dispatcher(
         membership.build_router(),
         commands.build_router(),
         admin.build_router(),
+        moderation.build_router(),
         menu_dialog(),
         language_dialog(),
         survey_dialog(),
         announce_dialog(),
+        ideas_dialog(),
+        submit_idea_dialog(),
+        my_ideas_dialog(),
         commands.build_fallback_router(),
     )
     setup_dialogs(dp, message_manager=message_manager)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.consultation import Consultation, Phase, PhaseKind
+
+DEFAULT_DIGEST = timedelta(days=7)
 
 
 class Edge(StrEnum):
     OPEN = "open"
     CLOSE = "close"
     REMIND = "remind"
+    DIGEST = "digest"
 
 
 @dataclass(frozen=True, order=True)
@@ -24,12 +27,12 @@ class Transition:
     phase_id: str
     edge: Edge
 
-    before_end: int = 0  # seconds, for reminders
+    detail: int = 0  # reminders: seconds before the end; digests: their number
 
     @property
     def key(self) -> str:
-        if self.edge == Edge.REMIND:
-            return f"{self.phase_id}:{self.edge}:{self.before_end}"
+        if self.edge in (Edge.REMIND, Edge.DIGEST):
+            return f"{self.phase_id}:{self.edge}:{self.detail}"
         return f"{self.phase_id}:{self.edge}"
 
 
@@ -72,7 +75,21 @@ class Timeline:
             for reminder in phase.reminders:
                 seconds = int(reminder.total_seconds())
                 out.append(Transition(phase.ends - reminder, 2 * i, phase.id, Edge.REMIND, seconds))
+            if phase.kind == PhaseKind.IDEAS:
+                out.extend(self._digests(phase, 2 * i))
         return sorted(out)
+
+    @staticmethod
+    def _digests(phase: Phase, order: int) -> list[Transition]:
+        """Every `digest` period after the opening, and a last one at the end."""
+        period = phase.digest or DEFAULT_DIGEST
+        out = []
+        n, at = 1, phase.starts + period
+        while at < phase.ends:
+            out.append(Transition(at, order, phase.id, Edge.DIGEST, n))
+            n, at = n + 1, at + period
+        out.append(Transition(phase.ends, order, phase.id, Edge.DIGEST, n))
+        return out
 
     def due(self, now: datetime) -> list[Transition]:
         return [t for t in self.events() if t.at <= now]

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from html import escape
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Phase, PhaseKind, Role
 from bot.context import AppContext
+from bot.ideas import idea_link
 from bot.phases import Edge, Transition
 from bot.presenters import when
-from bot.results import Results, chart_png, compute, summary_parts
+from bot.results import MESSAGE_LIMIT, Results, chart_png, compute, pack, summary_parts
+from storage.models import Idea
+from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import recipients
 from storage.repositories.outbox import NewDelivery, OutboxRepository
 from storage.repositories.survey import members_without_submission
@@ -46,11 +49,13 @@ async def perform(session: AsyncSession, app: AppContext, event: Transition, now
     open_now = phase.starts <= now <= phase.ends
     if event.edge == Edge.CLOSE:
         return "closed"
+    if event.edge == Edge.DIGEST:
+        return await send_digest(session, app, phase, event, now)
     if not open_now:
         # Caught up after downtime: an announcement for a phase already over would mislead.
         return "skipped: phase over"
     if event.edge == Edge.REMIND:
-        return await remind(session, app, phase, now, event.before_end)
+        return await remind(session, app, phase, now, event.detail)
     if phase.kind == PhaseKind.SURVEY:
         return await announce_phase(session, app, phase, now, [Role.AMBASSADOR])
     if phase.kind == PhaseKind.RESULTS:
@@ -165,3 +170,64 @@ async def results_deliveries(
         for i, part in enumerate(parts):
             items.append(NewDelivery(f"{key}:{i}", topic, member_id, text=part))
     return items
+
+
+async def send_digest(
+    session: AsyncSession, app: AppContext, phase: Phase, event: Transition, now: datetime
+) -> str:
+    """Officials' digest of ideas approved since the last digest; nothing when nothing is new."""
+    later = [
+        e
+        for e in app.timeline.due(now)
+        if e.edge == Edge.DIGEST and e.phase_id == phase.id and e.at > event.at
+    ]
+    if later:
+        return "merged into a later digest"
+    c = app.consultation
+    prefix = f"{c.id}:{phase.id}:{Edge.DIGEST}:"
+    previous = [
+        t
+        for key, t in (await TransitionRepository(session).all()).items()
+        if key.startswith(prefix)
+        and not t.outcome.startswith("merged")
+        and t.scheduled_at < event.at
+    ]
+    start = max((t.scheduled_at for t in previous), default=phase.starts - timedelta(seconds=1))
+    ideas = await IdeaRepository(session).approved_between(c.id, start, event.at)
+    if not ideas:
+        return "nothing new"
+    people = await recipients(session, [Role.OFFICIAL], c.source_language)
+    items = []
+    for member_id, lang in people:
+        for i, part in enumerate(digest_parts(app, phase, ideas, start, event.at, lang)):
+            items.append(
+                NewDelivery(
+                    f"{c.id}:digest:{event.detail}:{member_id}:{i}",
+                    f"digest:{phase.id}",
+                    member_id,
+                    text=part,
+                )
+            )
+    await OutboxRepository(session).enqueue(items, now)
+    return f"sent {len(ideas)} ideas to {len(people)}"
+
+
+def digest_parts(
+    app: AppContext, phase: Phase, ideas: list[Idea], start: datetime, end: datetime, lang: str
+) -> list[str]:
+    c = app.consultation
+    tr = app.translator
+    header = tr.ngettext(
+        "🗞 <b>{n} nouvelle idée approuvée</b> ({start} – {end})",
+        "🗞 <b>{n} nouvelles idées approuvées</b> ({start} – {end})",
+        len(ideas),
+        locale=lang,
+    ).format(n=len(ideas), start=when(max(start, phase.starts), c, lang), end=when(end, c, lang))
+    blocks = [header]
+    for project in phase.projects:
+        mine = [i for i in ideas if i.project_id == project.id]
+        if mine:
+            lines = [f"<b>{escape(c.text(project.title, lang))}</b>"]
+            lines += [f"• {escape(i.title)} — {idea_link(app, i.id)}" for i in mine]
+            blocks.append("\n".join(lines))
+    return pack(blocks, MESSAGE_LIMIT)

@@ -22,7 +22,9 @@ from tests.support import default_document, with_dates, write_document
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
-def make_app(tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession], dates: dict) -> AppContext:
+def make_app(
+    tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession], dates: dict
+) -> AppContext:
     path = write_document(tmp_path / "c.yaml", with_dates(default_document(), dates))
     return AppContext(
         settings=Settings(bot_token=None),
@@ -36,8 +38,12 @@ def make_app(tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession], dat
 async def add_members(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     async with sessionmaker() as session:
         repo = MemberRepository(session)
-        for i, role, lang in [(1, Role.AMBASSADOR, "fr"), (2, Role.AMBASSADOR, "nl"),
-                              (3, Role.OFFICIAL, "en"), (4, Role.AMBASSADOR, "en")]:
+        for i, role, lang in [
+            (1, Role.AMBASSADOR, "fr"),
+            (2, Role.AMBASSADOR, "nl"),
+            (3, Role.OFFICIAL, "en"),
+            (4, Role.AMBASSADOR, "en"),
+        ]:
             member, _ = await repo.get_or_create(i, f"m{i}")
             member.language = lang
             await repo.add_role(member, role)
@@ -48,9 +54,12 @@ async def add_members(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
 
 async def count(sessionmaker: async_sessionmaker[AsyncSession], topic: str) -> int:
     async with sessionmaker() as session:
-        return await session.scalar(
-            select(func.count()).select_from(Delivery).where(Delivery.topic.startswith(topic))
-        ) or 0
+        return (
+            await session.scalar(
+                select(func.count()).select_from(Delivery).where(Delivery.topic.startswith(topic))
+            )
+            or 0
+        )
 
 
 async def test_catch_up_runs_each_transition_once_in_order(
@@ -60,11 +69,15 @@ async def test_catch_up_runs_each_transition_once_in_order(
     h = timedelta(hours=1)
     # The bot was down while the survey opened, its reminder fell due and it closed;
     # the results phase is open now.
-    app = make_app(tmp_path, sessionmaker, {
-        "survey": (NOW - 100 * h, NOW - 2 * h),
-        "results": (NOW - h, NOW + 10 * h),
-        "ideas": (NOW + 11 * h, NOW + 100 * h),
-    })
+    app = make_app(
+        tmp_path,
+        sessionmaker,
+        {
+            "survey": (NOW - 100 * h, NOW - 2 * h),
+            "results": (NOW - h, NOW + 10 * h),
+            "ideas": (NOW + 11 * h, NOW + 100 * h),
+        },
+    )
     done = await run_due(app)
     assert done == [
         "survey:open:skipped: phase over",
@@ -85,23 +98,35 @@ async def test_concurrent_runs_act_once(
 ) -> None:
     await add_members(sessionmaker)
     h = timedelta(hours=1)
-    app = make_app(tmp_path, sessionmaker, {
-        "survey": (NOW - 10 * h, NOW + 40 * h),  # open, and its 48 h reminder is due
-        "results": (NOW + 41 * h, NOW + 50 * h),
-        "ideas": (NOW + 51 * h, NOW + 100 * h),
-    })
+    app = make_app(
+        tmp_path,
+        sessionmaker,
+        {
+            "survey": (NOW - 10 * h, NOW + 40 * h),  # open, and its 48 h reminder is due
+            "results": (NOW + 41 * h, NOW + 50 * h),
+            "ideas": (NOW + 51 * h, NOW + 100 * h),
+        },
+    )
     # Two instances starting at the same moment.
     first, second = await asyncio.gather(run_due(app), run_due(app))
-    assert sorted(first + second) == ["survey:open:announced to 3", "survey:remind:172800:reminded 2"]
+    assert sorted(first + second) == [
+        "survey:open:announced to 3",
+        "survey:remind:172800:reminded 2",
+    ]
     assert await count(sessionmaker, "announce:survey") == 3
     # Member 4 has submitted: reminded are the other two ambassadors only.
     async with sessionmaker() as session:
-        reminded = (await session.scalars(
-            select(Delivery.chat_id).where(Delivery.topic.startswith("remind:"))
-        )).all()
+        reminded = (
+            await session.scalars(
+                select(Delivery.chat_id).where(Delivery.topic.startswith("remind:"))
+            )
+        ).all()
         assert sorted(reminded) == [1, 2]
-        dutch = await session.scalar(select(Delivery.text).where(Delivery.chat_id == 2,
-                                                                 Delivery.topic.startswith("announce")))
+        dutch = await session.scalar(
+            select(Delivery.text).where(
+                Delivery.chat_id == 2, Delivery.topic.startswith("announce")
+            )
+        )
         assert dutch is not None and app.consultation.phases[0].title["nl"] in dutch
         assert await session.scalar(select(func.count()).select_from(PhaseTransition)) == 2
 
@@ -111,18 +136,26 @@ async def test_changed_dates_replan_without_repeating(
 ) -> None:
     await add_members(sessionmaker)
     h = timedelta(hours=1)
-    app = make_app(tmp_path, sessionmaker, {
-        "survey": (NOW - 50 * h, NOW + 100 * h),
-        "results": (NOW + 101 * h, NOW + 110 * h),
-        "ideas": (NOW + 111 * h, NOW + 200 * h),
-    })
+    app = make_app(
+        tmp_path,
+        sessionmaker,
+        {
+            "survey": (NOW - 50 * h, NOW + 100 * h),
+            "results": (NOW + 101 * h, NOW + 110 * h),
+            "ideas": (NOW + 111 * h, NOW + 200 * h),
+        },
+    )
     assert await run_due(app) == ["survey:open:announced to 3"]
     # The organisers move the survey's end earlier: the reminder is now due, the opening
     # is not repeated.
-    app2 = make_app(tmp_path, sessionmaker, {
-        "survey": (NOW - 50 * h, NOW + 10 * h),
-        "results": (NOW + 11 * h, NOW + 20 * h),
-        "ideas": (NOW + 21 * h, NOW + 200 * h),
-    })
+    app2 = make_app(
+        tmp_path,
+        sessionmaker,
+        {
+            "survey": (NOW - 50 * h, NOW + 10 * h),
+            "results": (NOW + 11 * h, NOW + 20 * h),
+            "ideas": (NOW + 21 * h, NOW + 200 * h),
+        },
+    )
     assert await run_due(app2) == ["survey:remind:172800:reminded 2"]
     assert await count(sessionmaker, "announce:survey") == 3

@@ -11,7 +11,7 @@ from aiogram_dialog.widgets.text import Format
 
 from bot.consultation import PhaseKind
 from bot.context import AppContext
-from bot.dialogs.states import LanguagePick, MainMenu, Survey
+from bot.dialogs.states import Ideas, LanguagePick, MainMenu, Survey
 from bot.dialogs.widgets import T
 from bot.handlers.admin import may_see_results, send_results
 from bot.presenters import help_text, status_text
@@ -34,6 +34,7 @@ async def menu_getter(
         "survey_draft": survey_open and status == "draft",
         "survey_done": survey_open and status == "submitted",
         "results": may_see_results(app, member),
+        "ideas": app.timeline.has_started(PhaseKind.IDEAS, now),
     }
 
 
@@ -85,6 +86,7 @@ def menu_dialog() -> Dialog:
                 Button(
                     T("✏️ Revoir mes réponses"), id="sv_r", on_click=open_survey, when="survey_done"
                 ),
+                Start(T("💡 Idées"), id="ideas", state=Ideas.projects, when="ideas"),
                 Button(T("📊 Résultats"), id="res", on_click=show_results, when="results"),
                 Start(T("🌐 Langue"), id="lng", state=LanguagePick.choose),
                 Button(T("❓ Aide"), id="hlp", on_click=show_help),

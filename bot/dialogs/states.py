@@ -21,3 +21,24 @@ class Announce(StatesGroup):
     audience = State()
     text = State()
     confirm = State()
+
+
+class Ideas(StatesGroup):
+    projects = State()
+    project = State()
+    idea = State()
+    comment = State()
+    reply_pick = State()
+    report_pick = State()
+
+
+class SubmitIdea(StatesGroup):
+    project = State()
+    title = State()
+    text = State()
+    preview = State()
+
+
+class MyIdeas(StatesGroup):
+    ideas = State()
+    detail = State()

@@ -9,7 +9,8 @@ from aiogram_dialog import DialogManager, ShowMode, StartMode
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
-from bot.dialogs.states import LanguagePick, MainMenu
+from bot.dialogs.states import Ideas, LanguagePick, MainMenu
+from bot.ideas import IDEA_PAYLOAD
 from bot.invitations import PAYLOAD_PREFIX
 from bot.members import MemberService
 from bot.presenters import help_text, welcome_text
@@ -59,6 +60,13 @@ async def start(
     if member.language is None:
         await dialog_manager.start(
             LanguagePick.choose, data={"welcome": True}, mode=StartMode.RESET_STACK
+        )
+        return
+    if payload.startswith(IDEA_PAYLOAD) and payload.removeprefix(IDEA_PAYLOAD).isdigit():
+        # Opened from a shared link: straight to the idea, with the menu under it.
+        await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
+        await dialog_manager.start(
+            Ideas.idea, data={"idea": int(payload.removeprefix(IDEA_PAYLOAD))}
         )
         return
     await message.answer(welcome_text(app, lang))

@@ -52,6 +52,7 @@ class CallValidation:
     method: str
     params: dict[str, Any]  # coerced values (ints, bools, decoded JSON, UploadedFile)
     errors: list[FieldError]
+    deprecated: list[FieldError] = field(default_factory=list)
     # top-level text fields after entity parsing: name -> (plain text, entities)
     rendered: dict[str, tuple[str, list[dict[str, Any]]]] = field(default_factory=dict)
 
@@ -197,9 +198,7 @@ def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
         stack.append((name, attrs, pos16))
         i = k + 1
     if stack:
-        raise HtmlParseError(
-            f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"'
-        )
+        raise HtmlParseError(f'Can\'t find end tag corresponding to start tag "{stack[-1][0]}"')
     entities.sort(key=lambda e: (e["offset"], -e["length"]))
     return "".join(out), entities
 
@@ -224,9 +223,7 @@ def _make_entity(
     return entity
 
 
-def render_text(
-    text: str, parse_mode: str | None
-) -> tuple[str, list[dict[str, Any]]]:
+def render_text(text: str, parse_mode: str | None) -> tuple[str, list[dict[str, Any]]]:
     """Text as the user sees it: HTML is parsed; Markdown modes are left as they are."""
     if parse_mode and parse_mode.lower() == "html":
         return parse_html(text)
@@ -252,9 +249,7 @@ class _Ctx:
         return sub
 
     def error(self, param: str, message: str, description: str | None = None) -> None:
-        self.errors.append(
-            FieldError(param, message, description or f'field "{param}": {message}')
-        )
+        self.errors.append(FieldError(param, message, description or f'field "{param}": {message}'))
 
 
 def _describe(value: Any) -> str:
@@ -284,8 +279,11 @@ class _Primitive(_Node):
                 if value.startswith("attach://") and not (
                     ctx.files is not None and value[9:] in ctx.files
                 ):
-                    ctx.error(path, f"attachment {value!r} is not part of the request",
-                              "wrong file identifier/HTTP URL specified")
+                    ctx.error(
+                        path,
+                        f"attachment {value!r} is not part of the request",
+                        "wrong file identifier/HTTP URL specified",
+                    )
                 return value
             if loose and isinstance(value, int | float) and not isinstance(value, bool):
                 return str(value)
@@ -307,8 +305,11 @@ class _Primitive(_Node):
                     return float(value)
                 except ValueError:
                     pass
-        ctx.error(path, f"expected {kind}, got {_describe(value)}",
-                  f'field "{path}" must be of type {kind}')
+        ctx.error(
+            path,
+            f"expected {kind}, got {_describe(value)}",
+            f'field "{path}" must be of type {kind}',
+        )
         return value
 
 
@@ -321,11 +322,17 @@ class _InputFileNode(_Node):
         if isinstance(value, str) and value.startswith("attach://"):
             if ctx.files is not None and value[9:] in ctx.files:
                 return ctx.files[value[9:]]
-            ctx.error(path, f"attachment {value!r} is not part of the request",
-                      "wrong file identifier/HTTP URL specified")
+            ctx.error(
+                path,
+                f"attachment {value!r} is not part of the request",
+                "wrong file identifier/HTTP URL specified",
+            )
             return value
-        ctx.error(path, f"expected an uploaded file, got {_describe(value)}",
-                  f'field "{path}" must be an uploaded file')
+        ctx.error(
+            path,
+            f"expected an uploaded file, got {_describe(value)}",
+            f'field "{path}" must be an uploaded file',
+        )
         return value
 
 
@@ -348,8 +355,11 @@ class _Array(_Node):
 
     def check(self, value: Any, path: str, ctx: _Ctx, loose: bool) -> Any:
         if not isinstance(value, list):
-            ctx.error(path, f"expected {self.name}, got {_describe(value)}",
-                      f'field "{path}" must be an Array')
+            ctx.error(
+                path,
+                f"expected {self.name}, got {_describe(value)}",
+                f'field "{path}" must be an Array',
+            )
             return value
         item = self.item
         return [item.check(v, f"{path}[{i}]", ctx, False) for i, v in enumerate(value)]
@@ -374,8 +384,11 @@ class _Union(_Node):
         errors = best[1].errors
         if len(errors) == 1 and errors[0].param == path and "expected" in errors[0].message:
             # every alternative failed on the value itself: say what was expected overall
-            ctx.error(path, f"expected {self.name}, got {_describe(value)}",
-                      f'field "{path}" must be of type {self.name}')
+            ctx.error(
+                path,
+                f"expected {self.name}, got {_describe(value)}",
+                f'field "{path}" must be of type {self.name}',
+            )
         else:
             ctx.errors.extend(errors)
         return value
@@ -399,9 +412,7 @@ class _FieldSpec:
     accepts_string: bool
 
 
-def _compile_fields(
-    spec: BotApiSpec, fields: list[dict[str, Any]]
-) -> dict[str, _FieldSpec]:
+def _compile_fields(spec: BotApiSpec, fields: list[dict[str, Any]]) -> dict[str, _FieldSpec]:
     names = {f["name"] for f in fields}
     out: dict[str, _FieldSpec] = {}
     for f in fields:
@@ -419,9 +430,7 @@ def _compile_fields(
                     elif "parse_mode" in names and f["name"] in ("text", "caption"):
                         pm = "parse_mode"
                 bound = _Bound(int(m.group(1)), int(m.group(2)), m.group(3), after, pm)
-        out[f["name"]] = _FieldSpec(
-            f["name"], node, bool(f["required"]), bound, "String" in types
-        )
+        out[f["name"]] = _FieldSpec(f["name"], node, bool(f["required"]), bound, "String" in types)
     return out
 
 
@@ -439,6 +448,7 @@ class _Object(_Node):
         self._required: tuple[str, ...] = ()
         self.discriminator: tuple[str, str] | None = None
         self._hooks: list[_Hook] = []
+        self._semantic: tuple[_FieldSpec, ...] = ()
         for f in raw.get("fields", []):
             m = _DISCRIMINATOR_RE.search(f["description"])
             if m and f["required"] and f["types"] == ["String"]:
@@ -449,22 +459,27 @@ class _Object(_Node):
         # lazy, because types refer to each other (Message -> Message)
         self._fields = _compile_fields(self.spec, self.raw.get("fields", []))
         self._required = tuple(n for n, f in self._fields.items() if f.required)
+        self._semantic = _semantic_fields(self._fields)
         self._hooks = _TYPE_HOOKS.get(self.name, [])
         return self._fields
 
     def check(self, value: Any, path: str, ctx: _Ctx, loose: bool) -> Any:
         fields = self._fields if self._fields is not None else self._compile()
         if not isinstance(value, dict):
-            ctx.error(path, f"expected a JSON object ({self.name}), got {_describe(value)}",
-                      f'field "{path}" must be a JSON object ({self.name})')
+            ctx.error(
+                path,
+                f"expected a JSON object ({self.name}), got {_describe(value)}",
+                f'field "{path}" must be a JSON object ({self.name})',
+            )
             return value
         out: dict[str, Any] = {}
         for key, v in value.items():
             fs = fields.get(key)
             sub = f"{path}.{key}" if path else key
             if fs is None:
-                ctx.error(sub, f"unknown field of {self.name}",
-                          f'unknown field "{sub}" in {self.name}')
+                ctx.error(
+                    sub, f"unknown field of {self.name}", f'unknown field "{sub}" in {self.name}'
+                )
                 continue
             if v is None:  # JSON null is as good as absent
                 continue
@@ -472,15 +487,18 @@ class _Object(_Node):
         for key in self._required:
             if key not in out:
                 sub = f"{path}.{key}" if path else key
-                ctx.error(sub, f"required field of {self.name} is missing",
-                          f'field "{sub}" is required in {self.name}')
+                ctx.error(
+                    sub,
+                    f"required field of {self.name} is missing",
+                    f'field "{sub}" is required in {self.name}',
+                )
         if self.discriminator is not None:
             dname, dvalue = self.discriminator
             got = value.get(dname)
             if got is not None and got != dvalue:
                 sub = f"{path}.{dname}" if path else dname
                 ctx.error(sub, f"must be {dvalue!r} for {self.name}, got {got!r}")
-        _check_bounds(fields, out, path, ctx)
+        _check_bounds(self._semantic, out, path, ctx)
         for hook in self._hooks:
             hook(out, path, ctx)
         return out
@@ -519,9 +537,12 @@ class _Abstract(_Node):
                     node = options.get(value[dname])
                     if node is None:
                         sub = f"{path}.{dname}" if path else dname
-                        ctx.error(sub, f"unknown {self.name} {dname} {value[dname]!r}; "
-                                  f"expected one of {sorted(options)}",
-                                  f'unsupported {self.name} {dname} "{value[dname]}"')
+                        ctx.error(
+                            sub,
+                            f"unknown {self.name} {dname} {value[dname]!r}; "
+                            f"expected one of {sorted(options)}",
+                            f'unsupported {self.name} {dname} "{value[dname]}"',
+                        )
                         return value
                     return node.check(value, path, ctx, loose)
         return self._union.check(value, path, ctx, loose)
@@ -545,11 +566,19 @@ def _bound_description(name: str, value_len: int, b: _Bound, path: str) -> str:
     return f'parameter "{path}" must be {b.lo}-{b.hi} {b.unit} long, got {value_len}'
 
 
+def _semantic_fields(fields: dict[str, _FieldSpec]) -> tuple[_FieldSpec, ...]:
+    """The fields _check_bounds looks at, computed once per method/type."""
+    return tuple(f for f in fields.values() if f.bound or f.name.endswith("parse_mode"))
+
+
 def _check_bounds(
-    fields: dict[str, _FieldSpec], values: dict[str, Any], path: str, ctx: _Ctx
+    fields: tuple[_FieldSpec, ...], values: dict[str, Any], path: str, ctx: _Ctx
 ) -> None:
-    for name, fs in fields.items():
-        if fs.name.endswith("parse_mode") and isinstance(values.get(name), str):
+    for fs in fields:
+        name = fs.name
+        if name not in values:
+            continue
+        if name.endswith("parse_mode") and isinstance(values[name], str):
             pm = values[name]
             if pm and pm.lower() not in PARSE_MODES:
                 sub = f"{path}.{name}" if path else name
@@ -578,8 +607,11 @@ def _check_bounds(
             text = text.strip()  # Telegram trims the text before checking it
         length = _measure(text, b.unit)
         if not b.lo <= length <= b.hi:
-            ctx.error(sub, f"must be {b.lo}-{b.hi} {b.unit}, got {length}",
-                      _bound_description(name, length, b, sub))
+            ctx.error(
+                sub,
+                f"must be {b.lo}-{b.hi} {b.unit}, got {length}",
+                _bound_description(name, length, b, sub),
+            )
 
 
 def _hook_inline_button(value: dict[str, Any], path: str, ctx: _Ctx) -> None:
@@ -588,11 +620,17 @@ def _hook_inline_button(value: dict[str, Any], path: str, ctx: _Ctx) -> None:
         ctx.error(f"{path}.text", "inline keyboard button text is empty", "BUTTON_TEXT_INVALID")
     actions = [k for k in value if k not in _BUTTON_NON_ACTION]
     if not actions:
-        ctx.error(path, "inline keyboard button has no action (callback_data, url, ...)",
-                  "text buttons are unallowed in the inline keyboard")
+        ctx.error(
+            path,
+            "inline keyboard button has no action (callback_data, url, ...)",
+            "text buttons are unallowed in the inline keyboard",
+        )
     elif len(actions) > 1:
-        ctx.error(path, f"inline keyboard button has several actions: {actions}",
-                  "can't use more than one action per inline keyboard button")
+        ctx.error(
+            path,
+            f"inline keyboard button has several actions: {actions}",
+            "can't use more than one action per inline keyboard button",
+        )
 
 
 def _hook_reply_button(value: dict[str, Any], path: str, ctx: _Ctx) -> None:
@@ -604,9 +642,11 @@ def _hook_reply_button(value: dict[str, Any], path: str, ctx: _Ctx) -> None:
 def _hook_bot_command(value: dict[str, Any], path: str, ctx: _Ctx) -> None:
     command = value.get("command")
     if isinstance(command, str) and not _COMMAND_RE.fullmatch(command):
-        ctx.error(f"{path}.command",
-                  f"command {command!r} must be 1-32 characters of [a-z0-9_]",
-                  "BOT_COMMAND_INVALID")
+        ctx.error(
+            f"{path}.command",
+            f"command {command!r} must be 1-32 characters of [a-z0-9_]",
+            "BOT_COMMAND_INVALID",
+        )
 
 
 _TYPE_HOOKS: dict[str, list[_Hook]] = {
@@ -631,14 +671,24 @@ _METHOD_HOOKS: dict[str, Callable[[dict[str, Any], _Ctx], None]] = {
 
 
 class _MethodSpec:
-    __slots__ = ("fields", "name", "required", "returns")
+    __slots__ = ("fields", "name", "required", "returns", "semantic")
 
     def __init__(self, spec: BotApiSpec, raw: dict[str, Any]) -> None:
         self.name: str = raw["name"]
         self.fields = _compile_fields(spec, raw.get("fields", []))
         self.required = tuple(n for n, f in self.fields.items() if f.required)
+        self.semantic = _semantic_fields(self.fields)
         self.returns: list[str] = list(raw.get("returns", []))
 
+
+# Parameters removed from the documentation that Telegram still accepts (and aiogram still
+# sends, e.g. disable_web_page_preview from DefaultBotProperties): allowed where their
+# replacement exists, and reported as deprecations rather than violations.
+LEGACY_PARAMS: dict[str, tuple[str, str]] = {
+    "disable_web_page_preview": ("Boolean", "link_preview_options"),
+    "reply_to_message_id": ("Integer", "reply_parameters"),
+    "allow_sending_without_reply": ("Boolean", "reply_parameters"),
+}
 
 _MISSING_DESCRIPTIONS = {"chat_id": "chat_id is empty", "text": "message text is empty"}
 
@@ -704,9 +754,16 @@ class BotApiSpec:
         key = tuple(types)
         node = self._unions.get(key)
         if node is None:
-            # Integer before String, so that "123" in form data becomes an int
-            order = sorted(types, key=lambda t: (t == "String", t != "Integer"))
-            node = self._unions[key] = _Union([self.node_for(t) for t in order])
+            if all(t.startswith("Array of ") for t in types):
+                # "Array of InputMediaPhoto and InputMediaVideo" is split by the scraper into
+                # several array types; Telegram accepts a mix, so validate item by item
+                items = [t[len("Array of ") :] for t in types]
+                node = _Array(self.node_for_types(items))
+            else:
+                # Integer before String, so that "123" in form data becomes an int
+                order = sorted(types, key=lambda t: (t == "String", t != "Integer"))
+                node = _Union([self.node_for(t) for t in order])
+            self._unions[key] = node
         return node
 
     # -- validation
@@ -725,11 +782,23 @@ class BotApiSpec:
         ms = self._method(method)
         ctx = _Ctx(files or {})
         out: dict[str, Any] = {}
+        deprecated: list[FieldError] = []
         for key, value in params.items():
             fs = ms.fields.get(key)
+            if fs is None and key in LEGACY_PARAMS:
+                legacy_type, replacement = LEGACY_PARAMS[key]
+                if replacement in ms.fields:
+                    deprecated.append(
+                        FieldError(key, f"deprecated, use {replacement}", "deprecated parameter")
+                    )
+                    out[key] = self.node_for(legacy_type).check(value, key, ctx, True)
+                    continue
             if fs is None:
-                ctx.error(key, f"unknown parameter of {method} (Bot API {self.version})",
-                          f'unknown parameter "{key}"')
+                ctx.error(
+                    key,
+                    f"unknown parameter of {method} (Bot API {self.version})",
+                    f'unknown parameter "{key}"',
+                )
                 continue
             if value is None:
                 continue
@@ -746,13 +815,16 @@ class BotApiSpec:
                     out[name] = ms.fields[name].node.check(upload, name, ctx, True)
         for key in ms.required:
             if key not in out and not any(e.param == key for e in ctx.errors):
-                ctx.error(key, "required parameter is missing",
-                          _MISSING_DESCRIPTIONS.get(key, f'parameter "{key}" is required'))
-        _check_bounds(ms.fields, out, "", ctx)
+                ctx.error(
+                    key,
+                    "required parameter is missing",
+                    _MISSING_DESCRIPTIONS.get(key, f'parameter "{key}" is required'),
+                )
+        _check_bounds(ms.semantic, out, "", ctx)
         hook = _METHOD_HOOKS.get(method)
         if hook is not None:
             hook(out, ctx)
-        return CallValidation(method, out, ctx.errors, ctx.rendered)
+        return CallValidation(method, out, ctx.errors, deprecated, ctx.rendered)
 
     def validate_object(self, type_expr: str, value: Any) -> list[FieldError]:
         """Strictly validate a JSON value (e.g. an emulator response) against a type."""

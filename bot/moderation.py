@@ -1,0 +1,199 @@
+"""Moderation cards in the group chat: their text, their buttons, and who may press them."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from html import escape
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.consultation import Role
+from bot.context import AppContext
+from bot.i18n import N_
+from storage.models import Comment, Idea, Member
+
+REASONS = {
+    "off_topic": N_("Hors sujet"),
+    "duplicate": N_("Doublon"),
+    "offensive": N_("Propos offensants"),
+    "personal": N_("Données personnelles"),
+    "other": N_("Autre raison"),
+}
+ADMINS_TTL = 300.0
+
+
+class IdeaAction(CallbackData, prefix="mi"):
+    """approve | reject (shows reasons) | reason | back | hide (a reported idea)."""
+
+    action: str
+    idea: int
+    reason: str = ""
+
+
+class CommentAction(CallbackData, prefix="mc"):
+    action: str  # hide
+    comment: int
+
+
+@dataclass
+class ModeratorDirectory:
+    """The moderation group's administrators, cached a few minutes (getChatAdministrators)."""
+
+    ttl: float = ADMINS_TTL
+    _cache: dict[int, tuple[float, frozenset[int]]] = field(default_factory=dict)
+
+    async def admins(self, bot: Bot, chat_id: int) -> frozenset[int]:
+        cached = self._cache.get(chat_id)
+        now = time.monotonic()
+        if cached and cached[0] > now:
+            return cached[1]
+        try:
+            members = await bot.get_chat_administrators(chat_id)
+        except TelegramAPIError:
+            return cached[1] if cached else frozenset()
+        ids = frozenset(m.user.id for m in members if not m.user.is_bot)
+        self._cache[chat_id] = (now + self.ttl, ids)
+        return ids
+
+    async def is_moderator(
+        self, bot: Bot, app: AppContext, user_id: int, member: Member | None
+    ) -> bool:
+        if app.is_admin(user_id):
+            return True
+        if member is not None and Role.MODERATOR in member.role_names:
+            return True
+        chat_id = app.settings.moderation_chat_id
+        return chat_id is not None and user_id in await self.admins(bot, chat_id)
+
+
+def markup_json(markup: InlineKeyboardMarkup) -> str:
+    return json.dumps(markup.model_dump(exclude_none=True), ensure_ascii=False)
+
+
+def decision_keyboard(app: AppContext, idea_id: int, lang: str) -> InlineKeyboardMarkup:
+    _ = app.translator.gettext
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=_("✅ Approuver", locale=lang),
+                    callback_data=IdeaAction(action="approve", idea=idea_id).pack(),
+                ),
+                InlineKeyboardButton(
+                    text=_("❌ Rejeter", locale=lang),
+                    callback_data=IdeaAction(action="reject", idea=idea_id).pack(),
+                ),
+            ]
+        ]
+    )
+
+
+def reasons_keyboard(app: AppContext, idea_id: int, lang: str) -> InlineKeyboardMarkup:
+    _ = app.translator.gettext
+    rows = [
+        [
+            InlineKeyboardButton(
+                text=_(label, locale=lang),
+                callback_data=IdeaAction(action="reason", idea=idea_id, reason=key).pack(),
+            )
+        ]
+        for key, label in REASONS.items()
+    ]
+    rows.append(
+        [
+            InlineKeyboardButton(
+                text=_("◀️ Retour", locale=lang),
+                callback_data=IdeaAction(action="back", idea=idea_id).pack(),
+            )
+        ]
+    )
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def hide_keyboard(app: AppContext, comment_id: int, lang: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=app.translator.gettext("🙈 Masquer", locale=lang),
+                    callback_data=CommentAction(action="hide", comment=comment_id).pack(),
+                )
+            ]
+        ]
+    )
+
+
+def hide_idea_keyboard(app: AppContext, idea_id: int, lang: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=app.translator.gettext("🙈 Retirer l’idée", locale=lang),
+                    callback_data=IdeaAction(action="hide", idea=idea_id).pack(),
+                )
+            ]
+        ]
+    )
+
+
+def idea_card(app: AppContext, idea: Idea, lang: str) -> str:
+    c = app.consultation
+    _ = app.translator.gettext
+    phase = next((p for p in c.phases if p.project(idea.project_id)), None)
+    project = phase.project(idea.project_id) if phase else None
+    return "\n".join(
+        [
+            _("💡 <b>Nouvelle idée n° {id}</b> — {project}", locale=lang).format(
+                id=idea.id,
+                project=escape(c.text(project.title, lang)) if project else idea.project_id,
+            ),
+            "",
+            f"<b>{escape(idea.title)}</b>",
+            escape(idea.text),
+            "",
+            _("Par {name}", locale=lang).format(name=escape(idea.author_name or "—")),
+        ]
+    )
+
+
+def comment_card(app: AppContext, idea: Idea, comment: Comment, lang: str, reported: bool) -> str:
+    _ = app.translator.gettext
+    head = (
+        _("⚠️ <b>Commentaire signalé</b> sur l’idée n° {id} « {title} »", locale=lang)
+        if reported
+        else _("💬 <b>Nouveau commentaire</b> sur l’idée n° {id} « {title} »", locale=lang)
+    )
+    return "\n".join(
+        [
+            head.format(id=idea.id, title=escape(idea.title)),
+            "",
+            escape(comment.text),
+            "",
+            _("Par {name}", locale=lang).format(name=escape(comment.author_name or "—")),
+        ]
+    )
+
+
+def decision_line(app: AppContext, idea: Idea, lang: str) -> str:
+    _ = app.translator.gettext
+    from bot.presenters import when
+
+    moment = when(idea.decided_at, app.consultation, lang, time=True) if idea.decided_at else ""
+    name = escape(idea.decided_by_name or "—")
+    if idea.status == "approved":
+        return _("✅ Approuvée par {name} le {when}", locale=lang).format(name=name, when=moment)
+    if idea.status == "rejected":
+        reason = _(REASONS.get(idea.reject_reason or "", REASONS["other"]), locale=lang)
+        return _("❌ Rejetée par {name} le {when} ({reason})", locale=lang).format(
+            name=name, when=moment, reason=reason
+        )
+    if idea.status == "hidden":
+        return _("🙈 Retirée par {name} le {when}", locale=lang).format(name=name, when=moment)
+    if idea.status == "withdrawn":
+        return _("↩️ Retirée par son auteur", locale=lang)
+    return ""

@@ -1,0 +1,43 @@
+"""Telegram Bot API emulator for end-to-end tests (see server.py and spec.py).
+
+async with BotAPIEmulator() as emu:            # 127.0.0.1, random port
+    alice = emu.add_user(1001, "Alice")
+    # start the bot with TELEGRAM_API_URL=emu.base_url, then:
+    await alice.send("/start")
+    await alice.wait_for_message("Bienvenue")
+    answer = await alice.click("Commencer")
+    emu.assert_no_violations()
+"""
+
+from .server import (
+    ApiError,
+    BotAPIEmulator,
+    Call,
+    CallbackAnswer,
+    Click,
+    Fault,
+    LimitViolation,
+    MediaSend,
+    SimUser,
+    TranscriptEntry,
+    Violation,
+)
+from .spec import BotApiSpec, HtmlParseError, UploadedFile, parse_html
+
+__all__ = [
+    "ApiError",
+    "BotAPIEmulator",
+    "BotApiSpec",
+    "Call",
+    "CallbackAnswer",
+    "Click",
+    "Fault",
+    "HtmlParseError",
+    "LimitViolation",
+    "MediaSend",
+    "SimUser",
+    "TranscriptEntry",
+    "UploadedFile",
+    "Violation",
+    "parse_html",
+]
