@@ -161,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=getattr(logging, settings_level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # One line per job at start-up is noise: APScheduler speaks up on warnings only.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         return args.func(args) or 0
     except (ConfigError, Failure) as exc:

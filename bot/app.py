@@ -12,8 +12,9 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
+from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import LinkPreviewOptions
-from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder
 from aiogram_dialog import setup_dialogs
 from aiogram_dialog.api.protocols import MessageManagerProtocol
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -32,6 +33,7 @@ from bot.dialogs.survey import survey_dialog
 from bot.handlers import admin, commands, errors, membership, moderation
 from bot.i18n import Translator
 from bot.members import MemberService
+from bot.middlewares.answer_once import AnswerCallbackOnce
 from bot.middlewares.database import DbSessionMiddleware
 from bot.middlewares.member import MemberMiddleware
 from bot.middlewares.throttling import ThrottlingMiddleware
@@ -49,13 +51,15 @@ def create_bot(settings: Settings) -> Bot:
     if settings.telegram_api_url:
         api = TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/"))
         session = AiohttpSession(api=api)
-    return Bot(
+    bot = Bot(
         settings.token(),
         session=session,
         default=DefaultBotProperties(
             parse_mode=ParseMode.HTML, link_preview=LinkPreviewOptions(is_disabled=True)
         ),
     )
+    bot.session.middleware(AnswerCallbackOnce())
+    return bot
 
 
 def create_storage(settings: Settings, app: AppContext) -> BaseStorage:
@@ -69,10 +73,24 @@ def create_storage(settings: Settings, app: AppContext) -> BaseStorage:
     return SQLStorage(app.sessionmaker)
 
 
+def create_isolation(settings: Settings) -> BaseEventIsolation:
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisEventIsolation
+
+        return RedisEventIsolation.from_url(settings.redis_url)
+    return SimpleEventIsolation()
+
+
 def create_dispatcher(
     app: AppContext, storage: BaseStorage, message_manager: MessageManagerProtocol | None = None
 ) -> Dispatcher:
-    dp = Dispatcher(storage=storage, app=app, moderators=ModeratorDirectory())
+    # One update at a time per member (aiogram-dialog reads and writes the member's stack).
+    dp = Dispatcher(
+        storage=storage,
+        events_isolation=create_isolation(app.settings),
+        app=app,
+        moderators=ModeratorDirectory(),
+    )
     dp.update.outer_middleware(DbSessionMiddleware(app.sessionmaker))
     dp.update.outer_middleware(MemberMiddleware())
     throttling = ThrottlingMiddleware(app.settings.throttle_rate, app.settings.throttle_burst)

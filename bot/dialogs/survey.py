@@ -96,8 +96,10 @@ async def question_getter(
     position = visible.index(question.id) + 1 if question.id in visible else 1
     selected = set(dialog_manager.dialog_data.get("sel", []))
     on, off = ("🔘", "⚪") if question.kind == "single" else ("✅", "▫️")
+    # The question travels with the option: after a crash the screen may be one step ahead
+    # of the stored dialog position, and the tap must still mean what the member saw.
     items = [
-        (o.id, f"{on if o.id in selected else off} {c.text(o.label, lang)}")
+        (f"{question.id}.{o.id}", f"{on if o.id in selected else off} {c.text(o.label, lang)}")
         for o in question.options
     ]
     details = [
@@ -196,13 +198,23 @@ async def _save_and_advance(event: CallbackQuery | Message, manager: DialogManag
         await manager.switch_to(Survey.review)
 
 
-async def on_option(
-    callback: CallbackQuery, _: Any, manager: DialogManager, option_id: str
-) -> None:
+async def on_option(callback: CallbackQuery, _: Any, manager: DialogManager, item_id: str) -> None:
     if not await _guard(callback, manager):
         return
-    app, _ = _service(manager)
+    app, service = _service(manager)
+    question_id, _dot, option_id = item_id.partition(".")
     question = _current(manager)
+    if question_id != question.id:
+        state = await service.state(_member_id(manager))
+        shown = next(
+            (q for q in visible_questions(app.consultation, state.answers) if q.id == question_id),
+            None,
+        )
+        if shown is None:
+            await callback.answer(problem_text(app, AnswerProblem.UNKNOWN_OPTION, question))
+            return
+        _enter(manager, shown, state.answers)
+        question = shown
     if question.option(option_id) is None:
         await callback.answer(problem_text(app, AnswerProblem.UNKNOWN_OPTION, question))
         return

@@ -1,0 +1,142 @@
+"""End-to-end harness: the real `consultbot run` process against the Bot API emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.emulator import BotAPIEmulator, SimUser
+from tests.support import REPO, default_document, with_dates, write_document
+
+TOKEN = "123456789:AAE2e-test-token-xxxxxxxxxxxxxxxxxxxxx"
+ADMIN_ID = 500
+
+
+@dataclass
+class BotProcess:
+    """One `python -m bot run` process; its output goes to a log file kept for failures."""
+
+    env: dict[str, str]
+    log_path: Path
+    emulator: BotAPIEmulator
+    process: asyncio.subprocess.Process | None = None
+    starts: int = 0
+
+    async def start(self) -> None:
+        polls_before = len(self.emulator.calls_to("getUpdates"))
+        log = self.log_path.open("ab")
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", cwd=REPO, env=self.env, stdout=log, stderr=log,
+        )
+        log.close()
+        self.starts += 1
+        # Ready when it polls for updates (migrations, catch-up and commands are done by then).
+        await self.emulator.wait_for(
+            lambda: len(self.emulator.calls_to("getUpdates")) > polls_before or self.exited(),
+            timeout=60, what="the bot to start polling",
+        )
+        assert not self.exited(), f"the bot exited at start:\n{self.log_tail()}"
+
+    def exited(self) -> bool:
+        return self.process is not None and self.process.returncode is not None
+
+    async def kill(self) -> None:
+        """SIGKILL: no clean-up at all, as in a crash or a power cut."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), 20)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class E2E:
+    emulator: BotAPIEmulator
+    tmp_path: Path
+    database_url: str
+    bots: list[BotProcess] = field(default_factory=list)
+
+    def consultation(self, dates: dict[str, tuple[datetime, datetime]], **changes: Any) -> Path:
+        document = with_dates(default_document(), dates)
+        document.update(changes)
+        return write_document(self.tmp_path / "consultation.yaml", document)
+
+    def bot(self, consultation: Path, **env: str) -> BotProcess:
+        base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+        base.update({
+            "PYTHONPATH": str(REPO),
+            "BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_URL": self.emulator.base_url,
+            "DATABASE_URL": self.database_url,
+            "CONSULTATION_FILE": str(consultation),
+            "ADMIN_IDS": str(ADMIN_ID),
+            "THROTTLE_BURST": "1000",
+            "BROADCAST_RATE": "30",
+        })
+        base.update(env)
+        bot = BotProcess(base, self.tmp_path / f"bot-{len(self.bots)}.log", self.emulator)
+        self.bots.append(bot)
+        return bot
+
+
+@pytest.fixture
+async def e2e(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[E2E]:
+    emulator = BotAPIEmulator()
+    await emulator.start()
+    harness = E2E(emulator, tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'e2e.db'}")
+    try:
+        yield harness
+    finally:
+        for bot in harness.bots:
+            await bot.stop()
+        await emulator.stop()
+        failed = getattr(request.node, "rep_call", None)
+        if failed is not None and failed.failed:
+            for bot in harness.bots:
+                print(f"--- {bot.log_path.name} ---\n{bot.log_tail()}")
+    # Every call the bot made was valid for the Bot API (checked after the bot stopped).
+    assert emulator.violations == [], emulator.violations
+    assert emulator.internal_errors == [], emulator.internal_errors
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+async def wait_button(user: SimUser, text: str, timeout: float = 10) -> None:
+    """Until the user's chat shows a button containing `text` (sent or edited in)."""
+
+    def present() -> bool:
+        return any(
+            text in button
+            for entry in user.transcript()[-5:]
+            if entry.direction == "bot" and not entry.deleted
+            for row in entry.buttons
+            for button in row
+        )
+
+    await user.emu.wait_for(present, timeout=timeout, what=f"a button {text!r} for {user}")
