@@ -16,13 +16,25 @@ class IdeaRepository:
         self.session = session
 
     async def create(
-        self, consultation_id: str, project_id: str, author_id: int, author_name: str,
-        title: str, text: str, now: datetime,
+        self,
+        consultation_id: str,
+        project_id: str,
+        author_id: int,
+        author_name: str,
+        title: str,
+        text: str,
+        now: datetime,
     ) -> Idea:
         idea = Idea(
-            consultation_id=consultation_id, project_id=project_id, author_id=author_id,
-            author_name=author_name[:128], title=title, text=text, status="pending",
-            supports=0, created_at=now,
+            consultation_id=consultation_id,
+            project_id=project_id,
+            author_id=author_id,
+            author_name=author_name[:128],
+            title=title,
+            text=text,
+            status="pending",
+            supports=0,
+            created_at=now,
         )
         self.session.add(idea)
         await self.session.flush()
@@ -46,7 +58,9 @@ class IdeaRepository:
         total = await self.session.scalar(select(func.count()).select_from(Idea).where(where))
         return list(items.all()), total or 0
 
-    async def approved_texts(self, consultation_id: str, project_id: str) -> list[tuple[int, str, str]]:
+    async def approved_texts(
+        self, consultation_id: str, project_id: str
+    ) -> list[tuple[int, str, str]]:
         rows = await self.session.execute(
             select(Idea.id, Idea.title, Idea.text).where(
                 Idea.consultation_id == consultation_id,
@@ -73,15 +87,26 @@ class IdeaRepository:
         return list(rows.all())
 
     async def decide(
-        self, idea_id: int, status: str, by: int, by_name: str, reason: str | None,
-        now: datetime, from_status: str = "pending",
+        self,
+        idea_id: int,
+        status: str,
+        by: int,
+        by_name: str,
+        reason: str | None,
+        now: datetime,
+        from_status: str = "pending",
     ) -> bool:
         """Conditional update: only the first decision on a pending idea wins."""
         result = await self.session.execute(
             update(Idea)
             .where(Idea.id == idea_id, Idea.status == from_status)
-            .values(status=status, decided_by=by, decided_by_name=by_name[:128],
-                    decided_at=now, reject_reason=reason)
+            .values(
+                status=status,
+                decided_by=by,
+                decided_by_name=by_name[:128],
+                decided_at=now,
+                reject_reason=reason,
+            )
             .execution_options(synchronize_session=False)
         )
         return (result.rowcount or 0) == 1
@@ -132,7 +157,9 @@ class IdeaRepository:
                 return False
             delta = -1
         await self.session.execute(
-            update(Idea).where(Idea.id == idea_id).values(supports=Idea.supports + delta)
+            update(Idea)
+            .where(Idea.id == idea_id)
+            .values(supports=Idea.supports + delta)
             .execution_options(synchronize_session=False)
         )
         return True
@@ -140,12 +167,22 @@ class IdeaRepository:
     # ---------------------------------------------------------------- comments
 
     async def add_comment(
-        self, idea_id: int, author_id: int, author_name: str, text: str,
-        parent_id: int | None, now: datetime,
+        self,
+        idea_id: int,
+        author_id: int,
+        author_name: str,
+        text: str,
+        parent_id: int | None,
+        now: datetime,
     ) -> Comment:
         comment = Comment(
-            idea_id=idea_id, author_id=author_id, author_name=author_name[:128], text=text,
-            parent_id=parent_id, hidden=False, created_at=now,
+            idea_id=idea_id,
+            author_id=author_id,
+            author_name=author_name[:128],
+            text=text,
+            parent_id=parent_id,
+            hidden=False,
+            created_at=now,
         )
         self.session.add(comment)
         await self.session.flush()
@@ -185,11 +222,15 @@ class IdeaRepository:
         )
         return (result.rowcount or 0) == 1
 
-    async def add_report(self, target: str, target_id: int, reporter_id: int, now: datetime) -> bool:
+    async def add_report(
+        self, target: str, target_id: int, reporter_id: int, now: datetime
+    ) -> bool:
         try:
             async with self.session.begin_nested():
                 self.session.add(
-                    Report(target=target, target_id=target_id, reporter_id=reporter_id, created_at=now)
+                    Report(
+                        target=target, target_id=target_id, reporter_id=reporter_id, created_at=now
+                    )
                 )
         except IntegrityError:
             return False

@@ -35,14 +35,22 @@ class BotProcess:
         polls_before = len(self.emulator.calls_to("getUpdates"))
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "run", cwd=REPO, env=self.env, stdout=log, stderr=log,
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=log,
         )
         log.close()
         self.starts += 1
         # Ready when it polls for updates (migrations, catch-up and commands are done by then).
         await self.emulator.wait_for(
             lambda: len(self.emulator.calls_to("getUpdates")) > polls_before or self.exited(),
-            timeout=60, what="the bot to start polling",
+            timeout=60,
+            what="the bot to start polling",
         )
         assert not self.exited(), f"the bot exited at start:\n{self.log_tail()}"
 
@@ -84,16 +92,18 @@ class E2E:
 
     def bot(self, consultation: Path, **env: str) -> BotProcess:
         base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-        base.update({
-            "PYTHONPATH": str(REPO),
-            "BOT_TOKEN": TOKEN,
-            "TELEGRAM_API_URL": self.emulator.base_url,
-            "DATABASE_URL": self.database_url,
-            "CONSULTATION_FILE": str(consultation),
-            "ADMIN_IDS": str(ADMIN_ID),
-            "THROTTLE_BURST": "1000",
-            "BROADCAST_RATE": "30",
-        })
+        base.update(
+            {
+                "PYTHONPATH": str(REPO),
+                "BOT_TOKEN": TOKEN,
+                "TELEGRAM_API_URL": self.emulator.base_url,
+                "DATABASE_URL": self.database_url,
+                "CONSULTATION_FILE": str(consultation),
+                "ADMIN_IDS": str(ADMIN_ID),
+                "THROTTLE_BURST": "1000",
+                "BROADCAST_RATE": "30",
+            }
+        )
         base.update(env)
         bot = BotProcess(base, self.tmp_path / f"bot-{len(self.bots)}.log", self.emulator)
         self.bots.append(bot)

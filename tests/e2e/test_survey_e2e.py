@@ -21,7 +21,9 @@ def t(msgid: str, lang: str) -> str:
     return TR.gettext(msgid, locale=lang)
 
 
-async def answer(user: SimUser, lang: str, consultation, plan: dict[str, list[str]], questions) -> None:  # type: ignore[no-untyped-def]
+async def answer(
+    user: SimUser, lang: str, consultation, plan: dict[str, list[str]], questions
+) -> None:  # type: ignore[no-untyped-def]
     for q in questions:
         if q.when is not None and not set(plan.get(q.when.question, [])) & set(q.when.any):
             continue
@@ -76,7 +78,9 @@ async def test_three_members_one_crash(e2e: E2E) -> None:
     # The others simply keep tapping on the screen they had before the crash.
     for (user, lang), plan in zip(people, plans, strict=True):
         await answer(user, lang, consultation, plan, second_half)
-        review = await user.wait_for_message(t("<b>Vos réponses</b>", lang).replace("<b>", "").replace("</b>", ""))
+        review = await user.wait_for_message(
+            t("<b>Vos réponses</b>", lang).replace("<b>", "").replace("</b>", "")
+        )
         assert "✏️" in str(review.buttons)
         await user.click(t("📨 Envoyer mes réponses", lang))
         await user.wait_for_message(t("🙏 Merci ! Vos réponses sont enregistrées.", lang))
@@ -88,7 +92,9 @@ async def test_three_members_one_crash(e2e: E2E) -> None:
             for (user, _lang), plan in zip(people, plans, strict=True):
                 response = await repo.response(consultation.id, user.id)
                 assert response is not None and response.status == "submitted"
-                stored = {q: sorted(a.choices) for q, a in (await repo.answers(response.id)).items()}
+                stored = {
+                    q: sorted(a.choices) for q, a in (await repo.answers(response.id)).items()
+                }
                 assert stored == {q: sorted(c) for q, c in plan.items()}
     finally:
         await engine.dispose()
