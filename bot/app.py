@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -30,7 +31,7 @@ from bot.dialogs.menu import menu_dialog
 from bot.dialogs.my_ideas import my_ideas_dialog
 from bot.dialogs.submit_idea import submit_idea_dialog
 from bot.dialogs.survey import survey_dialog
-from bot.handlers import admin, commands, errors, membership, moderation
+from bot.handlers import admin, commands, errors, membership, moderation, privacy
 from bot.i18n import Translator
 from bot.members import MemberService
 from bot.middlewares.answer_once import AnswerCallbackOnce
@@ -77,7 +78,9 @@ def create_isolation(settings: Settings) -> BaseEventIsolation:
     if settings.redis_url:
         from aiogram.fsm.storage.redis import RedisEventIsolation
 
-        return RedisEventIsolation.from_url(settings.redis_url)
+        # A process killed mid-update leaves its lock behind: let it lapse after seconds, not
+        # aiogram's default minute, so the member is not ignored that long after a restart.
+        return RedisEventIsolation.from_url(settings.redis_url, lock_kwargs={"timeout": 5})
     return SimpleEventIsolation()
 
 
@@ -101,6 +104,7 @@ def create_dispatcher(
         membership.build_router(),
         commands.build_router(),
         admin.build_router(),
+        privacy.build_router(),
         moderation.build_router(),
         menu_dialog(),
         language_dialog(),
@@ -153,6 +157,7 @@ async def run(settings: Settings, consultation: Consultation) -> None:
         SendLimits(per_second=settings.broadcast_rate),
         clock=app.clock,
         on_sent=app.on_delivery_sent,
+        stale_after=timedelta(seconds=settings.outbox_stale_seconds),
     )
     app.wake_outbox = outbox.wake
     engine = PhaseEngine(app, outbox.wake)

@@ -47,7 +47,10 @@ class Outbox:
         batch: int = 200,
         concurrency: int = 8,
         on_sent: Callable[[Delivery, Message], object] | None = None,
+        stale_after: timedelta = STALE_CLAIM,
     ) -> None:
+        self.stale_after = stale_after
+        self.last_release = 0.0
         self.sessionmaker = sessionmaker
         self.bot = bot
         self.clock = clock
@@ -66,12 +69,19 @@ class Outbox:
         """Called after a commit that queued deliveries, so they leave at once."""
         self.wakeup.set()
 
-    async def run(self) -> None:
+    async def release_stale(self) -> None:
+        """Claims left by a sender that died go back to the queue (checked now and then)."""
+        self.last_release = self.monotonic()
         async with self.sessionmaker() as session:
-            released = await OutboxRepository(session).release_stale(self.clock() - STALE_CLAIM)
+            released = await OutboxRepository(session).release_stale(
+                self.clock() - self.stale_after
+            )
             await session.commit()
         if released:
             log.warning("outbox: %d deliveries interrupted by a crash are queued again", released)
+
+    async def run(self) -> None:
+        await self.release_stale()
         try:
             while True:
                 try:
@@ -87,6 +97,8 @@ class Outbox:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
 
     async def _idle(self) -> None:
+        if self.monotonic() - self.last_release > min(10.0, self.stale_after.total_seconds()):
+            await self.release_stale()
         async with self.sessionmaker() as session:
             due = await OutboxRepository(session).next_due()
         timeout = 1.0

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     webhook_listen: str = "127.0.0.1:8080"
     # Telegram allows about 30 messages/s overall; keep a margin by default.
     broadcast_rate: float = Field(default=25.0, gt=0)
+    # A delivery claimed by a sender that died is retried after this long (several instances
+    # may run: a live sender's claims must not be taken over).
+    outbox_stale_seconds: float = Field(default=60.0, gt=0)
     # Per-member flood control: sustained events per second, and the burst allowed on top.
     throttle_rate: float = Field(default=4.0, gt=0)
     throttle_burst: int = Field(default=15, ge=1)

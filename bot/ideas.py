@@ -152,7 +152,8 @@ class IdeaService:
             return DecisionResult(Decision.MISSING, None)
         if not won:
             await self.session.rollback()
-            return DecisionResult(Decision.ALREADY, idea)
+            # The rollback expired `idea`: read it again (with the winner's decision).
+            return DecisionResult(Decision.ALREADY, await self.repo.get(idea_id))
         if idea.author_id is not None:
             await self._notify_author_of_decision(idea, now)
         await self.session.commit()
@@ -316,7 +317,7 @@ class IdeaService:
         now = self.app.clock()
         target, target_id = ("comment", comment.id) if comment else ("idea", idea.id)
         if not await self.repo.add_report(target, target_id, member.id, now):
-            await self.session.rollback()
+            # Its savepoint undid the duplicate; a rollback here would expire `member`.
             return False
         chat_id = self.app.settings.moderation_chat_id
         if chat_id is not None:

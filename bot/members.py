@@ -25,10 +25,13 @@ MEMBER_COMMANDS = [
     ("language", N_("Changer de langue")),
     ("results", N_("Résultats du sondage")),
     ("help", N_("Aide et calendrier")),
+    ("mydata", N_("Mes données personnelles")),
+    ("forget", N_("Effacer mes données")),
 ]
 ADMIN_COMMANDS = [
     ("status", N_("État de la consultation")),
     ("announce", N_("Envoyer une annonce")),
+    ("pending", N_("Idées en attente")),
 ]
 
 

@@ -16,6 +16,7 @@ from bot.transitions import run_due
 
 log = logging.getLogger(__name__)
 SAFETY_NET = timedelta(seconds=30)
+NOTIFICATION_TICK = timedelta(seconds=30)
 
 
 class PhaseEngine:
@@ -38,6 +39,15 @@ class PhaseEngine:
             self.wake_outbox()
         return done
 
+    async def flush_notifications(self) -> None:
+        from bot.ideas import IdeaService
+
+        try:
+            async with self.app.sessionmaker() as session:
+                await IdeaService(session, self.app).flush_notifications()
+        except Exception:
+            log.exception("flushing grouped notifications failed")
+
     def plan(self) -> None:
         """One job per future event, with a stable id: a restart or a new date re-plans it."""
         now = self.app.clock()
@@ -51,6 +61,14 @@ class PhaseEngine:
                     misfire_grace_time=None,
                     coalesce=True,
                 )
+        self.scheduler.add_job(
+            self.flush_notifications,
+            IntervalTrigger(seconds=NOTIFICATION_TICK.total_seconds()),
+            id="notifications:flush",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
         self.scheduler.add_job(
             self.catch_up,
             IntervalTrigger(seconds=SAFETY_NET.total_seconds()),

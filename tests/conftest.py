@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -24,20 +25,26 @@ async def _admin(sql: str) -> None:
         await engine.dispose()
 
 
+def _off_loop(function: Callable[[], object]) -> object:
+    """Run blocking set-up that starts its own event loop, even from an async test."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(function).result()
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A new, migrated PostgreSQL database; fails (not skips) when the server is down."""
     name = unique_name("cbt")
     try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        _off_loop(lambda: asyncio.run(_admin(f'CREATE DATABASE "{name}"')))
     except OSError as exc:
         pytest.fail(
             f"PostgreSQL is required for this test and unreachable at {POSTGRES_URL}: {exc}"
         )
     url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
+    _off_loop(lambda: upgrade(url))
     yield url
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    _off_loop(lambda: asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
 
 
 @pytest.fixture

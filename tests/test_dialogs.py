@@ -306,3 +306,33 @@ async def test_flooding_member_is_slowed_down_politely(harness: Harness) -> None
     await h.click(client, "Suivant")  # dropped: nothing saved, a polite answer
     assert h.bot.alerts()[-1] == "Doucement, s’il vous plaît : réessayez dans un instant."
     assert await h.answers(7) == before == {}
+
+
+async def test_mydata_then_forget(harness: Harness) -> None:
+    h = harness
+    client = h.client()
+    await start_survey(h, client)
+    await h.click(client, "Inclusion des personnes")
+    await h.click(client, "Suivant")
+    await client.send("/mydata")
+    data = h.bot.texts()[-1]
+    assert "Identifiant Telegram : 7" in data and "Inclusion des personnes" in data
+    await client.send("/forget")
+    sent = [c for c in h.bot.calls if isinstance(c, SendMessage)][-1]
+    assert "C’est définitif" in sent.text
+    prompt = Message(
+        message_id=77,
+        date=NOW,
+        chat=Chat(id=7, type="private"),
+        text=sent.text,
+        reply_markup=sent.reply_markup,
+    )
+    await client.click(prompt, button("Oui, tout effacer"))
+    assert h.bot.alerts()[-1] == "Vos données ont été effacées."
+    assert await h.status(7) is None
+    async with h.app.sessionmaker() as session:
+        from storage.models import Member
+
+        assert await session.get(Member, 7) is None
+    await client.send("/mydata")
+    assert h.bot.texts()[-1] == "Nous ne conservons aucune donnée à votre sujet."

@@ -14,6 +14,15 @@ from bot.context import AppContext
 from bot.i18n import pick_language
 from storage.repositories.members import MemberRepository
 
+# Asking what we hold, or for help, must not make us hold something.
+READ_ONLY_COMMANDS = ("/mydata", "/forget", "/help")
+
+
+def _reads_only(event: TelegramObject) -> bool:
+    message = getattr(event, "message", None)
+    text = (message.text or "") if message is not None else ""
+    return text.split("@")[0].split(" ")[0] in READ_ONLY_COMMANDS
+
 
 class MemberMiddleware(BaseMiddleware):
     async def __call__(
@@ -32,7 +41,7 @@ class MemberMiddleware(BaseMiddleware):
             repo = MemberRepository(session)
             private = chat is None or chat.type == "private"
             member = await repo.get(user.id)
-            if member is None and private:
+            if member is None and private and not _reads_only(event):
                 member, _ = await repo.get_or_create(user.id, user.first_name)
                 if app.consultation.access == "open":
                     await repo.add_role(member, Role.AMBASSADOR)

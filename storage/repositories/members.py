@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Member, MemberRole
@@ -72,3 +72,66 @@ async def recipients(
         .order_by(Member.id)
     )
     return [(member_id, language or default_language) for member_id, language in rows]
+
+
+async def personal_data(session: AsyncSession, member_id: int) -> dict[str, object]:
+    """Everything stored about one member, for /mydata."""
+    from storage.models import AnswerChoice, Comment, Idea, QuestionAnswer, Response, Support
+
+    member = await session.get(Member, member_id)
+    if member is None:
+        return {}
+    responses = list(
+        (await session.scalars(select(Response).where(Response.member_id == member_id))).all()
+    )
+    answers: dict[str, list[str]] = {}
+    for response in responses:
+        for qid, text in await session.execute(
+            select(QuestionAnswer.question_id, QuestionAnswer.text).where(
+                QuestionAnswer.response_id == response.id
+            )
+        ):
+            answers.setdefault(qid, [text] if text else [])
+        for qid, oid in await session.execute(
+            select(AnswerChoice.question_id, AnswerChoice.option_id).where(
+                AnswerChoice.response_id == response.id
+            )
+        ):
+            answers.setdefault(qid, []).append(oid)
+    ideas = list((await session.scalars(select(Idea).where(Idea.author_id == member_id))).all())
+    comments = await session.scalar(
+        select(func.count()).select_from(Comment).where(Comment.author_id == member_id)
+    )
+    supports = await session.scalar(
+        select(func.count()).select_from(Support).where(Support.member_id == member_id)
+    )
+    return {
+        "member": member,
+        "responses": responses,
+        "answers": answers,
+        "ideas": ideas,
+        "comments": comments or 0,
+        "supports": supports or 0,
+    }
+
+
+async def erase(session: AsyncSession, member_id: int, fsm_key_fragment: str) -> None:
+    """Delete the member and what they wrote; counters follow (supports recomputed)."""
+    from storage.models import Comment, Delivery, FsmRecord, Idea, Support
+
+    supported = list(
+        (await session.scalars(select(Support.idea_id).where(Support.member_id == member_id))).all()
+    )
+    await session.execute(delete(Comment).where(Comment.author_id == member_id))
+    await session.execute(delete(Idea).where(Idea.author_id == member_id))
+    await session.execute(delete(Support).where(Support.member_id == member_id))
+    for idea_id in supported:
+        count = select(func.count()).select_from(Support).where(Support.idea_id == idea_id)
+        await session.execute(
+            update(Idea).where(Idea.id == idea_id).values(supports=count.scalar_subquery())
+        )
+    await session.execute(
+        delete(Delivery).where(Delivery.chat_id == member_id, Delivery.status == "pending")
+    )
+    await session.execute(delete(FsmRecord).where(FsmRecord.key.contains(fsm_key_fragment)))
+    await session.execute(delete(Member).where(Member.id == member_id))

@@ -6,13 +6,15 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
+import pytest
+
 from bot.consultation import load_consultation
 from bot.i18n import Translator
 from storage.db import make_engine, make_sessionmaker
 from storage.repositories.survey import SurveyRepository
 from tests.e2e.conftest import E2E, wait_button
 from tests.emulator import SimUser
-from tests.support import seed_answers, survey_now
+from tests.support import REDIS_URL, seed_answers, survey_now
 
 TR = Translator()
 
@@ -36,11 +38,33 @@ async def answer(
             await user.click(t("Suivant ▶️", lang))
 
 
-async def test_three_members_one_crash(e2e: E2E) -> None:
+async def fresh_redis(url: str) -> None:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        await client.flushdb()
+    except OSError as exc:
+        pytest.fail(f"Redis is required for this test and unreachable at {url}: {exc}")
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql+redis"])
+async def test_three_members_one_crash(
+    e2e: E2E, backend: str, request: pytest.FixtureRequest
+) -> None:
+    env = {}
+    if backend == "postgresql+redis":
+        # The several-instances configuration: PostgreSQL, and dialogs kept in Redis.
+        e2e.database_url = request.getfixturevalue("postgres_url")
+        redis_url = REDIS_URL.rsplit("/", 1)[0] + "/14"
+        await fresh_redis(redis_url)
+        env["REDIS_URL"] = redis_url
     now = datetime.now(UTC)
     path = e2e.consultation(survey_now(now))
     consultation = load_consultation(path)
-    bot = e2e.bot(path)
+    bot = e2e.bot(path, **env)
     await bot.start()
     emu = e2e.emulator
     people = [
