@@ -134,6 +134,32 @@ async def _invite(
     return invite_link(username.lstrip("@"), token)
 
 
+def cmd_status(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    consultation = _consultation(settings.consultation_file)
+    _migrate(settings)
+    print(asyncio.run(_status(settings, consultation)))
+
+
+async def _status(settings: Settings, consultation: Consultation) -> str:
+    import html
+    import re
+
+    from bot.context import AppContext
+    from bot.i18n import Translator
+    from bot.status import status_report
+    from storage.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    try:
+        app = AppContext(settings, consultation, make_sessionmaker(engine), Translator())
+        async with app.sessionmaker() as session:
+            report = await status_report(session, app, consultation.source_language)
+    finally:
+        await engine.dispose()
+    return html.unescape(re.sub(r"<[^>]+>", "", report))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="consultbot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -145,6 +171,8 @@ def parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(func=cmd_migrate)
+    status = sub.add_parser("status", help="timeline, respondents and outbox progress")
+    status.set_defaults(func=cmd_status)
     invite = sub.add_parser("invite", help="create an invitation link")
     invite.add_argument("role", choices=[r.value for r in Role])
     invite.add_argument("--uses", type=int, default=None, help="how many people may use it")

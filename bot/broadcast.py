@@ -195,6 +195,7 @@ class Outbox:
             )
         lock = self.upload_locks.setdefault(row.media_id, asyncio.Lock())
         async with lock:  # the first one uploads; the others wait, then reuse its file_id
+            self.limiter.restamp(row.chat_id, row.is_group)
             if row.media_id in self.file_ids:
                 return await self.bot.send_photo(
                     row.chat_id, self.file_ids[row.media_id], caption=row.text, reply_markup=markup
@@ -206,6 +207,7 @@ class Outbox:
             photo: str | BufferedInputFile = media.file_id or BufferedInputFile(
                 media.data, filename=media.filename
             )
+            self.limiter.restamp(row.chat_id, row.is_group)  # after the media's read
             message = await self.bot.send_photo(
                 row.chat_id, photo, caption=row.text, reply_markup=markup
             )

@@ -317,7 +317,9 @@ class IdeaService:
         now = self.app.clock()
         target, target_id = ("comment", comment.id) if comment else ("idea", idea.id)
         if not await self.repo.add_report(target, target_id, member.id, now):
-            # Its savepoint undid the duplicate; a rollback here would expire `member`.
+            # Already reported. Commit (its savepoint undid the insert) ends the transaction
+            # without expiring `member` and `idea`, which the dialog still reads (a rollback would).
+            await self.session.commit()
             return False
         chat_id = self.app.settings.moderation_chat_id
         if chat_id is not None:

@@ -57,6 +57,17 @@ class RateLimiter:
                 wait = max(wait, last + self.limits.private_interval + self.limits.margin - now)
         return wait
 
+    def restamp(self, chat_id: int, is_group: bool) -> None:
+        """A send recorded earlier really leaves now (it waited, e.g. for an upload): the
+        chat's interval counts from now, or its next message could arrive less than 1 s later."""
+        now = self.clock()
+        if is_group:
+            sends = self._group_window.get(chat_id)
+            if sends:
+                sends[-1] = max(sends[-1], now)
+        else:
+            self._last_private[chat_id] = max(self._last_private.get(chat_id, now), now)
+
     def record(self, chat_id: int, is_group: bool) -> None:
         now = self.clock()
         self._recent.append(now)

@@ -88,3 +88,14 @@ def test_invite_prints_a_deep_link(tmp_path: Path) -> None:
         ["invite", "official", "--expires", "soon", "--username", "b"], tmp_path, DATABASE_URL=url
     )
     assert_clean_failure(bad, "not a duration")
+
+
+def test_status_prints_the_timeline(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    result = consultbot(
+        ["status"], tmp_path, DATABASE_URL=url, CONSULTATION_FILE=str(DEFAULT_CONSULTATION)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "État de la consultation" in result.stdout
+    assert "✔️ 1. Sondage sur vos besoins" in result.stdout  # 2020: every phase is over
+    assert "<b>" not in result.stdout

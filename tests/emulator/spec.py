@@ -11,6 +11,7 @@ callback_data size, button rules, bot command syntax.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 # tests/emulator/spec.py -> parents[2] is the repository root; shared/ is its sibling.
-DEFAULT_SPEC_PATH = Path(__file__).resolve().parents[3] / "shared" / "telegram-bot-api" / "api.json"
+DEFAULT_SPEC_PATH = Path(
+    os.environ.get("TELEGRAM_API_SPEC")
+    or Path(__file__).resolve().parents[3] / "shared" / "telegram-bot-api" / "api.json"
+)
 
 PRIMITIVES = frozenset({"Integer", "String", "Boolean", "Float"})
 PARSE_MODES = frozenset({"html", "markdown", "markdownv2"})
