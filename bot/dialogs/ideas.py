@@ -16,7 +16,7 @@ from aiogram_dialog.widgets.text import Format
 
 from bot.context import AppContext
 from bot.dialogs.states import Ideas, MainMenu, MyIdeas, SubmitIdea
-from bot.dialogs.widgets import T
+from bot.dialogs.widgets import T, tell
 from bot.ideas import COMMENT_MAX, IdeaService, TextProblem, check_text, idea_link
 from storage.models import Comment, Idea
 from storage.repositories.ideas import IdeaRepository
@@ -38,10 +38,7 @@ async def _closed(event: CallbackQuery | Message, manager: DialogManager) -> boo
         "La phase des idées est close : les idées restent lisibles, mais on ne peut plus "
         "en proposer, les soutenir ni les commenter."
     )
-    if isinstance(event, CallbackQuery):
-        await event.answer(text, show_alert=True)
-    else:
-        await event.answer(text)
+    await tell(event, text)
     return True
 
 

@@ -15,7 +15,7 @@ from aiogram_dialog.widgets.text import Format
 
 from bot.context import AppContext
 from bot.dialogs.states import SubmitIdea
-from bot.dialogs.widgets import T
+from bot.dialogs.widgets import T, tell
 from bot.ideas import TEXT_MAX, TITLE_MAX, IdeaService, TextProblem, check_text
 
 
@@ -29,10 +29,7 @@ async def _guard(event: CallbackQuery | Message, manager: DialogManager) -> bool
     if service.is_open() and manager.middleware_data.get("member") is not None:
         return True
     text = app.translator.gettext("La phase des idées est close : on ne peut plus proposer d’idée.")
-    if isinstance(event, CallbackQuery):
-        await event.answer(text, show_alert=True)
-    else:
-        await event.answer(text)
+    await tell(event, text)
     await manager.done()
     return False
 

@@ -16,7 +16,7 @@ from aiogram_dialog.widgets.text import Format
 from bot.consultation import PhaseKind, Question
 from bot.context import AppContext
 from bot.dialogs.states import MainMenu, Survey
-from bot.dialogs.widgets import T
+from bot.dialogs.widgets import T, tell
 from bot.members import MemberService
 from bot.presenters import when
 from bot.survey import (
@@ -49,10 +49,7 @@ async def _guard(event: CallbackQuery | Message, manager: DialogManager) -> bool
         reason = _("Le sondage est clos : vos réponses ne peuvent plus être modifiées.")
     else:
         return True
-    if isinstance(event, CallbackQuery):
-        await event.answer(reason, show_alert=True)
-    else:
-        await event.answer(reason)
+    await tell(event, reason)
     await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
     return False
 
@@ -173,10 +170,7 @@ async def _save_and_advance(event: CallbackQuery | Message, manager: DialogManag
     problem = check_answer(question, choices, text)
     if problem is not None:
         message = problem_text(app, problem, question)
-        if isinstance(event, CallbackQuery):
-            await event.answer(message, show_alert=True)
-        else:
-            await event.answer(message)
+        await tell(event, message)
         return
     answers = await service.save(_member_id(manager), question, choices, text, app.clock())
     visible = visible_questions(app.consultation, answers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiogram.types import CallbackQuery, Message
 from aiogram_dialog.api.protocols import DialogManager
 from aiogram_dialog.widgets.common import WhenCondition
 from aiogram_dialog.widgets.text import Text
@@ -22,3 +23,11 @@ class T(Text):
         app: AppContext = manager.middleware_data["app"]
         translated = app.translator.gettext(self.msgid)
         return translated.format_map(data) if data else translated
+
+
+async def tell(event: CallbackQuery | Message, text: str) -> None:
+    """An alert on a button press, a plain reply to a message."""
+    if isinstance(event, CallbackQuery):
+        await event.answer(text, show_alert=True)
+    else:
+        await event.answer(text)
