@@ -14,7 +14,7 @@ from bot.context import AppContext
 from bot.dialogs.states import Ideas, LanguagePick, MainMenu, Survey
 from bot.dialogs.widgets import T
 from bot.handlers.admin import may_see_results, send_results
-from bot.presenters import help_text, status_text
+from bot.presenters import help_text, status_text, when
 from bot.survey import SurveyService
 
 
@@ -41,10 +41,17 @@ async def menu_getter(
 async def open_survey(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
     app: AppContext = manager.middleware_data["app"]
     if not app.timeline.is_open(PhaseKind.SURVEY, app.clock()):
-        await callback.answer(
-            app.translator.gettext("Le sondage n’est pas ouvert."), show_alert=True
+        phase = app.consultation.phase(PhaseKind.SURVEY)
+        lang = manager.middleware_data["lang"]
+        text = (
+            app.translator.gettext("Le sondage est ouvert du {start} au {end}.").format(
+                start=when(phase.starts, app.consultation, lang, time=True),
+                end=when(phase.ends, app.consultation, lang, time=True),
+            )
+            if phase
+            else app.translator.gettext("Le sondage n’est pas ouvert.")
         )
-        await manager.show()
+        await callback.answer(text, show_alert=True)
         return
     await manager.start(Survey.question)
 

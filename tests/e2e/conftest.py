@@ -31,8 +31,8 @@ class BotProcess:
     process: asyncio.subprocess.Process | None = None
     starts: int = 0
 
-    async def start(self) -> None:
-        polls_before = len(self.emulator.calls_to("getUpdates"))
+    async def start(self, ready_method: str = "getUpdates") -> None:
+        polls_before = len(self.emulator.calls_to(ready_method))
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -48,7 +48,7 @@ class BotProcess:
         self.starts += 1
         # Ready when it polls for updates (migrations, catch-up and commands are done by then).
         await self.emulator.wait_for(
-            lambda: len(self.emulator.calls_to("getUpdates")) > polls_before or self.exited(),
+            lambda: len(self.emulator.calls_to(ready_method)) > polls_before or self.exited(),
             timeout=60,
             what="the bot to start polling",
         )
