@@ -26,9 +26,12 @@ async def stale_button(event: ErrorEvent, dialog_manager: DialogManager, **data:
             await query.answer(text)
         chat = data.get("event_chat")
         if chat is not None and chat.type == "private":
-            await dialog_manager.start(
-                MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND
-            )
+            # The update's own session closed with the failed handler: the menu gets a new one.
+            async with app.sessionmaker() as session:
+                dialog_manager.middleware_data["session"] = session
+                await dialog_manager.start(
+                    MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND
+                )
 
 
 async def unexpected(event: ErrorEvent, **data: Any) -> None:
