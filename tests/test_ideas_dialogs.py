@@ -28,8 +28,8 @@ from storage.fsm import SQLStorage
 from storage.models import Comment, Delivery, Idea, NotificationState, Support
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRepository
-from tests.test_dialogs import Clock, Harness, button
 from tests.support import default_document, with_dates, write_document
+from tests.test_dialogs import Clock, Harness, button
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 IDEAS_START = NOW - timedelta(days=2)
@@ -484,8 +484,19 @@ async def test_support_toggles_comment_reply_and_report(h: Harness) -> None:
     await h.click(anne, "Signaler")
     await h.click(anne, "L’idée elle-même")
     assert h.bot.alerts()[-1] == "Vous l’avez déjà signalé : merci."
+    # Report a comment: its card says so, with the Hide button.
+    await h.click(anne, "Signaler")
+    assert markup_texts(h.last())[1:-1] == ["💬 1. Anne", "💬 2. Anne"]
+    await h.click(anne, "💬 2. Anne")
+    assert h.bot.alerts()[-1] == "Merci : les modérateurs vont examiner ce signalement."
     reports = await deliveries(h.app.sessionmaker, "moderation", MOD_CHAT)
-    assert len(reports) == 3 and "Idée signalée" in (reports[-1].text or "")
+    assert len(reports) == 4
+    assert "Idée signalée" in (reports[2].text or "") and "Un potager partagé" in (
+        reports[2].text or ""
+    )
+    assert "Commentaire signalé" in (reports[3].text or "")
+    assert "Le samedi matin, par exemple." in (reports[3].text or "")
+    assert "🙈 Masquer" in (reports[3].reply_markup or "")
 
 
 async def test_comments_are_paginated(h: Harness) -> None:
@@ -611,6 +622,7 @@ async def test_decide_first_moderator_wins(
         "❌ Votre idée « {title} » n’a pas été retenue par les modérateurs. Raison : {reason}.",
         "en",
     ).format(title="Des arbres", reason=t(REASONS["offensive"], "en"))
+    assert "Raison" not in (told.text or "")  # English, not the French source
 
 
 async def test_decide_concurrently_exactly_one_wins(
