@@ -336,3 +336,23 @@ async def test_mydata_then_forget(harness: Harness) -> None:
         assert await session.get(Member, 7) is None
     await client.send("/mydata")
     assert h.bot.texts()[-1] == "Nous ne conservons aucune donnée à votre sujet."
+
+
+async def test_shared_idea_link_survives_the_language_question(harness: Harness) -> None:
+    h = harness
+    async with h.app.sessionmaker() as session:
+        from storage.repositories.ideas import IdeaRepository
+        from storage.repositories.members import MemberRepository
+
+        author, _ = await MemberRepository(session).get_or_create(99, "Zoé")
+        idea = await IdeaRepository(session).create(
+            h.app.consultation.id, "inclusion", author.id, "Zoé", "Des bancs", "Au parc.", NOW
+        )
+        idea.status = "approved"
+        await session.commit()
+        idea_id = idea.id
+    client = h.client(user_id=12, language="de")
+    await client.send(f"/start idea_{idea_id}")
+    assert "Choose your language" in (h.last().text or "")
+    await h.click(client, "English")
+    assert "Des bancs" in (h.last().text or "")

@@ -11,7 +11,7 @@ from aiogram_dialog.widgets.kbd import Column, Select
 from aiogram_dialog.widgets.text import Const, Format
 
 from bot.context import AppContext
-from bot.dialogs.states import LanguagePick, MainMenu
+from bot.dialogs.states import Ideas, LanguagePick, MainMenu
 from bot.i18n import LANGUAGE_NAMES
 from bot.members import MemberService
 from bot.presenters import welcome_text
@@ -37,9 +37,12 @@ async def on_language(callback: CallbackQuery, _: Any, manager: DialogManager, c
         await callback.answer(app.translator.gettext("Langue enregistrée."))
         if callback.bot is not None:
             await MemberService.set_chat_commands(callback.bot, app, callback.from_user.id, code)
-        if (manager.start_data or {}).get("welcome") and callback.message is not None:
+        start_data = manager.start_data if isinstance(manager.start_data, dict) else {}
+        if start_data.get("welcome") and callback.message is not None:
             await callback.message.answer(welcome_text(app, code))
         await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
+        if start_data.get("idea"):
+            await manager.start(Ideas.idea, data={"idea": start_data["idea"]})
 
 
 def language_dialog() -> Dialog:

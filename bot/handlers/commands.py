@@ -57,17 +57,16 @@ async def start(
             )
         )
         return
+    idea_id = payload.removeprefix(IDEA_PAYLOAD) if payload.startswith(IDEA_PAYLOAD) else ""
     if member.language is None:
-        await dialog_manager.start(
-            LanguagePick.choose, data={"welcome": True}, mode=StartMode.RESET_STACK
-        )
+        # Language first; the shared idea (if any) opens right after.
+        data = {"welcome": True, "idea": int(idea_id) if idea_id.isdigit() else None}
+        await dialog_manager.start(LanguagePick.choose, data=data, mode=StartMode.RESET_STACK)
         return
-    if payload.startswith(IDEA_PAYLOAD) and payload.removeprefix(IDEA_PAYLOAD).isdigit():
+    if idea_id.isdigit():
         # Opened from a shared link: straight to the idea, with the menu under it.
         await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
-        await dialog_manager.start(
-            Ideas.idea, data={"idea": int(payload.removeprefix(IDEA_PAYLOAD))}
-        )
+        await dialog_manager.start(Ideas.idea, data={"idea": int(idea_id)})
         return
     await message.answer(welcome_text(app, lang))
     await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)

@@ -31,7 +31,7 @@ class BotProcess:
     process: asyncio.subprocess.Process | None = None
     starts: int = 0
 
-    async def start(self, ready_method: str = "getUpdates") -> None:
+    async def start(self, ready_method: str = "deleteWebhook") -> None:
         polls_before = len(self.emulator.calls_to(ready_method))
         log = self.log_path.open("ab")
         self.process = await asyncio.create_subprocess_exec(
@@ -46,7 +46,8 @@ class BotProcess:
         )
         log.close()
         self.starts += 1
-        # Ready when it polls for updates (migrations, catch-up and commands are done by then).
+        # Ready when it clears the webhook to start polling (or sets it): migrations, catch-up
+        # and commands are done by then, and what users send now waits in the queue.
         await self.emulator.wait_for(
             lambda: len(self.emulator.calls_to(ready_method)) > polls_before or self.exited(),
             timeout=60,
