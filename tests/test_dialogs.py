@@ -356,3 +356,29 @@ async def test_shared_idea_link_survives_the_language_question(harness: Harness)
     assert "Choose your language" in (h.last().text or "")
     await h.click(client, "English")
     assert "Des bancs" in (h.last().text or "")
+
+
+async def test_announce_for_organisers_only(harness: Harness) -> None:
+    h = harness
+    member = h.client(user_id=7)
+    await member.send("/start")  # an ambassador (access is open)
+    await member.send("/announce")
+    assert h.bot.texts()[-1] == "Cette commande est réservée aux organisateurs."
+    admin = h.client(user_id=1, dp=member.dp)
+    await admin.send("/announce")
+    assert "À qui l’envoyer ?" in (h.last().text or "")
+    await h.click(admin, "Ambassadeurs")
+    await admin.send("Réunion <b>jeudi</b> à 18 h")
+    confirm = h.last().text or ""
+    assert "envoyée à 2 personne(s)" in confirm  # the admin too became an ambassador at /announce
+    await h.click(admin, "Envoyer")
+    assert h.bot.alerts()[-1] == "Annonce envoyée à 2 membres."
+    async with h.app.sessionmaker() as session:
+        from sqlalchemy import select
+
+        from storage.models import Delivery
+
+        rows = (await session.scalars(select(Delivery))).all()
+    assert sorted(r.chat_id for r in rows) == [1, 7]
+    # The organiser's text is escaped: "<b>" typed as text does not become formatting.
+    assert all("&lt;b&gt;jeudi&lt;/b&gt;" in (r.text or "") for r in rows)
