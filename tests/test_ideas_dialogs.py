@@ -435,6 +435,7 @@ async def test_support_toggles_comment_reply_and_report(h: Harness) -> None:
     assert "Retirer mon soutien" in str(h.last().reply_markup)
     # One support per member: the old screen's button again changes nothing.
     await anne.click(screen, button("Soutenir"))
+    assert h.bot.alerts()[-1] == "Vous soutenez déjà cette idée."
     assert await supports() == (1, 1)
     await h.click(anne, "Retirer mon soutien")
     assert h.bot.alerts()[-1] == "Soutien retiré."

@@ -214,12 +214,13 @@ async def on_support(callback: CallbackQuery, button: Button, manager: DialogMan
         await callback.answer(app.translator.gettext("Cette idée n’est pas (ou plus) disponible."))
         return
     on = button.widget_id == "sup"
-    await service.set_support(member, idea.id, on)
-    await callback.answer(
-        app.translator.gettext("Merci pour votre soutien !")
-        if on
-        else app.translator.gettext("Soutien retiré.")
-    )
+    changed = await service.set_support(member, idea.id, on)
+    tr = app.translator.gettext
+    if on:
+        text = tr("Merci pour votre soutien !") if changed else tr("Vous soutenez déjà cette idée.")
+    else:
+        text = tr("Soutien retiré.") if changed else tr("Vous ne souteniez pas cette idée.")
+    await callback.answer(text)
 
 
 async def on_comment_start(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
