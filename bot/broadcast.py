@@ -139,6 +139,10 @@ class Outbox:
             task = asyncio.create_task(self._deliver(row))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+            # Let the task send now: the limiter recorded this instant. Without it, a whole
+            # batch is recorded first and its requests leave together later, bunched enough
+            # to exceed the overall limit as Telegram measures it.
+            await asyncio.sleep(0)
             # Refresh the others' delays: the window just moved.
             queue = [(self.limiter.delay(r.chat_id, r.is_group), i, r) for _, i, r in queue]
             heapq.heapify(queue)

@@ -27,6 +27,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     _prepare_sqlite_path(url)
     if make_url(url).get_backend_name() == "sqlite":
         # Several sessions write concurrently (FSM storage, outbox): wait instead of failing.
+        # No cap on connections: an update holds one while aiogram-dialog's FSM storage takes
+        # another, and the outbox takes up to 9; with QueuePool's cap (5 + 10) a burst of
+        # updates during a broadcast waited on each other for the pool timeout (30 s).
+        kwargs.setdefault("max_overflow", -1)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -38,6 +42,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.close()
 
         return engine
+    # Each update may hold two connections (its session and the FSM storage's), and the
+    # outbox several: leave room above SQLAlchemy's default of 5 + 10.
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 30)
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 

@@ -1,0 +1,436 @@
+"""The results phase end to end: the real bot process broadcasts the ranked summary and the chart
+through the outbox to officials (invited by link) and ambassadors, in their languages, with 429s,
+a member who blocked the bot, and a SIGKILL in the middle of the broadcast."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.consultation import Consultation, Role, load_consultation
+from bot.i18n import Translator
+from storage.db import make_engine, make_sessionmaker, upgrade_async
+from storage.models import Delivery, Member, MemberRole, PhaseTransition
+from storage.repositories.members import MemberRepository
+from storage.repositories.survey import SurveyRepository
+from tests.e2e.conftest import ADMIN_ID, E2E
+from tests.emulator import BotAPIEmulator, TranscriptEntry
+from tests.support import REPO, SEED_COUNTS, SEED_RESPONDENTS, seed_answers
+
+TR = Translator()
+LANGUAGES = ("fr", "nl", "en")
+OPEN = ("pending", "sending")
+
+
+def t(msgid: str, lang: str) -> str:
+    return TR.gettext(msgid, locale=lang)
+
+
+def plain(html: str) -> str:
+    """What the member reads: the emulator keeps the rendered text, without the tags."""
+    return re.sub(r"</?[a-z]+>", "", html)
+
+
+# --------------------------------------------------------------------------- set-up helpers
+
+
+@pytest.fixture
+async def database(e2e: E2E) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """The test's own connection to the bot's database (migrated first, as `consultbot run`)."""
+    await upgrade_async(e2e.database_url)
+    engine = make_engine(e2e.database_url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+async def seed_ambassadors(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    consultation: Consultation,
+    people: list[tuple[int, str, str]],
+    answers: list[dict[str, list[str]]],
+) -> None:
+    """Members (id, name, language) with the ambassador role; the first ones submit `answers`."""
+    now = datetime.now(UTC) - timedelta(hours=1)
+    async with sessionmaker() as session:
+        members = MemberRepository(session)
+        survey = SurveyRepository(session)
+        for i, (member_id, name, lang) in enumerate(people):
+            member, _ = await members.get_or_create(member_id, name)
+            await members.set_language(member, lang)
+            await members.add_role(member, Role.AMBASSADOR)
+            if i < len(answers):
+                response = await survey.get_or_create(consultation.id, member_id)
+                for question_id, choices in answers[i].items():
+                    await survey.save_answer(response, question_id, choices, None)
+                await survey.submit(response, now)
+        await session.commit()
+
+
+async def invitation_link(database_url: str, role: str, uses: int) -> str:
+    """`python -m bot invite ROLE --uses N --username ...`, as an organiser runs it."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "invite",
+        role,
+        "--uses",
+        str(uses),
+        "--username",
+        "consultbot_test_bot",
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    link = out.decode().strip().splitlines()[-1]
+    assert link.startswith("https://t.me/consultbot_test_bot?start=inv_"), link
+    return link
+
+
+async def statuses(
+    sessionmaker: async_sessionmaker[AsyncSession], topic_prefix: str = ""
+) -> list[Delivery]:
+    async with sessionmaker() as session:
+        rows = await session.scalars(
+            select(Delivery).where(Delivery.topic.startswith(topic_prefix)).order_by(Delivery.id)
+        )
+        return list(rows.all())
+
+
+async def settled(sessionmaker: async_sessionmaker[AsyncSession], topic_prefix: str = "") -> bool:
+    rows = await statuses(sessionmaker, topic_prefix)
+    return bool(rows) and all(r.status not in OPEN for r in rows)
+
+
+async def blocked_in_db(sessionmaker: async_sessionmaker[AsyncSession], member_id: int) -> bool:
+    async with sessionmaker() as session:
+        return bool(await session.scalar(select(Member.blocked).where(Member.id == member_id)))
+
+
+# --------------------------------------------------------------------------- what members see
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a member of one language must receive when the results open."""
+
+    lang: str
+    caption: str  # the chart's caption, as rendered
+    header: str  # the summary's first line
+
+
+def expected(c: Consultation, lang: str) -> Expected:
+    caption = plain(t("📊 <b>Résultats : {title}</b>", lang).format(title=c.text(c.title, lang)))
+    return Expected(lang, caption, caption)
+
+
+def charts(emu: BotAPIEmulator, chat_id: int, exp: Expected) -> list[TranscriptEntry]:
+    return [e for e in emu.delivered(chat_id) if e.kind == "photo" and e.text == exp.caption]
+
+
+def summaries(emu: BotAPIEmulator, chat_id: int, exp: Expected) -> list[TranscriptEntry]:
+    return [
+        e
+        for e in emu.delivered(chat_id)
+        if e.kind == "text" and e.text.startswith(exp.header + "\n")
+    ]
+
+
+def has_results(emu: BotAPIEmulator, chat_id: int, exp: Expected) -> bool:
+    return bool(charts(emu, chat_id, exp)) and bool(summaries(emu, chat_id, exp))
+
+
+def check_summary(c: Consultation, text: str, lang: str) -> None:
+    """Every question of SEED_COUNTS: options ranked by count, ties in the file's order,
+    labels and question texts in the member's language."""
+    respondents = TR.ngettext(
+        "{n} répondant", "{n} répondants", SEED_RESPONDENTS, locale=lang
+    ).format(n=SEED_RESPONDENTS)
+    assert respondents in text.splitlines()[1], text[:300]
+    blocks = text.split("\n\n")
+    for question_id, counts in SEED_COUNTS.items():
+        q = c.question(question_id)
+        question_text = c.text(q.text, lang)
+        block = next((b for b in blocks if question_text in b.splitlines()[0]), None)
+        assert block is not None, f"{question_id} ({lang}) missing from the summary:\n{text}"
+        in_file_order = [(o, counts[o.id]) for o in q.options if o.id in counts]
+        ranked = sorted(in_file_order, key=lambda pair: -pair[1])  # stable: ties keep file order
+        want = [(c.text(o.text or o.label, lang), n) for o, n in ranked]
+        got = []
+        for line in block.splitlines()[1:]:
+            if not line.startswith("• "):
+                continue
+            m = re.fullmatch(r"• (.*) \((\d+)\) — \d+ %", line)
+            assert m, line
+            got.append((m.group(1), int(m.group(2))))
+        assert got == want, f"{question_id} ({lang}):\n{block}"
+
+
+def limit_report(emu: BotAPIEmulator) -> str:
+    """Each limit violation with the sends to its chat, for the failure message."""
+    out = []
+    for v in emu.limit_violations:
+        out.append(repr(v))
+        for call in emu.calls:
+            if call.params.get("chat_id") == v.chat_id and call.method.startswith("send"):
+                said = call.response.get("description", "ok")
+                out.append(f"   {call.time:.3f} {call.method}: {said}")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- test 1
+
+
+async def test_results_broadcast_reaches_everyone_once(
+    e2e: E2E, database: async_sessionmaker[AsyncSession]
+) -> None:
+    emu = e2e.emulator
+    now = datetime.now(UTC)
+    close = now + timedelta(seconds=12)
+    opens = close + timedelta(seconds=2)
+    path = e2e.consultation(
+        {
+            "survey": (now - timedelta(days=3), close),
+            "results": (opens, opens + timedelta(days=2)),
+            "ideas": (opens + timedelta(days=3), opens + timedelta(days=300)),
+        }
+    )
+    c = load_consultation(path)
+    exp = {lang: expected(c, lang) for lang in LANGUAGES}
+
+    # Ten ambassadors in three languages; their submitted answers are the seed's.
+    ambassadors = [(3001 + i, f"Amb{i}", LANGUAGES[i % 3]) for i in range(10)]
+    await seed_ambassadors(database, c, ambassadors, seed_answers())
+    language = {member_id: lang for member_id, _, lang in ambassadors}
+    for member_id, name, lang in ambassadors:
+        emu.add_user(member_id, name, lang)
+    blocked = emu.user(3005)  # Dutch; blocked the bot while it was down
+    blocked.block_bot()
+    link = await invitation_link(e2e.database_url, "official", uses=5)
+    officials = [emu.add_user(3101, "Griet", "nl"), emu.add_user(3102, "Oliver", "en")]
+    language |= {3101: "nl", 3102: "en"}
+    admin = emu.add_user(ADMIN_ID, "Organiser", "fr")
+
+    bot = e2e.bot(path)
+    await bot.start()
+
+    # The officials open the invitation link while the survey is open.
+    payload = link.split("?start=", 1)[1]
+    for official in officials:
+        lang = language[official.id]
+        await official.send(f"/start {payload}")
+        await official.wait_for_message(t("✅ Invitation acceptée : bienvenue !", lang))
+        await emu.wait_for(
+            lambda o=official: any(e.buttons for e in o.transcript()[-2:]),
+            what=f"the menu for {official}",
+        )
+        # Before the results phase, /results says when they come.
+        await official.send("/results")
+        soon = t("Les résultats seront publiés le {date}.", lang).split("{date}")[0]
+        await official.wait_for_message(soon)
+
+    # The survey's opening announcement went out (403 for the member who blocked the bot).
+    await emu.wait_for(lambda: settled(database, "announce:"), what="the survey announcement")
+    await emu.wait_for(lambda: blocked_in_db(database, blocked.id), what="blocked member in DB")
+    assert datetime.now(UTC) < opens - timedelta(seconds=0.5), "set-up too slow for the dates"
+
+    # From now on only the broadcast sends: Telegram's limits are enforced, 429s injected.
+    emu.enforce_limits(global_per_second=30, per_chat_per_second=1, per_group_per_minute=20)
+    photo_fault = emu.inject_fault("sendPhoto", code=429, retry_after=1, times=2)
+    text_fault = emu.inject_fault("sendMessage", code=429, retry_after=1, times=2)
+
+    recipients = [m for m, _, _ in ambassadors if m != blocked.id] + [o.id for o in officials]
+    deadline = (opens - datetime.now(UTC)).total_seconds() + 30
+    await emu.wait_for(
+        lambda: all(has_results(emu, m, exp[language[m]]) for m in recipients),
+        timeout=deadline,
+        what="the results for every recipient",
+    )
+    await emu.wait_for(lambda: settled(database, "results:"), what="all results deliveries")
+
+    # Each recipient: one chart and one summary, in their language, ranked as the seed.
+    for member_id in recipients:
+        lang = language[member_id]
+        assert len(charts(emu, member_id, exp[lang])) == 1, emu.render_transcript(member_id)
+        texts = summaries(emu, member_id, exp[lang])
+        assert len(texts) == 1, emu.render_transcript(member_id)
+        check_summary(c, texts[0].text, lang)
+    axes = summaries(emu, 3001, exp["fr"])[0].text
+    positions = [axes.index(f"({n}) —", axes.index("2. ")) for n in (7, 6, 5, 4, 1)]
+    assert positions == sorted(positions)
+
+    # The member who blocked the bot got nothing and is marked blocked.
+    assert emu.delivered(blocked.id) == []
+    assert await blocked_in_db(database, blocked.id)
+
+    # The chart: one upload per language, then re-sent by file_id.
+    sends = [m for m in emu.media_sends if m.method == "sendPhoto" and m.chat_id in language]
+    assert len(sends) == len(recipients)
+    for lang in LANGUAGES:
+        mine = [m for m in sends if language[m.chat_id] == lang]
+        assert [m.source for m in mine].count("upload") == 1, mine
+        assert mine[0].source == "upload"
+        assert len({m.file_id for m in mine}) == 1
+    assert len({m.file_id for m in sends}) == len(LANGUAGES)
+
+    # The 429s were all hit and retried; the outbox never exceeded Telegram's limits.
+    assert (photo_fault.hits, text_fault.hits) == (2, 2)
+    assert emu.limit_violations == [], limit_report(emu)
+
+    # The transition happened once; the outbox recorded every delivery.
+    rows = await statuses(database, "results:")
+    assert Counter(r.status for r in rows) == {"sent": 2 * len(recipients)}
+    # Each message refused with a 429 reached its member later, once.
+    refused = [(f.method, f.params["chat_id"]) for f in emu.injected_failures]
+    assert len(refused) == 4
+    for method, chat_id in refused:
+        kind = "photo" if method == "sendPhoto" else "text"
+        assert [e.kind for e in emu.delivered(chat_id)].count(kind) >= 1
+    async with database() as session:
+        transition = await session.get(PhaseTransition, f"{c.id}:results:open")
+        officials_in_db = await session.scalar(
+            select(func.count()).select_from(MemberRole).where(MemberRole.role == Role.OFFICIAL)
+        )
+    assert transition is not None and transition.outcome == f"results to {len(recipients)}"
+    assert officials_in_db == 2
+    all_rows = await statuses(database)
+    sent = sum(1 for r in all_rows if r.status == "sent")
+    blocked_rows = sum(1 for r in all_rows if r.status == "blocked")
+    assert blocked_rows >= 1
+
+    # Interactive replies are not broadcasts: the emulator's limits are off again.
+    emu.disable_limits()
+    await admin.send("/status")
+    report = await admin.wait_for_message(plain(t("<b>État de la consultation</b>", "fr")))
+    line = t(
+        "Envois : {sent} envoyés, {pending} en attente, {failed} en échec, {blocked} bloqués",
+        "fr",
+    ).format(sent=sent, pending=0, failed=0, blocked=blocked_rows)
+    assert line in report.text, report.text
+    assert f"results:open — results to {len(recipients)}" in report.text
+
+    # /results for an official, now that the results are open: the chart and the summary.
+    griet = officials[0]
+    await griet.send("/results")
+    reply = await griet.wait_for_message(c.text(c.question("strategy_axes").text, "nl")[:40])
+    check_summary(c, reply.text, "nl")
+    await emu.wait_for(
+        lambda: sum(1 for e in emu.delivered(griet.id) if e.kind == "photo") == 2,
+        what="the chart of /results",
+    )
+
+
+# --------------------------------------------------------------------------- test 2
+
+
+def results_kind(row: Delivery) -> str:
+    return "chart" if row.media_id is not None else "summary"
+
+
+def received(emu: BotAPIEmulator, people: dict[int, str], exp: dict[str, Expected]) -> Counter:
+    """(chat, 'chart' | 'summary') -> how many times it arrived."""
+    counts: Counter[tuple[int, str]] = Counter()
+    for member_id, lang in people.items():
+        counts[(member_id, "chart")] = len(charts(emu, member_id, exp[lang]))
+        counts[(member_id, "summary")] = len(summaries(emu, member_id, exp[lang]))
+    return counts
+
+
+async def test_kill_during_broadcast_loses_nobody(
+    e2e: E2E, database: async_sessionmaker[AsyncSession]
+) -> None:
+    emu = e2e.emulator
+    now = datetime.now(UTC)
+    # The survey is over and the results phase is open: the broadcast starts at the catch-up.
+    path = e2e.consultation(
+        {
+            "survey": (now - timedelta(days=10), now - timedelta(days=2)),
+            "results": (now - timedelta(minutes=1), now + timedelta(days=2)),
+            "ideas": (now + timedelta(days=3), now + timedelta(days=300)),
+        }
+    )
+    c = load_consultation(path)
+    exp = {lang: expected(c, lang) for lang in LANGUAGES}
+    ambassadors = [(4001 + i, f"Amb{i}", LANGUAGES[i % 3]) for i in range(40)]
+    await seed_ambassadors(database, c, ambassadors, seed_answers())
+    people = {member_id: lang for member_id, _, lang in ambassadors}
+    for member_id, name, lang in ambassadors:
+        emu.add_user(member_id, name, lang)
+    expected_messages = 2 * len(people)
+
+    # 5 messages/s: 80 messages take about 16 s; a dead sender's claims are retried after 2 s.
+    bot = e2e.bot(path, BROADCAST_RATE="5", OUTBOX_STALE_SECONDS="2")
+    # start() returns when the emulator has logged a getUpdates call, i.e. when the first long
+    # poll *returns*: with no update pending that is 10 s after the bot began sending. Watch the
+    # broadcast meanwhile, and kill the bot when a third of it has been delivered.
+    starting = asyncio.create_task(bot.start())
+    await emu.wait_for(
+        lambda: sum(emu.delivery_counts().values()) >= expected_messages // 3 or bot.exited(),
+        timeout=30,
+        what="a third of the broadcast",
+    )
+    assert not bot.exited(), f"the bot exited:\n{bot.log_tail()}"
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    await bot.kill()
+
+    before = received(emu, people, exp)
+    rows = await statuses(database, "results:")
+    assert len(rows) == expected_messages
+    sent_before = {(r.chat_id, results_kind(r)) for r in rows if r.status == "sent"}
+    sending = {(r.chat_id, results_kind(r)) for r in rows if r.status == "sending"}
+    # In flight at the kill: sent to Telegram, not yet recorded as sent.
+    in_flight = {key for key in sending if before[key] > 0}
+    delivered_before = sum(before.values())
+    assert 0 < len(sent_before) < expected_messages
+    assert delivered_before < expected_messages, "killed too late: nothing left to resume"
+    assert all(before[key] == 1 for key in sent_before)
+
+    await bot.start()
+    await emu.wait_for(
+        lambda: all(
+            received(emu, people, exp)[(m, k)] for m in people for k in ("chart", "summary")
+        ),
+        timeout=40,
+        what="everyone's chart and summary after the restart",
+    )
+    await emu.wait_for(lambda: settled(database, "results:"), what="all results deliveries")
+
+    after = received(emu, people, exp)
+    missing = [key for key in after if after[key] == 0]
+    duplicated = {key: n for key, n in after.items() if n > 1}
+    print(
+        f"killed after {delivered_before}/{expected_messages} deliveries: "
+        f"{len(sent_before)} recorded sent, {len(sending)} claimed ('sending'), "
+        f"{len(in_flight)} of them in flight; duplicates after restart: {duplicated}"
+    )
+    assert missing == []
+    # Only what was in flight at the kill may arrive twice; nothing recorded as sent does.
+    assert set(duplicated) <= in_flight, (duplicated, in_flight)
+    assert sum(n - 1 for n in duplicated.values()) <= len(sending)
+    assert all(after[key] == 1 for key in sent_before)
+    assert Counter(r.status for r in await statuses(database, "results:")) == {
+        "sent": expected_messages
+    }
+    for member_id, lang in list(people.items())[:3]:
+        check_summary(c, summaries(emu, member_id, exp[lang])[0].text, lang)
+    # The restarted sender re-queued the dead one's claims, and re-used the charts' file_ids.
+    assert "interrupted by a crash are queued again" in bot.log_path.read_text()
+    assert [m.source for m in emu.media_sends].count("upload") == len(LANGUAGES)
+    assert bot.starts == 2
