@@ -45,6 +45,8 @@ from storage.db import make_engine, make_sessionmaker
 from storage.fsm import SQLStorage
 
 log = logging.getLogger(__name__)
+# Updates handled at once (each may hold two database connections).
+UPDATE_CONCURRENCY = 32
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -71,7 +73,9 @@ def create_storage(settings: Settings, app: AppContext) -> BaseStorage:
         return RedisStorage.from_url(
             settings.redis_url, key_builder=DefaultKeyBuilder(with_destiny=True)
         )
-    return SQLStorage(app.sessionmaker)
+    # Its own connection pool: a burst of updates must not starve the dialogs' storage.
+    engine = make_engine(settings.database_url)
+    return SQLStorage(make_sessionmaker(engine), engine=engine)
 
 
 def create_isolation(settings: Settings) -> BaseEventIsolation:
@@ -151,8 +155,10 @@ def build(
 async def run(settings: Settings, consultation: Consultation) -> None:
     application = build(settings, consultation)
     bot, dp, app = application.bot, application.dispatcher, application.app
+    # The sender has its own pool too, so a burst of updates cannot stall a broadcast.
+    outbox_engine = make_engine(settings.database_url)
     outbox = Outbox(
-        app.sessionmaker,
+        make_sessionmaker(outbox_engine),
         bot,
         SendLimits(per_second=settings.broadcast_rate),
         clock=app.clock,
@@ -173,7 +179,11 @@ async def run(settings: Settings, consultation: Consultation) -> None:
             await _run_webhook(application)
         else:
             await bot.delete_webhook(drop_pending_updates=False)
-            await dp.start_polling(bot, allowed_updates=dp.resolve_used_update_types())
+            await dp.start_polling(
+                bot,
+                allowed_updates=dp.resolve_used_update_types(),
+                tasks_concurrency_limit=UPDATE_CONCURRENCY,
+            )
     finally:
         engine.shutdown()
         if sender is not None:
@@ -181,6 +191,7 @@ async def run(settings: Settings, consultation: Consultation) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
         await application.close()
+        await outbox_engine.dispose()
 
 
 async def _run_webhook(application: Application) -> None:

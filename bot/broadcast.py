@@ -32,6 +32,7 @@ from storage.repositories.outbox import OutboxRepository, backoff
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 STALE_CLAIM = timedelta(minutes=2)
+FLUSH_EVERY = 0.02  # seconds between two writes of the 'sent' results
 
 
 class Outbox:
@@ -44,12 +45,13 @@ class Outbox:
         limits: SendLimits,
         clock: Clock = system_clock,
         monotonic: Callable[[], float] = time.monotonic,
-        batch: int = 200,
-        concurrency: int = 8,
+        batch: int = 500,
+        concurrency: int = 16,
         on_sent: Callable[[Delivery, Message], object] | None = None,
         stale_after: timedelta = STALE_CLAIM,
     ) -> None:
         self.stale_after = stale_after
+        self.sent_buffer: list[tuple[int, dict[str, object]]] = []
         self.last_release = 0.0
         self.sessionmaker = sessionmaker
         self.bot = bot
@@ -80,8 +82,31 @@ class Outbox:
         if released:
             log.warning("outbox: %d deliveries interrupted by a crash are queued again", released)
 
+    async def _flush_sent(self) -> None:
+        """Write the buffered 'sent' results in one transaction; keep them on failure."""
+        if not self.sent_buffer:
+            return
+        batch, self.sent_buffer = self.sent_buffer, []
+        try:
+            async with self.sessionmaker() as session:
+                repo = OutboxRepository(session)
+                for delivery_id, values in batch:
+                    await repo.settle(delivery_id, **values)
+                await session.commit()
+        except Exception:
+            log.exception("outbox: recording %d sent messages failed; will retry", len(batch))
+            self.sent_buffer[:0] = batch
+            return
+        self.wakeup.set()  # those chats' next messages may now be claimed
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            await self._flush_sent()
+
     async def run(self) -> None:
         await self.release_stale()
+        flusher = asyncio.create_task(self._flush_loop(), name="outbox-flush")
         try:
             while True:
                 try:
@@ -95,6 +120,9 @@ class Outbox:
         finally:
             if self.tasks:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            await self._flush_sent()
 
     async def _idle(self) -> None:
         if self.monotonic() - self.last_release > min(10.0, self.stale_after.total_seconds()):
@@ -143,9 +171,7 @@ class Outbox:
             # batch is recorded first and its requests leave together later, bunched enough
             # to exceed the overall limit as Telegram measures it.
             await asyncio.sleep(0)
-            # Refresh the others' delays: the window just moved.
-            queue = [(self.limiter.delay(r.chat_id, r.is_group), i, r) for _, i, r in queue]
-            heapq.heapify(queue)
+            # The others' keys may now be stale: each is checked again when popped.
         return True
 
     async def _deliver(self, row: Delivery) -> None:
@@ -172,8 +198,18 @@ class Outbox:
             log.exception("outbox: delivery %s failed unexpectedly", row.id)
             await self._settle(row, status="failed", error=repr(exc)[:255])
         else:
-            await self._settle(
-                row, status="sent", sent_at=self.clock(), message_id=message.message_id, error=None
+            # Recorded in batches (see _flush_sent): one transaction per message would cost
+            # far more than the HTTP call itself.
+            self.sent_buffer.append(
+                (
+                    row.id,
+                    {
+                        "status": "sent",
+                        "sent_at": self.clock(),
+                        "message_id": message.message_id,
+                        "error": None,
+                    },
+                )
             )
             if self.on_sent is not None:
                 result = self.on_sent(row, message)

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, KeyBuilder, StorageKey
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.models import FsmRecord
 
@@ -18,8 +18,10 @@ class SQLStorage(BaseStorage):
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         key_builder: KeyBuilder | None = None,
+        engine: AsyncEngine | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
+        self.engine = engine  # disposed on close when the storage owns it
         # aiogram-dialog needs the destiny in the key (one stack per destiny).
         self.key_builder = key_builder or DefaultKeyBuilder(with_destiny=True)
 
@@ -61,4 +63,5 @@ class SQLStorage(BaseStorage):
         return json.loads(record.data) if record and record.data else {}
 
     async def close(self) -> None:
-        return None
+        if self.engine is not None:
+            await self.engine.dispose()
