@@ -191,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     # One line per job at start-up is noise: APScheduler speaks up on warnings only.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         return args.func(args) or 0
     except (ConfigError, Failure) as exc:
