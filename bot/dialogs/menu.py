@@ -13,8 +13,8 @@ from bot.consultation import PhaseKind
 from bot.context import AppContext
 from bot.dialogs.states import Ideas, LanguagePick, MainMenu, Survey
 from bot.dialogs.widgets import T
-from bot.handlers.admin import may_see_results, send_results
 from bot.presenters import help_text, status_text, when
+from bot.results_view import may_see_results, send_results
 from bot.survey import SurveyService
 
 

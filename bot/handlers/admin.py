@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command
-from aiogram.types import BufferedInputFile, Message
+from aiogram.types import Message
 from aiogram_dialog import DialogManager, StartMode
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,7 +12,7 @@ from bot.consultation import PhaseKind
 from bot.context import AppContext
 from bot.dialogs.states import Announce
 from bot.presenters import when
-from bot.results import chart_png, compute, summary_parts
+from bot.results_view import may_see_results, send_results
 from bot.status import status_report
 from storage.models import Member
 
@@ -33,23 +33,6 @@ async def announce(message: Message, app: AppContext, dialog_manager: DialogMana
         )
         return
     await dialog_manager.start(Announce.audience, mode=StartMode.RESET_STACK)
-
-
-async def send_results(message: Message, app: AppContext, session: AsyncSession, lang: str) -> None:
-    results = await compute(session, app.consultation)
-    png = chart_png(results, app.consultation, lang, app.translator)
-    parts = summary_parts(results, app.consultation, lang, app.translator)
-    await message.answer_photo(BufferedInputFile(png, filename="results.png"))
-    for part in parts:
-        await message.answer(part)
-
-
-def may_see_results(app: AppContext, member: Member | None) -> bool:
-    if member is None:
-        return False
-    if app.is_admin(member.id):
-        return True
-    return app.timeline.has_started(PhaseKind.RESULTS, app.clock())
 
 
 async def results(
