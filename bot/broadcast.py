@@ -32,6 +32,7 @@ from storage.repositories.outbox import OutboxRepository, backoff
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 STALE_CLAIM = timedelta(minutes=2)
+UPLOAD_POLL = 0.02  # seconds between two looks at an upload in progress
 FLUSH_EVERY = 0.02  # seconds between two writes of the 'sent' results
 
 
@@ -150,16 +151,14 @@ class Outbox:
             heapq.heappush(queue, (self.limiter.delay(row.chat_id, row.is_group), row.id, row))
         while queue:
             _, _, row = heapq.heappop(queue)
-            wait = self.limiter.delay(row.chat_id, row.is_group)
+            wait = self._delay(row)
             if wait > 0:
                 if queue and queue[0][0] < wait:
                     heapq.heappush(queue, (wait, row.id, row))
                     continue
                 await asyncio.sleep(wait)
-                if self.limiter.delay(row.chat_id, row.is_group) > 0:
-                    heapq.heappush(
-                        queue, (self.limiter.delay(row.chat_id, row.is_group), row.id, row)
-                    )
+                if (again := self._delay(row)) > 0:
+                    heapq.heappush(queue, (again, row.id, row))
                     continue
             await self.slots.acquire()
             self.limiter.record(row.chat_id, row.is_group)
@@ -173,6 +172,17 @@ class Outbox:
             await asyncio.sleep(0)
             # The others' keys may now be stale: each is checked again when popped.
         return True
+
+    def _delay(self, row: Delivery) -> float:
+        """Until this row may go: the limits, and a photo whose first upload is under way
+        waits for its file_id here rather than queueing behind the upload (queued sends
+        would all leave together when it ends: a burst the limiter never saw)."""
+        wait = self.limiter.delay(row.chat_id, row.is_group)
+        if row.media_id is not None and row.media_id not in self.file_ids:
+            lock = self.upload_locks.get(row.media_id)
+            if lock is not None and lock.locked():
+                wait = max(wait, UPLOAD_POLL)
+        return wait
 
     async def _deliver(self, row: Delivery) -> None:
         try:
