@@ -21,7 +21,7 @@ from bot.moderation import (
     markup_json,
 )
 from bot.similarity import most_similar
-from storage.models import Comment, Idea, Member
+from storage.models import Comment, Idea, Member, NotificationState
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.outbox import NewDelivery, OutboxRepository
 
@@ -259,10 +259,7 @@ class IdeaService:
         if state.last_sent_at is None or state.last_sent_at <= now - NOTIFY_EVERY:
             await self._send_note(state, idea, now)
 
-    async def _send_note(self, state: object, idea: Idea, now: datetime) -> None:
-        from storage.models import NotificationState
-
-        assert isinstance(state, NotificationState)
+    async def _send_note(self, state: NotificationState, idea: Idea, now: datetime) -> None:
         lang = await self._language(state.member_id)
         tr = self.app.translator
         parts = []

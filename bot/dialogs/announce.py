@@ -8,13 +8,13 @@ from aiogram.enums import ContentType
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.widgets.input import MessageInput
-from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Row, Select
+from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Row
 from aiogram_dialog.widgets.text import Format
 
 from bot.announcements import AUDIENCES, announce, audience_size
 from bot.context import AppContext
 from bot.dialogs.states import Announce
-from bot.dialogs.widgets import T
+from bot.dialogs.widgets import Choices, T
 from bot.i18n import N_
 
 AUDIENCE_NAMES = {
@@ -94,13 +94,7 @@ def announce_dialog() -> Dialog:
         Window(
             T("📣 <b>Annonce</b>\nÀ qui l’envoyer ?"),
             Column(
-                Select(
-                    Format("{item[1]}"),
-                    id="a",
-                    item_id_getter=lambda x: x[0],
-                    items="audiences",
-                    on_click=on_audience,
-                ),
+                Choices("a", "audiences", on_audience),
             ),
             Cancel(T("Annuler")),
             state=Announce.audience,

@@ -16,7 +16,7 @@ from aiogram_dialog.widgets.text import Format
 
 from bot.context import AppContext
 from bot.dialogs.states import Ideas, MainMenu, MyIdeas, SubmitIdea
-from bot.dialogs.widgets import T, tell
+from bot.dialogs.widgets import Choices, T, tell
 from bot.ideas import COMMENT_MAX, IdeaService, TextProblem, check_text, idea_link
 from storage.models import Comment, Idea
 from storage.repositories.ideas import IdeaRepository
@@ -368,15 +368,7 @@ def ideas_dialog() -> Dialog:
         Window(
             Format("💡 <b>{title}</b>\n\n{description}\n"),
             T("Choisissez un projet :"),
-            Column(
-                Select(
-                    Format("{item[1]}"),
-                    id="p",
-                    item_id_getter=operator.itemgetter(0),
-                    items="projects",
-                    on_click=on_project,
-                )
-            ),
+            Column(Choices("p", "projects", on_project)),
             Button(T("✍️ Proposer une idée"), id="new", on_click=on_propose, when="open"),
             Start(T("📂 Mes idées"), id="mine", state=MyIdeas.ideas),
             Button(T("🏠 Menu"), id="menu", on_click=to_menu),
@@ -389,15 +381,7 @@ def ideas_dialog() -> Dialog:
             T("Aucune idée approuvée pour l’instant : proposez la première !", when="empty"),
             T("Les plus récentes d’abord.", when="by_new"),
             T("Les plus soutenues d’abord.", when="by_top"),
-            Column(
-                Select(
-                    Format("{item[1]}"),
-                    id="i",
-                    item_id_getter=operator.itemgetter(0),
-                    items="ideas",
-                    on_click=on_idea,
-                )
-            ),
+            Column(Choices("i", "ideas", on_idea)),
             Row(
                 Button(Format("◀️"), id="prev", on_click=on_page, when="has_prev"),
                 Button(Format("▶️"), id="next", on_click=on_page, when="has_next"),

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 from aiogram.types import CallbackQuery
 from aiogram_dialog import Dialog, DialogManager, StartMode, Window
-from aiogram_dialog.widgets.kbd import Column, Select
-from aiogram_dialog.widgets.text import Const, Format
+from aiogram_dialog.widgets.kbd import Column
+from aiogram_dialog.widgets.text import Const
 
 from bot.context import AppContext
 from bot.dialogs.states import Ideas, LanguagePick, MainMenu
+from bot.dialogs.widgets import Choices
 from bot.i18n import LANGUAGE_NAMES
 from bot.members import MemberService
 from bot.presenters import welcome_text
@@ -51,15 +51,7 @@ def language_dialog() -> Dialog:
         Window(
             # Shown in every language at once: the member may not read the current one.
             Const("🌐 Choisissez votre langue · Kies uw taal · Choose your language"),
-            Column(
-                Select(
-                    Format("{item[1]}"),
-                    id="l",
-                    item_id_getter=operator.itemgetter(0),
-                    items="languages",
-                    on_click=on_language,
-                )
-            ),
+            Column(Choices("l", "languages", on_language)),
             state=LanguagePick.choose,
             getter=languages_getter,
         ),

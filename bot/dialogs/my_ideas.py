@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import operator
 from html import escape
 from typing import Any
 
 from aiogram.types import CallbackQuery
 from aiogram_dialog import Dialog, DialogManager, Window
-from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, SwitchTo
+from aiogram_dialog.widgets.kbd import Button, Cancel, Column, SwitchTo
 from aiogram_dialog.widgets.text import Format
 
 from bot.context import AppContext
 from bot.dialogs.states import Ideas, MyIdeas
-from bot.dialogs.widgets import T
+from bot.dialogs.widgets import Choices, T
 from bot.i18n import N_
 from bot.ideas import IdeaService, idea_link
 from bot.moderation import REASONS
@@ -119,15 +118,7 @@ def my_ideas_dialog() -> Dialog:
         Window(
             T("📂 <b>Mes idées</b>"),
             T("Vous n’avez encore proposé aucune idée.", when="none"),
-            Column(
-                Select(
-                    Format("{item[1]}"),
-                    id="m",
-                    item_id_getter=operator.itemgetter(0),
-                    items="ideas",
-                    on_click=on_pick,
-                )
-            ),
+            Column(Choices("m", "ideas", on_pick)),
             Cancel(T("◀️ Retour")),
             state=MyIdeas.ideas,
             getter=list_getter,

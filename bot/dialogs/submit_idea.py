@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from html import escape
 from typing import Any
 
@@ -10,12 +9,12 @@ from aiogram.enums import ContentType
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.widgets.input import MessageInput
-from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Select, SwitchTo
+from aiogram_dialog.widgets.kbd import Button, Cancel, Column, SwitchTo
 from aiogram_dialog.widgets.text import Format
 
 from bot.context import AppContext
 from bot.dialogs.states import SubmitIdea
-from bot.dialogs.widgets import T, tell
+from bot.dialogs.widgets import Choices, T, tell
 from bot.ideas import TEXT_MAX, TITLE_MAX, IdeaService, TextProblem, check_text
 
 
@@ -173,15 +172,7 @@ def submit_idea_dialog() -> Dialog:
     return Dialog(
         Window(
             T("✍️ <b>Nouvelle idée</b>\nPour quel projet ?"),
-            Column(
-                Select(
-                    Format("{item[1]}"),
-                    id="p",
-                    item_id_getter=operator.itemgetter(0),
-                    items="projects",
-                    on_click=on_project,
-                )
-            ),
+            Column(Choices("p", "projects", on_project)),
             Cancel(T("Annuler")),
             state=SubmitIdea.project,
             getter=projects_getter,
@@ -208,13 +199,7 @@ def submit_idea_dialog() -> Dialog:
                 when="has_similar",
             ),
             Column(
-                Select(
-                    Format("{item[1]}"),
-                    id="s",
-                    item_id_getter=operator.itemgetter(0),
-                    items="similar",
-                    on_click=on_support_instead,
-                ),
+                Choices("s", "similar", on_support_instead),
                 when="has_similar",
             ),
             Button(T("✅ Envoyer aux modérateurs"), id="ok", on_click=on_confirm),

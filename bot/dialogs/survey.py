@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from html import escape
 from typing import Any
 
@@ -10,13 +9,13 @@ from aiogram.enums import ContentType
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window
 from aiogram_dialog.widgets.input import MessageInput
-from aiogram_dialog.widgets.kbd import Button, Column, Group, Row, Select
+from aiogram_dialog.widgets.kbd import Button, Column, Group, Row
 from aiogram_dialog.widgets.text import Format
 
 from bot.consultation import PhaseKind, Question
 from bot.context import AppContext
 from bot.dialogs.states import MainMenu, Survey
-from bot.dialogs.widgets import T, tell
+from bot.dialogs.widgets import Choices, T, tell
 from bot.members import MemberService
 from bot.presenters import when
 from bot.survey import (
@@ -356,13 +355,7 @@ def survey_dialog() -> Dialog:
             T("Question {progress}"),
             Format("\n{body}"),
             Column(
-                Select(
-                    Format("{item[1]}"),
-                    id="o",
-                    item_id_getter=operator.itemgetter(0),
-                    items="options",
-                    on_click=on_option,
-                ),
+                Choices("o", "options", on_option),
                 when="has_options",
             ),
             Row(
@@ -384,13 +377,7 @@ def survey_dialog() -> Dialog:
                 when="submitted",
             ),
             Group(
-                Select(
-                    Format("{item[1]}"),
-                    id="e",
-                    item_id_getter=operator.itemgetter(0),
-                    items="questions",
-                    on_click=on_edit,
-                ),
+                Choices("e", "questions", on_edit),
                 width=4,
             ),
             Button(T("📨 Envoyer mes réponses"), id="submit", on_click=on_submit, when="draft"),

@@ -1,13 +1,15 @@
-"""Translated text widgets: the msgid is French, rendered in the member's language."""
+"""Dialog widgets: translated texts (French msgids), lists of choices, alert-or-reply."""
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog.api.protocols import DialogManager
 from aiogram_dialog.widgets.common import WhenCondition
-from aiogram_dialog.widgets.text import Text
+from aiogram_dialog.widgets.kbd import Select
+from aiogram_dialog.widgets.text import Format, Text
 
 from bot.context import AppContext
 
@@ -31,3 +33,14 @@ async def tell(event: CallbackQuery | Message, text: str) -> None:
         await event.answer(text, show_alert=True)
     else:
         await event.answer(text)
+
+
+def Choices(widget_id: str, items: str, on_click: Any) -> Select[str]:
+    """Buttons from a getter's list of (id, label) pairs: the pattern every list here uses."""
+    return Select(
+        Format("{item[1]}"),
+        id=widget_id,
+        item_id_getter=operator.itemgetter(0),
+        items=items,
+        on_click=on_click,
+    )

@@ -21,7 +21,7 @@ from bot.moderation import (
     idea_card,
     reasons_keyboard,
 )
-from storage.models import Member
+from storage.models import Idea, Member
 from storage.repositories.ideas import IdeaRepository
 
 
@@ -115,10 +115,7 @@ async def on_idea_action(
         )
 
 
-async def _already(query: CallbackQuery, app: AppContext, idea: object) -> None:
-    from storage.models import Idea
-
-    assert isinstance(idea, Idea)
+async def _already(query: CallbackQuery, app: AppContext, idea: Idea) -> None:
     _ = app.translator.gettext
     line = decision_line(app, idea, _lang(app)) or _("Déjà traitée.")
     await query.answer(_("Déjà décidé : {decision}").format(decision=line)[:200], show_alert=True)
