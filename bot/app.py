@@ -34,22 +34,20 @@ from bot.dialogs.survey import survey_dialog
 from bot.handlers import admin, commands, errors, membership, moderation, privacy
 from bot.i18n import Translator
 from bot.members import MemberService
-from bot.middlewares.answer_once import AnswerCallbackOnce
+from bot.middlewares.answer_once import AnswerCallbackOnce, AnswerEveryCallback, CallbackAnswers
 from bot.middlewares.database import DbSessionMiddleware
 from bot.middlewares.member import MemberMiddleware
 from bot.middlewares.throttling import ThrottlingMiddleware
 from bot.moderation import ModeratorDirectory
 from bot.ratelimit import SendLimits
 from bot.scheduler import PhaseEngine
-from storage.db import make_engine, make_sessionmaker
+from storage.db import is_sqlite, make_engine, make_sessionmaker
 from storage.fsm import SQLStorage
 
 log = logging.getLogger(__name__)
-# Updates handled at once (each may hold two database connections).
-UPDATE_CONCURRENCY = 32
 
 
-def create_bot(settings: Settings) -> Bot:
+def create_bot(settings: Settings, answers: CallbackAnswers | None = None) -> Bot:
     session = None
     if settings.telegram_api_url:
         api = TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/"))
@@ -61,7 +59,7 @@ def create_bot(settings: Settings) -> Bot:
             parse_mode=ParseMode.HTML, link_preview=LinkPreviewOptions(is_disabled=True)
         ),
     )
-    bot.session.middleware(AnswerCallbackOnce())
+    bot.session.middleware(AnswerCallbackOnce(answers or CallbackAnswers()))
     return bot
 
 
@@ -73,6 +71,9 @@ def create_storage(settings: Settings, app: AppContext) -> BaseStorage:
         return RedisStorage.from_url(
             settings.redis_url, key_builder=DefaultKeyBuilder(with_destiny=True)
         )
+    if is_sqlite(app.sessionmaker.kw["bind"]):
+        # One engine per SQLite file: its write gate must see every writer of the process.
+        return SQLStorage(app.sessionmaker)
     # Its own connection pool: a burst of updates must not starve the dialogs' storage.
     engine = make_engine(settings.database_url)
     return SQLStorage(make_sessionmaker(engine), engine=engine)
@@ -89,7 +90,10 @@ def create_isolation(settings: Settings) -> BaseEventIsolation:
 
 
 def create_dispatcher(
-    app: AppContext, storage: BaseStorage, message_manager: MessageManagerProtocol | None = None
+    app: AppContext,
+    storage: BaseStorage,
+    message_manager: MessageManagerProtocol | None = None,
+    answers: CallbackAnswers | None = None,
 ) -> Dispatcher:
     # One update at a time per member (aiogram-dialog reads and writes the member's stack).
     dp = Dispatcher(
@@ -98,11 +102,15 @@ def create_dispatcher(
         app=app,
         moderators=ModeratorDirectory(),
     )
+    # Outermost first: every callback answered, floods dropped before any database work.
+    dp.update.outer_middleware(
+        AnswerEveryCallback(answers or CallbackAnswers(), app.settings.callback_answer_deadline)
+    )
+    dp.update.outer_middleware(
+        ThrottlingMiddleware(app.settings.throttle_rate, app.settings.throttle_burst)
+    )
     dp.update.outer_middleware(DbSessionMiddleware(app.sessionmaker))
     dp.update.outer_middleware(MemberMiddleware())
-    throttling = ThrottlingMiddleware(app.settings.throttle_rate, app.settings.throttle_burst)
-    dp.message.outer_middleware(throttling)
-    dp.callback_query.outer_middleware(throttling)
     dp.include_routers(
         errors.build_router(),
         membership.build_router(),
@@ -147,16 +155,19 @@ def build(
         translator=Translator(),
         clock=clock,
     )
-    bot = create_bot(settings)
-    dispatcher = create_dispatcher(app, create_storage(settings, app))
+    answers = CallbackAnswers()
+    bot = create_bot(settings, answers)
+    dispatcher = create_dispatcher(app, create_storage(settings, app), answers=answers)
     return Application(app, bot, dispatcher, engine)
 
 
 async def run(settings: Settings, consultation: Consultation) -> None:
     application = build(settings, consultation)
     bot, dp, app = application.bot, application.dispatcher, application.app
-    # The sender has its own pool too, so a burst of updates cannot stall a broadcast.
-    outbox_engine = make_engine(settings.database_url)
+    # The sender has its own pool too, so a burst of updates cannot stall a broadcast
+    # (on SQLite the same engine: one write gate for the whole process).
+    shared = is_sqlite(application.engine)
+    outbox_engine = application.engine if shared else make_engine(settings.database_url)
     outbox = Outbox(
         make_sessionmaker(outbox_engine),
         bot,
@@ -182,7 +193,7 @@ async def run(settings: Settings, consultation: Consultation) -> None:
             await dp.start_polling(
                 bot,
                 allowed_updates=dp.resolve_used_update_types(),
-                tasks_concurrency_limit=UPDATE_CONCURRENCY,
+                tasks_concurrency_limit=settings.update_concurrency,
             )
     finally:
         engine.shutdown()
@@ -191,18 +202,24 @@ async def run(settings: Settings, consultation: Consultation) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
         await application.close()
-        await outbox_engine.dispose()
+        if not shared:
+            await outbox_engine.dispose()
 
 
 async def _run_webhook(application: Application) -> None:
-    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiogram.webhook.aiohttp_server import setup_application
     from aiohttp import web
+
+    from bot.webhook_handler import BoundedRequestHandler
 
     settings = application.app.settings
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
     web_app = web.Application()
-    SimpleRequestHandler(
-        dispatcher=application.dispatcher, bot=application.bot, secret_token=secret
+    BoundedRequestHandler(
+        application.dispatcher,
+        application.bot,
+        settings.update_concurrency,
+        secret_token=secret,
     ).register(web_app, path="/webhook")
     setup_application(web_app, application.dispatcher, bot=application.bot)
     host, _, port = settings.webhook_listen.rpartition(":")
@@ -213,6 +230,7 @@ async def _run_webhook(application: Application) -> None:
         settings.webhook_url.rstrip("/") + "/webhook",  # type: ignore[union-attr]
         secret_token=secret,
         allowed_updates=application.dispatcher.resolve_used_update_types(),
+        max_connections=min(100, settings.update_concurrency),
     )
     try:
         await asyncio.Event().wait()

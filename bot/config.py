@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # Per-member flood control: sustained events per second, and the burst allowed on top.
     throttle_rate: float = Field(default=4.0, gt=0)
     throttle_burst: int = Field(default=15, ge=1)
+    # A button press still unanswered after this many seconds gets an empty answer, so the
+    # member's client stops spinning (a late alert of the handler is then dropped).
+    callback_answer_deadline: float = Field(default=0.9, gt=0)
+    # Updates handled at once, in polling and webhook mode alike.
+    update_concurrency: int = Field(default=32, ge=1)
     log_level: str = "INFO"
 
     @field_validator("admin_ids", mode="before")

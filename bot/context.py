@@ -47,5 +47,9 @@ class AppContext:
     def languages(self) -> list[str]:
         return [lang for lang in self.consultation.languages if lang in INTERFACE_LANGUAGES]
 
+    @property
+    def default_language(self) -> str:
+        return self.consultation.source_language
+
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.settings.admin_ids

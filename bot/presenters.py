@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from html import escape
 from typing import TYPE_CHECKING
 
@@ -16,7 +17,12 @@ if TYPE_CHECKING:
 
 
 def when(moment: datetime, consultation: Consultation, lang: str, time: bool = False) -> str:
-    local = moment.astimezone(consultation.tz)
+    return _formatted(moment.astimezone(consultation.tz), lang, time)
+
+
+@lru_cache(maxsize=512)
+def _formatted(local: datetime, lang: str, time: bool) -> str:
+    # Babel's formatting costs about a millisecond; the consultation has a handful of dates.
     if time:
         return format_datetime(local, "d MMMM y, HH:mm", locale=lang)
     return format_date(local, "d MMMM y", locale=lang)

@@ -51,6 +51,21 @@ def hidden_answered(consultation: Consultation, answers: Answers) -> list[str]:
     return [qid for qid in answers if qid not in visible]
 
 
+def hidden_by(consultation: Consultation, question: Question, choices: list[str]) -> list[str]:
+    """Questions this answer hides: those whose condition is on it and no longer holds (and,
+    in turn, the ones that depend on those). Known from the file alone, without a read."""
+    hidden: list[str] = []
+    gone = {question.id: set(choices)}
+    for q in consultation.questions:
+        if q.when is None or q.when.question not in gone:
+            continue
+        chosen = gone[q.when.question]
+        if q.when.question in hidden or not any(o in chosen for o in q.when.any):
+            hidden.append(q.id)
+            gone[q.id] = set()
+    return hidden
+
+
 def check_answer(question: Question, choices: list[str], text: str | None) -> AnswerProblem | None:
     if question.kind == "text":
         value = (text or "").strip()
@@ -106,19 +121,42 @@ class SurveyService:
         choices: list[str],
         text: str | None,
         now: datetime,
+        known: Answers | None = None,
     ) -> dict[str, StoredAnswer]:
-        """Store one confirmed answer, drop answers whose condition no longer holds."""
-        response = await self.repo.get_or_create(self.consultation.id, member_id)
-        await self.repo.save_answer(response, question.id, choices, text)
-        answers = await self.repo.answers(response.id)
-        stale = hidden_answered(self.consultation, answers)
-        if stale:
-            await self.repo.drop_answers(response, stale)
-            for qid in stale:
-                answers.pop(qid, None)
-        await self.repo.touch(response, now)
+        """Store one confirmed answer, drop answers whose condition no longer holds.
+
+        With `known` (the answers as the caller last saw them) the result is worked out
+        without reading them back."""
+        drop = hidden_by(self.consultation, question, choices)
+        stored = StoredAnswer(
+            () if question.kind == "text" else tuple(dict.fromkeys(choices)),
+            text if question.kind == "text" else None,
+        )
+        response_id = await self.repo.store(
+            self.consultation.id, member_id, question.id, stored.choices, stored.text, now, drop
+        )
         await self.session.commit()
+        if known is None:
+            return await self.repo.answers(response_id)
+        answers = {qid: a for qid, a in known.items() if qid not in drop}
+        answers[question.id] = stored
         return answers
+
+    async def clear(
+        self, member_id: int, question: Question, now: datetime, known: Answers | None = None
+    ) -> dict[str, StoredAnswer]:
+        """Forget one answer (the member took picks back below the minimum) and those that
+        depended on it."""
+        drop = [question.id, *hidden_by(self.consultation, question, [])]
+        await self.repo.unstore(self.consultation.id, member_id, drop, now)
+        await self.session.commit()
+        if known is None:
+            return (await self.state(member_id)).answers
+        return {qid: a for qid, a in known.items() if qid not in drop}
+
+    async def status(self, member_id: int) -> str:
+        """none | draft | submitted"""
+        return await self.repo.status(self.consultation.id, member_id) or "none"
 
     async def submit(self, member_id: int, now: datetime) -> bool:
         """Submit when every visible question is answered; False if something is missing."""

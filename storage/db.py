@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_
 
+log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -26,27 +31,122 @@ def _prepare_sqlite_path(url: str) -> None:
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     _prepare_sqlite_path(url)
     if make_url(url).get_backend_name() == "sqlite":
-        # Several sessions write concurrently (FSM storage, outbox): wait instead of failing.
-        # No cap on connections: an update holds one while aiogram-dialog's FSM storage takes
-        # another, and the outbox takes up to 9; with QueuePool's cap (5 + 10) a burst of
-        # updates during a broadcast waited on each other for the pool timeout (30 s).
+        # Readers never wait in WAL mode; writers queue on the gate instead of SQLite's busy
+        # handler. No cap on connections: a session blocked on the gate keeps its own.
+        kwargs.setdefault("pool_size", 20)
         kwargs.setdefault("max_overflow", -1)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
+        SQLiteWriteGate().install(engine)
         return engine
     # Each update may hold two connections (its session and the FSM storage's), and the
     # outbox several: leave room above SQLAlchemy's default of 5 + 10.
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 30)
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+# Statements that never write: they run outside any transaction, as pysqlite always did.
+_READS = ("SELECT", "PRAGMA", "EXPLAIN")
+_GATE_KEY = "consultbot_write_gate"
+
+
+class SQLiteWriteGate:
+    """One writing transaction at a time per engine, each one `BEGIN IMMEDIATE`.
+
+    SQLite has a single writer. Left to itself, each connection that wants to write spins in
+    the busy handler with a growing back-off, and a transaction that read before writing may
+    be refused outright (its snapshot is stale). Here the first write of a transaction (or a
+    SAVEPOINT, or DDL) first takes an asyncio lock, then opens the transaction with
+    `BEGIN IMMEDIATE`; COMMIT or ROLLBACK releases it. Reads before the first write run in
+    autocommit, so they see the newest data and never hold a lock. pysqlite's own implicit
+    BEGIN is switched off (isolation_level=None), so savepoints and DDL are transactional.
+    """
+
+    def __init__(self, wait: float = 20.0) -> None:
+        self.lock = asyncio.Lock()
+        self.wait = wait
+
+    def install(self, engine: AsyncEngine) -> None:
+        sync = engine.sync_engine
+        event.listen(sync, "connect", self._on_connect)
+        event.listen(sync, "before_cursor_execute", self._before_execute)
+        event.listen(sync, "commit", self._on_commit)
+        event.listen(sync, "rollback", self._on_rollback)
+        event.listen(sync.pool, "reset", self._on_reset)
+        event.listen(sync.pool, "invalidate", self._on_invalidate)
+
+    @staticmethod
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a commit survives the process being killed (only an OS crash or a
+        # power cut can lose the last ones), without an fsync per transaction.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    def _before_execute(
+        self, conn: Any, _cursor: Any, statement: str, *_args: Any, **_kwargs: Any
+    ) -> None:
+        info = conn.info
+        if info.get(_GATE_KEY) or statement.lstrip()[:7].upper().startswith(_READS):
+            return
+        try:
+            await_(asyncio.wait_for(self.lock.acquire(), self.wait))
+            info[_GATE_KEY] = "held"
+        except TimeoutError:
+            # The holder is most likely this very task, in another session: let SQLite's
+            # busy handler decide rather than wait for ever.
+            log.warning("SQLite write gate busy for %.0f s; writing without it", self.wait)
+            info[_GATE_KEY] = "bypass"
+        try:
+            self._run(conn.connection.dbapi_connection, "BEGIN IMMEDIATE")
+        except BaseException:
+            self._release(info)
+            raise
+
+    def _release(self, info: dict[str, Any]) -> None:
+        if info.pop(_GATE_KEY, None) == "held":
+            self.lock.release()
+
+    @staticmethod
+    def _run(dbapi_conn: Any, sql: str) -> None:
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(sql)
+        finally:
+            cursor.close()
+
+    def _end(self, info: dict[str, Any], dbapi_conn: Any, sql: str) -> None:
+        if _GATE_KEY not in info:
+            return
+        try:
+            self._run(dbapi_conn, sql)
+        finally:
+            self._release(info)
+
+    def _on_commit(self, conn: Any) -> None:
+        self._end(conn.info, conn.connection.dbapi_connection, "COMMIT")
+
+    def _on_rollback(self, conn: Any) -> None:
+        if conn.info.get(_GATE_KEY):
+            with contextlib.suppress(Exception):
+                self._end(conn.info, conn.connection.dbapi_connection, "ROLLBACK")
+
+    def _on_reset(self, dbapi_conn: Any, record: Any, reset_state: Any) -> None:
+        # A connection returned to the pool without commit or rollback (an error, a cancel).
+        if record.info.get(_GATE_KEY):
+            with contextlib.suppress(Exception):
+                self._end(record.info, dbapi_conn, "ROLLBACK")
+
+    def _on_invalidate(self, _dbapi_conn: Any, record: Any, *_args: Any) -> None:
+        self._release(record.info)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

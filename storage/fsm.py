@@ -3,65 +3,118 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, KeyBuilder, StorageKey
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.models import FsmRecord
+from storage.upsert import upsert_for
+
+# (state, data as JSON): what the database holds for a key; (None, None) when it has no row.
+Row = tuple[str | None, str | None]
+CACHED_KEYS = 20_000
 
 
 class SQLStorage(BaseStorage):
+    """State and data per key in `fsm_records`, one statement per change.
+
+    aiogram-dialog reads a member's stack and context at every update and writes both back,
+    changed or not. With `cache` (the default on SQLite, where one process owns the
+    database), reads are served from memory and unchanged writes are skipped; every change
+    still reaches the database before the update ends, so a killed process loses nothing.
+    Without it (PostgreSQL, possibly several instances), every read goes to the database.
+    """
+
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         key_builder: KeyBuilder | None = None,
         engine: AsyncEngine | None = None,
+        cache: bool | None = None,
     ) -> None:
-        self.sessionmaker = sessionmaker
-        self.engine = engine  # disposed on close when the storage owns it
+        self.engine: AsyncEngine = engine or sessionmaker.kw["bind"]
+        self.owns_engine = engine is not None  # disposed on close when the storage owns it
         # aiogram-dialog needs the destiny in the key (one stack per destiny).
         self.key_builder = key_builder or DefaultKeyBuilder(with_destiny=True)
+        self.cache = self.engine.dialect.name == "sqlite" if cache is None else cache
+        self.rows: OrderedDict[str, Row] = OrderedDict()
+        self._insert = upsert_for(self.engine)
 
     def _key(self, key: StorageKey) -> str:
         return self.key_builder.build(key)
 
-    async def _upsert(self, key: StorageKey, **values: Any) -> None:
-        async with self.sessionmaker() as session, session.begin():
-            record = await session.get(FsmRecord, self._key(key), with_for_update=True)
-            if record is None:
-                record = FsmRecord(key=self._key(key), state=None, data=None)
-                for name, value in values.items():
-                    setattr(record, name, value)
-                if record.state is not None or record.data is not None:
-                    session.add(record)
-                return
-            for name, value in values.items():
-                setattr(record, name, value)
-            if record.state is None and record.data is None:
-                await session.delete(record)
+    async def _row(self, key: str) -> Row:
+        if self.cache and key in self.rows:
+            self.rows.move_to_end(key)
+            return self.rows[key]
+        async with self.engine.connect() as conn:
+            found = (
+                await conn.execute(
+                    select(FsmRecord.state, FsmRecord.data).where(FsmRecord.key == key)
+                )
+            ).first()
+        row: Row = (found[0], found[1]) if found else (None, None)
+        self._remember(key, row)
+        return row
 
-    async def _get(self, key: StorageKey) -> FsmRecord | None:
-        async with self.sessionmaker() as session:
-            return await session.get(FsmRecord, self._key(key))
+    def _remember(self, key: str, row: Row) -> None:
+        if not self.cache:
+            return
+        self.rows[key] = row
+        self.rows.move_to_end(key)
+        while len(self.rows) > CACHED_KEYS:
+            self.rows.popitem(last=False)
+
+    async def _write(self, key: str, column: str, value: str | None, row: Row) -> None:
+        """Set one column (the other is left as the database has it), dropping empty rows."""
+        async with self.engine.begin() as conn:
+            stmt = self._insert(FsmRecord).values(key=key, **{column: value})
+            await conn.execute(
+                stmt.on_conflict_do_update(index_elements=[FsmRecord.key], set_={column: value})
+            )
+            if value is None:
+                await conn.execute(
+                    delete(FsmRecord).where(
+                        FsmRecord.key == key, FsmRecord.state.is_(None), FsmRecord.data.is_(None)
+                    )
+                )
+        self._remember(key, row)
 
     async def set_state(self, key: StorageKey, state: str | State | None = None) -> None:
         value = state.state if isinstance(state, State) else state
-        await self._upsert(key, state=value)
+        name = self._key(key)
+        if self.cache:
+            old, data = await self._row(name)
+            if old == value:
+                return
+            await self._write(name, "state", value, (value, data))
+        else:
+            await self._write(name, "state", value, (value, None))
 
     async def get_state(self, key: StorageKey) -> str | None:
-        record = await self._get(key)
-        return record.state if record else None
+        return (await self._row(self._key(key)))[0]
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        await self._upsert(key, data=json.dumps(dict(data)) if data else None)
+        value = json.dumps(dict(data), separators=(",", ":")) if data else None
+        name = self._key(key)
+        if self.cache:
+            state, old = await self._row(name)
+            if old == value:
+                return
+            await self._write(name, "data", value, (state, value))
+        else:
+            await self._write(name, "data", value, (None, value))
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
-        record = await self._get(key)
-        return json.loads(record.data) if record and record.data else {}
+        data = (await self._row(self._key(key)))[1]
+        # A fresh copy each time: aiogram-dialog changes what it loaded before saving it.
+        return json.loads(data) if data else {}
 
     async def close(self) -> None:
-        if self.engine is not None:
+        if self.owns_engine:
             await self.engine.dispose()

@@ -120,7 +120,11 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
     clock = Clock()
     app = AppContext(
         settings=Settings(
-            bot_token=None, database_url=url, admin_ids=frozenset({1}), throttle_burst=10_000
+            bot_token=None,
+            database_url=url,
+            admin_ids=frozenset({1}),
+            throttle_burst=10_000,
+            callback_answer_deadline=60,
         ),
         consultation=load_consultation(path),
         sessionmaker=sessionmaker,
@@ -301,11 +305,13 @@ async def test_flooding_member_is_slowed_down_politely(harness: Harness) -> None
     h.app.settings = h.app.settings.model_copy(update={"throttle_burst": 3, "throttle_rate": 0.01})
     client = h.client()
     await start_survey(h, client)  # /start and one click: 2 of the 3 allowed
-    await h.click(client, "Inclusion des personnes")
+    await h.click(client, "Inclusion des personnes")  # the pick is stored at once
     before = await h.answers(7)
-    await h.click(client, "Suivant")  # dropped: nothing saved, a polite answer
+    screen = h.last().text
+    await h.click(client, "Suivant")  # dropped: nothing changes, a polite answer
     assert h.bot.alerts()[-1] == "Doucement, s’il vous plaît : réessayez dans un instant."
-    assert await h.answers(7) == before == {}
+    assert await h.answers(7) == before == {"challenges": ("inclusion",)}
+    assert h.last().text == screen and "Question 1 / " in screen
 
 
 async def test_mydata_then_forget(harness: Harness) -> None:

@@ -76,6 +76,7 @@ def make_app(
             admin_ids=frozenset({1}),
             moderation_chat_id=MOD_CHAT,
             throttle_burst=10_000,
+            callback_answer_deadline=60,
         ),
         consultation=load_consultation(path),
         sessionmaker=sessionmaker,

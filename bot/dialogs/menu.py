@@ -26,7 +26,7 @@ async def menu_getter(
     survey = SurveyService(session, c)
     member = dialog_manager.middleware_data.get("member")
     survey_open = survey.is_open(now) and member is not None
-    status = (await survey.state(member.id)).status if survey_open else "none"
+    status = await survey.status(member.id) if survey_open else "none"
     return {
         "title": c.text(c.title, lang),
         "status": status_text(c, now, lang, app.translator),

@@ -37,6 +37,27 @@ def _member_id(manager: DialogManager) -> int:
     return manager.middleware_data["member"].id
 
 
+def _answers(manager: DialogManager) -> dict[str, StoredAnswer]:
+    """The member's stored answers as the last write left them (a copy kept in the dialog)."""
+    raw: dict[str, list[Any]] = manager.dialog_data.get("ans", {})
+    return {qid: StoredAnswer(tuple(choices), text) for qid, (choices, text) in raw.items()}
+
+
+def _unchanged(
+    stored: StoredAnswer | None, question: Question, choices: list[str], text: str | None
+) -> bool:
+    """Whether storing this answer would change nothing (the order of choices aside)."""
+    if stored is None:
+        return False
+    if question.kind == "text":
+        return stored.text == text
+    return set(stored.choices) == set(choices)
+
+
+def _keep(manager: DialogManager, answers: dict[str, StoredAnswer]) -> None:
+    manager.dialog_data["ans"] = {q: [list(a.choices), a.text] for q, a in answers.items()}
+
+
 async def _guard(event: CallbackQuery | Message, manager: DialogManager) -> bool:
     """Answering is allowed only while the survey phase is open, to members who may answer."""
     app, service = _service(manager)
@@ -63,6 +84,7 @@ def _enter(manager: DialogManager, question: Question, answers: dict[str, Stored
 async def on_survey_start(start_data: Any, manager: DialogManager) -> None:
     app, service = _service(manager)
     state = await service.state(_member_id(manager))
+    _keep(manager, state.answers)
     pending = first_unanswered(app.consultation, state.answers)
     visible = visible_questions(app.consultation, state.answers)
     if pending is None and state.answers:
@@ -83,10 +105,8 @@ async def question_getter(
 ) -> dict[str, Any]:
     c = app.consultation
     tr = app.translator.gettext
-    _app, service = _service(dialog_manager)
     question = _current(dialog_manager)
-    state = await service.state(_member_id(dialog_manager))
-    answers = dict(state.answers)
+    answers = _answers(dialog_manager)
     answers.setdefault(question.id, StoredAnswer(tuple(dialog_manager.dialog_data.get("sel", []))))
     visible = [q.id for q in visible_questions(c, answers)]
     position = visible.index(question.id) + 1 if question.id in visible else 1
@@ -171,7 +191,12 @@ async def _save_and_advance(event: CallbackQuery | Message, manager: DialogManag
         message = problem_text(app, problem, question)
         await tell(event, message)
         return
-    answers = await service.save(_member_id(manager), question, choices, text, app.clock())
+    answers = _answers(manager)
+    if not _unchanged(answers.get(question.id), question, choices, text):
+        answers = await service.save(
+            _member_id(manager), question, choices, text, app.clock(), known=answers
+        )
+        _keep(manager, answers)
     visible = visible_questions(app.consultation, answers)
     ids = [q.id for q in visible]
     pending = first_unanswered(app.consultation, answers)
@@ -199,6 +224,7 @@ async def on_option(callback: CallbackQuery, _: Any, manager: DialogManager, ite
     question = _current(manager)
     if question_id != question.id:
         state = await service.state(_member_id(manager))
+        _keep(manager, state.answers)
         shown = next(
             (q for q in visible_questions(app.consultation, state.answers) if q.id == question_id),
             None,
@@ -225,7 +251,17 @@ async def on_option(callback: CallbackQuery, _: Any, manager: DialogManager, ite
         selected.append(option_id)
     # Keep the file's order so stored answers and the review read naturally.
     order = [o.id for o in question.options]
-    manager.dialog_data["sel"] = sorted(selected, key=order.index)
+    manager.dialog_data["sel"] = selected = sorted(selected, key=order.index)
+    # Every pick is stored at once, so no way out of the screen loses it: a valid selection
+    # becomes the answer, an invalid one (too few) leaves the question unanswered.
+    known = _answers(manager)
+    if check_answer(question, selected, None) is None:
+        answers = await service.save(
+            _member_id(manager), question, selected, None, app.clock(), known=known
+        )
+    else:
+        answers = await service.clear(_member_id(manager), question, app.clock(), known=known)
+    _keep(manager, answers)
 
 
 async def on_next(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
@@ -240,11 +276,14 @@ async def on_back(callback: CallbackQuery, _: Button, manager: DialogManager) ->
     question = _current(manager)
     choices = list(manager.dialog_data.get("sel", []))
     text = manager.dialog_data.get("txt")
-    state = await service.state(_member_id(manager))
-    answers = state.answers
-    # Leaving a screen saves what it holds, when it is a valid answer.
-    if check_answer(question, choices, text) is None:
-        answers = await service.save(_member_id(manager), question, choices, text, app.clock())
+    answers = _answers(manager)
+    # Leaving a screen saves what it holds, when it is a valid answer (and not stored yet).
+    unchanged = _unchanged(answers.get(question.id), question, choices, text)
+    if check_answer(question, choices, text) is None and not unchanged:
+        answers = await service.save(
+            _member_id(manager), question, choices, text, app.clock(), known=answers
+        )
+        _keep(manager, answers)
     if manager.dialog_data.get("rv") and first_unanswered(app.consultation, answers) is None:
         await manager.switch_to(Survey.review)
         return
@@ -318,6 +357,7 @@ async def on_edit(
         return
     app, service = _service(manager)
     state = await service.state(_member_id(manager))
+    _keep(manager, state.answers)
     visible = {q.id: q for q in visible_questions(app.consultation, state.answers)}
     if question_id not in visible:
         await callback.answer(app.translator.gettext("Cette question n’est plus posée."))
@@ -335,6 +375,7 @@ async def on_submit(callback: CallbackQuery, _: Button, manager: DialogManager) 
         await manager.switch_to(Survey.done)
         return
     state = await service.state(_member_id(manager))
+    _keep(manager, state.answers)
     pending = first_unanswered(app.consultation, state.answers)
     visible = visible_questions(app.consultation, state.answers)
     await callback.answer(

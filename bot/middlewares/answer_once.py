@@ -1,35 +1,124 @@
-"""Outgoing-request middleware: a callback query is answered once.
+"""Every callback query is answered exactly once, whatever path handles it.
 
-Our handlers answer with an alert, then aiogram-dialog answers every callback again after
-rendering; Telegram rejects the second answer. Dropping it here keeps both behaviours.
+Two halves share one `CallbackAnswers` record, built in app.py:
+- `AnswerCallbackOnce` (a request middleware of the bot's session) lets the first
+  answerCallbackQuery of a query through and drops the later ones: our handlers answer with an
+  alert, then aiogram-dialog answers again after rendering, and Telegram rejects the second.
+- `AnswerEveryCallback` (the outermost update middleware) answers a query that nothing
+  answered: at once when no handler took it (a forged or unknown button), and after
+  `deadline` seconds when the handler is still busy, so the member's client stops spinning.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from aiogram import BaseMiddleware
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.dispatcher.event.bases import UNHANDLED
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.methods import AnswerCallbackQuery, Response
+from aiogram.types import TelegramObject, Update
+
+from bot.i18n import pick_language
 
 if TYPE_CHECKING:
     from aiogram import Bot
     from aiogram.methods import TelegramMethod
 
+    from bot.context import AppContext
+
+log = logging.getLogger(__name__)
 REMEMBERED = 10_000
+_DONE = Response[bool](ok=True, result=True)
+
+
+class CallbackAnswers:
+    """The ids of the callback queries answered lately (bounded)."""
+
+    def __init__(self) -> None:
+        self.ids: OrderedDict[str, None] = OrderedDict()
+
+    def claim(self, query_id: str) -> bool:
+        """True for the first caller only."""
+        if query_id in self.ids:
+            return False
+        self.ids[query_id] = None
+        while len(self.ids) > REMEMBERED:
+            self.ids.popitem(last=False)
+        return True
+
+    def release(self, query_id: str) -> None:
+        self.ids.pop(query_id, None)
+
+    def answered(self, query_id: str) -> bool:
+        return query_id in self.ids
 
 
 class AnswerCallbackOnce(BaseRequestMiddleware):
-    def __init__(self) -> None:
-        self.answered: OrderedDict[str, None] = OrderedDict()
+    def __init__(self, answers: CallbackAnswers) -> None:
+        self.answers = answers
 
     async def __call__(
         self, make_request: NextRequestMiddlewareType[Any], bot: Bot, method: TelegramMethod[Any]
     ) -> Response[Any]:
-        if isinstance(method, AnswerCallbackQuery):
-            if method.callback_query_id in self.answered:
-                return Response[bool](ok=True, result=True)
-            self.answered[method.callback_query_id] = None
-            while len(self.answered) > REMEMBERED:
-                self.answered.popitem(last=False)
-        return await make_request(bot, method)
+        if not isinstance(method, AnswerCallbackQuery):
+            return await make_request(bot, method)
+        if not self.answers.claim(method.callback_query_id):
+            return _DONE
+        try:
+            return await make_request(bot, method)
+        except TelegramBadRequest:
+            raise  # too old or invalid: another try would fail the same way
+        except (TimeoutError, TelegramAPIError, OSError):
+            # Not answered after all: let a later answer (ours or the safety net's) through.
+            self.answers.release(method.callback_query_id)
+            raise
+
+
+class AnswerEveryCallback(BaseMiddleware):
+    def __init__(self, answers: CallbackAnswers, deadline: float = 0.8) -> None:
+        self.answers = answers
+        self.deadline = deadline
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        query = event.callback_query if isinstance(event, Update) else None
+        if query is None:
+            return await handler(event, data)
+        bot: Bot = data["bot"]
+        timer = asyncio.get_running_loop().call_later(
+            self.deadline, lambda: asyncio.ensure_future(self._answer(bot, query.id))
+        )
+        result = UNHANDLED
+        try:
+            result = await handler(event, data)
+            return result
+        finally:
+            timer.cancel()
+            if not self.answers.answered(query.id):
+                text = self._unhandled_text(data, query) if result is UNHANDLED else None
+                await self._answer(bot, query.id, text)
+
+    async def _answer(self, bot: Bot, query_id: str, text: str | None = None) -> None:
+        if self.answers.answered(query_id):
+            return
+        with contextlib.suppress(TelegramAPIError, OSError, asyncio.TimeoutError):
+            await bot.answer_callback_query(query_id, text=text)
+
+    @staticmethod
+    def _unhandled_text(data: dict[str, Any], query: Any) -> str:
+        app: AppContext = data["app"]
+        lang = data.get("lang") or pick_language([query.from_user.language_code], app.languages)
+        return app.translator.gettext(
+            "Ce bouton n’est plus actif.", locale=lang or app.consultation.source_language
+        )

@@ -7,9 +7,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import CallbackQuery, Message, TelegramObject, User
+from aiogram.types import TelegramObject, Update, User
 
 from bot.context import AppContext
+from bot.i18n import pick_language
 
 
 class ThrottlingMiddleware(BaseMiddleware):
@@ -40,16 +41,22 @@ class ThrottlingMiddleware(BaseMiddleware):
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
+        # The outermost of ours: a flooded update costs no database work at all.
+        query = event.callback_query if isinstance(event, Update) else None
+        message = event.message if isinstance(event, Update) else None
         user: User | None = data.get("event_from_user")
-        if user is None:
+        if user is None or (query is None and message is None):
             return await handler(event, data)
         allowed, warn = self.allow(user.id)
         if allowed:
             return await handler(event, data)
         app: AppContext = data["app"]
-        _ = app.translator.gettext
-        if isinstance(event, CallbackQuery):
-            await event.answer(_("Doucement, s’il vous plaît : réessayez dans un instant."))
-        elif isinstance(event, Message) and warn and event.chat.type == "private":
-            await event.answer(_("Doucement, s’il vous plaît : réessayez dans un instant."))
+        lang = pick_language([user.language_code], app.languages) or app.default_language
+        text = app.translator.gettext(
+            "Doucement, s’il vous plaît : réessayez dans un instant.", locale=lang
+        )
+        if query is not None:
+            await query.answer(text)
+        elif message is not None and warn and message.chat.type == "private":
+            await message.answer(text)
         return None

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import joinedload
 
 from storage.models import Member, MemberRole
 
@@ -15,7 +16,11 @@ class MemberRepository:
         self.session = session
 
     async def get(self, member_id: int) -> Member | None:
-        return await self.session.get(Member, member_id)
+        # One round trip with the roles (every update loads its member).
+        result = await self.session.execute(
+            select(Member).options(joinedload(Member.roles)).where(Member.id == member_id)
+        )
+        return result.unique().scalar_one_or_none()
 
     async def get_or_create(self, member_id: int, first_name: str) -> tuple[Member, bool]:
         member = await self.get(member_id)

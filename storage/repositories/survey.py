@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AnswerChoice, QuestionAnswer, Response
+from storage.upsert import upsert_for
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,13 @@ class SurveyRepository:
             )
         )
 
+    async def status(self, consultation_id: str, member_id: int) -> str | None:
+        return await self.session.scalar(
+            select(Response.status).where(
+                Response.consultation_id == consultation_id, Response.member_id == member_id
+            )
+        )
+
     async def get_or_create(self, consultation_id: str, member_id: int) -> Response:
         found = await self.response(consultation_id, member_id)
         if found is not None:
@@ -39,21 +47,24 @@ class SurveyRepository:
         return response
 
     async def answers(self, response_id: int) -> dict[str, StoredAnswer]:
+        # One round trip: each answer with its choices (none for a text answer).
         rows = await self.session.execute(
-            select(QuestionAnswer.question_id, QuestionAnswer.text).where(
-                QuestionAnswer.response_id == response_id
+            select(QuestionAnswer.question_id, QuestionAnswer.text, AnswerChoice.option_id)
+            .outerjoin(
+                AnswerChoice,
+                (AnswerChoice.response_id == QuestionAnswer.response_id)
+                & (AnswerChoice.question_id == QuestionAnswer.question_id),
             )
+            .where(QuestionAnswer.response_id == response_id)
         )
-        texts = {qid: text for qid, text in rows}
-        chosen: dict[str, list[str]] = {qid: [] for qid in texts}
-        choice_rows = await self.session.execute(
-            select(AnswerChoice.question_id, AnswerChoice.option_id).where(
-                AnswerChoice.response_id == response_id
-            )
-        )
-        for qid, oid in choice_rows:
-            chosen.setdefault(qid, []).append(oid)
-        return {qid: StoredAnswer(tuple(chosen.get(qid, ())), texts.get(qid)) for qid in texts}
+        texts: dict[str, str | None] = {}
+        chosen: dict[str, list[str]] = {}
+        for qid, text, oid in rows:
+            texts[qid] = text
+            options = chosen.setdefault(qid, [])
+            if oid is not None:
+                options.append(oid)
+        return {qid: StoredAnswer(tuple(chosen[qid]), texts[qid]) for qid in texts}
 
     async def save_answer(
         self, response: Response, question_id: str, choices: Iterable[str], text: str | None
@@ -67,6 +78,82 @@ class SurveyRepository:
                 AnswerChoice(response_id=response.id, question_id=question_id, option_id=option_id)
             )
         await self.session.flush()
+
+    async def store(
+        self,
+        consultation_id: str,
+        member_id: int,
+        question_id: str,
+        choices: Iterable[str],
+        text: str | None,
+        now: datetime,
+        drop: Iterable[str] = (),
+    ) -> int:
+        """Replace one answer (and drop others) in a few plain statements; the response id.
+
+        The upsert of the response row comes first: on PostgreSQL it locks that row until
+        commit, so two devices of one member store their answers one after the other.
+        """
+        insert = upsert_for(self.session)
+        response = insert(Response).values(
+            consultation_id=consultation_id, member_id=member_id, status="draft", updated_at=now
+        )
+        response_id: int = (
+            await self.session.execute(
+                response.on_conflict_do_update(
+                    index_elements=[Response.consultation_id, Response.member_id],
+                    set_={"updated_at": now},
+                ).returning(Response.id)
+            )
+        ).scalar_one()
+        dropped = [q for q in drop if q != question_id]
+        await self.session.execute(
+            delete(AnswerChoice).where(
+                AnswerChoice.response_id == response_id,
+                AnswerChoice.question_id.in_([question_id, *dropped]),
+            )
+        )
+        if dropped:
+            await self.session.execute(
+                delete(QuestionAnswer).where(
+                    QuestionAnswer.response_id == response_id,
+                    QuestionAnswer.question_id.in_(dropped),
+                )
+            )
+        answer = insert(QuestionAnswer).values(
+            response_id=response_id, question_id=question_id, text=text
+        )
+        await self.session.execute(
+            answer.on_conflict_do_update(
+                index_elements=[QuestionAnswer.response_id, QuestionAnswer.question_id],
+                set_={"text": text},
+            )
+        )
+        rows = [
+            {"response_id": response_id, "question_id": question_id, "option_id": option}
+            for option in dict.fromkeys(choices)
+        ]
+        if rows:
+            await self.session.execute(insert(AnswerChoice).values(rows))
+        return response_id
+
+    async def unstore(
+        self, consultation_id: str, member_id: int, question_ids: Iterable[str], now: datetime
+    ) -> None:
+        """Drop answers (the member took a choice back below the minimum)."""
+        ids = list(question_ids)
+        response_id = await self.session.scalar(
+            update(Response)
+            .where(Response.consultation_id == consultation_id, Response.member_id == member_id)
+            .values(updated_at=now)
+            .returning(Response.id)
+        )
+        if response_id is None or not ids:
+            return
+        for table in (AnswerChoice, QuestionAnswer):
+            await self.session.execute(
+                delete(table).where(table.response_id == response_id, table.question_id.in_(ids))
+            )
 
     async def drop_answers(self, response: Response, question_ids: Iterable[str]) -> None:
         ids = list(question_ids)
