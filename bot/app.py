@@ -38,6 +38,7 @@ from bot.middlewares.answer_once import AnswerCallbackOnce, AnswerEveryCallback,
 from bot.middlewares.database import DbSessionMiddleware
 from bot.middlewares.member import MemberMiddleware
 from bot.middlewares.throttling import ThrottlingMiddleware
+from bot.middlewares.work_slots import WorkSlots
 from bot.moderation import ModeratorDirectory
 from bot.ratelimit import SendLimits
 from bot.scheduler import PhaseEngine
@@ -102,13 +103,17 @@ def create_dispatcher(
         app=app,
         moderators=ModeratorDirectory(),
     )
-    # Outermost first: every callback answered, floods dropped before any database work.
+    # Ours go before aiogram's FSM middleware, which holds the member's lock for the whole
+    # update: every callback is answered and floods are dropped without queueing on it.
+    dp.update.outer_middleware.unregister(dp.fsm)
     dp.update.outer_middleware(
         AnswerEveryCallback(answers or CallbackAnswers(), app.settings.callback_answer_deadline)
     )
     dp.update.outer_middleware(
         ThrottlingMiddleware(app.settings.throttle_rate, app.settings.throttle_burst)
     )
+    dp.update.outer_middleware(dp.fsm)
+    dp.update.outer_middleware(WorkSlots(app.settings.update_concurrency))
     dp.update.outer_middleware(DbSessionMiddleware(app.sessionmaker))
     dp.update.outer_middleware(MemberMiddleware())
     dp.include_routers(
@@ -193,7 +198,7 @@ async def run(settings: Settings, consultation: Consultation) -> None:
             await dp.start_polling(
                 bot,
                 allowed_updates=dp.resolve_used_update_types(),
-                tasks_concurrency_limit=settings.update_concurrency,
+                tasks_concurrency_limit=settings.updates_in_flight,
             )
     finally:
         engine.shutdown()
@@ -218,7 +223,7 @@ async def _run_webhook(application: Application) -> None:
     BoundedRequestHandler(
         application.dispatcher,
         application.bot,
-        settings.update_concurrency,
+        settings.updates_in_flight,
         secret_token=secret,
     ).register(web_app, path="/webhook")
     setup_application(web_app, application.dispatcher, bot=application.bot)
@@ -230,7 +235,7 @@ async def _run_webhook(application: Application) -> None:
         settings.webhook_url.rstrip("/") + "/webhook",  # type: ignore[union-attr]
         secret_token=secret,
         allowed_updates=application.dispatcher.resolve_used_update_types(),
-        max_connections=min(100, settings.update_concurrency),
+        max_connections=min(100, settings.updates_in_flight),
     )
     try:
         await asyncio.Event().wait()

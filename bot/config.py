@@ -40,9 +40,11 @@ class Settings(BaseSettings):
     throttle_burst: int = Field(default=15, ge=1)
     # A button press still unanswered after this many seconds gets an empty answer, so the
     # member's client stops spinning (a late alert of the handler is then dropped).
-    callback_answer_deadline: float = Field(default=0.9, gt=0)
-    # Updates handled at once, in polling and webhook mode alike.
+    callback_answer_deadline: float = Field(default=0.75, gt=0)
+    # Updates doing work at once (each holds database connections), and updates accepted
+    # and waiting (for their member's previous one, or for a slot), in polling and webhook mode.
     update_concurrency: int = Field(default=32, ge=1)
+    updates_in_flight: int = Field(default=1000, ge=1)
     log_level: str = "INFO"
 
     @field_validator("admin_ids", mode="before")

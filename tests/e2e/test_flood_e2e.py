@@ -1,0 +1,133 @@
+"""A flood of taps beside forged and stale buttons: every callback query gets exactly one
+answer, within a second, whatever path handles it (throttled, stale, forged, refused, dialog)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from tests.e2e.conftest import E2E, wait_button
+from tests.emulator import BotAPIEmulator, Click, SimUser, TranscriptEntry
+from tests.support import survey_now
+
+ANSWER_WITHIN = 1.0
+
+
+class Taps:
+    """Raw callback queries, fired without waiting, each timed until the bot answers it."""
+
+    def __init__(self, emu: BotAPIEmulator) -> None:
+        self.emu = emu
+        self.sent: dict[str, float] = {}
+        self.answered: dict[str, float] = {}
+        self.ids = itertools.count(1)
+
+    def tap(self, user: SimUser, entry: TranscriptEntry, data: str) -> None:
+        emu = self.emu
+        query_id = f"flood{next(self.ids)}"
+        click = Click(
+            query_id=query_id,
+            user_id=user.id,
+            chat_id=user.id,
+            message_id=entry.message_id,
+            button_text="?",
+            callback_data=data,
+            seq=emu.seq,
+            future=asyncio.get_running_loop().create_future(),
+        )
+        click.future.add_done_callback(
+            lambda _: self.answered.setdefault(query_id, time.monotonic())
+        )
+        emu._clicks[query_id] = click
+        self.sent[query_id] = time.monotonic()
+        emu._enqueue(
+            "callback_query",
+            {
+                "id": query_id,
+                "from": user.as_dict(),
+                "message": entry.message,
+                "chat_instance": "flood",
+                "data": data,
+            },
+        )
+
+    def late(self) -> dict[str, float]:
+        return {
+            q: self.answered.get(q, float("inf")) - t
+            for q, t in self.sent.items()
+            if self.answered.get(q, float("inf")) - t > ANSWER_WITHIN
+        }
+
+
+def _data(entry: TranscriptEntry) -> list[str]:
+    rows: list[list[dict[str, Any]]] = (entry.markup or {}).get("inline_keyboard", [])
+    return [b["callback_data"] for row in rows for b in row if "callback_data" in b]
+
+
+async def test_flood_forged_and_stale_taps_are_each_answered_once(e2e: E2E) -> None:
+    emu = e2e.emulator
+    path = e2e.consultation(survey_now(datetime.now(UTC)))
+    # Telegram's usual flood control: 4 taps a second, a burst of 15.
+    bot = e2e.bot(path, THROTTLE_BURST="15", THROTTLE_RATE="4")
+    await bot.start()
+    flooder = emu.add_user(801, "Flo", language_code="fr")
+    forger = emu.add_user(802, "Fab", language_code="nl")
+    stale = emu.add_user(803, "Sam", language_code="en")
+    for user in (flooder, forger, stale):
+        await user.send("/start")
+        await wait_button(user, "📝")
+        await user.click("📝", timeout=15)
+        await wait_button(user, "▶️")
+    question = {u.id: u.last_bot_message() for u in (flooder, forger, stale)}
+    assert all(question.values())
+    stale_buttons = _data(question[stale.id])  # before /start takes them off the screen
+    # The stale member resets the dialogs: the question's buttons now point nowhere.
+    await stale.send("/start")
+    await emu.wait_for(
+        lambda: len(stale.transcript()) > 0 and stale.transcript()[-1].buttons,
+        timeout=15,
+        what="the new menu",
+    )
+
+    taps = Taps(emu)
+    flood_buttons = _data(question[flooder.id])[:3]  # three options of the first question
+    forged = _data(question[forger.id])[0]
+    forgeries = [
+        forged.rsplit(":", 1)[0] + ":nope.nope",  # an option that does not exist
+        forged[:-1] + "\x00",  # garbage at the end
+        "x" * 64,  # no widget at all
+        "",  # empty
+        forged.replace(forged.split("\x1d")[0], "zzzzzz") if "\x1d" in forged else "aiogd:zz",
+    ]
+    started = time.monotonic()
+    for i in range(200):
+        taps.tap(flooder, question[flooder.id], flood_buttons[i % 3])
+        if i % 4 == 0:
+            taps.tap(forger, question[forger.id], forgeries[i % len(forgeries)])
+        if i % 4 == 2:
+            taps.tap(stale, question[stale.id], stale_buttons[i % len(stale_buttons)])
+        if i % 40 == 39:
+            await asyncio.sleep(0.1)  # 200 taps in about half a second
+    assert time.monotonic() - started < 1.0
+    total = len(taps.sent)
+    assert total == 300
+
+    await emu.wait_for(
+        lambda: len(taps.answered) == total, timeout=30, what="an answer to every tap"
+    )
+    answers = Counter(
+        call.params.get("callback_query_id") for call in emu.calls_to("answerCallbackQuery")
+    )
+    flood_answers = {q: n for q, n in answers.items() if str(q).startswith("flood")}
+    assert len(flood_answers) == total and set(flood_answers.values()) == {1}, flood_answers
+    assert taps.late() == {}, f"answered after more than {ANSWER_WITHIN}s: {taps.late()}"
+    # Flooding was refused politely, and the bot still works for everyone afterwards.
+    texts = [c.answer.text for c in emu._clicks.values() if c.user_id == flooder.id and c.answer]
+    assert any(t and "Doucement" in t for t in texts)
+    screen = forger.last_bot_message()
+    assert screen is not None
+    await forger.click(screen.buttons[0][0], timeout=15)
