@@ -23,7 +23,6 @@ import asyncio
 import os
 import secrets
 import signal
-import statistics
 import sys
 import tempfile
 import time
@@ -113,8 +112,10 @@ async def _changed_since(emu: SignallingEmulator, user: SimUser, seq: int, timeo
     deadline = time.perf_counter() + timeout
     while True:
         touched = emu._chats[user.id].touched
-        if touched and touched[-1][0] > seq and any(
-            s > seq and e.direction == "bot" for s, e in reversed(touched[-4:])
+        if (
+            touched
+            and touched[-1][0] > seq
+            and any(s > seq and e.direction == "bot" for s, e in reversed(touched[-4:]))
         ):
             return True
         left = deadline - time.perf_counter()
@@ -379,8 +380,7 @@ def report(ours: Run, base: Run) -> str:
         f"{'CPU in other threads':22}{_share(ours.thread_cpu):>12}{_share(base.thread_cpu):>12}"
         "   (since start)",
         f"{'spec violations':22}{ours.violations:12}{base.violations:12}",
-        f"{'driver CPU share':22}{ours.driver_cpu:12.2f}{base.driver_cpu:12.2f}"
-        "   (of one core)",
+        f"{'driver CPU share':22}{ours.driver_cpu:12.2f}{base.driver_cpu:12.2f}   (of one core)",
     ]
     errors = sorted(set(ours.errors + base.errors))
     if errors:
