@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot import redaction
 from bot.config import ConfigError, Settings, load_settings
 from bot.consultation import (
     Consultation,
@@ -182,21 +183,36 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _known_secrets() -> list[str]:
+    try:
+        return load_settings().secrets()
+    except ConfigError:
+        return []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings_level = "INFO"
-    logging.basicConfig(
-        level=getattr(logging, settings_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=getattr(logging, settings_level), format=LOG_FORMAT)
+    secrets = _known_secrets()
+    redaction.install(secrets, LOG_FORMAT)
     # One line per job at start-up is noise: APScheduler speaks up on warnings only.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         return args.func(args) or 0
     except (ConfigError, Failure) as exc:
-        print(f"consultbot: {exc}", file=sys.stderr)
+        print(f"consultbot: {redaction.redact(str(exc), secrets)}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        # Whatever the library put in its message (a request URL holds the token): redacted.
+        logging.getLogger("consultbot").debug("unexpected error", exc_info=True)
+        reason = redaction.redact(f"{type(exc).__name__}: {exc}", secrets)
+        print(f"consultbot: unexpected error: {reason}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
