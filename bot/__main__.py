@@ -161,6 +161,34 @@ async def _status(settings: Settings, consultation: Consultation) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", report))
 
 
+def cmd_audit(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    consultation = _consultation(settings.consultation_file)
+    _migrate(settings)
+    from datetime import UTC, datetime
+
+    from bot.audit import parse_since
+
+    try:
+        since = parse_since(args.since, datetime.now(UTC), consultation) if args.since else None
+    except ValueError as exc:
+        raise Failure(str(exc)) from None
+    lines = asyncio.run(_audit(settings, consultation, since))
+    print("\n".join(lines) if lines else "no entries")
+
+
+async def _audit(settings: Settings, consultation: Consultation, since) -> list[str]:  # type: ignore[no-untyped-def]
+    from bot.audit import audit_lines
+    from storage.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await audit_lines(session, consultation, since, None)
+    finally:
+        await engine.dispose()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="consultbot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -174,6 +202,13 @@ def parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
     status = sub.add_parser("status", help="timeline, respondents and outbox progress")
     status.set_defaults(func=cmd_status)
+    audit = sub.add_parser(
+        "audit", help="who decided, hid, invited, announced, exported or erased what, and when"
+    )
+    audit.add_argument(
+        "--since", default=None, help="e.g. 7d, 48h, or a date 2026-11-30 (default: everything)"
+    )
+    audit.set_defaults(func=cmd_audit)
     invite = sub.add_parser("invite", help="create an invitation link")
     invite.add_argument("role", choices=[r.value for r in Role])
     invite.add_argument("--uses", type=int, default=None, help="how many people may use it")

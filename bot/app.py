@@ -34,6 +34,7 @@ from bot.dialogs.survey import survey_dialog
 from bot.handlers import admin, commands, errors, membership, moderation, privacy
 from bot.i18n import Translator
 from bot.members import MemberService
+from bot.middlewares.access import AccessMiddleware
 from bot.middlewares.answer_once import AnswerCallbackOnce
 from bot.middlewares.database import DbSessionMiddleware
 from bot.middlewares.member import MemberMiddleware
@@ -103,6 +104,9 @@ def create_dispatcher(
     throttling = ThrottlingMiddleware(app.settings.throttle_rate, app.settings.throttle_burst)
     dp.message.outer_middleware(throttling)
     dp.callback_query.outer_middleware(throttling)
+    access = AccessMiddleware()
+    dp.message.outer_middleware(access)
+    dp.callback_query.outer_middleware(access)
     dp.include_routers(
         errors.build_router(),
         membership.build_router(),

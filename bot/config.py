@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated
-
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -65,7 +64,9 @@ class Settings(BaseSettings):
             return frozenset({value})
         return value
 
-    @field_validator("telegram_api_url", "redis_url", "webhook_url", "webhook_secret", mode="before")
+    @field_validator(
+        "telegram_api_url", "redis_url", "webhook_url", "webhook_secret", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
@@ -107,7 +108,9 @@ class Settings(BaseSettings):
                 "post updates as any user. Set WEBHOOK_SECRET (1-256 of A-Z a-z 0-9 _ -)."
             )
         if not WEBHOOK_SECRET_PATTERN.match(secret):
-            raise ValueError("WEBHOOK_SECRET may only hold 1-256 of A-Z a-z 0-9 _ - (Telegram's rule)")
+            raise ValueError(
+                "WEBHOOK_SECRET may only hold 1-256 of A-Z a-z 0-9 _ - (Telegram's rule)"
+            )
         return self
 
     def secrets(self) -> list[str]:

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.dialogs.states import Ideas, LanguagePick, MainMenu
-from bot.ideas import IDEA_PAYLOAD
+from bot.ideas import IDEA_PAYLOAD, parse_id
 from bot.invitations import PAYLOAD_PREFIX
 from bot.members import MemberService
 from bot.presenters import help_text, welcome_text
@@ -57,16 +57,22 @@ async def start(
             )
         )
         return
-    idea_id = payload.removeprefix(IDEA_PAYLOAD) if payload.startswith(IDEA_PAYLOAD) else ""
+    shared = payload.startswith(IDEA_PAYLOAD)
+    idea_id = parse_id(payload.removeprefix(IDEA_PAYLOAD)) if shared else None
+    if shared and idea_id is None:
+        # A mangled or forged link: say so, then the menu as usual.
+        await message.answer(
+            app.translator.gettext("Ce lien ne mène à aucune idée : voici le menu.")
+        )
     if member.language is None:
         # Language first; the shared idea (if any) opens right after.
-        data = {"welcome": True, "idea": int(idea_id) if idea_id.isdigit() else None}
+        data = {"welcome": True, "idea": idea_id}
         await dialog_manager.start(LanguagePick.choose, data=data, mode=StartMode.RESET_STACK)
         return
-    if idea_id.isdigit():
+    if idea_id is not None:
         # Opened from a shared link: straight to the idea, with the menu under it.
         await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
-        await dialog_manager.start(Ideas.idea, data={"idea": int(idea_id)})
+        await dialog_manager.start(Ideas.idea, data={"idea": idea_id})
         return
     await message.answer(welcome_text(app, lang))
     await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)

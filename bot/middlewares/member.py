@@ -18,10 +18,14 @@ from storage.repositories.members import MemberRepository
 READ_ONLY_COMMANDS = ("/mydata", "/forget", "/help")
 
 
-def _reads_only(event: TelegramObject) -> bool:
+def _registers(event: TelegramObject) -> bool:
+    """Only a message the person sent us makes us hold data about them: never a button of an
+    old message, a membership change (blocking the bot after /forget), nor /mydata or /help."""
     message = getattr(event, "message", None)
-    text = (message.text or "") if message is not None else ""
-    return text.split("@")[0].split(" ")[0] in READ_ONLY_COMMANDS
+    if message is None:
+        return False
+    text = message.text or ""
+    return text.split("@")[0].split(" ")[0] not in READ_ONLY_COMMANDS
 
 
 class MemberMiddleware(BaseMiddleware):
@@ -41,7 +45,7 @@ class MemberMiddleware(BaseMiddleware):
             repo = MemberRepository(session)
             private = chat is None or chat.type == "private"
             member = await repo.get(user.id)
-            if member is None and private and not _reads_only(event):
+            if member is None and private and _registers(event):
                 member, _ = await repo.get_or_create(user.id, user.first_name)
                 if app.consultation.access == "open":
                     await repo.add_role(member, Role.AMBASSADOR)

@@ -224,17 +224,15 @@ class IdeaRepository:
 
     async def add_report(
         self, target: str, target_id: int, reporter_id: int, now: datetime
-    ) -> bool:
+    ) -> int | None:
+        """The new report's id; None when this member already reported this."""
+        report = Report(target=target, target_id=target_id, reporter_id=reporter_id, created_at=now)
         try:
             async with self.session.begin_nested():
-                self.session.add(
-                    Report(
-                        target=target, target_id=target_id, reporter_id=reporter_id, created_at=now
-                    )
-                )
+                self.session.add(report)
         except IntegrityError:
-            return False
-        return True
+            return None
+        return report.id
 
     # ------------------------------------------------------------------ quotas
 

@@ -124,7 +124,7 @@ class ErasedContent:
     idea_ids: list[int]
     comment_ids: list[int]
     idea_titles: list[str]
-    comment_texts: list[str]
+    comments: list[tuple[str, str]]  # (author name as copied, text)
     name: str
 
 
@@ -144,7 +144,7 @@ async def erase(
         idea_ids=[i.id for i in ideas],
         comment_ids=[c.id for c in comments],
         idea_titles=[i.title for i in ideas if i.title],
-        comment_texts=[c.text for c in comments if c.text],
+        comments=[(c.author_name, c.text) for c in comments if c.text],
         name=member.first_name if member else "",
     )
     # A pending idea is withdrawn: nobody may approve a text that no longer exists.

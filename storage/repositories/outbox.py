@@ -159,15 +159,15 @@ async def delete_chat_deliveries(session: AsyncSession, chat_id: int) -> int:
     return result.rowcount or 0
 
 
-async def deliveries_by_key_prefixes(
-    session: AsyncSession, prefixes: Sequence[str]
+async def deliveries_by_keys(
+    session: AsyncSession, keys: Sequence[str], prefixes: Sequence[str] = ()
 ) -> list[Delivery]:
-    if not prefixes:
+    """Deliveries with one of the dedupe keys, or a key starting with one of the prefixes."""
+    conditions = [Delivery.dedupe_key.in_(list(keys))] if keys else []
+    conditions += [Delivery.dedupe_key.startswith(p, autoescape=True) for p in prefixes]
+    if not conditions:
         return []
-    rows = await session.scalars(
-        select(Delivery).where(or_(*(Delivery.dedupe_key.startswith(p) for p in prefixes)))
-    )
-    return list(rows.all())
+    return list((await session.scalars(select(Delivery).where(or_(*conditions)))).all())
 
 
 async def deliveries_quoting(session: AsyncSession, fragments: Sequence[str]) -> list[Delivery]:
