@@ -244,8 +244,10 @@ async def test_idea_submitted_moderated_supported_commented(e2e: E2E) -> None:
     hidden = await mia.click(hide, message=comment_card, chat_id=MOD_CHAT)
     assert hidden.text == "Commentaire masqué."
     await emu.wait_for(
-        lambda: f"n° {stored_comment.id} masqué par Mia" in comment_card.text
-        and not comment_card.buttons,
+        lambda: (
+            f"n° {stored_comment.id} masqué par Mia" in comment_card.text
+            and not comment_card.buttons
+        ),
         what="the comment card edited",
     )
     [stored_comment] = await db_rows(url, Comment)
