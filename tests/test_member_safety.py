@@ -280,8 +280,8 @@ async def test_invite_only_access_decided_for_every_private_update(h: Harness) -
     # The stated exceptions answer.
     await stranger.send("/help")
     assert "<b>Aide</b>" in h.bot.texts()[-1]
-    await stranger.send("/mydata")
-    assert "Identifiant Telegram : 66" in h.bot.texts()[-1]
+    await stranger.send("/mydata")  # knocking at the door registered nothing
+    assert h.bot.texts()[-1] == t("Nous ne conservons aucune donnée à votre sujet.")
     await stranger.send("/forget")
     assert "C’est définitif" in h.bot.texts()[-1]
     # An invitation opens the door.
@@ -485,6 +485,9 @@ async def test_forget_edits_group_cards_and_nothing_but_a_message_registers_agai
         (321, t("🗑 Contenu effacé à la demande de son auteur."))
     ]
     assert (await idea_row(h.app, idea_id)).title == ""
+    from storage.models import FsmRecord
+
+    assert [r.key for r in await rows(h.app, FsmRecord) if ":7:" in r.key] == []
     # Blocking the bot afterwards, or pressing an old button, does not register her again.
     bot_user = User(id=42, is_bot=True, first_name="bot")
     kicked = ChatMemberUpdated(

@@ -67,6 +67,9 @@ async def forget_choice(
             await query.message.edit_reply_markup(reply_markup=None)
         return
     await dialog_manager.reset_stack(remove_keyboard=False)
+    # An empty stack that remembers no message is stored as nothing at all: aiogram-dialog
+    # saves the stack after this handler, and must not write the member's key back.
+    dialog_manager.current_stack().last_message_id = None
     edits = await forget(session, app, query.from_user.id)
     await query.answer(_("Vos données ont été effacées."), show_alert=True)
     if isinstance(query.message, Message):

@@ -130,6 +130,7 @@ class IdeaRepository:
                 Idea.status == "approved",
                 Idea.decided_at > start,
                 Idea.decided_at <= end,
+                Idea.erased_at.is_(None),  # erased by its author: nothing left to tell
             )
             .order_by(Idea.project_id, Idea.id)
         )
