@@ -17,6 +17,7 @@ from bot import audit
 from bot.context import AppContext
 from bot.moderation import comment_line, erased_line
 from bot.presenters import when
+from bot.text_budget import clip_html, pack_lines
 from storage.models import Comment
 from storage.repositories.audit import AuditRepository
 from storage.repositories.members import erase, personal_data
@@ -29,13 +30,18 @@ from storage.repositories.outbox import (
 )
 
 log = logging.getLogger(__name__)
+# A free-text answer is shown up to this many characters in /mydata.
+ANSWER_SHOWN = 1500
 
 
-async def my_data_text(session: AsyncSession, app: AppContext, member_id: int, lang: str) -> str:
+async def my_data_messages(
+    session: AsyncSession, app: AppContext, member_id: int, lang: str
+) -> list[str]:
+    """What we hold, in as many messages as it takes (free-text answers can be long)."""
     _ = app.translator.gettext
     data = await personal_data(session, member_id)
     if not data:
-        return _("Nous ne conservons aucune donnée à votre sujet.")
+        return [_("Nous ne conservons aucune donnée à votre sujet.")]
     member = data["member"]
     c = app.consultation
     lines = [
@@ -55,7 +61,8 @@ async def my_data_text(session: AsyncSession, app: AppContext, member_id: int, l
                 labels = [
                     c.text(o.label, lang) for o in q.options if o.id in answers[q.id]
                 ] or answers[q.id]
-                lines.append(f"• {escape(c.text(q.text, lang))} → {escape(', '.join(labels))}")
+                question = clip_html(c.text(q.text, lang), 300)
+                lines.append(f"• {question} → {clip_html(', '.join(labels), ANSWER_SHOWN)}")
     ideas = data["ideas"]
     lines.append("")
     lines.append(
@@ -67,7 +74,7 @@ async def my_data_text(session: AsyncSession, app: AppContext, member_id: int, l
     )
     lines.append("")
     lines.append(_("Pour tout effacer : /forget"))
-    return "\n".join(lines)
+    return pack_lines(lines[0], lines[1:])
 
 
 @dataclass(frozen=True)

@@ -332,6 +332,26 @@ async def test_idea_screen_and_pending_fit_telegram_limits(h: Harness) -> None:
     assert all(f"{i:02d}&amp;" in joined for i in range(60))
 
 
+async def test_mydata_with_long_free_texts_fits(h: Harness) -> None:
+    from storage.models import QuestionAnswer, Response
+
+    dp = h.dispatcher()
+    anne = member_client(h, dp, 7)
+    await anne.send("/start")
+    async with h.app.sessionmaker() as session:
+        response = Response(consultation_id=h.app.consultation.id, member_id=7, status="draft")
+        session.add(response)
+        await session.flush()
+        for q in h.app.consultation.questions[:4]:
+            session.add(QuestionAnswer(response_id=response.id, question_id=q.id, text="&" * 4000))
+        await session.commit()
+    before = len(h.bot.texts())
+    await anne.send("/mydata")
+    parts = h.bot.texts()[before:]
+    assert len(parts) >= 2 and all(len(p) <= MESSAGE_LIMIT for p in parts)
+    assert "Identifiant Telegram : 7" in parts[0] and "/forget" in parts[-1]
+
+
 async def test_cards_and_digests_fit_telegram_limits(h: Harness) -> None:
     await add_member(h.app.sessionmaker, 50, "Bob")
     idea_id = await seed_idea(h.app, 50, "&" * 100, "&" * 2000, status="pending")

@@ -10,7 +10,7 @@ from aiogram_dialog import DialogManager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
-from bot.privacy import edit_group_cards, forget, my_data_text
+from bot.privacy import edit_group_cards, forget, my_data_messages
 from storage.models import Member
 
 
@@ -26,7 +26,8 @@ async def my_data(
             app.translator.gettext("Nous ne conservons aucune donnée à votre sujet.")
         )
         return
-    await message.answer(await my_data_text(session, app, member.id, lang))
+    for part in await my_data_messages(session, app, member.id, lang):
+        await message.answer(part)
 
 
 async def forget_command(message: Message, app: AppContext) -> None:
