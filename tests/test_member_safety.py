@@ -668,6 +668,9 @@ async def test_strict_deep_links_and_forged_ids(h: Harness) -> None:
     assert h.bot.alerts()[-1] == t("Cette idée n’existe plus.")
     await press_in_group(h, dp, ADMIN, "mc:hide:99999999999")
     assert h.bot.alerts()[-1] == t("Ce commentaire n’existe plus.")
+    # Not even a number: no handler recognises it, and the press is still answered.
+    await press_in_group(h, dp, ADMIN, "mi:approve:²:")
+    assert h.bot.alerts()[-1] == t("Ce bouton n’est plus actif.")
 
 
 async def test_hidden_buttons_are_checked_again(h: Harness) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import DialogManager, ShowMode, StartMode
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -98,6 +98,12 @@ async def fallback(message: Message, dialog_manager: DialogManager, app: AppCont
     await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
+async def unknown_button(query: CallbackQuery, app: AppContext) -> None:
+    """A button no handler recognises (forged, or from an older version): answered, so the
+    client stops waiting."""
+    await query.answer(app.translator.gettext("Ce bouton n’est plus actif."))
+
+
 def build_router() -> Router:
     r = Router(name="commands")
     r.message.filter(F.chat.type == "private")
@@ -112,4 +118,5 @@ def build_fallback_router() -> Router:
     r = Router(name="fallback")
     r.message.filter(F.chat.type == "private")
     r.message.register(fallback)
+    r.callback_query.register(unknown_button)
     return r
