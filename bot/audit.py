@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from html import escape
 
@@ -25,7 +25,7 @@ class Action(StrEnum):
     INVITATION_CREATED = "invitation.create"
     INVITATION_USED = "invitation.use"
     ANNOUNCEMENT = "announce"
-    EXPORT = "export"
+    EXPORT = "export"  # for the exports (recorded by whoever writes one)
     ERASURE = "member.erase"
 
 
@@ -92,7 +92,3 @@ async def audit_lines(
 
 def html_lines(lines: list[str]) -> list[str]:
     return [f"<code>{escape(line[:300])}</code>" for line in lines]
-
-
-def since_default(now: datetime) -> datetime:
-    return now - timedelta(days=30)

@@ -38,18 +38,17 @@ class AuditRepository:
         )
 
     async def since(self, start: datetime | None, limit: int | None = None) -> list[AuditEntry]:
-        query = select(AuditEntry).order_by(AuditEntry.at, AuditEntry.id)
-        if start is not None:
-            query = query.where(AuditEntry.at >= start)
+        where = [AuditEntry.at >= start] if start is not None else []
+        query = select(AuditEntry).where(*where).order_by(AuditEntry.at, AuditEntry.id)
         if limit is not None:
             # The latest `limit`, still listed oldest first.
-            inner = (
+            latest = (
                 select(AuditEntry.id)
-                .where(AuditEntry.at >= start if start is not None else True)
+                .where(*where)
                 .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
                 .limit(limit)
             )
-            query = query.where(AuditEntry.id.in_(inner))
+            query = query.where(AuditEntry.id.in_(latest))
         return list((await self.session.scalars(query)).all())
 
     async def forget_actor(self, member_id: int) -> None:
