@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bot import redaction
 from bot.config import ConfigError, Settings, load_settings
 from bot.consultation import (
     Consultation,
@@ -160,6 +161,34 @@ async def _status(settings: Settings, consultation: Consultation) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", report))
 
 
+def cmd_audit(args: argparse.Namespace) -> None:
+    settings = load_settings()
+    consultation = _consultation(settings.consultation_file)
+    _migrate(settings)
+    from datetime import UTC, datetime
+
+    from bot.audit import parse_since
+
+    try:
+        since = parse_since(args.since, datetime.now(UTC), consultation) if args.since else None
+    except ValueError as exc:
+        raise Failure(str(exc)) from None
+    lines = asyncio.run(_audit(settings, consultation, since))
+    print("\n".join(lines) if lines else "no entries")
+
+
+async def _audit(settings: Settings, consultation: Consultation, since) -> list[str]:  # type: ignore[no-untyped-def]
+    from bot.audit import audit_lines
+    from storage.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await audit_lines(session, consultation, since, None)
+    finally:
+        await engine.dispose()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="consultbot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -173,6 +202,13 @@ def parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=cmd_migrate)
     status = sub.add_parser("status", help="timeline, respondents and outbox progress")
     status.set_defaults(func=cmd_status)
+    audit = sub.add_parser(
+        "audit", help="who decided, hid, invited, announced, exported or erased what, and when"
+    )
+    audit.add_argument(
+        "--since", default=None, help="e.g. 7d, 48h, or a date 2026-11-30 (default: everything)"
+    )
+    audit.set_defaults(func=cmd_audit)
     invite = sub.add_parser("invite", help="create an invitation link")
     invite.add_argument("role", choices=[r.value for r in Role])
     invite.add_argument("--uses", type=int, default=None, help="how many people may use it")
@@ -182,21 +218,36 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _known_secrets() -> list[str]:
+    try:
+        return load_settings().secrets()
+    except ConfigError:
+        return []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings_level = "INFO"
-    logging.basicConfig(
-        level=getattr(logging, settings_level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=getattr(logging, settings_level), format=LOG_FORMAT)
+    secrets = _known_secrets()
+    redaction.install(secrets, LOG_FORMAT)
     # One line per job at start-up is noise: APScheduler speaks up on warnings only.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         return args.func(args) or 0
     except (ConfigError, Failure) as exc:
-        print(f"consultbot: {exc}", file=sys.stderr)
+        print(f"consultbot: {redaction.redact(str(exc), secrets)}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        # Whatever the library put in its message (a request URL holds the token): redacted.
+        logging.getLogger("consultbot").debug("unexpected error", exc_info=True)
+        reason = redaction.redact(f"{type(exc).__name__}: {exc}", secrets)
+        print(f"consultbot: unexpected error: {reason}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import audit
 from bot.consultation import Role
 from storage.repositories.members import recipients
 from storage.repositories.outbox import NewDelivery, OutboxRepository
@@ -24,7 +25,13 @@ async def audience_size(session: AsyncSession, audience: str) -> int:
 
 
 async def announce(
-    session: AsyncSession, consultation_id: str, audience: str, html: str, now: datetime
+    session: AsyncSession,
+    consultation_id: str,
+    audience: str,
+    html: str,
+    now: datetime,
+    actor_id: int | None = None,
+    actor_name: str | None = None,
 ) -> int:
     people = await recipients(session, AUDIENCES[audience], "fr")
     batch = secrets.token_hex(6)
@@ -38,5 +45,15 @@ async def announce(
         for member_id, _ in people
     ]
     await OutboxRepository(session).enqueue(items, now)
+    await audit.record(
+        session,
+        now,
+        audit.Action.ANNOUNCEMENT,
+        actor_id,
+        actor_name,
+        "announce",
+        batch,
+        f"to {audience}: {len(items)} member(s)",
+    )
     await session.commit()
     return len(items)

@@ -34,6 +34,7 @@ from bot.dialogs.survey import survey_dialog
 from bot.handlers import admin, commands, errors, membership, moderation, privacy
 from bot.i18n import Translator
 from bot.members import MemberService
+from bot.middlewares.access import AccessMiddleware
 from bot.middlewares.answer_once import AnswerCallbackOnce, AnswerEveryCallback, CallbackAnswers
 from bot.middlewares.database import DbSessionMiddleware
 from bot.middlewares.member import MemberMiddleware
@@ -116,6 +117,9 @@ def create_dispatcher(
     dp.update.outer_middleware(WorkSlots(app.settings.update_concurrency))
     dp.update.outer_middleware(DbSessionMiddleware(app.sessionmaker))
     dp.update.outer_middleware(MemberMiddleware())
+    access = AccessMiddleware()
+    dp.message.outer_middleware(access)
+    dp.callback_query.outer_middleware(access)
     dp.include_routers(
         errors.build_router(),
         membership.build_router(),

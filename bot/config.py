@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/consultbot.db"
 TOKEN_PATTERN = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{30,64}$")
+# What Telegram accepts as a webhook secret_token.
+WEBHOOK_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 class ConfigError(Exception):
@@ -46,6 +49,12 @@ class Settings(BaseSettings):
     update_concurrency: int = Field(default=32, ge=1)
     updates_in_flight: int = Field(default=1000, ge=1)
     log_level: str = "INFO"
+    # Per-member quotas (0 = no limit); organisers are not limited.
+    quota_ideas_per_day: int = Field(default=5, ge=0)
+    quota_comments_per_hour: int = Field(default=20, ge=0)
+    quota_reports_per_day: int = Field(default=10, ge=0)
+    # New comments reach the moderation group in one card per this many seconds at most.
+    comment_cards_every: float = Field(default=60.0, gt=0)
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -62,10 +71,59 @@ class Settings(BaseSettings):
             return frozenset({value})
         return value
 
-    @field_validator("telegram_api_url", "redis_url", "webhook_url", mode="before")
+    @field_validator(
+        "telegram_api_url", "redis_url", "webhook_url", "webhook_secret", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        # A malformed URL would reach the HTTP client, whose error quotes the whole request
+        # URL, token included: refuse it here, without repeating it.
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+            or not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+", parts.netloc.rpartition("@")[2])
+            or re.search(r"\s", value)
+        ):
+            raise ValueError(
+                "must be an http(s) base URL such as http://127.0.0.1:8081 "
+                "(the bot adds /bot<token>/<method> itself)"
+            )
+        try:
+            parts.port  # noqa: B018 (raises on a malformed port)
+        except ValueError:
+            raise ValueError("has a malformed port") from None
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.webhook_url is None:
+            return self
+        secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+        if not secret:
+            raise ValueError(
+                "WEBHOOK_URL is set without WEBHOOK_SECRET: anyone who finds the URL could "
+                "post updates as any user. Set WEBHOOK_SECRET (1-256 of A-Z a-z 0-9 _ -)."
+            )
+        if not WEBHOOK_SECRET_PATTERN.match(secret):
+            raise ValueError(
+                "WEBHOOK_SECRET may only hold 1-256 of A-Z a-z 0-9 _ - (Telegram's rule)"
+            )
+        return self
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in a printed message."""
+        values = [self.bot_token, self.webhook_secret]
+        return [v.get_secret_value() for v in values if v and v.get_secret_value().strip()]
 
     def token(self) -> str:
         """The bot token, or a ConfigError that says how to get one."""
@@ -89,5 +147,7 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first["loc"] else "configuration"
-        raise ConfigError(f"{name} is invalid: {first['msg']}") from None
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if not first["loc"]:  # a rule across settings: its message names them
+            raise ConfigError(message) from None
+        raise ConfigError(f"{str(first['loc'][0]).upper()} is invalid: {message}") from None

@@ -9,11 +9,14 @@ from html import escape
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import audit
 from bot.consultation import PhaseKind, Project
 from bot.context import AppContext
 from bot.moderation import (
+    CARD_COMMENTS,
     REASONS,
     comment_card,
+    comments_card,
     decision_keyboard,
     hide_idea_keyboard,
     hide_keyboard,
@@ -30,6 +33,25 @@ TEXT_MAX = 2000
 COMMENT_MAX = 1000
 NOTIFY_EVERY = timedelta(minutes=10)
 IDEA_PAYLOAD = "idea_"
+# Ids are 32-bit integers in the database: anything else in a button or a link is forged.
+MAX_ID = 2**31 - 1
+# Batched comment cards queued per round at most; the rest waits for the next round.
+CARDS_PER_ROUND = 3
+
+
+def parse_id(value: object) -> int | None:
+    """A database id from a button or a link: ASCII digits only, in range; else None."""
+    text = str(value)
+    if not text.isascii() or not text.isdigit() or len(text) > 10:
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_ID else None
+
+
+class Quota(StrEnum):
+    IDEAS = "ideas"
+    COMMENTS = "comments"
+    REPORTS = "reports"
 
 
 class TextProblem(StrEnum):
@@ -87,6 +109,58 @@ class IdeaService:
     @property
     def group_lang(self) -> str:
         return self.app.consultation.source_language
+
+    # ----------------------------------------------------------------- quotas
+
+    async def within_quota(self, member: Member, quota: Quota) -> bool:
+        """Whether the member may do one more of these now (organisers always may)."""
+        settings = self.app.settings
+        limit, window, count = {
+            Quota.IDEAS: (settings.quota_ideas_per_day, timedelta(days=1), self.repo.ideas_since),
+            Quota.COMMENTS: (
+                settings.quota_comments_per_hour,
+                timedelta(hours=1),
+                self.repo.comments_since,
+            ),
+            Quota.REPORTS: (
+                settings.quota_reports_per_day,
+                timedelta(days=1),
+                self.repo.reports_since,
+            ),
+        }[quota]
+        if limit == 0 or self.app.is_admin(member.id):
+            return True
+        return await count(member.id, self.app.clock() - window) < limit
+
+    def quota_text(self, quota: Quota) -> str:
+        tr = self.app.translator
+        settings = self.app.settings
+        if quota == Quota.IDEAS:
+            n = settings.quota_ideas_per_day
+            return tr.ngettext(
+                "Vous avez déjà proposé {n} idée ces dernières 24 heures : c’est le maximum. "
+                "Merci ! Revenez demain pour la suivante.",
+                "Vous avez déjà proposé {n} idées ces dernières 24 heures : c’est le maximum. "
+                "Merci ! Revenez demain pour la suivante.",
+                n,
+            ).format(n=n)
+        if quota == Quota.COMMENTS:
+            n = settings.quota_comments_per_hour
+            return tr.ngettext(
+                "Vous avez déjà écrit {n} commentaire cette dernière heure : c’est le maximum. "
+                "Réessayez un peu plus tard, s’il vous plaît.",
+                "Vous avez déjà écrit {n} commentaires cette dernière heure : c’est le maximum. "
+                "Réessayez un peu plus tard, s’il vous plaît.",
+                n,
+            ).format(n=n)
+        n = settings.quota_reports_per_day
+        return tr.ngettext(
+            "Vous avez déjà fait {n} signalement ces dernières 24 heures : c’est le maximum. "
+            "Merci de votre vigilance ; réessayez demain.",
+            "Vous avez déjà fait {n} signalements ces dernières 24 heures : c’est le maximum. "
+            "Merci de votre vigilance ; réessayez demain.",
+            n,
+        ).format(n=n)
 
     # ----------------------------------------------------------------- submit
 
@@ -154,6 +228,16 @@ class IdeaService:
             await self.session.rollback()
             # The rollback expired `idea`: read it again (with the winner's decision).
             return DecisionResult(Decision.ALREADY, await self.repo.get(idea_id))
+        await audit.record(
+            self.session,
+            now,
+            audit.Action.APPROVE if approve else audit.Action.REJECT,
+            moderator_id,
+            moderator_name,
+            "idea",
+            idea_id,
+            reason,
+        )
         if idea.author_id is not None:
             await self._notify_author_of_decision(idea, now)
         await self.session.commit()
@@ -167,11 +251,36 @@ class IdeaService:
         won = await self.repo.decide(
             idea_id, "hidden", moderator_id, moderator_name, None, now, from_status="approved"
         )
+        if won:
+            await audit.record(
+                self.session,
+                now,
+                audit.Action.HIDE_IDEA,
+                moderator_id,
+                moderator_name,
+                "idea",
+                idea_id,
+            )
         idea = await self.repo.get(idea_id)
         await self.session.commit()
         if idea is None:
             return DecisionResult(Decision.MISSING, None)
         return DecisionResult(Decision.DONE if won else Decision.ALREADY, idea)
+
+    async def hide_comment(self, comment_id: int, moderator_id: int, moderator_name: str) -> bool:
+        hidden = await self.repo.hide_comment(comment_id, moderator_name, moderator_id)
+        if hidden:
+            await audit.record(
+                self.session,
+                self.app.clock(),
+                audit.Action.HIDE_COMMENT,
+                moderator_id,
+                moderator_name,
+                "comment",
+                comment_id,
+            )
+        await self.session.commit()
+        return hidden
 
     async def _notify_author_of_decision(self, idea: Idea, now: datetime) -> None:
         lang = await self._language(idea.author_id)
@@ -224,23 +333,8 @@ class IdeaService:
             parent.id if parent else None,
             now,
         )
-        chat_id = self.app.settings.moderation_chat_id
-        if chat_id is not None:
-            await self.outbox.enqueue(
-                [
-                    NewDelivery(
-                        f"{self.app.consultation.id}:card:comment:{comment.id}",
-                        "moderation",
-                        chat_id,
-                        text=comment_card(self.app, idea, comment, self.group_lang, reported=False),
-                        reply_markup=markup_json(
-                            hide_keyboard(self.app, comment.id, self.group_lang)
-                        ),
-                        is_group=True,
-                    )
-                ],
-                now,
-            )
+        # Its card leaves now if the group had none lately, else with the next batch.
+        await self._card_comments(now)
         if idea.author_id is not None and idea.author_id != member.id:
             await self._note(idea.author_id, idea, replies=False, now=now)
         if parent is not None and parent.author_id not in (None, member.id, idea.author_id):
@@ -248,6 +342,44 @@ class IdeaService:
         await self.session.commit()
         self.app.wake_outbox()
         return comment
+
+    async def card_comments(self) -> int:
+        """Queue the batched cards of new comments that are due (scheduler job)."""
+        cards = await self._card_comments(self.app.clock())
+        await self.session.commit()
+        if cards:
+            self.app.wake_outbox()
+        return cards
+
+    async def _card_comments(self, now: datetime) -> int:
+        """New comments go to the group in cards of several, one round per
+        `comment_cards_every` seconds at most: a busy thread cannot bury the group."""
+        chat_id = self.app.settings.moderation_chat_id
+        if chat_id is None:
+            return 0
+        last = await self.repo.last_carded_at()
+        every = timedelta(seconds=self.app.settings.comment_cards_every)
+        if last is not None and now - last < every:
+            return 0
+        waiting = await self.repo.uncarded_comments(CARD_COMMENTS * CARDS_PER_ROUND)
+        items = []
+        for start in range(0, len(waiting), CARD_COMMENTS):
+            chunk = waiting[start : start + CARD_COMMENTS]
+            text, markup = comments_card(self.app, chunk, self.group_lang)
+            items.append(
+                NewDelivery(
+                    f"{self.app.consultation.id}:card:comments:{chunk[0][1].id}",
+                    "moderation",
+                    chat_id,
+                    text=text,
+                    reply_markup=markup_json(markup),
+                    is_group=True,
+                )
+            )
+        if items:
+            await self.outbox.enqueue(items, now)
+            await self.repo.mark_carded([c.id for _, c in waiting], now)
+        return len(items)
 
     async def _note(self, recipient: int, idea: Idea, replies: bool, now: datetime) -> None:
         """Count the event; notify at once unless this recipient was told < 10 min ago."""
@@ -313,7 +445,8 @@ class IdeaService:
     async def report(self, member: Member, idea: Idea, comment: Comment | None) -> bool:
         now = self.app.clock()
         target, target_id = ("comment", comment.id) if comment else ("idea", idea.id)
-        if not await self.repo.add_report(target, target_id, member.id, now):
+        report_id = await self.repo.add_report(target, target_id, member.id, now)
+        if report_id is None:
             # Already reported. Commit (its savepoint undid the insert) ends the transaction
             # without expiring `member` and `idea`, which the dialog still reads (a rollback would).
             await self.session.commit()
@@ -334,7 +467,8 @@ class IdeaService:
             await self.outbox.enqueue(
                 [
                     NewDelivery(
-                        f"{self.app.consultation.id}:report:{target}:{target_id}:{member.id}",
+                        # The report's own id, not the reporter's: /forget leaves no trace here.
+                        f"{self.app.consultation.id}:report:{target}:{target_id}:{report_id}",
                         "moderation",
                         chat_id,
                         text=text,

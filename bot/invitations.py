@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import audit
 from bot.consultation import Role
 from storage.repositories.invitations import InvitationRepository, Redemption
 
@@ -28,11 +29,23 @@ async def create_invitation(
     uses: int | None,
     expires_in: timedelta | None,
     now: datetime,
+    actor_name: str = "command line",
 ) -> str:
     """A new token (returned once, never stored in clear)."""
     token = secrets.token_urlsafe(24)
     expires = now + expires_in if expires_in else None
-    await InvitationRepository(session).create(hash_token(token), role.value, uses, expires)
+    invitation = await InvitationRepository(session).create(
+        hash_token(token), role.value, uses, expires
+    )
+    await audit.record(
+        session,
+        now,
+        audit.Action.INVITATION_CREATED,
+        actor_name=actor_name,
+        target="invitation",
+        target_id=invitation.id,
+        detail=f"role={role.value} uses={uses or '∞'} expires={expires.isoformat() if expires else '-'}",
+    )
     await session.commit()
     return token
 

@@ -9,6 +9,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import audit
 from bot.consultation import Role
 from bot.context import AppContext
 from bot.i18n import N_
@@ -32,6 +33,7 @@ ADMIN_COMMANDS = [
     ("status", N_("État de la consultation")),
     ("announce", N_("Envoyer une annonce")),
     ("pending", N_("Idées en attente")),
+    ("audit", N_("Journal des décisions")),
 ]
 
 
@@ -46,9 +48,31 @@ class MemberService:
         await self.session.commit()
 
     async def use_invitation(self, member: Member, token: str) -> Redemption:
-        outcome = await redeem(self.session, token, member.id, self.app.clock())
+        now = self.app.clock()
+        outcome = await redeem(self.session, token, member.id, now)
+        if outcome.outcome == Redeem.OK:
+            await audit.record(
+                self.session,
+                now,
+                audit.Action.INVITATION_USED,
+                member.id,
+                member.first_name,
+                "member",
+                member.id,
+                f"role={outcome.role}",
+            )
         if outcome.outcome in (Redeem.OK, Redeem.ALREADY) and outcome.role:
-            await self.repo.add_role(member, outcome.role)
+            if await self.repo.add_role(member, outcome.role):
+                await audit.record(
+                    self.session,
+                    now,
+                    audit.Action.ROLE,
+                    member.id,
+                    member.first_name,
+                    "member",
+                    member.id,
+                    f"+{outcome.role} (invitation)",
+                )
         await self.session.commit()
         return outcome
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
@@ -15,6 +16,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.consultation import Role
 from bot.context import AppContext
 from bot.i18n import N_
+from bot.text_budget import clip_html
 from storage.models import Comment, Idea, Member
 
 REASONS = {
@@ -24,7 +26,10 @@ REASONS = {
     "personal": N_("Données personnelles"),
     "other": N_("Autre raison"),
 }
-ADMINS_TTL = 300.0
+# A demoted administrator must stop deciding quickly; chat_member updates refresh it sooner.
+ADMINS_TTL = 60.0
+# Comments per batched card (their hide buttons are one row each).
+CARD_COMMENTS = 8
 
 
 class IdeaAction(CallbackData, prefix="mi"):
@@ -42,23 +47,31 @@ class CommentAction(CallbackData, prefix="mc"):
 
 @dataclass
 class ModeratorDirectory:
-    """The moderation group's administrators, cached a few minutes (getChatAdministrators)."""
+    """The moderation group's administrators (getChatAdministrators), cached at most `ttl`
+    seconds and dropped on every chat_member update of the group. When Telegram cannot be
+    asked, nobody is an administrator: a stale list must not let a demoted one decide."""
 
     ttl: float = ADMINS_TTL
+    clock: Callable[[], float] = time.monotonic
     _cache: dict[int, tuple[float, frozenset[int]]] = field(default_factory=dict)
 
     async def admins(self, bot: Bot, chat_id: int) -> frozenset[int]:
         cached = self._cache.get(chat_id)
-        now = time.monotonic()
+        now = self.clock()
         if cached and cached[0] > now:
             return cached[1]
         try:
             members = await bot.get_chat_administrators(chat_id)
         except TelegramAPIError:
-            return cached[1] if cached else frozenset()
+            self._cache.pop(chat_id, None)
+            return frozenset()
         ids = frozenset(m.user.id for m in members if not m.user.is_bot)
         self._cache[chat_id] = (now + self.ttl, ids)
         return ids
+
+    def forget(self, chat_id: int) -> None:
+        """Someone's status in the group changed: ask Telegram again next time."""
+        self._cache.pop(chat_id, None)
 
     async def is_moderator(
         self, bot: Bot, app: AppContext, user_id: int, member: Member | None
@@ -141,11 +154,28 @@ def hide_idea_keyboard(app: AppContext, idea_id: int, lang: str) -> InlineKeyboa
     )
 
 
+def erased_line(app: AppContext, lang: str) -> str:
+    return app.translator.gettext("🗑 Contenu effacé à la demande de son auteur.", locale=lang)
+
+
+def idea_title_html(app: AppContext, idea: Idea, lang: str, limit: int = 300) -> str:
+    if idea.erased_at is not None or not idea.title:
+        return app.translator.gettext("(idée effacée par son auteur)", locale=lang)
+    return clip_html(idea.title, limit)
+
+
+def comment_text_html(app: AppContext, comment: Comment, lang: str, limit: int) -> str:
+    if comment.erased_at is not None:
+        return erased_line(app, lang)
+    return clip_html(comment.text, limit)
+
+
 def idea_card(app: AppContext, idea: Idea, lang: str) -> str:
     c = app.consultation
     _ = app.translator.gettext
     phase = next((p for p in c.phases if p.project(idea.project_id)), None)
     project = phase.project(idea.project_id) if phase else None
+    body = erased_line(app, lang) if idea.erased_at is not None else clip_html(idea.text, 3000)
     return "\n".join(
         [
             _("💡 <b>Nouvelle idée n° {id}</b> — {project}", locale=lang).format(
@@ -153,10 +183,10 @@ def idea_card(app: AppContext, idea: Idea, lang: str) -> str:
                 project=escape(c.text(project.title, lang)) if project else idea.project_id,
             ),
             "",
-            f"<b>{escape(idea.title)}</b>",
-            escape(idea.text),
+            f"<b>{idea_title_html(app, idea, lang)}</b>",
+            body,
             "",
-            _("Par {name}", locale=lang).format(name=escape(idea.author_name or "—")),
+            _("Par {name}", locale=lang).format(name=clip_html(idea.author_name or "—", 130)),
         ]
     )
 
@@ -170,13 +200,51 @@ def comment_card(app: AppContext, idea: Idea, comment: Comment, lang: str, repor
     )
     return "\n".join(
         [
-            head.format(id=idea.id, title=escape(idea.title)),
+            head.format(id=idea.id, title=idea_title_html(app, idea, lang)),
             "",
-            escape(comment.text),
+            comment_text_html(app, comment, lang, 3000),
             "",
-            _("Par {name}", locale=lang).format(name=escape(comment.author_name or "—")),
+            _("Par {name}", locale=lang).format(name=clip_html(comment.author_name or "—", 130)),
         ]
     )
+
+
+def comment_line(comment: Comment) -> str:
+    """One comment in a batched card; also what /forget looks for to redact it."""
+    return f"<b>{clip_html(comment.author_name or '—', 40)}</b> : {clip_html(comment.text, 300)}"
+
+
+def comments_card(
+    app: AppContext, items: Sequence[tuple[Idea, Comment]], lang: str
+) -> tuple[str, InlineKeyboardMarkup]:
+    """Several new comments in one card (the group gets 20 messages a minute), one 🙈 each."""
+    _ = app.translator.gettext
+    lines = [
+        app.translator.ngettext(
+            "💬 <b>{n} nouveau commentaire</b>",
+            "💬 <b>{n} nouveaux commentaires</b>",
+            len(items),
+            locale=lang,
+        ).format(n=len(items))
+    ]
+    rows = []
+    for idea, comment in items:
+        lines.append("")
+        lines.append(
+            _("n° {comment} · idée n° {id} « {title} »", locale=lang).format(
+                comment=comment.id, id=idea.id, title=idea_title_html(app, idea, lang, 60)
+            )
+        )
+        lines.append(comment_line(comment))
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    text=_("🙈 Masquer n° {id}", locale=lang).format(id=comment.id),
+                    callback_data=CommentAction(action="hide", comment=comment.id).pack(),
+                )
+            ]
+        )
+    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows)
 
 
 def decision_line(app: AppContext, idea: Idea, lang: str) -> str:
@@ -184,7 +252,7 @@ def decision_line(app: AppContext, idea: Idea, lang: str) -> str:
     from bot.presenters import when
 
     moment = when(idea.decided_at, app.consultation, lang, time=True) if idea.decided_at else ""
-    name = escape(idea.decided_by_name or "—")
+    name = clip_html(idea.decided_by_name or "—", 130)
     if idea.status == "approved":
         return _("✅ Approuvée par {name} le {when}", locale=lang).format(name=name, when=moment)
     if idea.status == "rejected":

@@ -48,6 +48,15 @@ class PhaseEngine:
         except Exception:
             log.exception("flushing grouped notifications failed")
 
+    async def card_comments(self) -> None:
+        from bot.ideas import IdeaService
+
+        try:
+            async with self.app.sessionmaker() as session:
+                await IdeaService(session, self.app).card_comments()
+        except Exception:
+            log.exception("queueing batched comment cards failed")
+
     def plan(self) -> None:
         """One job per future event, with a stable id: a restart or a new date re-plans it."""
         now = self.app.clock()
@@ -65,6 +74,14 @@ class PhaseEngine:
             self.flush_notifications,
             IntervalTrigger(seconds=NOTIFICATION_TICK.total_seconds()),
             id="notifications:flush",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+        self.scheduler.add_job(
+            self.card_comments,
+            IntervalTrigger(seconds=min(30.0, self.app.settings.comment_cards_every)),
+            id="comments:cards",
             replace_existing=True,
             coalesce=True,
             max_instances=1,

@@ -203,7 +203,11 @@ class Delivery(Base):
 
 class Idea(Base):
     __tablename__ = "ideas"
-    __table_args__ = (Index("ix_ideas_project_status", "consultation_id", "project_id", "status"),)
+    # AUTOINCREMENT: an id travels in buttons, links and dedupe keys; SQLite would reuse it.
+    __table_args__ = (
+        Index("ix_ideas_project_status", "consultation_id", "project_id", "status"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     consultation_id: Mapped[str] = mapped_column(String(64))
@@ -222,6 +226,8 @@ class Idea(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     supports: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # Set when the author erased their data: title and text are blanked, the thread stays.
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Support(Base):
@@ -238,6 +244,7 @@ class Support(Base):
 
 class Comment(Base):
     __tablename__ = "comments"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     idea_id: Mapped[int] = mapped_column(ForeignKey("ideas.id", ondelete="CASCADE"), index=True)
@@ -248,8 +255,12 @@ class Comment(Base):
     author_name: Mapped[str] = mapped_column(String(128), default="")
     text: Mapped[str] = mapped_column(Text)
     hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    hidden_by: Mapped[int | None] = mapped_column(BigInteger)
     hidden_by_name: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # When its moderation card was queued (cards are batched; NULL = still to be carded).
+    carded_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Report(Base):
@@ -277,3 +288,19 @@ class NotificationState(Base):
     last_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     pending_comments: Mapped[int] = mapped_column(Integer, default=0)
     pending_replies: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditEntry(Base):
+    """Who did what, when, on what: moderation, roles, invitations, announcements, erasures."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    actor_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    actor_name: Mapped[str | None] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(16))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(String(255))

@@ -99,3 +99,42 @@ def test_status_prints_the_timeline(tmp_path: Path) -> None:
     assert "État de la consultation" in result.stdout
     assert "✔️ 1. Sondage sur vos besoins" in result.stdout  # 2020: every phase is over
     assert "<b>" not in result.stdout
+
+
+def test_webhook_url_without_secret_refuses_to_start(tmp_path: Path) -> None:
+    result = consultbot(["run"], tmp_path, BOT_TOKEN=TOKEN, WEBHOOK_URL="https://bot.example.org")
+    assert_clean_failure(result, "WEBHOOK_URL is set without WEBHOOK_SECRET")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("api_url", ["127.0.0.1:8081", "http://exa mple.org", "http://h:99999"])
+def test_malformed_api_url_never_prints_the_token(tmp_path: Path, api_url: str) -> None:
+    result = consultbot(
+        ["run"],
+        tmp_path,
+        BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=api_url,
+        CONSULTATION_FILE=str(DEFAULT_CONSULTATION),
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+    )
+    assert_clean_failure(result, "TELEGRAM_API_URL is invalid")
+    assert TOKEN not in result.stderr + result.stdout
+    assert TOKEN.split(":")[1] not in result.stderr + result.stdout
+
+
+def test_audit_lists_entries_since(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    env = {"DATABASE_URL": url, "CONSULTATION_FILE": str(DEFAULT_CONSULTATION)}
+    empty = consultbot(["audit"], tmp_path, **env)
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout.strip() == "no entries"
+    invited = consultbot(["invite", "moderator", "--username", "b"], tmp_path, **env)
+    assert invited.returncode == 0, invited.stderr
+    result = consultbot(["audit", "--since", "7d"], tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    [line] = result.stdout.strip().splitlines()
+    assert "command line  invitation.create invitation 1  role=moderator uses=∞" in line
+    later = consultbot(["audit", "--since", "2999-01-01"], tmp_path, **env)
+    assert later.stdout.strip() == "no entries"
+    bad = consultbot(["audit", "--since", "yesterday"], tmp_path, **env)
+    assert_clean_failure(bad, "--since 'yesterday'")

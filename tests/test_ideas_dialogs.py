@@ -471,11 +471,18 @@ async def test_support_toggles_comment_reply_and_report(h: Harness) -> None:
     assert markup_texts(h.last())[:-1] == ["↩️ 1. Anne"]
     await h.click(anne, "Annuler")
 
-    # Each comment went to the moderators with a Hide button; the author was told (grouped).
+    # The first comment went to the moderators at once, with a Hide button; the reply, written
+    # within a minute, waits for the next batched card. The author was told (grouped).
+    cards = await deliveries(h.app.sessionmaker, "moderation", MOD_CHAT)
+    assert len(cards) == 1
+    assert "Bonne idée, je peux aider." in (cards[0].text or "")
+    h.clock.now = NOW + timedelta(seconds=h.app.settings.comment_cards_every)
+    async with h.app.sessionmaker() as session:
+        assert await IdeaService(session, h.app).card_comments() == 1
     cards = await deliveries(h.app.sessionmaker, "moderation", MOD_CHAT)
     assert len(cards) == 2
     assert all("🙈 Masquer" in (c.reply_markup or "") for c in cards)
-    assert "Bonne idée, je peux aider." in (cards[0].text or "")
+    assert "Le samedi matin, par exemple." in (cards[1].text or "")
     [note] = await deliveries(h.app.sessionmaker, "notification", 50)
     assert "Un potager partagé" in (note.text or "")
 

@@ -77,6 +77,8 @@ async def on_send(callback: CallbackQuery, _: Button, manager: DialogManager) ->
         manager.dialog_data["audience"],
         manager.dialog_data["html"],
         app.clock(),
+        callback.from_user.id,
+        callback.from_user.full_name,
     )
     app.wake_outbox()
     await callback.answer(

@@ -17,11 +17,26 @@ from aiogram_dialog.widgets.text import Format
 from bot.context import AppContext
 from bot.dialogs.states import Ideas, MainMenu, MyIdeas, SubmitIdea
 from bot.dialogs.widgets import Choices, T, tell
-from bot.ideas import COMMENT_MAX, IdeaService, TextProblem, check_text, idea_link
+from bot.ideas import (
+    COMMENT_MAX,
+    IdeaService,
+    Quota,
+    TextProblem,
+    check_text,
+    idea_link,
+    parse_id,
+)
+from bot.moderation import comment_text_html, idea_title_html
+from bot.text_budget import clip_html, fit, pages
 from storage.models import Comment, Idea
 from storage.repositories.ideas import IdeaRepository
 
 PAGE = 5
+# The idea screen: the idea itself is cut to leave this much for a page of comments, and a
+# page holds what fits in it (at most PAGE comments, each cut to COMMENT_SHOWN).
+IDEA_TEXT_SHOWN = 1800
+COMMENTS_BUDGET = 1800
+COMMENT_SHOWN = 700
 
 
 def _ctx(manager: DialogManager) -> tuple[AppContext, IdeaService, str]:
@@ -44,7 +59,7 @@ async def _closed(event: CallbackQuery | Message, manager: DialogManager) -> boo
 
 async def on_start(start_data: Any, manager: DialogManager) -> None:
     if isinstance(start_data, dict) and "idea" in start_data:
-        manager.dialog_data["idea"] = int(start_data["idea"])
+        manager.dialog_data["idea"] = parse_id(start_data["idea"]) or 0
 
 
 async def projects_getter(
@@ -90,7 +105,7 @@ async def project_getter(
         "project": escape(app.consultation.text(project.title, lang)),
         "description": escape(app.consultation.text(project.description, lang)),
         "count": tr.ngettext("{n} idée approuvée", "{n} idées approuvées", total).format(n=total),
-        "ideas": [(i.id, f"💡 {i.title[:48]} · 👍 {i.supports}") for i in ideas],
+        "ideas": [(i.id, f"💡 {_label(app, i, lang)} · 👍 {i.supports}") for i in ideas],
         "has_prev": page > 0,
         "has_next": (page + 1) * PAGE < total,
         "by_new": not by_support,
@@ -111,8 +126,18 @@ async def on_sort(callback: CallbackQuery, _: Button, manager: DialogManager) ->
     manager.dialog_data["page"] = 0
 
 
+def _label(app: AppContext, idea: Idea, lang: str) -> str:
+    if idea.erased_at is not None or not idea.title:
+        return app.translator.gettext("(idée effacée par son auteur)")
+    return idea.title[:48]
+
+
 async def on_idea(callback: CallbackQuery, _: Any, manager: DialogManager, idea_id: str) -> None:
-    manager.dialog_data.update(idea=int(idea_id), cpage=0)
+    number = parse_id(idea_id)
+    if number is None:
+        await callback.answer()
+        return
+    manager.dialog_data.update(idea=number, cpage=0)
     await manager.switch_to(Ideas.idea)
 
 
@@ -128,13 +153,29 @@ async def _current_idea(manager: DialogManager) -> Idea | None:
     return idea if _visible(idea, member.id if member else None) else None
 
 
-async def _page_comments(manager: DialogManager) -> tuple[list[Comment], int, int]:
+def _comment_line(app: AppContext, comment: Comment, number: int, lang: str) -> str:
+    indent = "    ↩️ " if comment.parent_id else ""
+    name = clip_html(comment.author_name or "—", 40)
+    text = comment_text_html(app, comment, lang, COMMENT_SHOWN)
+    return f"{indent}{number}. <b>{name}</b> : {text}"
+
+
+async def _page_comments(
+    manager: DialogManager,
+) -> tuple[list[tuple[int, Comment, str]], int, int, int]:
+    """The current page's (number, comment, line), the page, the page count and the total:
+    pages hold what fits in COMMENTS_BUDGET, so long comments make shorter pages."""
+    app: AppContext = manager.middleware_data["app"]
+    lang = manager.middleware_data["lang"]
     comments = await IdeaRepository(manager.middleware_data["session"]).threads(
         int(manager.dialog_data.get("idea", 0))
     )
-    pages = max(1, -(-len(comments) // PAGE))
-    page = min(int(manager.dialog_data.get("cpage", 0)), pages - 1)
-    return comments, page, pages
+    lines = [_comment_line(app, c, n, lang) for n, c in enumerate(comments, start=1)]
+    ranges = pages([len(line) + 1 for line in lines], COMMENTS_BUDGET, PAGE)
+    page = min(int(manager.dialog_data.get("cpage", 0)), len(ranges) - 1)
+    start, end = ranges[page]
+    shown = [(n + 1, comments[n], lines[n]) for n in range(start, end)]
+    return shown, page, len(ranges), len(comments)
 
 
 async def idea_getter(
@@ -157,16 +198,21 @@ async def idea_getter(
         }
     member = dialog_manager.middleware_data.get("member")
     supported = member is not None and await service.repo.has_support(idea.id, member.id)
-    comments, page, pages = await _page_comments(dialog_manager)
+    shown, page, page_count, total = await _page_comments(dialog_manager)
     project = service.project(idea.project_id)
+    text = (
+        tr.gettext("🗑 Contenu effacé à la demande de son auteur.")
+        if idea.erased_at is not None
+        else clip_html(idea.text, IDEA_TEXT_SHOWN)
+    )
     lines = [
-        f"💡 <b>{escape(idea.title)}</b>",
+        f"💡 <b>{idea_title_html(app, idea, lang, 200)}</b>",
         f"<i>{escape(app.consultation.text(project.title, lang)) if project else ''}</i>",
         "",
-        escape(idea.text),
+        text,
         "",
         tr.gettext("— {name} · 👍 {n}").format(
-            name=escape(idea.author_name or "—"), n=idea.supports
+            name=clip_html(idea.author_name or "—", 40), n=idea.supports
         ),
     ]
     if idea.status != "approved":
@@ -174,34 +220,26 @@ async def idea_getter(
             tr.gettext("<i>(pas encore publiée : en attente de modération ou non retenue)</i>")
         )
     lines.append("")
-    lines.append(
-        tr.ngettext("💬 {n} commentaire", "💬 {n} commentaires", len(comments)).format(
-            n=len(comments)
-        )
-    )
-    for number, comment in enumerate(
-        comments[page * PAGE : (page + 1) * PAGE], start=page * PAGE + 1
-    ):
-        indent = "    ↩️ " if comment.parent_id else ""
-        lines.append(
-            f"{indent}{number}. <b>{escape(comment.author_name or '—')}</b> : {escape(comment.text)}"
-        )
-    if pages > 1:
-        lines.append(f"({page + 1} / {pages})")
+    lines.append(tr.ngettext("💬 {n} commentaire", "💬 {n} commentaires", total).format(n=total))
+    lines.extend(line for _n, _c, line in shown)
+    if page_count > 1:
+        lines.append(f"({page + 1} / {page_count})")
     lines.append("")
     lines.append(idea_link(app, idea.id))
     open_ = service.is_open() and idea.status == "approved"
-    return {
+    result = {
         "missing": False,
         "present": True,
         "body": "\n".join(lines),
         "open": open_,
         "supported": open_ and supported,
         "unsupported": open_ and not supported,
-        "has_comments": open_ and bool(comments),
+        "has_comments": open_ and bool(shown),
         "c_prev": page > 0,
-        "c_next": page + 1 < pages,
+        "c_next": page + 1 < page_count,
     }
+    result["body"] = fit(str(result["body"]))  # by construction already within the budget
+    return result
 
 
 async def on_support(callback: CallbackQuery, button: Button, manager: DialogManager) -> None:
@@ -223,19 +261,58 @@ async def on_support(callback: CallbackQuery, button: Button, manager: DialogMan
     await callback.answer(text)
 
 
-async def on_comment_start(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
+async def _may_comment(callback: CallbackQuery, manager: DialogManager) -> bool:
+    """What the hidden Comment/Reply buttons stand for, checked again on a (forged) press."""
     if await _closed(callback, manager):
+        return False
+    app, service, _ = _ctx(manager)
+    idea = await _current_idea(manager)
+    member = manager.middleware_data.get("member")
+    if idea is None or member is None or idea.status != "approved":
+        await callback.answer(app.translator.gettext("Cette idée n’est pas (ou plus) disponible."))
+        return False
+    if not await service.within_quota(member, Quota.COMMENTS):
+        await callback.answer(service.quota_text(Quota.COMMENTS), show_alert=True)
+        return False
+    return True
+
+
+async def on_comment_start(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
+    if not await _may_comment(callback, manager):
         return
     manager.dialog_data["parent"] = None
     await manager.switch_to(Ideas.comment)
 
 
-async def reply_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    comments, page, _pages = await _page_comments(dialog_manager)
-    shown = list(enumerate(comments[page * PAGE : (page + 1) * PAGE], start=page * PAGE + 1))
+async def on_reply_start(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
+    if not await _may_comment(callback, manager):
+        return
+    await manager.switch_to(Ideas.reply_pick)
+
+
+async def on_report_start(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
+    app, service, _ = _ctx(manager)
+    member = manager.middleware_data.get("member")
+    if await _current_idea(manager) is None or member is None:
+        await callback.answer(app.translator.gettext("Cette idée n’est pas (ou plus) disponible."))
+        return
+    if not await service.within_quota(member, Quota.REPORTS):
+        await callback.answer(service.quota_text(Quota.REPORTS), show_alert=True)
+        return
+    await manager.switch_to(Ideas.report_pick)
+
+
+def _name(app: AppContext, comment: Comment) -> str:
+    if comment.erased_at is not None or not comment.author_name:
+        return "—"
+    return comment.author_name[:20]
+
+
+async def reply_getter(dialog_manager: DialogManager, app: AppContext, **_: Any) -> dict[str, Any]:
+    shown, _page, _count, _total = await _page_comments(dialog_manager)
     return {
-        "targets": [(c.id, f"{n}. {c.author_name[:20]}") for n, c in shown if c.parent_id is None],
-        "all_targets": [(c.id, f"{n}. {c.author_name[:20]}") for n, c in shown],
+        "targets": [(c.id, f"{n}. {_name(app, c)}") for n, c, _ in shown if c.parent_id is None],
+        "all_targets": [(c.id, f"{n}. {_name(app, c)}") for n, c, _ in shown],
     }
 
 
@@ -244,7 +321,9 @@ async def on_reply_target(
 ) -> None:
     if await _closed(callback, manager):
         return
-    comment = await IdeaRepository(manager.middleware_data["session"]).comment(int(comment_id))
+    number = parse_id(comment_id)
+    session = manager.middleware_data["session"]
+    comment = await IdeaRepository(session).comment(number) if number else None
     if comment is None or comment.hidden or comment.idea_id != manager.dialog_data.get("idea"):
         await callback.answer()
         return
@@ -287,6 +366,11 @@ async def on_comment_text(message: Message, _: MessageInput, manager: DialogMana
         manager.show_mode = ShowMode.SEND
         await manager.switch_to(Ideas.idea)
         return
+    if not await service.within_quota(member, Quota.COMMENTS):
+        await message.answer(service.quota_text(Quota.COMMENTS))
+        manager.show_mode = ShowMode.SEND
+        await manager.switch_to(Ideas.idea)
+        return
     parent_id = manager.dialog_data.get("parent")
     parent = await service.repo.comment(parent_id) if parent_id else None
     if parent is not None and (parent.idea_id != idea.id or parent.parent_id is not None):
@@ -310,7 +394,11 @@ async def on_report_idea(callback: CallbackQuery, _: Button, manager: DialogMana
 async def on_report_comment(
     callback: CallbackQuery, _: Any, manager: DialogManager, comment_id: str
 ) -> None:
-    await _report(callback, manager, int(comment_id))
+    number = parse_id(comment_id)
+    if number is None:
+        await callback.answer()
+        return
+    await _report(callback, manager, number)
 
 
 async def _report(callback: CallbackQuery, manager: DialogManager, comment_id: int | None) -> None:
@@ -324,6 +412,9 @@ async def _report(callback: CallbackQuery, manager: DialogManager, comment_id: i
         or (comment_id and (comment is None or comment.idea_id != idea.id))
     ):
         await callback.answer()
+        return
+    if not await service.within_quota(member, Quota.REPORTS):
+        await callback.answer(service.quota_text(Quota.REPORTS), show_alert=True)
         return
     new = await service.report(member, idea, comment)
     await callback.answer(
@@ -349,6 +440,14 @@ async def on_idea_back(callback: CallbackQuery, _: Button, manager: DialogManage
 
 async def on_propose(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
     if await _closed(callback, manager):
+        return
+    _app, service, _lang = _ctx(manager)
+    member = manager.middleware_data.get("member")
+    if member is None:
+        await callback.answer()
+        return
+    if not await service.within_quota(member, Quota.IDEAS):
+        await callback.answer(service.quota_text(Quota.IDEAS), show_alert=True)
         return
     project = (
         manager.dialog_data.get("project")
@@ -400,13 +499,13 @@ def ideas_dialog() -> Dialog:
             Button(T("👎 Retirer mon soutien"), id="unsup", on_click=on_support, when="supported"),
             Row(
                 Button(T("💬 Commenter"), id="com", on_click=on_comment_start, when="open"),
-                SwitchTo(T("↩️ Répondre"), id="rep", state=Ideas.reply_pick, when="has_comments"),
+                Button(T("↩️ Répondre"), id="rep", on_click=on_reply_start, when="has_comments"),
             ),
             Row(
                 Button(Format("◀️ 💬"), id="cprev", on_click=on_page, when="c_prev"),
                 Button(Format("💬 ▶️"), id="cnext", on_click=on_page, when="c_next"),
             ),
-            SwitchTo(T("⚠️ Signaler"), id="rpt", state=Ideas.report_pick, when="present"),
+            Button(T("⚠️ Signaler"), id="rpt", on_click=on_report_start, when="present"),
             Button(T("◀️ Retour"), id="back", on_click=on_idea_back),
             MessageInput(on_not_text, content_types=[ContentType.ANY]),
             state=Ideas.idea,

@@ -56,6 +56,24 @@ async def open_survey(callback: CallbackQuery, _: Button, manager: DialogManager
     await manager.start(Survey.question)
 
 
+async def open_ideas(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
+    # The button is hidden before the ideas phase; a forged press is refused all the same.
+    app: AppContext = manager.middleware_data["app"]
+    phase = app.consultation.phase(PhaseKind.IDEAS)
+    if phase is None or not app.timeline.has_started(PhaseKind.IDEAS, app.clock()):
+        lang = manager.middleware_data["lang"]
+        text = (
+            app.translator.gettext("La phase des idées s’ouvre le {start}.").format(
+                start=when(phase.starts, app.consultation, lang, time=True)
+            )
+            if phase
+            else app.translator.gettext("Cette consultation n’a pas de phase d’idées.")
+        )
+        await callback.answer(text, show_alert=True)
+        return
+    await manager.start(Ideas.projects)
+
+
 async def show_results(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
     data = manager.middleware_data
     app: AppContext = data["app"]
@@ -93,7 +111,7 @@ def menu_dialog() -> Dialog:
                 Button(
                     T("✏️ Revoir mes réponses"), id="sv_r", on_click=open_survey, when="survey_done"
                 ),
-                Start(T("💡 Idées"), id="ideas", state=Ideas.projects, when="ideas"),
+                Button(T("💡 Idées"), id="ideas", on_click=open_ideas, when="ideas"),
                 Button(T("📊 Résultats"), id="res", on_click=show_results, when="results"),
                 Start(T("🌐 Langue"), id="lng", state=LanguagePick.choose),
                 Button(T("❓ Aide"), id="hlp", on_click=show_help),

@@ -14,8 +14,9 @@ from bot.context import AppContext
 from bot.dialogs.states import Ideas, MyIdeas
 from bot.dialogs.widgets import Choices, T
 from bot.i18n import N_
-from bot.ideas import IdeaService, idea_link
+from bot.ideas import IdeaService, idea_link, parse_id
 from bot.moderation import REASONS
+from bot.text_budget import clip_html
 from storage.models import Idea
 
 STATUS = {
@@ -45,7 +46,11 @@ async def list_getter(dialog_manager: DialogManager, app: AppContext, **_: Any) 
 
 
 async def on_pick(callback: CallbackQuery, _: Any, manager: DialogManager, idea_id: str) -> None:
-    manager.dialog_data["idea"] = int(idea_id)
+    number = parse_id(idea_id)
+    if number is None:
+        await callback.answer()
+        return
+    manager.dialog_data["idea"] = number
     await manager.switch_to(MyIdeas.detail)
 
 
@@ -66,10 +71,10 @@ async def detail_getter(
     service = _service(dialog_manager)
     project = service.project(idea.project_id)
     lines = [
-        f"<b>{escape(idea.title)}</b>",
+        f"<b>{clip_html(idea.title, 200)}</b>",
         f"<i>{escape(app.consultation.text(project.title, lang)) if project else ''}</i>",
         "",
-        escape(idea.text),
+        clip_html(idea.text, 3000),
         "",
         tr("Statut : {icon} {label}").format(icon=icon, label=tr(label)),
     ]
@@ -109,7 +114,12 @@ async def on_withdraw(callback: CallbackQuery, _: Button, manager: DialogManager
 
 
 async def on_open(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    await manager.start(Ideas.idea, data={"idea": manager.dialog_data.get("idea", 0)})
+    idea = await _mine(manager)
+    if idea is None or idea.status != "approved":  # the button is hidden otherwise
+        app: AppContext = manager.middleware_data["app"]
+        await callback.answer(app.translator.gettext("Cette idée n’est pas (ou plus) disponible."))
+        return
+    await manager.start(Ideas.idea, data={"idea": idea.id})
 
 
 def my_ideas_dialog() -> Dialog:

@@ -15,7 +15,8 @@ from aiogram_dialog.widgets.text import Format
 from bot.context import AppContext
 from bot.dialogs.states import SubmitIdea
 from bot.dialogs.widgets import Choices, T, tell
-from bot.ideas import TEXT_MAX, TITLE_MAX, IdeaService, TextProblem, check_text
+from bot.ideas import TEXT_MAX, TITLE_MAX, IdeaService, Quota, TextProblem, check_text, parse_id
+from bot.text_budget import clip_html
 
 
 def _ctx(manager: DialogManager) -> tuple[AppContext, IdeaService]:
@@ -117,8 +118,8 @@ async def preview_getter(
     )
     return {
         "project": escape(app.consultation.text(project.title, lang)) if project else "",
-        "title": escape(data.get("title", "")),
-        "text": escape(data.get("text", "")),
+        "title": clip_html(data.get("title", ""), 300),
+        "text": clip_html(data.get("text", ""), 3000),
         "similar": [(i.id, f"👍 {i.title[:40]}") for i in similar],
         "has_similar": bool(similar),
     }
@@ -130,7 +131,8 @@ async def on_support_instead(
     if not await _guard(callback, manager):
         return
     app, service = _ctx(manager)
-    idea = await service.repo.get(int(idea_id))
+    number = parse_id(idea_id)
+    idea = await service.repo.get(number) if number else None
     if idea is None or idea.status != "approved":
         await callback.answer()
         return
@@ -154,6 +156,9 @@ async def on_confirm(callback: CallbackQuery, _: Button, manager: DialogManager)
     ):
         await callback.answer()
         await manager.switch_to(SubmitIdea.project)
+        return
+    if not await service.within_quota(manager.middleware_data["member"], Quota.IDEAS):
+        await callback.answer(service.quota_text(Quota.IDEAS), show_alert=True)
         return
     idea = await service.submit(
         manager.middleware_data["member"], data["project"], data["title"], data["text"]

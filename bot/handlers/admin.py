@@ -8,12 +8,14 @@ from aiogram.types import Message
 from aiogram_dialog import DialogManager, StartMode
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.audit import CHAT_ENTRIES, audit_lines, html_lines
 from bot.consultation import PhaseKind
 from bot.context import AppContext
 from bot.dialogs.states import Announce
 from bot.presenters import when
 from bot.results_view import may_see_results, send_results
 from bot.status import status_report
+from bot.text_budget import pack_lines
 from storage.models import Member
 
 
@@ -48,10 +50,27 @@ async def results(
     await send_results(message, app, session, lang)
 
 
+async def audit_log(message: Message, app: AppContext, session: AsyncSession) -> None:
+    _ = app.translator.gettext
+    if message.from_user is None or not app.is_admin(message.from_user.id):
+        await message.answer(_("Cette commande est réservée aux organisateurs."))
+        return
+    lines = await audit_lines(session, app.consultation, None, CHAT_ENTRIES)
+    if not lines:
+        await message.answer(_("Le journal est vide."))
+        return
+    header = _(
+        "<b>Journal</b> ({n} dernières entrées ; tout : <code>consultbot audit</code>)"
+    ).format(n=len(lines))
+    for part in pack_lines(header, html_lines(lines)):
+        await message.answer(part)
+
+
 def build_router() -> Router:
     r = Router(name="admin")
     r.message.filter(F.chat.type == "private")
     r.message.register(status, Command("status"))
     r.message.register(announce, Command("announce"))
     r.message.register(results, Command("results"))
+    r.message.register(audit_log, Command("audit"))
     return r

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import DialogManager, ShowMode, StartMode
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.dialogs.states import Ideas, LanguagePick, MainMenu
-from bot.ideas import IDEA_PAYLOAD
+from bot.ideas import IDEA_PAYLOAD, parse_id
 from bot.invitations import PAYLOAD_PREFIX
 from bot.members import MemberService
 from bot.presenters import help_text, welcome_text
@@ -57,16 +57,22 @@ async def start(
             )
         )
         return
-    idea_id = payload.removeprefix(IDEA_PAYLOAD) if payload.startswith(IDEA_PAYLOAD) else ""
+    shared = payload.startswith(IDEA_PAYLOAD)
+    idea_id = parse_id(payload.removeprefix(IDEA_PAYLOAD)) if shared else None
+    if shared and idea_id is None:
+        # A mangled or forged link: say so, then the menu as usual.
+        await message.answer(
+            app.translator.gettext("Ce lien ne mène à aucune idée : voici le menu.")
+        )
     if member.language is None:
         # Language first; the shared idea (if any) opens right after.
-        data = {"welcome": True, "idea": int(idea_id) if idea_id.isdigit() else None}
+        data = {"welcome": True, "idea": idea_id}
         await dialog_manager.start(LanguagePick.choose, data=data, mode=StartMode.RESET_STACK)
         return
-    if idea_id.isdigit():
+    if idea_id is not None:
         # Opened from a shared link: straight to the idea, with the menu under it.
         await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
-        await dialog_manager.start(Ideas.idea, data={"idea": int(idea_id)})
+        await dialog_manager.start(Ideas.idea, data={"idea": idea_id})
         return
     await message.answer(welcome_text(app, lang))
     await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
@@ -92,6 +98,12 @@ async def fallback(message: Message, dialog_manager: DialogManager, app: AppCont
     await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
+async def unknown_button(query: CallbackQuery, app: AppContext) -> None:
+    """A button no handler recognises (forged, or from an older version): answered, so the
+    client stops waiting."""
+    await query.answer(app.translator.gettext("Ce bouton n’est plus actif."))
+
+
 def build_router() -> Router:
     r = Router(name="commands")
     r.message.filter(F.chat.type == "private")
@@ -106,4 +118,5 @@ def build_fallback_router() -> Router:
     r = Router(name="fallback")
     r.message.filter(F.chat.type == "private")
     r.message.register(fallback)
+    r.callback_query.register(unknown_button)
     return r

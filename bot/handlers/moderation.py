@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from html import escape
-
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, ChatMemberUpdated, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
-from bot.ideas import Decision, IdeaService
+from bot.ideas import Decision, IdeaService, parse_id
 from bot.moderation import (
     REASONS,
     CommentAction,
@@ -21,8 +19,12 @@ from bot.moderation import (
     idea_card,
     reasons_keyboard,
 )
+from bot.text_budget import MESSAGE_BUDGET, clip_html, fit, pack_lines
 from storage.models import Idea, Member
 from storage.repositories.ideas import IdeaRepository
+
+# /pending lists this many ideas at most (in as many messages as needed).
+PENDING_LISTED = 200
 
 
 def _lang(app: AppContext) -> str:
@@ -68,7 +70,8 @@ async def on_idea_action(
     lang = _lang(app)
     service = IdeaService(session, app)
     action = callback_data.action
-    idea = await IdeaRepository(session).get(callback_data.idea)
+    idea_id = parse_id(callback_data.idea)
+    idea = await IdeaRepository(session).get(idea_id) if idea_id else None
     if idea is None:
         await query.answer(_("Cette idée n’existe plus."), show_alert=True)
         return
@@ -110,8 +113,9 @@ async def on_idea_action(
     await query.answer(decision_line(app, result.idea, lang)[:200])
     if isinstance(message, Message):
         body = idea_card(app, result.idea, lang) if action != "hide" else (message.html_text or "")
+        line = decision_line(app, result.idea, lang)
         await message.edit_text(
-            f"{body}\n\n{decision_line(app, result.idea, lang)}", reply_markup=None
+            fit(body, MESSAGE_BUDGET - len(line) - 2) + f"\n\n{line}", reply_markup=None
         )
 
 
@@ -134,13 +138,13 @@ async def on_comment_action(
         return
     _ = app.translator.gettext
     repo = IdeaRepository(session)
-    comment = await repo.comment(callback_data.comment)
+    comment_id = parse_id(callback_data.comment)
+    comment = await repo.comment(comment_id) if comment_id else None
     if comment is None:
         await query.answer(_("Ce commentaire n’existe plus."), show_alert=True)
         return
     name = query.from_user.full_name
-    hidden = await repo.hide_comment(comment.id, name)
-    await session.commit()
+    hidden = await IdeaService(session, app).hide_comment(comment.id, query.from_user.id, name)
     if not hidden:
         comment = await repo.comment(comment.id)
         await query.answer(
@@ -152,11 +156,17 @@ async def on_comment_action(
         return
     await query.answer(_("Commentaire masqué."))
     if isinstance(query.message, Message):
+        line = _("🙈 n° {id} masqué par {name}").format(id=comment.id, name=clip_html(name, 130))
+        # A batched card keeps the buttons of its other comments.
+        markup = query.message.reply_markup
+        rest = [
+            row
+            for row in (markup.inline_keyboard if markup else [])
+            if not any(b.callback_data == query.data for b in row)
+        ]
         await query.message.edit_text(
-            (query.message.html_text or "")
-            + "\n\n"
-            + _("🙈 Masqué par {name}").format(name=escape(name)),
-            reply_markup=None,
+            fit(query.message.html_text or "", MESSAGE_BUDGET - len(line) - 2) + f"\n\n{line}",
+            reply_markup=InlineKeyboardMarkup(inline_keyboard=rest) if rest else None,
         )
 
 
@@ -178,14 +188,27 @@ async def pending(
     if not ideas:
         await message.answer(_("Aucune idée n’attend de décision."))
         return
-    lines = [_("<b>Idées en attente ({n})</b>").format(n=len(ideas))]
+    header = _("<b>Idées en attente ({n})</b>").format(n=len(ideas))
     service = IdeaService(session, app)
-    for idea in ideas[:50]:
+    lines = []
+    for idea in ideas[:PENDING_LISTED]:
         project = service.project(idea.project_id)
         title = app.consultation.text(project.title, _lang(app)) if project else idea.project_id
-        lines.append(f"• n° {idea.id} — {escape(title)} : <b>{escape(idea.title)}</b>")
+        lines.append(
+            f"• n° {idea.id} — {clip_html(title, 60)} : <b>{clip_html(idea.title, 120)}</b>"
+        )
+    if len(ideas) > PENDING_LISTED:
+        lines.append(_("… et {n} de plus.").format(n=len(ideas) - PENDING_LISTED))
     lines.append(_("Décidez depuis le groupe de modération."))
-    await message.answer("\n".join(lines))
+    for part in pack_lines(header, lines):
+        await message.answer(part)
+
+
+async def group_member_changed(
+    event: ChatMemberUpdated, app: AppContext, moderators: ModeratorDirectory
+) -> None:
+    """A promotion or demotion in the moderation group: its administrators are asked again."""
+    moderators.forget(event.chat.id)
 
 
 def build_router() -> Router:
@@ -193,4 +216,5 @@ def build_router() -> Router:
     r.callback_query.register(on_idea_action, IdeaAction.filter())
     r.callback_query.register(on_comment_action, CommentAction.filter())
     r.message.register(pending, Command("pending"), F.chat.type == "private")
+    r.chat_member.register(group_member_changed)
     return r

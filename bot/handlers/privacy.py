@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -10,7 +10,7 @@ from aiogram_dialog import DialogManager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
-from bot.privacy import forget, my_data_text
+from bot.privacy import edit_group_cards, forget, my_data_messages
 from storage.models import Member
 
 
@@ -26,7 +26,8 @@ async def my_data(
             app.translator.gettext("Nous ne conservons aucune donnée à votre sujet.")
         )
         return
-    await message.answer(await my_data_text(session, app, member.id, lang))
+    for part in await my_data_messages(session, app, member.id, lang):
+        await message.answer(part)
 
 
 async def forget_command(message: Message, app: AppContext) -> None:
@@ -55,6 +56,7 @@ async def forget_command(message: Message, app: AppContext) -> None:
 async def forget_choice(
     query: CallbackQuery,
     callback_data: ForgetChoice,
+    bot: Bot,
     app: AppContext,
     session: AsyncSession,
     dialog_manager: DialogManager,
@@ -66,12 +68,16 @@ async def forget_choice(
             await query.message.edit_reply_markup(reply_markup=None)
         return
     await dialog_manager.reset_stack(remove_keyboard=False)
-    await forget(session, query.from_user.id)
+    # An empty stack that remembers no message is stored as nothing at all: aiogram-dialog
+    # saves the stack after this handler, and must not write the member's key back.
+    dialog_manager.current_stack().last_message_id = None
+    edits = await forget(session, app, query.from_user.id)
     await query.answer(_("Vos données ont été effacées."), show_alert=True)
     if isinstance(query.message, Message):
         await query.message.edit_text(
             _("Vos données ont été effacées. Pour participer à nouveau : /start"), reply_markup=None
         )
+    await edit_group_cards(bot, edits)
 
 
 def build_router() -> Router:

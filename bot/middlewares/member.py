@@ -12,16 +12,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.consultation import Role
 from bot.context import AppContext
 from bot.i18n import pick_language
+from bot.invitations import PAYLOAD_PREFIX
 from storage.repositories.members import MemberRepository
 
 # Asking what we hold, or for help, must not make us hold something.
 READ_ONLY_COMMANDS = ("/mydata", "/forget", "/help")
 
 
-def _reads_only(event: TelegramObject) -> bool:
+def _registers(event: TelegramObject, app: AppContext, user_id: int) -> bool:
+    """Only a message the person sent us makes us hold data about them: never a button of an
+    old message, a membership change (blocking the bot after /forget), nor /mydata or /help.
+    In an invitation-only consultation, only an invitation link (or an organiser) does."""
     message = getattr(event, "message", None)
-    text = (message.text or "") if message is not None else ""
-    return text.split("@")[0].split(" ")[0] in READ_ONLY_COMMANDS
+    if message is None:
+        return False
+    text = (message.text or "").strip()
+    command = text.split(" ")[0].split("@")[0]
+    if command in READ_ONLY_COMMANDS:
+        return False
+    if app.consultation.access == "open" or app.is_admin(user_id):
+        return True
+    return command == "/start" and text.partition(" ")[2].strip().startswith(PAYLOAD_PREFIX)
 
 
 class MemberMiddleware(BaseMiddleware):
@@ -41,7 +52,7 @@ class MemberMiddleware(BaseMiddleware):
             repo = MemberRepository(session)
             private = chat is None or chat.type == "private"
             member = await repo.get(user.id)
-            if member is None and private and not _reads_only(event):
+            if member is None and private and _registers(event, app, user.id):
                 member, _ = await repo.get_or_create(user.id, user.first_name)
                 if app.consultation.access == "open":
                     await repo.add_role(member, Role.AMBASSADOR)

@@ -21,6 +21,13 @@ def _render_item(kind: str, obj: Any, autogen_context: Any) -> str | bool:
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # Rebuilding a table (batch mode) drops it: with foreign keys on, SQLite would first
+        # delete its rows and cascade to the children. The pragma only works outside a
+        # transaction: sent on the raw connection, before SQLAlchemy begins one.
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute("PRAGMA foreign_keys=OFF")
+        cursor.close()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -130,6 +130,7 @@ class IdeaRepository:
                 Idea.status == "approved",
                 Idea.decided_at > start,
                 Idea.decided_at <= end,
+                Idea.erased_at.is_(None),  # erased by its author: nothing left to tell
             )
             .order_by(Idea.project_id, Idea.id)
         )
@@ -213,28 +214,72 @@ class IdeaRepository:
                 ordered.extend(replies.get(c.id, []))
         return ordered
 
-    async def hide_comment(self, comment_id: int, by_name: str) -> bool:
+    async def hide_comment(self, comment_id: int, by_name: str, by: int | None = None) -> bool:
         result = await self.session.execute(
             update(Comment)
             .where(Comment.id == comment_id, Comment.hidden.is_(False))
-            .values(hidden=True, hidden_by_name=by_name[:128])
+            .values(hidden=True, hidden_by=by, hidden_by_name=by_name[:128])
             .execution_options(synchronize_session=False)
         )
         return (result.rowcount or 0) == 1
 
     async def add_report(
         self, target: str, target_id: int, reporter_id: int, now: datetime
-    ) -> bool:
+    ) -> int | None:
+        """The new report's id; None when this member already reported this."""
+        report = Report(target=target, target_id=target_id, reporter_id=reporter_id, created_at=now)
         try:
             async with self.session.begin_nested():
-                self.session.add(
-                    Report(
-                        target=target, target_id=target_id, reporter_id=reporter_id, created_at=now
-                    )
-                )
+                self.session.add(report)
         except IntegrityError:
-            return False
-        return True
+            return None
+        return report.id
+
+    # ------------------------------------------------------------------ quotas
+
+    async def ideas_since(self, author_id: int, since: datetime) -> int:
+        return await self._count(Idea, Idea.author_id == author_id, Idea.created_at > since)
+
+    async def comments_since(self, author_id: int, since: datetime) -> int:
+        return await self._count(
+            Comment, Comment.author_id == author_id, Comment.created_at > since
+        )
+
+    async def reports_since(self, reporter_id: int, since: datetime) -> int:
+        return await self._count(
+            Report, Report.reporter_id == reporter_id, Report.created_at > since
+        )
+
+    async def _count(self, model: type, *where: object) -> int:
+        query = select(func.count()).select_from(model).where(*where)  # type: ignore[arg-type]
+        return await self.session.scalar(query) or 0
+
+    # ------------------------------------------------------ batched comment cards
+
+    async def last_carded_at(self) -> datetime | None:
+        return await self.session.scalar(select(func.max(Comment.carded_at)))
+
+    async def uncarded_comments(self, limit: int) -> list[tuple[Idea, Comment]]:
+        rows = await self.session.execute(
+            select(Idea, Comment)
+            .join(Idea, Idea.id == Comment.idea_id)
+            .where(
+                Comment.carded_at.is_(None),
+                Comment.hidden.is_(False),
+                Comment.erased_at.is_(None),
+            )
+            .order_by(Comment.id)
+            .limit(limit)
+        )
+        return [(idea, comment) for idea, comment in rows]
+
+    async def mark_carded(self, comment_ids: list[int], now: datetime) -> None:
+        await self.session.execute(
+            update(Comment)
+            .where(Comment.id.in_(comment_ids))
+            .values(carded_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
     # ----------------------------------------------------------- notifications
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -120,23 +122,72 @@ async def personal_data(session: AsyncSession, member_id: int) -> dict[str, obje
     }
 
 
-async def erase(session: AsyncSession, member_id: int, fsm_key_fragment: str) -> None:
-    """Delete the member and what they wrote; counters follow (supports recomputed)."""
-    from storage.models import Comment, Delivery, FsmRecord, Idea, Support
+@dataclass(frozen=True)
+class ErasedContent:
+    """What the member had written, as it was: the caller redacts the copies elsewhere."""
 
+    idea_ids: list[int]
+    comment_ids: list[int]
+    idea_titles: list[str]
+    comments: list[tuple[str, str]]  # (author name as copied, text)
+    name: str
+
+
+async def erase(
+    session: AsyncSession, member_id: int, fsm_key_fragment: str, now: datetime
+) -> ErasedContent:
+    """Delete the member; anonymise what they wrote (the threads of others stay); clear the
+    copies of their name on others' ideas and comments; supports recomputed."""
+    from storage.models import Comment, FsmRecord, Idea, Support
+
+    member = await session.get(Member, member_id)
+    ideas = list((await session.scalars(select(Idea).where(Idea.author_id == member_id))).all())
+    comments = list(
+        (await session.scalars(select(Comment).where(Comment.author_id == member_id))).all()
+    )
+    erased = ErasedContent(
+        idea_ids=[i.id for i in ideas],
+        comment_ids=[c.id for c in comments],
+        idea_titles=[i.title for i in ideas if i.title],
+        comments=[(c.author_name, c.text) for c in comments if c.text],
+        name=member.first_name if member else "",
+    )
+    # A pending idea is withdrawn: nobody may approve a text that no longer exists.
+    await session.execute(
+        update(Idea)
+        .where(Idea.author_id == member_id, Idea.status == "pending")
+        .values(status="withdrawn")
+    )
+    await session.execute(
+        update(Idea)
+        .where(Idea.author_id == member_id)
+        .values(author_id=None, author_name="", title="", text="", erased_at=now)
+    )
+    await session.execute(
+        update(Comment)
+        .where(Comment.author_id == member_id)
+        .values(author_id=None, author_name="", text="", erased_at=now)
+    )
+    await session.execute(
+        update(Idea)
+        .where(Idea.decided_by == member_id)
+        .values(decided_by=None, decided_by_name=None)
+    )
+    await session.execute(
+        update(Comment)
+        .where(Comment.hidden_by == member_id)
+        .values(hidden_by=None, hidden_by_name=None)
+    )
     supported = list(
         (await session.scalars(select(Support.idea_id).where(Support.member_id == member_id))).all()
     )
-    await session.execute(delete(Comment).where(Comment.author_id == member_id))
-    await session.execute(delete(Idea).where(Idea.author_id == member_id))
     await session.execute(delete(Support).where(Support.member_id == member_id))
     for idea_id in supported:
         count = select(func.count()).select_from(Support).where(Support.idea_id == idea_id)
         await session.execute(
             update(Idea).where(Idea.id == idea_id).values(supports=count.scalar_subquery())
         )
-    await session.execute(
-        delete(Delivery).where(Delivery.chat_id == member_id, Delivery.status == "pending")
-    )
     await session.execute(delete(FsmRecord).where(FsmRecord.key.contains(fsm_key_fragment)))
+    # Roles, responses, reports, invitation uses and notification states follow by cascade.
     await session.execute(delete(Member).where(Member.id == member_id))
+    return erased

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -151,6 +151,54 @@ class OutboxRepository:
 
     async def delivery(self, dedupe_key: str) -> Delivery | None:
         return await self.session.scalar(select(Delivery).where(Delivery.dedupe_key == dedupe_key))
+
+
+async def delete_chat_deliveries(session: AsyncSession, chat_id: int) -> int:
+    """Every delivery to one chat, whatever its status (an erased member's)."""
+    result = await session.execute(delete(Delivery).where(Delivery.chat_id == chat_id))
+    return result.rowcount or 0
+
+
+async def deliveries_by_keys(
+    session: AsyncSession, keys: Sequence[str], prefixes: Sequence[str] = ()
+) -> list[Delivery]:
+    """Deliveries with one of the dedupe keys, or a key starting with one of the prefixes."""
+    conditions = [Delivery.dedupe_key.in_(list(keys))] if keys else []
+    conditions += [Delivery.dedupe_key.startswith(p, autoescape=True) for p in prefixes]
+    if not conditions:
+        return []
+    return list((await session.scalars(select(Delivery).where(or_(*conditions)))).all())
+
+
+async def deliveries_quoting(session: AsyncSession, fragments: Sequence[str]) -> list[Delivery]:
+    """Deliveries whose text contains any of the fragments (exact substrings)."""
+    fragments = [f for f in fragments if f]
+    if not fragments:
+        return []
+    rows = await session.scalars(
+        select(Delivery).where(
+            or_(*(Delivery.text.contains(f, autoescape=True) for f in fragments))
+        )
+    )
+    return list(rows.all())
+
+
+async def withdraw_delivery(session: AsyncSession, delivery_id: int, text: str) -> None:
+    """Not sent yet: cancelled for good; sent or failed: its copy of the text is replaced."""
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status.in_(OPEN))
+        .values(status="cancelled")
+    )
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(text=text, reply_markup=None, error=None)
+    )
+
+
+async def replace_delivery_text(session: AsyncSession, delivery_id: int, text: str) -> None:
+    await session.execute(update(Delivery).where(Delivery.id == delivery_id).values(text=text))
 
 
 def backoff(attempts: int) -> timedelta:

@@ -211,9 +211,11 @@ async def test_idea_submitted_moderated_supported_commented(e2e: E2E) -> None:
     [stored_comment] = await db_rows(url, Comment)
     assert (stored_comment.idea_id, stored_comment.author_id) == (idea_id, bram.id)
 
-    # 7. The comment is posted to the moderation group with a Hide button.
+    # 7. The comment is posted to the moderation group (the first of a batch leaves at once),
+    # with a Hide button naming it.
     comment_card = await emu.wait_for_bot_message(MOD_CHAT, comment)
-    assert comment_card.button_texts() == ["🙈 Masquer"]
+    hide = f"🙈 Masquer n° {stored_comment.id}"
+    assert comment_card.button_texts() == [hide]
     assert f"idée n° {idea_id}" in comment_card.text
 
     # 8. The author of the idea is notified of the comment.
@@ -236,13 +238,16 @@ async def test_idea_submitted_moderated_supported_commented(e2e: E2E) -> None:
     assert card.edit_count == 1
 
     # Hide on the comment card: refused to a plain member, done by a moderator.
-    refused = await carl.click("🙈 Masquer", message=comment_card, chat_id=MOD_CHAT)
+    refused = await carl.click(hide, message=comment_card, chat_id=MOD_CHAT)
     assert refused.show_alert and refused.text == "Seuls les modérateurs peuvent décider."
     assert comment_card.edit_count == 0
-    hidden = await mia.click("🙈 Masquer", message=comment_card, chat_id=MOD_CHAT)
+    hidden = await mia.click(hide, message=comment_card, chat_id=MOD_CHAT)
     assert hidden.text == "Commentaire masqué."
     await emu.wait_for(
-        lambda: "Masqué par Mia" in comment_card.text and not comment_card.buttons,
+        lambda: (
+            f"n° {stored_comment.id} masqué par Mia" in comment_card.text
+            and not comment_card.buttons
+        ),
         what="the comment card edited",
     )
     [stored_comment] = await db_rows(url, Comment)
