@@ -38,6 +38,7 @@ from bot.middlewares.access import AccessMiddleware
 from bot.middlewares.answer_once import AnswerCallbackOnce, AnswerEveryCallback, CallbackAnswers
 from bot.middlewares.database import DbSessionMiddleware
 from bot.middlewares.member import MemberMiddleware
+from bot.middlewares.pinned_responses import PinnedResponseTypes
 from bot.middlewares.throttling import ThrottlingMiddleware
 from bot.middlewares.work_slots import WorkSlots
 from bot.moderation import ModeratorDirectory
@@ -61,6 +62,7 @@ def create_bot(settings: Settings, answers: CallbackAnswers | None = None) -> Bo
             parse_mode=ParseMode.HTML, link_preview=LinkPreviewOptions(is_disabled=True)
         ),
     )
+    bot.session.middleware(PinnedResponseTypes())
     bot.session.middleware(AnswerCallbackOnce(answers or CallbackAnswers()))
     return bot
 

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     outbox_stale_seconds: float = Field(default=60.0, gt=0)
     # Per-member flood control: sustained events per second, and the burst allowed on top.
     throttle_rate: float = Field(default=4.0, gt=0)
-    throttle_burst: int = Field(default=15, ge=1)
+    throttle_burst: int = Field(default=8, ge=1)
     # A button press still unanswered after this many seconds gets an empty answer, so the
     # member's client stops spinning (a late alert of the handler is then dropped).
     callback_answer_deadline: float = Field(default=0.75, gt=0)

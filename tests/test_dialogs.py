@@ -388,3 +388,23 @@ async def test_announce_for_organisers_only(harness: Harness) -> None:
     assert sorted(r.chat_id for r in rows) == [1, 7]
     # The organiser's text is escaped: "<b>" typed as text does not become formatting.
     assert all("&lt;b&gt;jeudi&lt;/b&gt;" in (r.text or "") for r in rows)
+
+
+async def test_picks_are_stored_at_each_tap_whatever_way_out(harness: Harness) -> None:
+    """Leaving a multi-choice screen by /menu, /start or /language keeps what was ticked;
+    unticking below the minimum leaves the question unanswered, as the screen shows it."""
+    h = harness
+    client = h.client()
+    await start_survey(h, client)
+    await h.click(client, "Inclusion des personnes")
+    await h.click(client, "Vivre-ensemble sécure")
+    await client.send("/menu")
+    assert await h.answers(7) == {"challenges": ("inclusion", "living_together")}
+    await h.click(client, "Continuer le sondage")  # resumes at the first unanswered one
+    assert "Question 2 / " in h.last().text
+    await h.click(client, "Retour")
+    assert "✅ Inclusion des personnes" in str(h.last().reply_markup)  # ticked as left
+    await h.click(client, "Inclusion des personnes")
+    await h.click(client, "Vivre-ensemble sécure")
+    await client.send("/language")
+    assert await h.answers(7) == {}

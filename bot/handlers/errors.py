@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from aiogram import F, Router
@@ -17,7 +18,26 @@ from bot.dialogs.states import MainMenu
 log = logging.getLogger(__name__)
 
 
-async def stale_button(event: ErrorEvent, dialog_manager: DialogManager, **data: Any) -> None:
+class RecentMenus:
+    """Members just sent a fresh menu: hammering an old button must not send one per tap."""
+
+    def __init__(self, quiet: float = 10.0) -> None:
+        self.quiet = quiet
+        self.sent: dict[int, float] = {}
+
+    def first(self, chat_id: int) -> bool:
+        now = time.monotonic()
+        if now - self.sent.get(chat_id, -self.quiet) < self.quiet:
+            return False
+        if len(self.sent) > 10_000:
+            self.sent = {k: t for k, t in self.sent.items() if now - t < self.quiet}
+        self.sent[chat_id] = now
+        return True
+
+
+async def stale_button(
+    event: ErrorEvent, dialog_manager: DialogManager, menus: RecentMenus, **data: Any
+) -> None:
     app: AppContext = data["app"]
     with app.translator.use(data.get("lang", app.consultation.source_language)):
         text = app.translator.gettext("Ce bouton n’est plus actif : voici le menu à jour.")
@@ -25,7 +45,7 @@ async def stale_button(event: ErrorEvent, dialog_manager: DialogManager, **data:
         if query is not None:
             await query.answer(text)
         chat = data.get("event_chat")
-        if chat is not None and chat.type == "private":
+        if chat is not None and chat.type == "private" and menus.first(chat.id):
             # The update's own session closed with the failed handler: the menu gets a new one.
             async with app.sessionmaker() as session:
                 dialog_manager.middleware_data["session"] = session
@@ -49,8 +69,11 @@ async def unexpected(event: ErrorEvent, **data: Any) -> None:
 
 def build_router() -> Router:
     r = Router(name="errors")
-    r.errors.register(
-        stale_button, ExceptionTypeFilter(UnknownIntent, OutdatedIntent, UnknownState)
-    )
+    menus = RecentMenus()
+
+    async def on_stale(event: ErrorEvent, dialog_manager: DialogManager, **data: Any) -> None:
+        await stale_button(event, dialog_manager, menus, **data)
+
+    r.errors.register(on_stale, ExceptionTypeFilter(UnknownIntent, OutdatedIntent, UnknownState))
     r.errors.register(unexpected, F.update.callback_query | F.update.message)
     return r

@@ -20,15 +20,16 @@ ANSWER_WITHIN = 1.0
 class Taps:
     """Raw callback queries, fired without waiting, each timed until the bot answers it."""
 
-    def __init__(self, emu: BotAPIEmulator) -> None:
+    def __init__(self, emu: BotAPIEmulator, prefix: str = "flood") -> None:
         self.emu = emu
+        self.prefix = prefix
         self.sent: dict[str, float] = {}
         self.answered: dict[str, float] = {}
         self.ids = itertools.count(1)
 
     def tap(self, user: SimUser, entry: TranscriptEntry, data: str) -> None:
         emu = self.emu
-        query_id = f"flood{next(self.ids)}"
+        query_id = f"{self.prefix}{next(self.ids)}"
         click = Click(
             query_id=query_id,
             user_id=user.id,
@@ -71,8 +72,8 @@ def _data(entry: TranscriptEntry) -> list[str]:
 async def test_flood_forged_and_stale_taps_are_each_answered_once(e2e: E2E) -> None:
     emu = e2e.emulator
     path = e2e.consultation(survey_now(datetime.now(UTC)))
-    # Telegram's usual flood control: 4 taps a second, a burst of 15.
-    bot = e2e.bot(path, THROTTLE_BURST="15", THROTTLE_RATE="4")
+    # The default flood control (the harness raises it for the other tests).
+    bot = e2e.bot(path, THROTTLE_BURST="8", THROTTLE_RATE="4")
     await bot.start()
     flooder = emu.add_user(801, "Flo", language_code="fr")
     forger = emu.add_user(802, "Fab", language_code="nl")
@@ -103,18 +104,26 @@ async def test_flood_forged_and_stale_taps_are_each_answered_once(e2e: E2E) -> N
         "",  # empty
         forged.replace(forged.split("\x1d")[0], "zzzzzz") if "\x1d" in forged else "aiogd:zz",
     ]
+    # One of each kind first, as on a bot that has been running for a while (the first use of
+    # a path pays for imports and caches).
+    warm = Taps(emu, "warm")
+    warm.tap(forger, question[forger.id], forgeries[0])
+    warm.tap(stale, question[stale.id], stale_buttons[0])
+    await emu.wait_for(lambda: len(warm.answered) == 2, timeout=15, what="the warm-up taps")
+    await wait_button(stale, "📝")
+    menus_before = sum(e.direction == "bot" for e in stale.transcript())
     started = time.monotonic()
     for i in range(200):
         taps.tap(flooder, question[flooder.id], flood_buttons[i % 3])
-        if i % 4 == 0:
+        if i % 13 == 0:  # 16 forged and 15 stale taps beside the 200: 231 in all
             taps.tap(forger, question[forger.id], forgeries[i % len(forgeries)])
-        if i % 4 == 2:
+        if i % 13 == 6:
             taps.tap(stale, question[stale.id], stale_buttons[i % len(stale_buttons)])
         if i % 40 == 39:
             await asyncio.sleep(0.1)  # 200 taps in about half a second
     assert time.monotonic() - started < 1.0
     total = len(taps.sent)
-    assert total == 300
+    assert total == 231
 
     await emu.wait_for(
         lambda: len(taps.answered) == total, timeout=30, what="an answer to every tap"
@@ -128,6 +137,8 @@ async def test_flood_forged_and_stale_taps_are_each_answered_once(e2e: E2E) -> N
     # Flooding was refused politely, and the bot still works for everyone afterwards.
     texts = [c.answer.text for c in emu._clicks.values() if c.user_id == flooder.id and c.answer]
     assert any(t and "Doucement" in t for t in texts)
+    # Hammering an old button brings one fresh menu, not one per tap.
+    assert sum(e.direction == "bot" for e in stale.transcript()) - menus_before <= 1
     screen = forger.last_bot_message()
     assert screen is not None
     await forger.click(screen.buttons[0][0], timeout=15)
