@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_
 
+from storage.sqlite_inline import InlineConnection
+
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -28,15 +30,26 @@ def _prepare_sqlite_path(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def make_engine(url: str, *, sqlite_busy_timeout: float = 30.0, **kwargs: Any) -> AsyncEngine:
     _prepare_sqlite_path(url)
-    if make_url(url).get_backend_name() == "sqlite":
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
         # Readers never wait in WAL mode; writers queue on the gate instead of SQLite's busy
         # handler. No cap on connections: a session blocked on the gate keeps its own.
         kwargs.setdefault("pool_size", 20)
         kwargs.setdefault("max_overflow", -1)
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
-        SQLiteWriteGate().install(engine)
+        database = parsed.database
+        if database and database != ":memory:" and not parsed.query:
+            # A file: statements run on the loop's thread (storage/sqlite_inline.py).
+            engine = create_async_engine(
+                url,
+                async_creator=lambda: InlineConnection.open(database, sqlite_busy_timeout),
+                **kwargs,
+            )
+            SQLiteWriteGate(busy_ms=0).install(engine)
+        else:
+            engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+            SQLiteWriteGate().install(engine)
         return engine
     # Each update may hold two connections (its session and the FSM storage's), and the
     # outbox several: leave room above SQLAlchemy's default of 5 + 10.
@@ -66,9 +79,10 @@ class SQLiteWriteGate:
     BEGIN is switched off (isolation_level=None), so savepoints and DDL are transactional.
     """
 
-    def __init__(self, wait: float = 20.0) -> None:
+    def __init__(self, wait: float = 20.0, busy_ms: int = 30_000) -> None:
         self.lock = asyncio.Lock()
         self.wait = wait
+        self.busy_ms = busy_ms
 
     def install(self, engine: AsyncEngine) -> None:
         sync = engine.sync_engine
@@ -79,8 +93,7 @@ class SQLiteWriteGate:
         event.listen(sync.pool, "reset", self._on_reset)
         event.listen(sync.pool, "invalidate", self._on_invalidate)
 
-    @staticmethod
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+    def _on_connect(self, dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -88,7 +101,7 @@ class SQLiteWriteGate:
         # power cut can lose the last ones), without an fsync per transaction.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(self.busy_ms)}")
         cursor.close()
 
     def _before_execute(

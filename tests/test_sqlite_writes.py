@@ -41,16 +41,11 @@ async def test_many_read_then_write_transactions_at_once(
     """Each reads, then writes. SQLite's busy handler is switched off here: no connection may
     ever find the database locked by another one of this process (without the gate, most
     of them do and fail with 'database is locked')."""
-    engine = sqlite_sessions.kw["bind"]
-    await engine.dispose()
-    event.listen(
-        engine.sync_engine,
-        "connect",
-        lambda dbapi_conn, _record: dbapi_conn.cursor().execute("PRAGMA busy_timeout=0"),
-    )
+    engine = make_engine(str(sqlite_sessions.kw["bind"].url), sqlite_busy_timeout=0)
+    sessions = make_sessionmaker(engine)
 
     async def member(i: int) -> None:
-        async with sqlite_sessions() as session:
+        async with sessions() as session:
             await session.scalar(select(func.count()).select_from(Member))
             await MemberRepository(session).get_or_create(i, f"m{i}")
             await asyncio.sleep(0)  # let the others interleave inside the transaction
@@ -60,6 +55,7 @@ async def test_many_read_then_write_transactions_at_once(
             await session.commit()
 
     await asyncio.gather(*(member(i) for i in range(1, 201)))
+    await engine.dispose()
     async with sqlite_sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Member)) == 200
         assert await session.scalar(select(func.count()).where(Member.language == "fr")) == 200
