@@ -19,10 +19,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-# tests/emulator/spec.py -> parents[2] is the repository root; shared/ is its sibling.
+# playground/spec.py -> parents[1] is the repository root; shared/ is its sibling.
 DEFAULT_SPEC_PATH = Path(
     os.environ.get("TELEGRAM_API_SPEC")
-    or Path(__file__).resolve().parents[3] / "shared" / "telegram-bot-api" / "api.json"
+    or Path(__file__).resolve().parents[2] / "shared" / "telegram-bot-api" / "api.json"
 )
 
 PRIMITIVES = frozenset({"Integer", "String", "Boolean", "Float"})
