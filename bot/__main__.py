@@ -160,6 +160,30 @@ async def _status(settings: Settings, consultation: Consultation) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", report))
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from bot.export import ExportFormat, kinds_for
+
+    settings = load_settings()
+    consultation = _consultation(args.file or settings.consultation_file)
+    _migrate(settings)
+    kinds = kinds_for(args.what)
+    paths = asyncio.run(_export(settings, consultation, kinds, ExportFormat(args.format), args.out))
+    for path in paths:
+        print(path)
+
+
+async def _export(settings: Settings, consultation: Consultation, kinds, fmt, out: Path):  # type: ignore[no-untyped-def]
+    from bot.export import ProgressBar, export
+    from storage.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await export(session, consultation, kinds, fmt, out, progress=ProgressBar())
+    finally:
+        await engine.dispose()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="consultbot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -179,6 +203,14 @@ def parser() -> argparse.ArgumentParser:
     invite.add_argument("--expires", default=None, help="e.g. 7d, 48h (default: never)")
     invite.add_argument("--username", default=None, help="bot username (default: ask Telegram)")
     invite.set_defaults(func=cmd_invite)
+    export = sub.add_parser("export", help="export responses, ideas, comments, results")
+    export.add_argument(
+        "--what", choices=["responses", "ideas", "comments", "results", "all"], default="all"
+    )
+    export.add_argument("--format", choices=["csv", "xlsx"], default="csv")
+    export.add_argument("--out", type=Path, default=Path("exports"), help="default: exports/")
+    export.add_argument("--file", type=Path, help="consultation file (default: CONSULTATION_FILE)")
+    export.set_defaults(func=cmd_export)
     return p
 
 

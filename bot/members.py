@@ -32,6 +32,7 @@ ADMIN_COMMANDS = [
     ("status", N_("État de la consultation")),
     ("announce", N_("Envoyer une annonce")),
     ("pending", N_("Idées en attente")),
+    ("export", N_("Exporter les données")),
 ]
 
 
