@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -184,6 +185,28 @@ async def _export(settings: Settings, consultation: Consultation, kinds, fmt, ou
         await engine.dispose()
 
 
+def cmd_playground(args: argparse.Namespace) -> None:
+    from bot.rehearsal import phase_choices
+    from playground.runner import Playground, PlaygroundError
+    from playground.web import serve
+
+    source = args.file or load_settings().consultation_file
+    consultation = _consultation(source)
+    phase = args.phase or consultation.phases[0].id
+    if phase not in phase_choices(consultation):
+        raise Failure(f"--phase must be one of {', '.join(phase_choices(consultation))}")
+    playground = Playground(source, Path("data/playground"), phase)
+    try:
+        asyncio.run(serve(playground, args.port))
+    except PlaygroundError as exc:
+        raise Failure(str(exc)) from None
+    except OSError as exc:
+        raise Failure(
+            f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc}): "
+            "choose another port with --port or PLAYGROUND_PORT"
+        ) from None
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="consultbot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -211,6 +234,11 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, default=Path("exports"), help="default: exports/")
     export.add_argument("--file", type=Path, help="consultation file (default: CONSULTATION_FILE)")
     export.set_defaults(func=cmd_export)
+    play = sub.add_parser("playground", help="the bot without Telegram, in a web page")
+    play.add_argument("--port", type=int, default=int(os.environ.get("PLAYGROUND_PORT") or 8080))
+    play.add_argument("--phase", default=None, help="the phase open at start (default: the first)")
+    play.add_argument("--file", type=Path, help="consultation file (default: CONSULTATION_FILE)")
+    play.set_defaults(func=cmd_playground)
     return p
 
 
