@@ -56,6 +56,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     settings.token()
     consultation = _consultation(args.file or settings.consultation_file)
     _migrate(settings)
+    _run_bot(settings, consultation)
+
+
+def _run_bot(settings: Settings, consultation: Consultation) -> None:
     from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
 
     from bot.app import run
@@ -207,6 +211,45 @@ def cmd_playground(args: argparse.Namespace) -> None:
         ) from None
 
 
+def cmd_rehearse(args: argparse.Namespace) -> None:
+    """A compressed copy of the consultation on its own database, on real Telegram."""
+    from datetime import UTC, datetime
+
+    from bot.presenters import when
+    from bot.rehearsal import compressed, parse_durations, parse_start, read_document, write_copy
+
+    settings = load_settings()
+    settings.token()
+    source = args.file or settings.consultation_file
+    _consultation(source)
+    document, original = read_document(source)
+    try:
+        durations = parse_durations(args.survey, args.results, args.ideas)
+        start = parse_start(args.start, datetime.now(UTC), original.tz)
+    except ValueError as exc:
+        raise Failure(str(exc)) from None
+    folder = Path("data/rehearsal")
+    stamp = start.astimezone(original.tz).strftime("%Y%m%d-%H%M")
+    copy = write_copy(
+        folder / f"consultation-{stamp}.yaml", compressed(document, original, durations, start)
+    )
+    database = args.database or f"sqlite+aiosqlite:///{folder / f'rehearsal-{stamp}.db'}"
+    lang = copy.source_language
+    print(f"Rehearsal of {copy.id} on {database} (your DATABASE_URL is not touched):")
+    for phase in copy.phases:
+        print(
+            f"  {phase.id:<10} {when(phase.starts, copy, lang, time=True)} → "
+            f"{when(phase.ends, copy, lang, time=True)}"
+        )
+    print("Invite your colleagues to the bot now; Ctrl+C stops the rehearsal.", flush=True)
+    args.file = folder / f"consultation-{stamp}.yaml"
+    rehearsal = settings.model_copy(
+        update={"database_url": database, "consultation_file": args.file}
+    )
+    _migrate(rehearsal)
+    _run_bot(rehearsal, copy)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="consultbot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -239,6 +282,18 @@ def parser() -> argparse.ArgumentParser:
     play.add_argument("--phase", default=None, help="the phase open at start (default: the first)")
     play.add_argument("--file", type=Path, help="consultation file (default: CONSULTATION_FILE)")
     play.set_defaults(func=cmd_playground)
+    rehearse = sub.add_parser(
+        "rehearse", help="the whole timeline in an hour, on real Telegram, on its own database"
+    )
+    rehearse.add_argument("--survey", default="10m", help="survey phase length (default 10m)")
+    rehearse.add_argument("--results", default="5m", help="results phase length (default 5m)")
+    rehearse.add_argument("--ideas", default="30m", help="ideas phase length (default 30m)")
+    rehearse.add_argument("--start", default="now", help="now, +15m or a date and time")
+    rehearse.add_argument("--database", default=None, help="default: data/rehearsal/…db")
+    rehearse.add_argument(
+        "--file", type=Path, help="consultation file (default: CONSULTATION_FILE)"
+    )
+    rehearse.set_defaults(func=cmd_rehearse)
     return p
 
 

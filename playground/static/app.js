@@ -3,7 +3,10 @@
 
 const $ = (id) => document.getElementById(id);
 const COLORS = ["#e17076", "#7bc862", "#65aadd", "#a695e7", "#ee7aae", "#6ec9cb", "#faa774", "#5a8fbb"];
-const view = { state: null, chat: null, actor: null, seq: -1, shownSeq: -1, seen: new Map(), busy: false };
+const view = {
+  state: null, chat: null, actor: null, seq: -1, shownSeq: -1, seen: new Map(), busy: false,
+  stick: true, // keep the newest message in sight (unless the reader scrolled up)
+};
 
 async function api(path, body) {
   const options = body === undefined ? {} : {
@@ -167,12 +170,7 @@ function messageNode(m) {
   if (chat && chat.role === "group" && m.from === "user") {
     bubble.insertAdjacentHTML("beforeend", `<div class="sender">${escapeHtml(m.sender)}</div>`);
   }
-  if (m.photo) {
-    const img = document.createElement("img");
-    img.src = m.photo;
-    img.alt = "photo";
-    bubble.append(img);
-  }
+  if (m.photo) bubble.append(picture(m.photo));
   if (m.document) {
     bubble.insertAdjacentHTML("beforeend",
       `<div class="doc"><span class="icon">📄</span><div><a href="${m.document.url}" download="${escapeHtml(m.document.name)}">${escapeHtml(m.document.name)}</a>` +
@@ -191,6 +189,21 @@ function messageNode(m) {
   wrap.append(bubble);
   if (m.buttons && m.buttons.length) wrap.append(keyboard(m));
   return wrap;
+}
+
+function picture(src) {
+  const img = document.createElement("img");
+  img.src = src;
+  img.alt = "photo";
+  img.title = "open full size";
+  img.addEventListener("load", () => { if (view.stick) scrollDown(); });
+  img.addEventListener("click", () => window.open(src, "_blank", "noopener"));
+  return img;
+}
+
+function scrollDown() {
+  const box = $("messages");
+  box.scrollTop = box.scrollHeight;
 }
 
 function keyboard(m) {
@@ -223,7 +236,7 @@ function keyboard(m) {
 
 function renderMessages(data) {
   const box = $("messages");
-  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  const previousTop = box.scrollTop;
   box.replaceChildren();
   const messages = data.messages;
   if (!messages.length) {
@@ -238,12 +251,7 @@ function renderMessages(data) {
       const node = messageNode({ ...m, photo: null, text: group.map((g) => g.text).filter(Boolean).join("\n"), entities: [] });
       const grid = document.createElement("div");
       grid.className = "album";
-      for (const g of group) {
-        const img = document.createElement("img");
-        img.src = g.photo;
-        img.alt = "photo";
-        grid.append(img);
-      }
+      for (const g of group) grid.append(picture(g.photo));
       node.querySelector(".bubble").prepend(grid);
       box.append(node);
       continue;
@@ -267,7 +275,12 @@ function renderMessages(data) {
     }
     rk.append(r);
   }
-  if (atBottom || view.shownSeq === -1) box.scrollTop = box.scrollHeight;
+  if (view.stick || view.shownSeq === -1) {
+    view.stick = true;
+    scrollDown();
+  } else {
+    box.scrollTop = previousTop; // the reader scrolled up: stay where they were
+  }
 }
 
 async function refresh(force) {
@@ -360,6 +373,10 @@ $("composer").addEventListener("submit", (event) => {
 $("start").addEventListener("click", () => send("/start"));
 $("reset").addEventListener("click", reset);
 $("actor").addEventListener("change", (event) => { view.actor = Number(event.target.value); });
+$("messages").addEventListener("scroll", () => {
+  const box = $("messages");
+  view.stick = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+});
 $("alert-ok").addEventListener("click", () => { $("alert").hidden = true; });
 $("messages").addEventListener("click", (event) => {
   const command = event.target.closest && event.target.closest(".cmd");
