@@ -86,3 +86,26 @@ def test_durations_and_start_parsing() -> None:
     assert parse_start("2026-12-04 14:00", NOW, tz) == datetime(2026, 12, 4, 13, 0, tzinfo=UTC)
     with pytest.raises(ValueError, match="--start"):
         parse_start("tomorrow", NOW, tz)
+
+
+def test_command_line_problems_are_one_line(tmp_path: Path) -> None:
+    from tests.test_cli import TOKEN, assert_clean_failure, consultbot
+
+    consultation = str(DEFAULT_CONSULTATION)
+    assert_clean_failure(
+        consultbot(["rehearse"], tmp_path, CONSULTATION_FILE=consultation), "BOT_TOKEN is not set"
+    )
+    assert_clean_failure(
+        consultbot(
+            ["rehearse", "--survey", "10 minutes"],
+            tmp_path,
+            BOT_TOKEN=TOKEN,
+            CONSULTATION_FILE=consultation,
+        ),
+        "not a duration",
+    )
+    assert_clean_failure(
+        consultbot(["playground", "--phase", "vote"], tmp_path, CONSULTATION_FILE=consultation),
+        "--phase must be one of survey, results, ideas, after",
+    )
+    assert not (tmp_path / "data").exists()  # nothing written before the input is right

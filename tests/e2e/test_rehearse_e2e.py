@@ -10,7 +10,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.consultation import Role
 from playground import BotAPIEmulator
+from storage.db import make_engine, make_sessionmaker, upgrade_async
+from storage.repositories.members import MemberRepository
 from tests.e2e.conftest import ADMIN_ID, TOKEN
 from tests.support import DEFAULT_CONSULTATION, REPO
 
@@ -19,6 +22,20 @@ async def test_rehearsal_runs_the_compressed_timeline_on_its_own_database(tmp_pa
     emulator = BotAPIEmulator()
     await emulator.start()
     production = tmp_path / "production.db"
+    # A colleague who joined the rehearsal already (so no race with the short survey).
+    rehearsal_url = f"sqlite+aiosqlite:///{tmp_path / 'rehearsal.db'}"
+    await upgrade_async(rehearsal_url)
+    engine = make_engine(rehearsal_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            repo = MemberRepository(session)
+            member, _ = await repo.get_or_create(1001, "Anne")
+            await repo.set_language(member, "fr")
+            await repo.add_role(member, Role.AMBASSADOR)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    anne = emulator.add_user(1001, "Anne", "fr")
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     env.update(
         {
@@ -47,6 +64,8 @@ async def test_rehearsal_runs_the_compressed_timeline_on_its_own_database(tmp_pa
             "2m",
             "--start",
             start,
+            "--database",
+            rehearsal_url,
             cwd=tmp_path,
             env=env,
             stdout=out,
@@ -59,16 +78,15 @@ async def test_rehearsal_runs_the_compressed_timeline_on_its_own_database(tmp_pa
             what="the rehearsal's bot to start",
         )
         assert process.returncode is None, log.read_text()
-        anne = emulator.add_user(1001, "Anne", "fr")
-        await anne.send("/start")
+        await anne.send("/help")  # the calendar: the compressed dates
         await anne.wait_for_message("Sondage")
-        # The scheduler follows the copy: the results reach the new member within seconds.
+        # The scheduler follows the copy: the results reach the member within seconds.
         await emulator.wait_for(
             lambda: any(e.kind == "photo" and "Résultats" in e.text for e in anne.transcript()),
             timeout=40,
             what="the results chart",
         )
-        assert list((tmp_path / "data" / "rehearsal").glob("rehearsal-*.db"))
+        assert list((tmp_path / "data" / "rehearsal").glob("consultation-*.yaml"))
         assert not production.exists()  # the organisers' own database is never touched
         output = log.read_text()
         assert "Rehearsal of deconfinement-2020" in output and "results" in output
