@@ -47,7 +47,7 @@ services:
 
 ## headless Chromium for the playground's browser test (Debian's package; we are root in CI)
 browser:
-	@test -x $(CHROMIUM) || { apt-get update -qq && apt-get install -y -qq chromium fonts-noto-color-emoji; } \
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji; } \
 		|| echo "could not install Chromium: the browser test will fail (see README, Tests)"
 
 check: install

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
+from openpyxl.cell import WriteOnlyCell
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation
@@ -268,12 +269,31 @@ async def build_tables(
 # ---------------------------------------------------------------- files
 
 
+# A text cell starting with one of these is a formula to spreadsheet tools: members' texts
+# must never run as one ("CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_cell(value: Cell) -> str | int | float:
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value  # the quote spreadsheet tools read as "text follows"
     return value
+
+
+def _xlsx_row(sheet: Any, row: list[Cell]) -> list[Any]:
+    out: list[Any] = []
+    for value in row:
+        if isinstance(value, str) and value.startswith("="):
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.data_type = "s"  # openpyxl would store it as a formula otherwise
+            out.append(cell)
+        else:
+            out.append(value)
+    return out
 
 
 async def export(
@@ -315,7 +335,6 @@ async def export(
         return paths
 
     from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
     workbook = Workbook(write_only=True)
@@ -329,7 +348,7 @@ async def export(
             header.append(cell)
         sheet.append(header)
         async for row in table.rows:
-            sheet.append(row)
+            sheet.append(_xlsx_row(sheet, row))
             step()
     name = "all" if len(tables) > 1 else str(tables[0].kind)
     path = out_dir / f"{consultation.id}-{name}.xlsx"

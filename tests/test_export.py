@@ -57,7 +57,7 @@ async def seed(sessionmaker: async_sessionmaker[AsyncSession], consultation: Con
         now = T0 + timedelta(days=10)
         a = await ideas.create(consultation.id, "inclusion", 1000, "A", "Bancs", "Des bancs", now)
         b = await ideas.create(consultation.id, "strategy", 1001, "B", "Wifi", "Du wifi", now)
-        await ideas.create(consultation.id, "nuisances", 1002, "C", "Pending", "En attente", now)
+        await ideas.create(consultation.id, "nuisances", 1002, "C", "Pending", "=1+1", now)
         await ideas.decide(a.id, "approved", 3001, "Mona", None, now + timedelta(hours=1))
         await ideas.decide(b.id, "rejected", 3001, "Mona", "duplicate", now + timedelta(hours=2))
         for member_id in (1003, 1004):
@@ -140,6 +140,7 @@ async def test_csv_export_reads_back_with_the_seed_counts(
     assert ideas["Wifi"]["decision"] == "rejected"
     assert ideas["Wifi"]["reject_reason"] == "duplicate"
     assert ideas["Pending"]["decision"] == "" and ideas["Pending"]["decided_at"] == ""
+    assert ideas["Pending"]["text"] == "'=1+1"  # a member's text never runs as a formula
     assert ideas["Bancs"]["project_title"].startswith("L’inclusion")
 
     comments = read_csv(paths[2])
@@ -174,7 +175,12 @@ async def test_xlsx_export_has_one_sheet_per_kind(
     for question, counts in SEED_COUNTS.items():
         assert {o: n for o, n in option_columns(responses, question).items() if n} == counts
     assert isinstance(responses[0]["submitted_at"], datetime)
-    assert len(read_sheet(path, "ideas")) == 3
+    ideas = {row["title"]: row for row in read_sheet(path, "ideas")}
+    assert len(ideas) == 3 and ideas["Pending"]["text"] == "=1+1"  # text, not a formula
+    workbook = openpyxl.load_workbook(path)
+    texts = [c for row in workbook["ideas"].iter_rows() for c in row if c.value == "=1+1"]
+    assert [c.data_type for c in texts] == ["s"]
+    workbook.close()
     assert len(read_sheet(path, "comments")) == 3
     results = read_sheet(path, "results")
     top = [r for r in results if r["language"] == "nl" and r["rank"] == 1]
