@@ -227,6 +227,17 @@ class Playground:
             process.kill()
             await process.wait()
 
+    def check(self) -> str:
+        """The status, noticing a bot that died on its own (the page then says so)."""
+        process = self.process
+        if self.status == "running" and process is not None and process.returncode is not None:
+            self.status = "failed"
+            self.error = (
+                f"the bot stopped (exit code {process.returncode}); its log "
+                f"({self.log_path}) ends with:\n{self.log_tail()}\nReset to start again."
+            )
+        return self.status
+
     def log_tail(self, lines: int = 20) -> str:
         if not self.log_path.exists():
             return ""

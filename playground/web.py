@@ -109,7 +109,7 @@ def state_view(pg: Playground) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {
         "seq": pg.emulator.seq,
-        "status": pg.status,
+        "status": pg.check(),
         "error": pg.error,
         "phase": pg.current_phase(),
         "chosen": pg.phase,

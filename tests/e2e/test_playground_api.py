@@ -93,8 +93,16 @@ async def test_personas_export_guards_and_reset(client: tuple[TestClient, Playgr
     )
     assert (await click.json())["ok"] is False
 
+    # A bot that dies on its own is reported on the page, with the end of its log.
+    assert playground.process is not None
+    playground.process.kill()
+    await playground.process.wait()
+    died = await (await http.get("/api/state")).json()
+    assert died["status"] == "failed" and "exit code" in died["error"]
+
     reset = await http.post("/api/reset", json={})
     assert reset.status == 200
     assert await chat(http, OLGA) == []
     await playground.emulator.wait_for_bot_message(AMELIE, "Sondage")
     assert len(await chat(http, AMELIE)) == 1  # the announcement again, nothing else
+    assert (await (await http.get("/api/state")).json())["status"] == "running"
