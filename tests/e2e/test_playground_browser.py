@@ -229,6 +229,15 @@ async def test_survey_results_and_moderation_in_the_browser(tmp_path: Path) -> N
             await expect(card).to_contain_text("Approuvée par Mona")
             await page.screenshot(path=str(shots / "playground-moderation.png"))
             await journal.record("ideas phase (an idea proposed and approved)")
+
+            # An album (sendMediaGroup) is drawn as one bubble with its photos side by side.
+            await page.evaluate(
+                """() => renderMessages({keyboard: null, messages: [1, 2].map((id) => ({
+                    id, from: "bot", kind: "photo", text: id === 1 ? "album" : "",
+                    entities: [], buttons: [], album: "g1", photo: "/api/file/none"}))})"""
+            )
+            await expect(messages.locator(".album img")).to_have_count(2)
+            await expect(messages.locator(".msg")).to_have_count(1)
             await browser.close()
         (shots / "playground-personas.md").write_text(
             "# What each persona received, phase by phase (from the browser test)\n"
