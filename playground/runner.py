@@ -206,7 +206,8 @@ class Playground:
             )
         except AssertionError:
             pass
-        if self.process.returncode is not None or not self.emulator.calls_to("deleteWebhook"):
+        started = len(self.emulator.calls_to("deleteWebhook")) > ready_before
+        if self.process.returncode is not None or not started:
             self.status = "failed"
             self.error = (
                 f"the bot did not start; its log ({self.log_path}) ends with:\n{self.log_tail()}"

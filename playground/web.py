@@ -220,9 +220,13 @@ async def post_click(request: web.Request) -> web.Response:
     chat_id, actor = _chat_and_actor(pg, body)
     user = pg.emulator.user(actor)
     try:
+        message = int(body.get("message", 0))
+    except (TypeError, ValueError):
+        raise web.HTTPBadRequest(text="message must be a message id") from None
+    try:
         answer = await user.click(
             str(body.get("text", "")),
-            message=int(body.get("message", 0)),
+            message=message,
             chat_id=chat_id,
             timeout=CLICK_TIMEOUT,
         )

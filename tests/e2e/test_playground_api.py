@@ -92,6 +92,8 @@ async def test_personas_export_guards_and_reset(client: tuple[TestClient, Playgr
         "/api/click", json={"chat": AMELIE, "actor": AMELIE, "message": 1, "text": "Nope"}
     )
     assert (await click.json())["ok"] is False
+    bad = await http.post("/api/click", json={"chat": AMELIE, "message": "x", "text": "Nope"})
+    assert bad.status == 400
 
     # A bot that dies on its own is reported on the page, with the end of its log.
     assert playground.process is not None
