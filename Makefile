@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint format services check bench messages clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: install run playground test lint format services browser check bench messages clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +16,21 @@ $(STAMP): requirements.lock pyproject.toml
 
 install: $(STAMP)
 
-## run the bot (migrations are applied at start-up); needs BOT_TOKEN (see .env.example)
+## run the bot (migrations are applied at start-up); without BOT_TOKEN, the playground instead
 run: install
-	$(BIN)/consultbot run
+	@if [ -n "$$BOT_TOKEN" ] || grep -qsE '^[[:space:]]*BOT_TOKEN[[:space:]]*=[[:space:]]*[^[:space:]#]' .env; then \
+		$(BIN)/consultbot run; \
+	else \
+		echo "BOT_TOKEN is not set (environment or .env): starting the playground instead, no Telegram needed."; \
+		$(BIN)/consultbot playground; \
+	fi
+
+## the bot against the Bot API emulator, with a web page at http://127.0.0.1:8080
+playground: install
+	$(BIN)/consultbot playground
 
 ## ruff, then every test (unit, dialog, end-to-end); starts PostgreSQL/Redis if they are down
-test: install services
+test: install services browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -33,6 +44,11 @@ format: install
 
 services:
 	@bash scripts/ensure-services.sh
+
+## headless Chromium for the playground's browser test (Debian's package; we are root in CI)
+browser:
+	@test -x $(CHROMIUM) || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji; } \
+		|| echo "could not install Chromium: the browser test will fail (see README, Tests)"
 
 check: install
 	$(BIN)/consultbot check consultations/*.yaml

@@ -32,10 +32,10 @@ from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from bot.announcements import announce  # noqa: E402
 from bot.consultation import Role, load_consultation  # noqa: E402
+from playground import BotAPIEmulator  # noqa: E402
 from storage.db import make_engine, make_sessionmaker, upgrade_async  # noqa: E402
 from storage.models import Delivery, Member, MemberRole  # noqa: E402
 from storage.repositories.survey import SurveyRepository  # noqa: E402
-from tests.emulator import BotAPIEmulator  # noqa: E402
 from tests.support import (  # noqa: E402
     POSTGRES_URL,
     default_document,

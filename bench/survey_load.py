@@ -39,7 +39,7 @@ from sqlalchemy import text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
-from tests.emulator import BotAPIEmulator, SimUser, TranscriptEntry  # noqa: E402
+from playground import BotAPIEmulator, SimUser, TranscriptEntry  # noqa: E402
 from tests.support import (  # noqa: E402
     POSTGRES_URL,
     REDIS_URL,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,6 +57,10 @@ def cmd_run(args: argparse.Namespace) -> None:
     settings.token()
     consultation = _consultation(args.file or settings.consultation_file)
     _migrate(settings)
+    _run_bot(settings, consultation)
+
+
+def _run_bot(settings: Settings, consultation: Consultation) -> None:
     from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
 
     from bot.app import run
@@ -189,6 +194,91 @@ async def _audit(settings: Settings, consultation: Consultation, since) -> list[
         await engine.dispose()
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from bot.export import ExportFormat, kinds_for
+
+    settings = load_settings()
+    consultation = _consultation(args.file or settings.consultation_file)
+    _migrate(settings)
+    kinds = kinds_for(args.what)
+    paths = asyncio.run(_export(settings, consultation, kinds, ExportFormat(args.format), args.out))
+    for path in paths:
+        print(path)
+
+
+async def _export(settings: Settings, consultation: Consultation, kinds, fmt, out: Path):  # type: ignore[no-untyped-def]
+    from bot.export import ProgressBar, export
+    from storage.db import make_engine, make_sessionmaker
+
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await export(session, consultation, kinds, fmt, out, progress=ProgressBar())
+    finally:
+        await engine.dispose()
+
+
+def cmd_playground(args: argparse.Namespace) -> None:
+    from bot.rehearsal import phase_choices
+    from playground.runner import Playground, PlaygroundError
+    from playground.web import serve
+
+    source = args.file or load_settings().consultation_file
+    consultation = _consultation(source)
+    phase = args.phase or consultation.phases[0].id
+    if phase not in phase_choices(consultation):
+        raise Failure(f"--phase must be one of {', '.join(phase_choices(consultation))}")
+    playground = Playground(source, Path("data/playground"), phase)
+    try:
+        asyncio.run(serve(playground, args.port))
+    except PlaygroundError as exc:
+        raise Failure(str(exc)) from None
+    except OSError as exc:
+        raise Failure(
+            f"cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc}): "
+            "choose another port with --port or PLAYGROUND_PORT"
+        ) from None
+
+
+def cmd_rehearse(args: argparse.Namespace) -> None:
+    """A compressed copy of the consultation on its own database, on real Telegram."""
+    from datetime import UTC, datetime
+
+    from bot.presenters import when
+    from bot.rehearsal import compressed, parse_durations, parse_start, read_document, write_copy
+
+    settings = load_settings()
+    settings.token()
+    source = args.file or settings.consultation_file
+    _consultation(source)
+    document, original = read_document(source)
+    try:
+        durations = parse_durations(args.survey, args.results, args.ideas)
+        start = parse_start(args.start, datetime.now(UTC), original.tz)
+    except ValueError as exc:
+        raise Failure(str(exc)) from None
+    folder = Path("data/rehearsal")
+    stamp = start.astimezone(original.tz).strftime("%Y%m%d-%H%M")
+    copy = write_copy(
+        folder / f"consultation-{stamp}.yaml", compressed(document, original, durations, start)
+    )
+    database = args.database or f"sqlite+aiosqlite:///{folder / f'rehearsal-{stamp}.db'}"
+    lang = copy.source_language
+    print(f"Rehearsal of {copy.id} on {database} (your DATABASE_URL is not touched):")
+    for phase in copy.phases:
+        print(
+            f"  {phase.id:<10} {when(phase.starts, copy, lang, time=True)} → "
+            f"{when(phase.ends, copy, lang, time=True)}"
+        )
+    print("Invite your colleagues to the bot now; Ctrl+C stops the rehearsal.", flush=True)
+    args.file = folder / f"consultation-{stamp}.yaml"
+    rehearsal = settings.model_copy(
+        update={"database_url": database, "consultation_file": args.file}
+    )
+    _migrate(rehearsal)
+    _run_bot(rehearsal, copy)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="consultbot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -215,6 +305,31 @@ def parser() -> argparse.ArgumentParser:
     invite.add_argument("--expires", default=None, help="e.g. 7d, 48h (default: never)")
     invite.add_argument("--username", default=None, help="bot username (default: ask Telegram)")
     invite.set_defaults(func=cmd_invite)
+    export = sub.add_parser("export", help="export responses, ideas, comments, results")
+    export.add_argument(
+        "--what", choices=["responses", "ideas", "comments", "results", "all"], default="all"
+    )
+    export.add_argument("--format", choices=["csv", "xlsx"], default="csv")
+    export.add_argument("--out", type=Path, default=Path("exports"), help="default: exports/")
+    export.add_argument("--file", type=Path, help="consultation file (default: CONSULTATION_FILE)")
+    export.set_defaults(func=cmd_export)
+    play = sub.add_parser("playground", help="the bot without Telegram, in a web page")
+    play.add_argument("--port", type=int, default=int(os.environ.get("PLAYGROUND_PORT") or 8080))
+    play.add_argument("--phase", default=None, help="the phase open at start (default: the first)")
+    play.add_argument("--file", type=Path, help="consultation file (default: CONSULTATION_FILE)")
+    play.set_defaults(func=cmd_playground)
+    rehearse = sub.add_parser(
+        "rehearse", help="the whole timeline in an hour, on real Telegram, on its own database"
+    )
+    rehearse.add_argument("--survey", default="10m", help="survey phase length (default 10m)")
+    rehearse.add_argument("--results", default="5m", help="results phase length (default 5m)")
+    rehearse.add_argument("--ideas", default="30m", help="ideas phase length (default 30m)")
+    rehearse.add_argument("--start", default="now", help="now, +15m or a date and time")
+    rehearse.add_argument("--database", default=None, help="default: data/rehearsal/…db")
+    rehearse.add_argument(
+        "--file", type=Path, help="consultation file (default: CONSULTATION_FILE)"
+    )
+    rehearse.set_defaults(func=cmd_rehearse)
     return p
 
 

@@ -31,7 +31,7 @@ from bot.dialogs.menu import menu_dialog
 from bot.dialogs.my_ideas import my_ideas_dialog
 from bot.dialogs.submit_idea import submit_idea_dialog
 from bot.dialogs.survey import survey_dialog
-from bot.handlers import admin, commands, errors, membership, moderation, privacy
+from bot.handlers import admin, commands, errors, export, membership, moderation, privacy
 from bot.i18n import Translator
 from bot.members import MemberService
 from bot.middlewares.access import AccessMiddleware
@@ -127,6 +127,7 @@ def create_dispatcher(
         membership.build_router(),
         commands.build_router(),
         admin.build_router(),
+        export.build_router(),
         privacy.build_router(),
         moderation.build_router(),
         menu_dialog(),

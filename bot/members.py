@@ -34,6 +34,7 @@ ADMIN_COMMANDS = [
     ("announce", N_("Envoyer une annonce")),
     ("pending", N_("Idées en attente")),
     ("audit", N_("Journal des décisions")),
+    ("export", N_("Exporter les données")),
 ]
 
 

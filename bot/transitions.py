@@ -70,12 +70,14 @@ async def announce_phase(
     people = await recipients(session, roles, c.source_language)
     items = []
     for member_id, lang in people:
+        with app.translator.use(lang):  # the interface strings too, not only the phase's texts
+            text = phase_announcement(app, phase, lang)
         items.append(
             NewDelivery(
                 dedupe_key=f"{c.id}:{phase.id}:open:{member_id}",
                 topic=f"announce:{phase.id}",
                 chat_id=member_id,
-                text=phase_announcement(app, phase, lang),
+                text=text,
             )
         )
     await OutboxRepository(session).enqueue(items, now)

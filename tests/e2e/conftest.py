@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.emulator import BotAPIEmulator, SimUser
+from playground import BotAPIEmulator, SimUser
 from tests.support import REPO, default_document, with_dates, write_document
 
 TOKEN = "123456789:AAE2e-test-token-xxxxxxxxxxxxxxxxxxxxx"

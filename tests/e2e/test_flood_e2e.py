@@ -10,8 +10,8 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+from playground import BotAPIEmulator, Click, SimUser, TranscriptEntry
 from tests.e2e.conftest import E2E, wait_button
-from tests.emulator import BotAPIEmulator, Click, SimUser, TranscriptEntry
 from tests.support import survey_now
 
 ANSWER_WITHIN = 1.0

@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from bot.consultation import load_consultation
 from bot.i18n import Translator
+from playground import BotAPIEmulator, CallbackAnswer, Click, SimUser, TranscriptEntry
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Comment, Delivery, Idea, Support
 from tests.e2e.conftest import E2E, wait_button
-from tests.emulator import BotAPIEmulator, CallbackAnswer, Click, SimUser, TranscriptEntry
 
 TR = Translator()
 MOD_CHAT = -100123

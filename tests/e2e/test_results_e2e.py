@@ -19,12 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consultation import Consultation, Role, load_consultation
 from bot.i18n import Translator
+from playground import BotAPIEmulator, TranscriptEntry
 from storage.db import make_engine, make_sessionmaker, upgrade_async
 from storage.models import Delivery, Member, MemberRole, PhaseTransition
 from storage.repositories.members import MemberRepository
 from storage.repositories.survey import SurveyRepository
 from tests.e2e.conftest import ADMIN_ID, E2E
-from tests.emulator import BotAPIEmulator, TranscriptEntry
 from tests.support import REPO, SEED_COUNTS, SEED_RESPONDENTS, seed_answers
 
 TR = Translator()

@@ -10,10 +10,10 @@ import pytest
 
 from bot.consultation import load_consultation
 from bot.i18n import Translator
+from playground import SimUser
 from storage.db import make_engine, make_sessionmaker
 from storage.repositories.survey import SurveyRepository
 from tests.e2e.conftest import E2E, wait_button
-from tests.emulator import SimUser
 from tests.support import REDIS_URL, seed_answers, survey_now
 
 TR = Translator()

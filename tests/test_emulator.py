@@ -39,8 +39,8 @@ from aiogram.types import (
 )
 from aiohttp import web
 
-from tests.emulator import BotAPIEmulator, SimUser, parse_html
-from tests.emulator.spec import HtmlParseError
+from playground import BotAPIEmulator, SimUser, parse_html
+from playground.spec import HtmlParseError
 
 TOKEN = "123456:TEST-token"
 ALICE = 1001

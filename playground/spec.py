@@ -10,6 +10,7 @@ callback_data size, button rules, bot command syntax.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -19,10 +20,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-# tests/emulator/spec.py -> parents[2] is the repository root; shared/ is its sibling.
+# playground/spec.py -> parents[1] is the repository root; shared/ is its sibling.
+SHARED_SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "telegram-bot-api" / "api.json"
+# A copy ships with the package (see telegram-bot-api.SOURCE.txt) for clones without shared/.
+BUNDLED_SPEC_PATH = Path(__file__).resolve().parent / "telegram-bot-api.json.gz"
 DEFAULT_SPEC_PATH = Path(
     os.environ.get("TELEGRAM_API_SPEC")
-    or Path(__file__).resolve().parents[3] / "shared" / "telegram-bot-api" / "api.json"
+    or (SHARED_SPEC_PATH if SHARED_SPEC_PATH.exists() else BUNDLED_SPEC_PATH)
 )
 
 PRIMITIVES = frozenset({"Integer", "String", "Boolean", "Float"})
@@ -851,5 +855,6 @@ def _maybe_json(value: str, accepts_string: bool) -> Any:
 
 @lru_cache(maxsize=4)
 def _load_cached(path: str) -> BotApiSpec:
-    with open(path, encoding="utf-8") as fh:
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as fh:
         return BotApiSpec(json.load(fh))

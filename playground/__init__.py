@@ -1,4 +1,5 @@
-"""Telegram Bot API emulator for end-to-end tests (see server.py and spec.py).
+"""The playground: a Telegram Bot API emulator (server.py, spec.py), used by the end-to-end
+tests and by `consultbot playground` (runner.py, web.py and the page in static/).
 
 async with BotAPIEmulator() as emu:            # 127.0.0.1, random port
     alice = emu.add_user(1001, "Alice")

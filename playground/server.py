@@ -621,6 +621,11 @@ class BotAPIEmulator:
     def delivered(self, chat_id: int | SimUser) -> list[TranscriptEntry]:
         return list(self._chat_or_fail(chat_id).delivered)
 
+    def file_bytes(self, file_id: str) -> bytes | None:
+        """The bytes of a file the bot uploaded (None when not kept or unknown)."""
+        info = self._files.get(file_id)
+        return info.data if info is not None else None
+
     def delivery_counts(self) -> dict[int, int]:
         return dict(self._delivery_counts)
 

@@ -1,0 +1,124 @@
+"""What the organisers' exports read: submitted responses in batches, ideas, comments, counts.
+
+Nothing here names a member: responses come with their language and time only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import AnswerChoice, Comment, Idea, Member, QuestionAnswer, Response
+
+BATCH = 500
+
+
+@dataclass
+class ExportedResponse:
+    response_id: int
+    language: str | None
+    submitted_at: datetime | None
+    seen: set[str] = field(default_factory=set)  # questions confirmed (asked and answered)
+    choices: dict[str, set[str]] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+
+
+def _submitted(consultation_id: str):  # type: ignore[no-untyped-def]
+    return (Response.consultation_id == consultation_id) & (Response.status == "submitted")
+
+
+async def count_submitted(session: AsyncSession, consultation_id: str) -> int:
+    return (
+        await session.scalar(
+            select(func.count()).select_from(Response).where(_submitted(consultation_id))
+        )
+        or 0
+    )
+
+
+async def submitted_responses(
+    session: AsyncSession, consultation_id: str, batch: int = BATCH
+) -> AsyncIterator[list[ExportedResponse]]:
+    """Submitted responses in submission order, `batch` at a time (keyset pagination)."""
+    after: tuple[datetime, int] | None = None
+    while True:
+        query = (
+            select(Response.id, Response.submitted_at, Member.language)
+            .join(Member, Member.id == Response.member_id)
+            .where(_submitted(consultation_id))
+            .order_by(Response.submitted_at, Response.id)
+            .limit(batch)
+        )
+        if after is not None:
+            at, rid = after
+            query = query.where(
+                (Response.submitted_at > at) | ((Response.submitted_at == at) & (Response.id > rid))
+            )
+        rows = (await session.execute(query)).all()
+        if not rows:
+            return
+        page = {rid: ExportedResponse(rid, lang, at) for rid, at, lang in rows}
+        ids = list(page)
+        for rid, qid, oid in await session.execute(
+            select(
+                AnswerChoice.response_id, AnswerChoice.question_id, AnswerChoice.option_id
+            ).where(AnswerChoice.response_id.in_(ids))
+        ):
+            page[rid].choices.setdefault(qid, set()).add(oid)
+        for rid, qid, text in await session.execute(
+            select(
+                QuestionAnswer.response_id, QuestionAnswer.question_id, QuestionAnswer.text
+            ).where(QuestionAnswer.response_id.in_(ids))
+        ):
+            page[rid].seen.add(qid)
+            if text is not None:
+                page[rid].texts[qid] = text
+        yield list(page.values())
+        last = rows[-1]
+        after = (last[1], last[0])
+
+
+async def choice_counts_by_language(
+    session: AsyncSession, consultation_id: str
+) -> dict[tuple[str, str, str | None], int]:
+    """(question, option, respondent's language) -> how many submitted responses chose it."""
+    rows = await session.execute(
+        select(AnswerChoice.question_id, AnswerChoice.option_id, Member.language, func.count())
+        .join(Response, Response.id == AnswerChoice.response_id)
+        .join(Member, Member.id == Response.member_id)
+        .where(_submitted(consultation_id))
+        .group_by(AnswerChoice.question_id, AnswerChoice.option_id, Member.language)
+    )
+    return {(qid, oid, lang): n for qid, oid, lang, n in rows}
+
+
+async def ideas(session: AsyncSession, consultation_id: str) -> list[tuple[Idea, int]]:
+    """Every idea (any status) with its number of visible comments, oldest first."""
+    comments = (
+        select(Comment.idea_id, func.count().label("n"))
+        .where(Comment.hidden.is_(False))
+        .group_by(Comment.idea_id)
+        .subquery()
+    )
+    rows = await session.execute(
+        select(Idea, func.coalesce(comments.c.n, 0))
+        .outerjoin(comments, comments.c.idea_id == Idea.id)
+        .where(Idea.consultation_id == consultation_id)
+        .order_by(Idea.id)
+    )
+    return [(idea, n) for idea, n in rows]
+
+
+async def comments(session: AsyncSession, consultation_id: str) -> list[tuple[Comment, Idea]]:
+    """Every comment (hidden ones too) with its idea, oldest first."""
+    rows = await session.execute(
+        select(Comment, Idea)
+        .join(Idea, Idea.id == Comment.idea_id)
+        .where(Idea.consultation_id == consultation_id)
+        .order_by(Comment.id)
+    )
+    return [(comment, idea) for comment, idea in rows]

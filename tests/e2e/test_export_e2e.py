@@ -1,0 +1,58 @@
+"""/export in the real bot process: organisers get the files as documents, others a refusal."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+from bot.consultation import load_consultation
+from bot.export import ALL_KINDS
+from storage.db import make_engine, make_sessionmaker, upgrade_async
+from tests.e2e.conftest import ADMIN_ID, E2E
+from tests.support import SEED_COUNTS, SEED_RESPONDENTS, survey_now
+from tests.test_export import option_columns, seed
+
+
+async def test_export_command_sends_documents_to_organisers_only(e2e: E2E) -> None:
+    now = datetime.now(UTC)
+    path = e2e.consultation(survey_now(now - timedelta(days=20), survey_days=5))
+    await upgrade_async(e2e.database_url)
+    engine = make_engine(e2e.database_url)
+    try:
+        await seed(make_sessionmaker(engine), load_consultation(path))
+    finally:
+        await engine.dispose()
+    admin = e2e.emulator.add_user(ADMIN_ID, "Olga", "fr")
+    member = e2e.emulator.add_user(4242, "Anne", "nl")
+    bot = e2e.bot(path)
+    await bot.start()
+
+    await member.send("/export")
+    await member.wait_for_message("organisatoren")
+    assert not e2e.emulator.calls_to("sendDocument")
+
+    await admin.send("/export pdf")
+    await admin.wait_for_message("Je n’ai pas compris")
+
+    await admin.send("/export csv")
+    await admin.wait_for_message("Export terminé")
+    documents = [e for e in admin.transcript() if e.kind == "document"]
+    names = [e.message["document"]["file_name"] for e in documents]
+    assert names == [f"deconfinement-2020-{k}.csv" for k in ALL_KINDS]
+    data = e2e.emulator.file_bytes(documents[0].message["document"]["file_id"])
+    assert data is not None and data.startswith(b"\xef\xbb\xbf")
+    responses = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    assert len(responses) == SEED_RESPONDENTS
+    assert {o: n for o, n in option_columns(responses, "inclusion").items() if n} == SEED_COUNTS[
+        "inclusion"
+    ]  # type: ignore[arg-type]
+
+    await admin.send("/export")
+    await e2e.emulator.wait_for(
+        lambda: any(
+            e.kind == "document" and e.message["document"]["file_name"].endswith("-all.xlsx")
+            for e in admin.transcript()
+        ),
+        what="the xlsx workbook",
+    )
