@@ -261,11 +261,11 @@ class IdeaService:
 
     async def _send_note(self, state: NotificationState, idea: Idea, now: datetime) -> None:
         lang = await self._language(state.member_id)
-        tr = self.app.translator
+        translator = self.app.translator
         parts = []
         if state.pending_comments:
             parts.append(
-                tr.ngettext(
+                translator.ngettext(
                     "💬 {n} nouveau commentaire sur votre idée « {title} ».",
                     "💬 {n} nouveaux commentaires sur votre idée « {title} ».",
                     state.pending_comments,
@@ -274,7 +274,7 @@ class IdeaService:
             )
         if state.pending_replies:
             parts.append(
-                tr.ngettext(
+                translator.ngettext(
                     "↩️ {n} nouvelle réponse à votre commentaire sur « {title} ».",
                     "↩️ {n} nouvelles réponses à votre commentaire sur « {title} ».",
                     state.pending_replies,

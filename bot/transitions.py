@@ -216,8 +216,8 @@ def digest_parts(
     app: AppContext, phase: Phase, ideas: list[Idea], start: datetime, end: datetime, lang: str
 ) -> list[str]:
     c = app.consultation
-    tr = app.translator
-    header = tr.ngettext(
+    translator = app.translator
+    header = translator.ngettext(
         "🗞 <b>{n} nouvelle idée approuvée</b> ({start} – {end})",
         "🗞 <b>{n} nouvelles idées approuvées</b> ({start} – {end})",
         len(ideas),

@@ -85,11 +85,11 @@ async def project_getter(
     ideas, total = await IdeaRepository(session).approved(
         app.consultation.id, project.id, by_support, page * PAGE, PAGE
     )
-    tr = app.translator
+    translator = app.translator
     return {
         "project": escape(app.consultation.text(project.title, lang)),
         "description": escape(app.consultation.text(project.description, lang)),
-        "count": tr.ngettext("{n} idée approuvée", "{n} idées approuvées", total).format(n=total),
+        "count": translator.ngettext("{n} idée approuvée", "{n} idées approuvées", total).format(n=total),
         "ideas": [(i.id, f"💡 {i.title[:48]} · 👍 {i.supports}") for i in ideas],
         "has_prev": page > 0,
         "has_next": (page + 1) * PAGE < total,
@@ -141,12 +141,12 @@ async def idea_getter(
     dialog_manager: DialogManager, app: AppContext, lang: str, **_: Any
 ) -> dict[str, Any]:
     _app, service, _lang = _ctx(dialog_manager)
-    tr = app.translator
+    translator = app.translator
     idea = await _current_idea(dialog_manager)
     if idea is None:
         return {
             "missing": True,
-            "body": tr.gettext("Cette idée n’est pas (ou plus) disponible."),
+            "body": translator.gettext("Cette idée n’est pas (ou plus) disponible."),
             "present": False,
             "open": False,
             "supported": False,
@@ -165,17 +165,17 @@ async def idea_getter(
         "",
         escape(idea.text),
         "",
-        tr.gettext("— {name} · 👍 {n}").format(
+        translator.gettext("— {name} · 👍 {n}").format(
             name=escape(idea.author_name or "—"), n=idea.supports
         ),
     ]
     if idea.status != "approved":
         lines.append(
-            tr.gettext("<i>(pas encore publiée : en attente de modération ou non retenue)</i>")
+            translator.gettext("<i>(pas encore publiée : en attente de modération ou non retenue)</i>")
         )
     lines.append("")
     lines.append(
-        tr.ngettext("💬 {n} commentaire", "💬 {n} commentaires", len(comments)).format(
+        translator.ngettext("💬 {n} commentaire", "💬 {n} commentaires", len(comments)).format(
             n=len(comments)
         )
     )
@@ -215,11 +215,11 @@ async def on_support(callback: CallbackQuery, button: Button, manager: DialogMan
         return
     on = button.widget_id == "sup"
     changed = await service.set_support(member, idea.id, on)
-    tr = app.translator.gettext
+    _ = app.translator.gettext
     if on:
-        text = tr("Merci pour votre soutien !") if changed else tr("Vous soutenez déjà cette idée.")
+        text = _("Merci pour votre soutien !") if changed else _("Vous soutenez déjà cette idée.")
     else:
-        text = tr("Soutien retiré.") if changed else tr("Vous ne souteniez pas cette idée.")
+        text = _("Soutien retiré.") if changed else _("Vous ne souteniez pas cette idée.")
     await callback.answer(text)
 
 
@@ -268,13 +268,13 @@ async def on_comment_text(message: Message, _: MessageInput, manager: DialogMana
         await manager.switch_to(Ideas.idea)
         return
     app, service, _lang = _ctx(manager)
-    tr = app.translator
+    translator = app.translator
     problem = check_text(message.text, COMMENT_MAX)
     if problem is not None:
         await message.answer(
-            tr.gettext("Votre commentaire est vide.")
+            translator.gettext("Votre commentaire est vide.")
             if problem == TextProblem.EMPTY
-            else tr.gettext(
+            else translator.gettext(
                 "Votre commentaire fait {n} caractères : {max} au plus, s’il vous plaît. Raccourcissez-le et envoyez-le à nouveau."
             ).format(n=len((message.text or "").strip()), max=COMMENT_MAX)
         )
@@ -283,7 +283,7 @@ async def on_comment_text(message: Message, _: MessageInput, manager: DialogMana
     idea = await _current_idea(manager)
     member = manager.middleware_data.get("member")
     if idea is None or member is None or idea.status != "approved":
-        await message.answer(tr.gettext("Cette idée n’est pas (ou plus) disponible."))
+        await message.answer(translator.gettext("Cette idée n’est pas (ou plus) disponible."))
         manager.show_mode = ShowMode.SEND
         await manager.switch_to(Ideas.idea)
         return
@@ -292,7 +292,7 @@ async def on_comment_text(message: Message, _: MessageInput, manager: DialogMana
     if parent is not None and (parent.idea_id != idea.id or parent.parent_id is not None):
         parent = None
     await service.comment(member, idea, message.text or "", parent)
-    await message.answer(tr.gettext("💬 Commentaire publié."))
+    await message.answer(translator.gettext("💬 Commentaire publié."))
     manager.show_mode = ShowMode.SEND
     await manager.switch_to(Ideas.idea)
 
