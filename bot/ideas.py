@@ -86,7 +86,7 @@ class IdeaService:
 
     @property
     def group_lang(self) -> str:
-        return self.app.consultation.source_language
+        return self.app.moderation_language
 
     # ----------------------------------------------------------------- submit
 

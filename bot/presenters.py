@@ -19,9 +19,7 @@ if TYPE_CHECKING:
 # Words that say nothing on their own: an option's text made of its label's words and these
 # (articles, "and", "of") adds nothing to the label ("Jeunesse" / "La jeunesse").
 _FILLERS = frozenset(
-    "le la les l un une des du de d et à au aux "
-    "het een der van en "
-    "the a an of and to".split()
+    "le la les l un une des du de d et à au aux het een der van en the a an of and to".split()
 )
 _WORD = re.compile(r"\w+")
 
@@ -38,7 +36,7 @@ def adds_to_label(label: str, text: str) -> bool:
 def option_details(
     question: Question, consultation: Consultation, lang: str, translator: Translator
 ) -> list[str]:
-    """"• label : text" lines for the options whose text adds something to the label."""
+    """ "• label : text" lines for the options whose text adds something to the label."""
     c = consultation
     lines = []
     for o in question.options:

@@ -7,6 +7,7 @@ from html import escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
+from bot.i18n import language_name, role_name
 from bot.presenters import when
 from storage.repositories.members import erase, personal_data
 
@@ -22,8 +23,12 @@ async def my_data_text(session: AsyncSession, app: AppContext, member_id: int, l
         _("<b>Vos données</b>"),
         _("Identifiant Telegram : {id}").format(id=member.id),  # type: ignore[attr-defined]
         _("Prénom : {name}").format(name=escape(member.first_name or "—")),  # type: ignore[attr-defined]
-        _("Langue : {lang}").format(lang=member.language or "—"),  # type: ignore[attr-defined]
-        _("Rôles : {roles}").format(roles=", ".join(sorted(member.role_names)) or "—"),  # type: ignore[attr-defined]
+        _("Langue : {lang}").format(
+            lang=language_name(member.language, lang) if member.language else "—"  # type: ignore[attr-defined]
+        ),
+        _("Rôles : {roles}").format(
+            roles=", ".join(sorted(_(role_name(r)) for r in member.role_names)) or "—"  # type: ignore[attr-defined]
+        ),
         _("Inscrit le {date}").format(date=when(member.created_at, c, lang)),  # type: ignore[attr-defined]
     ]
     answers: dict[str, list[str]] = data["answers"]  # type: ignore[assignment]

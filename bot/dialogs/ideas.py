@@ -89,7 +89,9 @@ async def project_getter(
     return {
         "project": escape(app.consultation.text(project.title, lang)),
         "description": escape(app.consultation.text(project.description, lang)),
-        "count": translator.ngettext("{n} idée approuvée", "{n} idées approuvées", total).format(n=total),
+        "count": translator.ngettext("{n} idée approuvée", "{n} idées approuvées", total).format(
+            n=total
+        ),
         "ideas": [(i.id, f"💡 {i.title[:48]} · 👍 {i.supports}") for i in ideas],
         "has_prev": page > 0,
         "has_next": (page + 1) * PAGE < total,
@@ -171,7 +173,9 @@ async def idea_getter(
     ]
     if idea.status != "approved":
         lines.append(
-            translator.gettext("<i>(pas encore publiée : en attente de modération ou non retenue)</i>")
+            translator.gettext(
+                "<i>(pas encore publiée : en attente de modération ou non retenue)</i>"
+            )
         )
     lines.append("")
     lines.append(
@@ -183,9 +187,10 @@ async def idea_getter(
         comments[page * PAGE : (page + 1) * PAGE], start=page * PAGE + 1
     ):
         indent = "    ↩️ " if comment.parent_id else ""
-        lines.append(
-            f"{indent}{number}. <b>{escape(comment.author_name or '—')}</b> : {escape(comment.text)}"
+        line = translator.gettext("{number}. <b>{name}</b> : {text}").format(
+            number=number, name=escape(comment.author_name or "—"), text=escape(comment.text)
         )
+        lines.append(f"{indent}{line}")
     if pages > 1:
         lines.append(f"({page + 1} / {pages})")
     lines.append("")

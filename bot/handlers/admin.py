@@ -45,7 +45,7 @@ async def results(
         )
         await message.answer(text)
         return
-    await send_results(message, app, session, lang)
+    await send_results(message, app, session, lang, member)
 
 
 def build_router() -> Router:

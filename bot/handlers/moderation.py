@@ -26,7 +26,8 @@ from storage.repositories.ideas import IdeaRepository
 
 
 def _lang(app: AppContext) -> str:
-    return app.consultation.source_language
+    """The moderation group's language (its cards are shared by every moderator)."""
+    return app.moderation_language
 
 
 async def _allowed(
@@ -167,6 +168,7 @@ async def pending(
     session: AsyncSession,
     moderators: ModeratorDirectory,
     member: Member | None,
+    lang: str,
 ) -> None:
     _ = app.translator.gettext
     if message.from_user is None or not await moderators.is_moderator(
@@ -182,8 +184,12 @@ async def pending(
     service = IdeaService(session, app)
     for idea in ideas[:50]:
         project = service.project(idea.project_id)
-        title = app.consultation.text(project.title, _lang(app)) if project else idea.project_id
-        lines.append(f"• n° {idea.id} — {escape(title)} : <b>{escape(idea.title)}</b>")
+        title = app.consultation.text(project.title, lang) if project else idea.project_id
+        lines.append(
+            _("• n° {id} — {project} : <b>{title}</b>").format(
+                id=idea.id, project=escape(title), title=escape(idea.title)
+            )
+        )
     lines.append(_("Décidez depuis le groupe de modération."))
     await message.answer("\n".join(lines))
 
