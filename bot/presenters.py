@@ -28,7 +28,12 @@ def adds_to_label(label: str, text: str) -> bool:
     """Whether an option's full text says more than its button label."""
 
     def words(value: str) -> set[str]:
-        return {w for w in _WORD.findall(value.lower()) if w not in _FILLERS}
+        # A plural adds nothing either ("victim" / "victims").
+        return {
+            w[:-1] if len(w) > 3 and w.endswith("s") else w
+            for w in _WORD.findall(value.lower())
+            if w not in _FILLERS
+        }
 
     return bool(words(text) - words(label))
 
@@ -36,14 +41,18 @@ def adds_to_label(label: str, text: str) -> bool:
 def option_details(
     question: Question, consultation: Consultation, lang: str, translator: Translator
 ) -> list[str]:
-    """ "• label : text" lines for the options whose text adds something to the label."""
+    """The "• label : text" lines of the options whose text adds something to the label; a
+    text that opens with its label ("Public space: its design…") does not repeat it."""
     c = consultation
     lines = []
     for o in question.options:
         label, text = c.text(o.label, lang), c.text(o.text, lang)
+        head, colon, rest = text.partition(":")
+        if colon and rest.strip() and not adds_to_label(label, head):
+            label, text = head.strip(), rest.strip()
         if text and adds_to_label(label, text):
             lines.append(
-                translator.gettext("• <b>{label}</b> : {text}").format(
+                translator.gettext("• <b>{label}</b> : {text}", locale=lang).format(
                     label=escape(label), text=escape(text)
                 )
             )

@@ -147,8 +147,6 @@ def test_the_scan_catches_an_alias_and_a_missing_string(tmp_path: Path) -> None:
     tree = ast.parse(source)
     assigns = [n for n in ast.walk(tree) if isinstance(n, ast.Assign)]
     assert isinstance(assigns[0].value, ast.Attribute) and assigns[0].value.attr == "gettext"
-    call = next(
-        n for n in ast.walk(tree) if isinstance(n, ast.Call) and _name(n.func) in SINGULAR
-    )
+    call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and _name(n.func) in SINGULAR)
     assert _literal(call.args[0]) == "Une phrase neuve 123"
     assert load("nl").get("Une phrase neuve 123") is None

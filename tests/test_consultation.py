@@ -31,7 +31,11 @@ def problems_of(document: dict[str, Any]) -> list[str]:
 def test_default_consultation_is_the_seed() -> None:
     c = load_consultation(DEFAULT_CONSULTATION)
     assert c.languages == ["fr", "nl", "en"]
-    assert [c.text(c.organizer, lang) for lang in c.languages] == ["BeFUS asbl", "BeFUS vzw", "BeFUS"]
+    assert [c.text(c.organizer, lang) for lang in c.languages] == [
+        "BeFUS asbl",
+        "BeFUS vzw",
+        "BeFUS",
+    ]
     assert c.text(c.title, "fr") == "Pour un déconfinement sécure au niveau local"
     assert [p.kind for p in c.phases] == [PhaseKind.SURVEY, PhaseKind.RESULTS, PhaseKind.IDEAS]
     survey = c.phases[0]
