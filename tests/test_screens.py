@@ -259,3 +259,22 @@ def test_the_word_lists_catch_the_other_language() -> None:
     assert FRENCH.findall("Touchez une ou plusieurs réponses, puis « Suivant ».")
     assert NOT_FRENCH.findall("Tap one or more answers, then “Next”.")
     assert NOT_FRENCH.findall("Tik op een of meer antwoorden en daarna op ‘Volgende’.")
+
+
+@pytest.mark.parametrize(
+    ("lang", "language", "role"),
+    [("fr", "Langue : français", "ambassadeur"), ("en", "Language: English", "ambassador")],
+)
+async def test_mydata_names_the_language_and_roles_in_words(
+    harness: Harness,  # noqa: F811
+    lang: str,
+    language: str,
+    role: str,
+) -> None:
+    client = harness.client(user_id=31, language=lang)
+    await client.send("/start")
+    await client.send("/mydata")
+    data = harness.bot.texts()[-1]
+    assert language in data, data
+    roles = next(line for line in data.split("\n") if "ambassad" in line)
+    assert roles.endswith(role), roles
