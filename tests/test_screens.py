@@ -22,10 +22,12 @@ from aiogram_dialog import DialogManager, StartMode
 from aiogram_dialog.test_tools import BotClient
 from aiogram_dialog.test_tools.keyboard import InlineButtonDataLocator
 
+from bot.consultation import Question
 from bot.dialogs import states
 from bot.i18n import LANGUAGE_NAMES
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRepository
+from storage.repositories.survey import SurveyRepository, free_text_answers
 from tests.test_dialogs import NOW, Harness, RecordingBot, harness  # noqa: F401
 
 ADMIN = 1  # in the harness's ADMIN_IDS: sees every screen, the organisers' too
@@ -278,3 +280,44 @@ async def test_mydata_names_the_language_and_roles_in_words(
     assert language in data, data
     roles = next(line for line in data.split("\n") if "ambassad" in line)
     assert roles.endswith(role), roles
+
+
+async def test_results_show_free_text_answers_to_organisers_only(
+    harness: Harness,  # noqa: F811
+) -> None:
+    h = harness
+    h.bot = PhotoBot()
+    c = h.app.consultation
+    remarks = Question(
+        id="remarks",
+        kind="text",
+        text={"fr": "Une remarque ?", "nl": "Een opmerking?", "en": "A remark?"},
+        min=0,
+    )
+    h.app.consultation = c = c.model_copy(update={"questions": [*c.questions, remarks]})
+    async with h.app.sessionmaker() as session:
+        for i in range(5):
+            await MemberRepository(session).get_or_create(200 + i, f"m{i}")
+            repo = SurveyRepository(session)
+            response = await repo.get_or_create(c.id, 200 + i)
+            await repo.save_answer(response, "challenges", ["inclusion"], None)
+            await repo.save_answer(response, "remarks", [], f"Remarque {i}" if i != 2 else "")
+            await repo.submit(response, NOW + timedelta(minutes=i))
+        await session.commit()
+        assert len(await free_text_answers(session, c.id, ["remarks"])) == 4
+    admin = h.client(user_id=ADMIN, language="en")
+    await admin.send("/results")
+    block = h.bot.texts()[-1]
+    assert block.startswith("🔒 <b>Free-text answers</b>"), block
+    assert "4 free-text answers" in block
+    # The latest few, newest first (the one left empty does not count).
+    assert block.index("Remarque 4") < block.index("Remarque 3") < block.index("Remarque 1")
+    assert "Remarque 0" not in block
+    # A member, once the results are published, sees the counts but no free text.
+    h.clock.now = NOW + timedelta(days=10, hours=12)
+    member = h.client(user_id=7, language="en", dp=admin.dp)
+    await member.send("/start")
+    sent = len(h.bot.texts())
+    await member.send("/results")
+    assert h.bot.texts()[sent:], "no results for the member"
+    assert not any("Remarque" in text for text in h.bot.texts()[sent:])
