@@ -191,7 +191,16 @@ class ChartCache:
             album = Album(fingerprint, pngs, [None] * len(pngs))
             album.file_ids = [self.uploaded.get(d) for d in album.digests]
             self.albums[lang] = album
+            self._forget_old_uploads()
             return album
+
+    def _forget_old_uploads(self, keep: int = 200) -> None:
+        """While the survey is open the counts keep changing: forget the file_ids of charts
+        no album shows any more, so the map stays small."""
+        if len(self.uploaded) <= keep:
+            return
+        current = {d for album in self.albums.values() for d in album.digests}
+        self.uploaded = {d: f for d, f in self.uploaded.items() if d in current}
 
     def upload_lock(self, lang: str) -> asyncio.Lock:
         """Held while an album's photos are first uploaded: the others wait, then reuse them."""

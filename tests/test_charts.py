@@ -128,3 +128,17 @@ async def test_a_chart_the_broadcast_uploaded_is_not_uploaded_again() -> None:
     bot = PhotoBot()
     await send_album(bot, 9, album, "R", app, "nl")  # type: ignore[arg-type]
     assert bot.sent == [["file_id"] * 7]
+
+
+async def test_file_ids_of_charts_no_album_shows_are_forgotten() -> None:
+    def render(results: Results, c: Consultation, lang: str, tr: Translator) -> list[bytes]:
+        return [f"{results.respondents}:{q.question.id}".encode() for q in results.questions]
+
+    cache = ChartCache(render=render)
+    tr = Translator()
+    for n in range(40):  # forty submissions, each one a new album with its uploads
+        album = await cache.album(rank(C, Tally(n, {}, {})), C, "fr", tr)
+        for png in album.pngs:
+            cache.remember(png, f"id-{n}")
+    assert len(cache.uploaded) <= 200
+    assert all(cache.uploaded.get(d) == "id-39" for d in album.digests)
