@@ -186,6 +186,7 @@ async def run(settings: Settings, consultation: Consultation) -> None:
         SendLimits(per_second=settings.broadcast_rate),
         clock=app.clock,
         on_sent=app.on_delivery_sent,
+        on_photo_uploaded=app.charts.remember,
         stale_after=timedelta(seconds=settings.outbox_stale_seconds),
     )
     app.wake_outbox = outbox.wake

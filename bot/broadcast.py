@@ -20,14 +20,14 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, InputMediaPhoto, Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.context import Clock, system_clock
 from bot.ratelimit import RateLimiter, SendLimits
 from storage.models import Delivery
 from storage.repositories.members import MemberRepository
-from storage.repositories.outbox import OutboxRepository, backoff
+from storage.repositories.outbox import OutboxRepository, album_items, backoff
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
@@ -50,7 +50,10 @@ class Outbox:
         concurrency: int = 16,
         on_sent: Callable[[Delivery, Message], object] | None = None,
         stale_after: timedelta = STALE_CLAIM,
+        on_photo_uploaded: Callable[[bytes, str], None] | None = None,
     ) -> None:
+        # Told (bytes, file_id) when an album photo was uploaded: /results reuses it.
+        self.on_photo_uploaded = on_photo_uploaded
         self.stale_after = stale_after
         self.sent_buffer: list[tuple[int, dict[str, object]]] = []
         self.last_release = 0.0
@@ -66,6 +69,8 @@ class Outbox:
         self.tasks: set[asyncio.Task[None]] = set()
         self.upload_locks: dict[int, asyncio.Lock] = {}
         self.file_ids: dict[int, str] = {}
+        # An album's media id -> its photos' file_ids, once uploaded.
+        self.album_file_ids: dict[int, list[str]] = {}
         self.on_sent = on_sent
 
     def wake(self) -> None:
@@ -178,7 +183,11 @@ class Outbox:
         waits for its file_id here rather than queueing behind the upload (queued sends
         would all leave together when it ends: a burst the limiter never saw)."""
         wait = self.limiter.delay(row.chat_id, row.is_group)
-        if row.media_id is not None and row.media_id not in self.file_ids:
+        if (
+            row.media_id is not None
+            and row.media_id not in self.file_ids
+            and row.media_id not in self.album_file_ids
+        ):
             lock = self.upload_locks.get(row.media_id)
             if lock is not None and lock.locked():
                 wait = max(wait, UPLOAD_POLL)
@@ -238,6 +247,8 @@ class Outbox:
         )
         if row.media_id is None:
             return await self.bot.send_message(row.chat_id, row.text or "", reply_markup=markup)
+        if row.media_id in self.album_file_ids:
+            return await self._send_album(row, self.album_file_ids[row.media_id])
         file_id = self.file_ids.get(row.media_id)
         if file_id is not None:
             return await self.bot.send_photo(
@@ -250,10 +261,15 @@ class Outbox:
                 return await self.bot.send_photo(
                     row.chat_id, self.file_ids[row.media_id], caption=row.text, reply_markup=markup
                 )
+            if row.media_id in self.album_file_ids:
+                return await self._send_album(row, self.album_file_ids[row.media_id])
             async with self.sessionmaker() as session:
                 media = await OutboxRepository(session).media(row.media_id)
             if media is None:
                 return await self.bot.send_message(row.chat_id, row.text or "", reply_markup=markup)
+            items = album_items(media)
+            if items is not None:
+                return await self._upload_album(row, media.id, items)
             photo: str | BufferedInputFile = media.file_id or BufferedInputFile(
                 media.data, filename=media.filename
             )
@@ -269,6 +285,50 @@ class Outbox:
                     await OutboxRepository(session).set_file_id(media.id, message.photo[-1].file_id)
                     await session.commit()
             return message
+
+    async def _send_album(self, row: Delivery, photos: list[str | BufferedInputFile]) -> Message:
+        """sendMediaGroup, the delivery's text as the first photo's caption; the first
+        message stands for the album in the outbox's records."""
+        media = [
+            InputMediaPhoto(media=photo, caption=row.text if i == 0 else None)
+            for i, photo in enumerate(photos)
+        ]
+        return (await self._media_group(row.chat_id, media))[0]
+
+    async def _media_group(self, chat_id: int, media: list[InputMediaPhoto]) -> list[Message]:
+        if len(media) == 1:  # sendMediaGroup takes 2 to 10 items
+            return [await self.bot.send_photo(chat_id, media[0].media, caption=media[0].caption)]
+        return list(await self.bot.send_media_group(chat_id, media))  # type: ignore[arg-type]
+
+    async def _upload_album(self, row: Delivery, album_id: int, items: list[int]) -> Message:
+        """The first send of an album (under its upload lock): photos Telegram does not hold
+        yet are uploaded, and every file_id is kept for the next chats."""
+        async with self.sessionmaker() as session:
+            repo = OutboxRepository(session)
+            photos = [await repo.media(i) for i in items]
+        known = [p for p in photos if p is not None]
+        sources: list[str | BufferedInputFile] = [
+            p.file_id or BufferedInputFile(p.data, filename=p.filename) for p in known
+        ]
+        self.limiter.restamp(row.chat_id, row.is_group)  # after the media's read
+        media = [
+            InputMediaPhoto(media=source, caption=row.text if i == 0 else None)
+            for i, source in enumerate(sources)
+        ]
+        messages = await self._media_group(row.chat_id, media)
+        file_ids = [m.photo[-1].file_id if m.photo else "" for m in messages]
+        if len(file_ids) == len(known) and all(file_ids):
+            self.album_file_ids[album_id] = list(file_ids)
+            async with self.sessionmaker() as session:
+                repo = OutboxRepository(session)
+                for photo, file_id in zip(known, file_ids, strict=True):
+                    if photo.file_id != file_id:
+                        await repo.set_file_id(photo.id, file_id)
+                await session.commit()
+            if self.on_photo_uploaded is not None:
+                for photo, file_id in zip(known, file_ids, strict=True):
+                    self.on_photo_uploaded(photo.data, file_id)
+        return messages[0]
 
     async def _settle(self, row: Delivery, **values: object) -> None:
         async with self.sessionmaker() as session:

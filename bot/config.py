@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     consultation_file: Path = Path("consultations/deconfinement.yaml")
     admin_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     moderation_chat_id: int | None = None
+    # The language of the moderation group's cards; empty: the consultation's first language.
+    moderation_language: str | None = None
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     webhook_listen: str = "127.0.0.1:8080"
@@ -72,7 +74,12 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "telegram_api_url", "redis_url", "webhook_url", "webhook_secret", mode="before"
+        "telegram_api_url",
+        "redis_url",
+        "webhook_url",
+        "webhook_secret",
+        "moderation_language",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:

@@ -135,7 +135,8 @@ class Phase(_Model):
 
 class Consultation(_Model):
     id: str
-    organizer: str
+    # A text per language; a plain string (one name for every language) is accepted too.
+    organizer: Text | str
     timezone: str = "UTC"
     languages: list[str] = Field(min_length=1)
     access: Literal["open", "invite"] = "open"
@@ -158,10 +159,12 @@ class Consultation(_Model):
     def phase(self, kind: PhaseKind) -> Phase | None:
         return next((p for p in self.phases if p.kind == kind), None)
 
-    def text(self, value: Text | None, lang: str) -> str:
+    def text(self, value: Text | str | None, lang: str) -> str:
         """A consultation text in `lang`, falling back to the source language."""
         if not value:
             return ""
+        if isinstance(value, str):
+            return value
         return value.get(lang) or value.get(self.source_language) or next(iter(value.values()))
 
 
@@ -358,6 +361,8 @@ def _semantic_problems(c: Consultation) -> Iterator[tuple[Loc, str]]:
 
     yield from texts(("title",), c.title)
     yield from texts(("intro",), c.intro)
+    if isinstance(c.organizer, dict):
+        yield from texts(("organizer",), c.organizer)
     yield from ids(("phases",), c.phases, "phase")
     kinds: set[PhaseKind] = set()
     previous: Phase | None = None

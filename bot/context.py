@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.charts import ChartCache
 from bot.config import Settings
 from bot.consultation import Consultation
 from bot.i18n import INTERFACE_LANGUAGES, Translator
@@ -34,6 +35,8 @@ class AppContext:
     wake_outbox: Callable[[], None] = lambda: None
     # Hooks called with (delivery, message) when the outbox sent something (e.g. moderation cards).
     sent_hooks: list[Callable[..., Awaitable[None]]] = field(default_factory=list)
+    # Results charts per language, rendered off the event loop, kept with their file_ids.
+    charts: ChartCache = field(default_factory=ChartCache)
 
     async def on_delivery_sent(self, delivery: object, message: object) -> None:
         for hook in self.sent_hooks:
@@ -50,6 +53,12 @@ class AppContext:
     @property
     def default_language(self) -> str:
         return self.consultation.source_language
+
+    @property
+    def moderation_language(self) -> str:
+        """MODERATION_LANGUAGE when the consultation offers it, else its first language."""
+        wanted = (self.settings.moderation_language or "").strip().lower()
+        return wanted if wanted in self.languages else self.consultation.source_language
 
     def is_admin(self, user_id: int) -> bool:
         return user_id in self.settings.admin_ids

@@ -9,8 +9,10 @@ from contextvars import ContextVar
 from io import BytesIO
 from pathlib import Path
 
+from babel import Locale, UnknownLocaleError
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.numbers import format_percent
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "messages"
@@ -78,3 +80,32 @@ def pick_language(candidates: list[str | None], available: list[str]) -> str | N
 def N_(message: str) -> str:
     """Marks a string for extraction; it is translated later, where the language is known."""
     return message
+
+
+# Role names as members read them (msgids: translate with the reader's catalog).
+ROLE_NAMES = {
+    "ambassador": N_("ambassadeur"),
+    "official": N_("élu ou responsable local"),
+    "moderator": N_("modérateur"),
+}
+
+
+def role_name(role: str) -> str:
+    """The msgid naming a role (an unknown role keeps its id)."""
+    return ROLE_NAMES.get(role, role)
+
+
+def language_name(code: str, lang: str) -> str:
+    """A language's name in the reader's language ("néerlandais", "Dutch"), from Babel's CLDR."""
+    try:
+        return Locale.parse(lang).languages.get(code, code)
+    except (ValueError, UnknownLocaleError):
+        return code
+
+
+def percent(share: float, lang: str) -> str:
+    """A share (0.7) as the reader writes it: "70 %" in French, "70%" in Dutch and English."""
+    try:
+        return format_percent(share, locale=lang)
+    except (ValueError, UnknownLocaleError):
+        return f"{round(share * 100)}%"

@@ -108,7 +108,7 @@ class IdeaService:
 
     @property
     def group_lang(self) -> str:
-        return self.app.consultation.source_language
+        return self.app.moderation_language
 
     # ----------------------------------------------------------------- quotas
 
@@ -133,11 +133,11 @@ class IdeaService:
         return await count(member.id, self.app.clock() - window) < limit
 
     def quota_text(self, quota: Quota) -> str:
-        tr = self.app.translator
+        translator = self.app.translator
         settings = self.app.settings
         if quota == Quota.IDEAS:
             n = settings.quota_ideas_per_day
-            return tr.ngettext(
+            return translator.ngettext(
                 "Vous avez déjà proposé {n} idée ces dernières 24 heures : c’est le maximum. "
                 "Merci ! Revenez demain pour la suivante.",
                 "Vous avez déjà proposé {n} idées ces dernières 24 heures : c’est le maximum. "
@@ -146,7 +146,7 @@ class IdeaService:
             ).format(n=n)
         if quota == Quota.COMMENTS:
             n = settings.quota_comments_per_hour
-            return tr.ngettext(
+            return translator.ngettext(
                 "Vous avez déjà écrit {n} commentaire cette dernière heure : c’est le maximum. "
                 "Réessayez un peu plus tard, s’il vous plaît.",
                 "Vous avez déjà écrit {n} commentaires cette dernière heure : c’est le maximum. "
@@ -154,7 +154,7 @@ class IdeaService:
                 n,
             ).format(n=n)
         n = settings.quota_reports_per_day
-        return tr.ngettext(
+        return translator.ngettext(
             "Vous avez déjà fait {n} signalement ces dernières 24 heures : c’est le maximum. "
             "Merci de votre vigilance ; réessayez demain.",
             "Vous avez déjà fait {n} signalements ces dernières 24 heures : c’est le maximum. "
@@ -393,11 +393,11 @@ class IdeaService:
 
     async def _send_note(self, state: NotificationState, idea: Idea, now: datetime) -> None:
         lang = await self._language(state.member_id)
-        tr = self.app.translator
+        translator = self.app.translator
         parts = []
         if state.pending_comments:
             parts.append(
-                tr.ngettext(
+                translator.ngettext(
                     "💬 {n} nouveau commentaire sur votre idée « {title} ».",
                     "💬 {n} nouveaux commentaires sur votre idée « {title} ».",
                     state.pending_comments,
@@ -406,7 +406,7 @@ class IdeaService:
             )
         if state.pending_replies:
             parts.append(
-                tr.ngettext(
+                translator.ngettext(
                     "↩️ {n} nouvelle réponse à votre commentaire sur « {title} ».",
                     "↩️ {n} nouvelles réponses à votre commentaire sur « {title} ».",
                     state.pending_replies,

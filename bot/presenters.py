@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from functools import lru_cache
 from html import escape
@@ -9,11 +10,54 @@ from typing import TYPE_CHECKING
 
 from babel.dates import format_date, format_datetime
 
-from bot.consultation import Consultation, Phase
+from bot.consultation import Consultation, Phase, Question
 from bot.i18n import Translator
 
 if TYPE_CHECKING:
     from bot.context import AppContext
+
+
+# Words that say nothing on their own: an option's text made of its label's words and these
+# (articles, "and", "of") adds nothing to the label ("Jeunesse" / "La jeunesse").
+_FILLERS = frozenset(
+    "le la les l un une des du de d et à au aux het een der van en the a an of and to".split()
+)
+_WORD = re.compile(r"\w+")
+
+
+def adds_to_label(label: str, text: str) -> bool:
+    """Whether an option's full text says more than its button label."""
+
+    def words(value: str) -> set[str]:
+        # A plural adds nothing either ("victim" / "victims").
+        return {
+            w[:-1] if len(w) > 3 and w.endswith("s") else w
+            for w in _WORD.findall(value.lower())
+            if w not in _FILLERS
+        }
+
+    return bool(words(text) - words(label))
+
+
+def option_details(
+    question: Question, consultation: Consultation, lang: str, translator: Translator
+) -> list[str]:
+    """The "• label : text" lines of the options whose text adds something to the label; a
+    text that opens with its label ("Public space: its design…") does not repeat it."""
+    c = consultation
+    lines = []
+    for o in question.options:
+        label, text = c.text(o.label, lang), c.text(o.text, lang)
+        head, colon, rest = text.partition(":")
+        if colon and rest.strip() and not adds_to_label(label, head):
+            label, text = head.strip(), rest.strip()
+        if text and adds_to_label(label, text):
+            lines.append(
+                translator.gettext("• <b>{label}</b> : {text}", locale=lang).format(
+                    label=escape(label), text=escape(text)
+                )
+            )
+    return lines
 
 
 def when(moment: datetime, consultation: Consultation, lang: str, time: bool = False) -> str:
@@ -78,7 +122,7 @@ def welcome_text(app: AppContext, lang: str) -> str:
     c = app.consultation
     parts = [
         f"<b>{escape(c.text(c.title, lang))}</b>",
-        f"<i>{escape(c.organizer)}</i>",
+        f"<i>{escape(c.text(c.organizer, lang))}</i>",
         escape(c.text(c.intro, lang)).strip(),
         timeline_text(c, app.clock(), lang, app.translator),
     ]

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
 from bot.context import AppContext
+from bot.i18n import language_name, role_name
 from bot.moderation import comment_line, erased_line
 from bot.presenters import when
 from bot.text_budget import clip_html, pack_lines
@@ -48,8 +49,12 @@ async def my_data_messages(
         _("<b>Vos données</b>"),
         _("Identifiant Telegram : {id}").format(id=member.id),  # type: ignore[attr-defined]
         _("Prénom : {name}").format(name=escape(member.first_name or "—")),  # type: ignore[attr-defined]
-        _("Langue : {lang}").format(lang=member.language or "—"),  # type: ignore[attr-defined]
-        _("Rôles : {roles}").format(roles=", ".join(sorted(member.role_names)) or "—"),  # type: ignore[attr-defined]
+        _("Langue : {lang}").format(
+            lang=language_name(member.language, lang) if member.language else "—"  # type: ignore[attr-defined]
+        ),
+        _("Rôles : {roles}").format(
+            roles=", ".join(sorted(_(role_name(r)) for r in member.role_names)) or "—"  # type: ignore[attr-defined]
+        ),
         _("Inscrit le {date}").format(date=when(member.created_at, c, lang)),  # type: ignore[attr-defined]
     ]
     answers: dict[str, list[str]] = data["answers"]  # type: ignore[assignment]

@@ -1,18 +1,15 @@
-"""Counts -> ranked results, a summary text per language and a chart (PNG)."""
+"""Counts -> ranked results and their texts per language (the charts are in bot/charts.py)."""
 
 from __future__ import annotations
 
-import io
-import re
-import textwrap
 from dataclasses import dataclass
 from html import escape
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.consultation import Consultation, Question
-from bot.i18n import Translator
-from storage.repositories.survey import Tally, tally
+from bot.consultation import Consultation, PhaseKind, Question
+from bot.i18n import Translator, percent
+from storage.repositories.survey import FreeText, Tally, tally
 
 MESSAGE_LIMIT = 4096
 
@@ -36,6 +33,16 @@ class Results:
     respondents: int
     questions: list[QuestionResult]
 
+    def fingerprint(self) -> tuple[object, ...]:
+        """Equal while the counts are: what a cached chart was drawn from."""
+        return (
+            self.respondents,
+            tuple(
+                (q.question.id, q.seen, tuple((o.option_id, o.count) for o in q.options))
+                for q in self.questions
+            ),
+        )
+
 
 def rank(consultation: Consultation, counts: Tally) -> Results:
     """Options by count, ties in file order; shares over those who saw each question."""
@@ -58,35 +65,90 @@ async def compute(session: AsyncSession, consultation: Consultation) -> Results:
     return rank(consultation, await tally(session, consultation.id))
 
 
+def results_intro(consultation: Consultation, lang: str) -> str:
+    """The results phase's own text (title and description), sent before the chart and counts."""
+    c = consultation
+    phase = c.phase(PhaseKind.RESULTS)
+    if phase is None:
+        return ""
+    parts = [f"📊 <b>{escape(c.text(phase.title, lang))}</b>"]
+    if phase.description:
+        parts.append(escape(c.text(phase.description, lang)).strip())
+    return "\n\n".join(parts)
+
+
+def results_heading(consultation: Consultation, lang: str, translator: Translator) -> str:
+    """The chart album's caption and the summary's first line."""
+    c = consultation
+    return translator.gettext("📊 <b>Résultats : {title}</b>", locale=lang).format(
+        title=escape(c.text(c.title, lang))
+    )
+
+
 def summary_parts(
     results: Results, consultation: Consultation, lang: str, translator: Translator
 ) -> list[str]:
     """The ranked summary, split at question boundaries to fit Telegram's message limit."""
     c = consultation
     _ = translator.gettext
-    header = _("📊 <b>Résultats : {title}</b>").format(title=escape(c.text(c.title, lang)))
-    count = translator.ngettext("{n} répondant", "{n} répondants", results.respondents).format(
-        n=results.respondents
-    )
-    blocks = [f"{header}\n{count}"]
+    count = translator.ngettext(
+        "{n} répondant", "{n} répondants", results.respondents, locale=lang
+    ).format(n=results.respondents)
+    blocks = [f"{results_heading(c, lang, translator)}\n{count}"]
     if results.respondents == 0:
-        blocks.append(_("Personne n’a encore envoyé ses réponses."))
+        blocks.append(_("Personne n’a encore envoyé ses réponses.", locale=lang))
     for i, qr in enumerate(results.questions, start=1):
         lines = [f"<b>{i}. {escape(c.text(qr.question.text, lang))}</b>"]
         if qr.seen != results.respondents:
             lines.append(
                 "<i>"
                 + translator.ngettext(
-                    "({n} personne concernée)", "({n} personnes concernées)", qr.seen
+                    "({n} personne concernée)", "({n} personnes concernées)", qr.seen, locale=lang
                 ).format(n=qr.seen)
                 + "</i>"
             )
         for r in qr.options:
             option = qr.question.option(r.option_id)
             label = escape(c.text(option.text or option.label, lang)) if option else r.option_id
-            lines.append(f"• {label} ({r.count}) — {round(r.share * 100)} %")
+            lines.append(
+                _("• {option} — {count} ({percent})", locale=lang).format(
+                    option=label, count=r.count, percent=percent(r.share, lang)
+                )
+            )
         blocks.append("\n".join(lines))
     return pack(blocks, MESSAGE_LIMIT)
+
+
+def free_text_block(
+    consultation: Consultation,
+    counts: dict[str, int],
+    latest: dict[str, list[FreeText]],
+    lang: str,
+    translator: Translator,
+) -> str:
+    """For organisers: per text question, how many answered and the latest few answers."""
+    c = consultation
+    _ = translator.gettext
+    questions = [q for q in c.questions if q.kind == "text"]
+    if not questions:
+        return ""
+    lines = [_("🔒 <b>Réponses libres</b> (organisateurs seulement)", locale=lang)]
+    for q in questions:
+        n = counts.get(q.id, 0)
+        lines.append("")
+        lines.append(f"<b>{escape(c.text(q.text, lang))}</b>")
+        lines.append(
+            translator.ngettext("{n} réponse libre", "{n} réponses libres", n, locale=lang).format(
+                n=n
+            )
+        )
+        shown = latest.get(q.id, [])
+        if shown:
+            lines.append(_("Les plus récentes :", locale=lang))
+            for answer in shown:
+                text = answer.text if len(answer.text) <= 300 else answer.text[:299] + "…"
+                lines.append(_("« {text} »", locale=lang).format(text=escape(text)))
+    return "\n".join(lines)
 
 
 def pack(blocks: list[str], limit: int) -> list[str]:
@@ -120,56 +182,3 @@ def _split_lines(block: str, limit: int) -> list[str]:
     if current:
         out.append(current)
     return out
-
-
-def chart_png(
-    results: Results, consultation: Consultation, lang: str, translator: Translator
-) -> bytes:
-    """Horizontal bars per question, most chosen on top, labels wrapped for a phone screen."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    c = consultation
-    questions = results.questions
-    heights = [max(1.2, 0.45 * len(q.options) + 0.8) for q in questions] or [1.0]
-    fig, axes = plt.subplots(
-        len(heights),
-        1,
-        figsize=(7.5, sum(heights)),
-        dpi=110,
-        gridspec_kw={"height_ratios": heights},
-        squeeze=False,
-    )
-    for ax, qr in zip(axes[:, 0], questions, strict=False):
-        labels = []
-        for r in qr.options:
-            option = qr.question.option(r.option_id)
-            labels.append(textwrap.fill(c.text(option.label, lang) if option else r.option_id, 28))
-        counts = [r.count for r in qr.options]
-        positions = list(range(len(counts)))[::-1]
-        ax.barh(positions, counts, color="#2c7fb8")
-        ax.set_yticks(positions, labels, fontsize=9)
-        title = re.sub(r"\s*\([^)]*\)\s*$", "", c.text(qr.question.text, lang))  # no "(several…)"
-        ax.set_title(textwrap.fill(title, 70), fontsize=9.5, loc="left")
-        top = max(counts, default=0)
-        ax.set_xlim(0, max(1, top) * 1.15)
-        for y, n in zip(positions, counts, strict=False):
-            ax.text(n + max(1, top) * 0.01, y, str(n), va="center", fontsize=8.5)
-        ax.xaxis.set_visible(False)
-        for side in ("top", "right", "bottom"):
-            ax.spines[side].set_visible(False)
-    if not questions:
-        axes[0, 0].axis("off")
-    fig.suptitle(
-        translator.gettext("Résultats : {title}", locale=lang).format(title=c.text(c.title, lang)),
-        fontsize=11,
-        x=0.01,
-        ha="left",
-    )
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()

@@ -9,12 +9,21 @@ from html import escape
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.charts import chunks
 from bot.consultation import Phase, PhaseKind, Role
 from bot.context import AppContext
 from bot.ideas import idea_link
 from bot.phases import Edge, Transition
 from bot.presenters import when
-from bot.results import MESSAGE_LIMIT, Results, chart_png, compute, pack, summary_parts
+from bot.results import (
+    MESSAGE_LIMIT,
+    Results,
+    compute,
+    pack,
+    results_heading,
+    results_intro,
+    summary_parts,
+)
 from storage.models import Idea
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import recipients
@@ -29,6 +38,7 @@ async def run_due(app: AppContext, now: datetime | None = None) -> list[str]:
     """Record and act on every due transition not yet recorded, in time order."""
     now = now or app.clock()
     done = []
+    await _prepare_charts(app, now)
     for event in app.timeline.due(now):
         key = f"{app.consultation.id}:{event.key}"
         async with app.sessionmaker() as session:
@@ -42,6 +52,27 @@ async def run_due(app: AppContext, now: datetime | None = None) -> list[str]:
         log.info("transition %s: %s", key, outcome)
         done.append(f"{event.key}:{outcome}")
     return done
+
+
+async def _prepare_charts(app: AppContext, now: datetime) -> None:
+    """Render the results charts before the results open, outside the transition's
+    transaction (a render takes seconds: no write lock may be held meanwhile)."""
+    c = app.consultation
+    keys = [
+        f"{c.id}:{e.key}"
+        for e in app.timeline.due(now)
+        if e.edge == Edge.OPEN
+        and any(p.id == e.phase_id and p.kind == PhaseKind.RESULTS for p in c.phases)
+    ]
+    if not keys:
+        return
+    async with app.sessionmaker() as session:
+        recorded = await TransitionRepository(session).all()
+        if all(key in recorded for key in keys):
+            return
+        results = await compute(session, c)
+    for lang in app.languages:
+        await app.charts.album(results, c, lang, app.translator)
 
 
 async def perform(session: AsyncSession, app: AppContext, event: Transition, now: datetime) -> str:
@@ -155,20 +186,33 @@ async def results_deliveries(
     members: list[int],
     topic: str,
 ) -> list[NewDelivery]:
-    """Chart (uploaded once per language, then re-sent by file_id) and the summary parts."""
+    """The results phase's text, the charts as albums (each photo uploaded once per language,
+    then re-sent by file_id) and the summary parts, in that order for each member."""
     c = app.consultation
-    with app.translator.use(lang):
-        parts = summary_parts(results, c, lang, app.translator)
-        caption = app.translator.gettext("📊 <b>Résultats : {title}</b>").format(
-            title=escape(c.text(c.title, lang))
-        )
-    media_id = await outbox.add_media(
-        f"results-{lang}.png", chart_png(results, c, lang, app.translator)
-    )
+    intro = results_intro(c, lang)
+    parts = summary_parts(results, c, lang, app.translator)
+    caption = results_heading(c, lang, app.translator)
+    album = await app.charts.album(results, c, lang, app.translator)
+    photos = [
+        await outbox.add_media(f"results-{lang}-{i + 1}.png", png, file_id=album.file_ids[i])
+        for i, png in enumerate(album.pngs)
+    ]
+    albums = [await outbox.add_album([photos[i] for i in group]) for group in chunks(len(photos))]
     items = []
     for member_id in members:
         key = f"{c.id}:{topic}:{member_id}"
-        items.append(NewDelivery(f"{key}:chart", topic, member_id, text=caption, media_id=media_id))
+        if intro:
+            items.append(NewDelivery(f"{key}:intro", topic, member_id, text=intro))
+        for j, album_id in enumerate(albums):
+            items.append(
+                NewDelivery(
+                    f"{key}:chart" if j == 0 else f"{key}:chart{j}",
+                    topic,
+                    member_id,
+                    text=caption if j == 0 else None,
+                    media_id=album_id,
+                )
+            )
         for i, part in enumerate(parts):
             items.append(NewDelivery(f"{key}:{i}", topic, member_id, text=part))
     return items
@@ -218,8 +262,8 @@ def digest_parts(
     app: AppContext, phase: Phase, ideas: list[Idea], start: datetime, end: datetime, lang: str
 ) -> list[str]:
     c = app.consultation
-    tr = app.translator
-    header = tr.ngettext(
+    translator = app.translator
+    header = translator.ngettext(
         "🗞 <b>{n} nouvelle idée approuvée</b> ({start} – {end})",
         "🗞 <b>{n} nouvelles idées approuvées</b> ({start} – {end})",
         len(ideas),

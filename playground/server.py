@@ -1555,7 +1555,12 @@ class BotAPIEmulator:
     async def _api_sendMediaGroup(self, req: _Req) -> Any:
         chat = self._target(req)
         items = req.params["media"]
+        if not 2 <= len(items) <= 10:  # the spec: "must include 2-10 items"
+            raise ApiError(400, "Bad Request: wrong number of media items: 2 to 10 are allowed")
         resolved = [self._resolve_media(m["type"], m["media"], req.files) for m in items]
+        for item, res in zip(items, resolved, strict=True):
+            if item["type"] == "photo" and res[2] is not None:
+                _check_image(res[2].data)
         reply_to = self._reply_target(chat, req.params)
         self._check_limits(req, chat)
         group_id = str(next(self._file_ids) * 1_000_003)

@@ -31,7 +31,11 @@ def problems_of(document: dict[str, Any]) -> list[str]:
 def test_default_consultation_is_the_seed() -> None:
     c = load_consultation(DEFAULT_CONSULTATION)
     assert c.languages == ["fr", "nl", "en"]
-    assert c.organizer == "BeFUS asbl"
+    assert [c.text(c.organizer, lang) for lang in c.languages] == [
+        "BeFUS asbl",
+        "BeFUS vzw",
+        "BeFUS",
+    ]
     assert c.text(c.title, "fr") == "Pour un déconfinement sécure au niveau local"
     assert [p.kind for p in c.phases] == [PhaseKind.SURVEY, PhaseKind.RESULTS, PhaseKind.IDEAS]
     survey = c.phases[0]
@@ -45,6 +49,12 @@ def test_default_consultation_is_the_seed() -> None:
     assert {"strategy_axes", "inclusion", "living_together", "nuisances"} <= set(ids)
     focus = c.question("rehab_focus")
     assert focus is not None and focus.when is not None
+    # The seed asks which comes first, victims or authors (3 against 1): one answer.
+    assert focus.kind == "single"
+    hint = ("plusieurs choix", "meerdere antwoorden", "choose several", "((", "))")
+    for q in c.questions:
+        for lang in c.languages:
+            assert not any(h in c.text(q.text, lang) for h in hint), (q.id, lang)
     assert focus.when.question == "rehab_priority" and focus.when.any == ["yes"]
     assert [p.id for p in c.phases[2].projects] == [
         "inclusion",
@@ -56,6 +66,15 @@ def test_default_consultation_is_the_seed() -> None:
     for q in c.questions:
         for o in q.options:
             assert all(len(label) <= MAX_LABEL_CHARS for label in o.label.values())
+
+
+def test_organizer_may_be_one_name_or_a_text_per_language() -> None:
+    doc = default_document()
+    doc["organizer"] = "Ville de Namur"
+    c = parse_consultation(yaml.safe_dump(doc, allow_unicode=True))
+    assert c.text(c.organizer, "nl") == "Ville de Namur"
+    doc["organizer"] = {"fr": "Ville de Namur", "nl": "Stad Namen"}
+    assert any("organizer.en: missing en text" in p for p in problems_of(doc))
 
 
 def test_seed_options_named_in_phase_two_are_all_there() -> None:

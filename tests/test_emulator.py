@@ -541,6 +541,21 @@ async def test_photo_upload_then_reuse_by_file_id(
     assert len(album) == 2 and album[0].caption == "1"
     assert album[0].media_group_id == album[1].media_group_id
     assert [m.source for m in emu.media_sends[-2:]] == ["file_id", "upload"]
+    # An album holds 2 to 10 items, and its uploads must be images like sendPhoto's.
+    with pytest.raises(TelegramBadRequest, match="2 to 10"):
+        await bot.send_media_group(ALICE, [InputMediaPhoto(media=first.photo[-1].file_id)])
+    with pytest.raises(TelegramBadRequest, match="2 to 10"):
+        await bot.send_media_group(
+            ALICE, [InputMediaPhoto(media=first.photo[-1].file_id) for _ in range(11)]
+        )
+    with pytest.raises(TelegramBadRequest, match="IMAGE_PROCESS_FAILED"):
+        await bot.send_media_group(
+            ALICE,
+            [
+                InputMediaPhoto(media=first.photo[-1].file_id),
+                InputMediaPhoto(media=BufferedInputFile(b"not an image", "x.png")),
+            ],
+        )
 
     # a raw multipart upload under the parameter's own name works too
     form = aiohttp.FormData()

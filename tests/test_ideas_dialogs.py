@@ -781,3 +781,28 @@ async def test_digest_of_newly_approved_ideas_for_officials(
     assert len(await deliveries(sessionmaker, "digest:ideas")) == 2
     # Run again: each digest happens once.
     assert await run_due(app, starts + timedelta(days=14, minutes=2)) == []
+
+
+async def test_moderation_cards_in_the_moderation_language(
+    tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    app = db_app(tmp_path, sessionmaker)
+    assert app.moderation_language == "fr"  # by default, the consultation's first language
+    app.settings = app.settings.model_copy(update={"moderation_language": "de"})
+    assert app.moderation_language == "fr"  # not a language of the consultation
+    app.settings = app.settings.model_copy(update={"moderation_language": "nl"})
+    await add_member(sessionmaker, 7, "Anne", lang="fr")
+    async with sessionmaker() as session:
+        member = await MemberRepository(session).get(7)
+        assert member is not None
+        idea = await IdeaService(session, app).submit(member, "inclusion", "Bancs", "Au parc.")
+    [card] = await deliveries(sessionmaker, "moderation")
+    head = t("💡 <b>Nouvelle idée n° {id}</b> — {project}", "nl").format(
+        id=idea.id, project="Inclusie"
+    )
+    assert (card.text or "").startswith(head), card.text
+    assert "Nouvelle idée" not in (card.text or "")
+    buttons = [
+        b["text"] for row in json.loads(card.reply_markup or "{}")["inline_keyboard"] for b in row
+    ]
+    assert buttons == [t("✅ Approuver", "nl"), t("❌ Rejeter", "nl")]

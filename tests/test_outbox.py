@@ -15,7 +15,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods import SendMessage, SendPhoto, TelegramMethod
+from aiogram.methods import SendMediaGroup, SendMessage, SendPhoto, TelegramMethod
 from aiogram.types import Chat, Message, PhotoSize
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -48,6 +48,20 @@ class ScriptedBot(Bot):
             raise script.pop(0)
         chat = Chat(id=chat_id, type="private")
         now = datetime.now(UTC)
+        if isinstance(method, SendMediaGroup):
+            assert 2 <= len(method.media) <= 10
+            out = []
+            for i, item in enumerate(method.media):
+                if isinstance(item.media, str):
+                    file_id = item.media
+                else:
+                    self.uploads += 1
+                    file_id = f"album-{item.media.filename}"
+                size = PhotoSize(file_id=file_id, file_unique_id=file_id, width=10, height=10)
+                caption = item.caption if i == 0 else None
+                self.sent.append((chat_id, f"[album {file_id}] {caption or ''}".strip()))
+                out.append(Message(message_id=next(self.ids), date=now, chat=chat, photo=[size]))
+            return out
         if isinstance(method, SendPhoto):
             if not isinstance(method.photo, str):
                 self.uploads += 1
@@ -73,9 +87,12 @@ async def statuses(sessionmaker: async_sessionmaker[AsyncSession]) -> dict[str, 
 
 
 async def run_outbox(
-    sessionmaker: async_sessionmaker[AsyncSession], bot: Bot, until: Callable[[], Any]
+    sessionmaker: async_sessionmaker[AsyncSession],
+    bot: Bot,
+    until: Callable[[], Any],
+    **options: Any,
 ) -> None:
-    outbox = Outbox(sessionmaker, bot, SendLimits(per_second=100))
+    outbox = Outbox(sessionmaker, bot, SendLimits(per_second=100), **options)
     task = asyncio.create_task(outbox.run())
     try:
         await wait_until(until)
@@ -150,6 +167,46 @@ async def test_media_uploaded_once_then_reused_and_order_kept(
     for chat in range(10, 16):
         mine = [text for c, text in bot.sent if c == chat]
         assert mine == ["[photo]", f"summary {chat}"]
+
+
+async def test_an_album_is_uploaded_once_then_sent_by_file_ids(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker() as session:
+        repo = OutboxRepository(session)
+        photos = [await repo.add_media(f"q{i}.png", f"png {i}".encode()) for i in range(3)]
+        # A photo Telegram already holds (e.g. sent by /results) is not uploaded again.
+        known = await repo.add_media("q3.png", b"png 3", file_id="held-3")
+        album = await repo.add_album([*photos, known])
+        await session.commit()
+    items = []
+    for chat in range(20, 25):
+        items.append(NewDelivery(f"a{chat}", "r", chat, text="Results", media_id=album))
+        items.append(NewDelivery(f"s{chat}", "r", chat, text=f"summary {chat}"))
+    await enqueue(sessionmaker, items)
+    bot = ScriptedBot()
+    told: list[tuple[bytes, str]] = []
+
+    async def all_sent() -> bool:
+        return set((await statuses(sessionmaker)).values()) == {"sent"}
+
+    await run_outbox(
+        sessionmaker, bot, all_sent, on_photo_uploaded=lambda png, fid: told.append((png, fid))
+    )
+    assert bot.uploads == 3
+    for chat in range(20, 25):
+        mine = [text for c, text in bot.sent if c == chat]
+        assert mine == [
+            "[album album-q0.png] Results",
+            "[album album-q1.png]",
+            "[album album-q2.png]",
+            "[album held-3]",
+            f"summary {chat}",
+        ]
+    assert (b"png 0", "album-q0.png") in told and len(told) == 4
+    async with sessionmaker() as session:
+        stored = await OutboxRepository(session).media(photos[1])
+        assert stored is not None and stored.file_id == "album-q1.png"
 
 
 async def test_resume_after_crash_sends_nothing_twice(

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.charts import chunks, question_figure, render_album
 from bot.consultation import load_consultation
 from bot.i18n import Translator
-from bot.results import chart_png, compute, pack, summary_parts
+from bot.results import Results, compute, pack, rank, results_intro, summary_parts
 from storage.repositories.members import MemberRepository
-from storage.repositories.survey import SurveyRepository
+from storage.repositories.survey import SurveyRepository, Tally
 from tests.support import DEFAULT_CONSULTATION, SEED_COUNTS, seed_answers
 
 C = load_consultation(DEFAULT_CONSULTATION)
@@ -73,14 +76,30 @@ async def test_summary_in_each_language(sessionmaker: async_sessionmaker[AsyncSe
     fr = "\n".join(summary_parts(results, C, "fr", translator))
     assert "10 répondants" in fr
     assert fr.index("L’approche locale, intégrale et intégrée") < fr.index("La communication")
-    assert "(7) — 70 %" in fr
+    # Counts and percentages as each language writes them (Babel): "70 %" in French only.
+    assert "intégrée de prévention et de sécurité — 7 (70\xa0%)" in fr
     assert "(4 personnes concernées)" in fr
+    # No hint in the headers, no double brackets such as "(prévention des nuisances) (1)".
+    assert "plusieurs choix" not in fr and ") (" not in fr
+    assert "La diminution et la prévention des nuisances — 1 (10\xa0%)" in fr
     nl = "\n".join(summary_parts(results, C, "nl", translator))
     assert C.text(C.question("strategy_axes").text, "nl")[:40] in nl
+    assert "— 7 (70%)" in nl and "10 deelnemers" in nl
     en = "\n".join(summary_parts(results, C, "en", translator))
     assert C.text(C.title, "en") in en
+    assert "Support for victims — 3 (75%)" in en and ") (" not in en
     for part in summary_parts(results, C, "fr", translator):
         assert len(part) <= 4096
+
+
+def test_results_phase_text_comes_with_the_results() -> None:
+    """The seed's phase-2 conclusion (4 projects, ideas from 19/05/2020) is what members read
+    first, in their language."""
+    fr = results_intro(C, "fr")
+    assert fr.startswith("📊 <b>Résultats du sondage")
+    assert "nous vous proposons 4 projets" in fr and "A partir du 19/05/2020" in fr
+    assert "4 projecten" in results_intro(C, "nl") and "Vanaf 19/05/2020" in results_intro(C, "nl")
+    assert "From 19/05/2020" in results_intro(C, "en")
 
 
 def test_pack_splits_at_block_boundaries() -> None:
@@ -91,12 +110,54 @@ def test_pack_splits_at_block_boundaries() -> None:
     assert all(len(p) <= 4096 for p in parts) and "".join(parts).count("x") == 10_000
 
 
-async def test_chart_is_a_png(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    await store(sessionmaker)
-    async with sessionmaker() as session:
-        results = await compute(session, C)
-    png = chart_png(results, C, "nl", Translator())
-    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+def seed_results() -> Results:
+    """The seed's counts, without a database (charts need only the counts)."""
+    seen: Counter[str] = Counter()
+    chosen: Counter[tuple[str, str]] = Counter()
+    for answers in seed_answers():
+        for question_id, choices in answers.items():
+            seen[question_id] += 1
+            chosen.update((question_id, option) for option in choices)
+    return rank(C, Tally(len(seed_answers()), dict(seen), dict(chosen)))
+
+
+def test_one_chart_per_question_readable_on_a_phone() -> None:
+    results = seed_results()
+    pngs = render_album(results, C, "nl", Translator())
+    assert len(pngs) == len(results.questions) == 7
+    for png in pngs:
+        assert png.startswith(b"\x89PNG")
+        width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+        assert width == 1080 and 300 < height < 1280, (width, height)
+
+
+@pytest.mark.parametrize("lang", ["fr", "nl", "en"])
+def test_chart_titles_never_overlap_the_bars(lang: str) -> None:
+    """Measured on the drawn figure: title above the note, note above the bars and their
+    labels, every text inside the image; counts and percentages printed on the bars."""
+    results = seed_results()
+    for number, qr in enumerate(results.questions, start=1):
+        fig = question_figure(qr, number, C, lang, Translator())
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+        title, note = (t.get_window_extent(renderer) for t in fig.texts)
+        ax = fig.axes[0]
+        bars = ax.get_tightbbox(renderer)
+        assert title.y0 > note.y1 and note.y0 > bars.y1, (lang, qr.question.id)
+        values = [t.get_text() for t in ax.texts]
+        assert len(values) == len(qr.options)
+        assert values[0].startswith(f"{qr.options[0].count} (")
+        for box in [title, note, bars, *(t.get_window_extent(renderer) for t in ax.texts)]:
+            assert 0 <= box.x0 and box.x1 <= fig.bbox.width + 0.5, (lang, qr.question.id)
+            assert 0 <= box.y0 and box.y1 <= fig.bbox.height + 0.5, (lang, qr.question.id)
+
+
+def test_albums_hold_two_to_ten_photos() -> None:
+    assert [len(r) for r in chunks(7)] == [7]
+    assert [len(r) for r in chunks(10)] == [10]
+    assert [len(r) for r in chunks(11)] == [6, 5]
+    assert [len(r) for r in chunks(21)] == [7, 7, 7]
+    assert [i for r in chunks(23) for i in r] == list(range(23))
 
 
 async def test_no_respondents_yet(sessionmaker: async_sessionmaker[AsyncSession]) -> None:

@@ -58,9 +58,13 @@ async def confirm_getter(
     dialog_manager: DialogManager, app: AppContext, session: Any, **_: Any
 ) -> dict[str, Any]:
     key = dialog_manager.dialog_data.get("audience", "amb")
+    count = await audience_size(session, key)
     return {
-        "count": await audience_size(session, key),
-        "audience": app.translator.gettext(AUDIENCE_NAMES[key]),
+        "question": app.translator.ngettext(
+            "Cette annonce sera envoyée à {count} personne : {audience}. Confirmer ?",
+            "Cette annonce sera envoyée à {count} personnes : {audience}. Confirmer ?",
+            count,
+        ).format(count=count, audience=app.translator.gettext(AUDIENCE_NAMES[key])),
         "html": dialog_manager.dialog_data.get("html", ""),
     }
 
@@ -111,7 +115,7 @@ def announce_dialog() -> Dialog:
         ),
         Window(
             Format("{html}\n\n———"),
-            T("Cette annonce sera envoyée à {count} personne(s) : {audience}. Confirmer ?"),
+            Format("{question}"),
             Row(Button(T("📨 Envoyer"), id="send", on_click=on_send), Cancel(T("Annuler"))),
             state=Announce.confirm,
             getter=confirm_getter,

@@ -100,11 +100,13 @@ async def project_getter(
     ideas, total = await IdeaRepository(session).approved(
         app.consultation.id, project.id, by_support, page * PAGE, PAGE
     )
-    tr = app.translator
+    translator = app.translator
     return {
         "project": escape(app.consultation.text(project.title, lang)),
         "description": escape(app.consultation.text(project.description, lang)),
-        "count": tr.ngettext("{n} idée approuvée", "{n} idées approuvées", total).format(n=total),
+        "count": translator.ngettext("{n} idée approuvée", "{n} idées approuvées", total).format(
+            n=total
+        ),
         "ideas": [(i.id, f"💡 {_label(app, i, lang)} · 👍 {i.supports}") for i in ideas],
         "has_prev": page > 0,
         "has_next": (page + 1) * PAGE < total,
@@ -157,7 +159,8 @@ def _comment_line(app: AppContext, comment: Comment, number: int, lang: str) -> 
     indent = "    ↩️ " if comment.parent_id else ""
     name = clip_html(comment.author_name or "—", 40)
     text = comment_text_html(app, comment, lang, COMMENT_SHOWN)
-    return f"{indent}{number}. <b>{name}</b> : {text}"
+    line = app.translator.gettext("{number}. <b>{name}</b> : {text}", locale=lang)
+    return indent + line.format(number=number, name=name, text=text)
 
 
 async def _page_comments(
@@ -182,12 +185,12 @@ async def idea_getter(
     dialog_manager: DialogManager, app: AppContext, lang: str, **_: Any
 ) -> dict[str, Any]:
     _app, service, _lang = _ctx(dialog_manager)
-    tr = app.translator
+    translator = app.translator
     idea = await _current_idea(dialog_manager)
     if idea is None:
         return {
             "missing": True,
-            "body": tr.gettext("Cette idée n’est pas (ou plus) disponible."),
+            "body": translator.gettext("Cette idée n’est pas (ou plus) disponible."),
             "present": False,
             "open": False,
             "supported": False,
@@ -201,7 +204,7 @@ async def idea_getter(
     shown, page, page_count, total = await _page_comments(dialog_manager)
     project = service.project(idea.project_id)
     text = (
-        tr.gettext("🗑 Contenu effacé à la demande de son auteur.")
+        translator.gettext("🗑 Contenu effacé à la demande de son auteur.")
         if idea.erased_at is not None
         else clip_html(idea.text, IDEA_TEXT_SHOWN)
     )
@@ -211,16 +214,20 @@ async def idea_getter(
         "",
         text,
         "",
-        tr.gettext("— {name} · 👍 {n}").format(
+        translator.gettext("— {name} · 👍 {n}").format(
             name=clip_html(idea.author_name or "—", 40), n=idea.supports
         ),
     ]
     if idea.status != "approved":
         lines.append(
-            tr.gettext("<i>(pas encore publiée : en attente de modération ou non retenue)</i>")
+            translator.gettext(
+                "<i>(pas encore publiée : en attente de modération ou non retenue)</i>"
+            )
         )
     lines.append("")
-    lines.append(tr.ngettext("💬 {n} commentaire", "💬 {n} commentaires", total).format(n=total))
+    lines.append(
+        translator.ngettext("💬 {n} commentaire", "💬 {n} commentaires", total).format(n=total)
+    )
     lines.extend(line for _n, _c, line in shown)
     if page_count > 1:
         lines.append(f"({page + 1} / {page_count})")
@@ -253,11 +260,11 @@ async def on_support(callback: CallbackQuery, button: Button, manager: DialogMan
         return
     on = button.widget_id == "sup"
     changed = await service.set_support(member, idea.id, on)
-    tr = app.translator.gettext
+    _ = app.translator.gettext
     if on:
-        text = tr("Merci pour votre soutien !") if changed else tr("Vous soutenez déjà cette idée.")
+        text = _("Merci pour votre soutien !") if changed else _("Vous soutenez déjà cette idée.")
     else:
-        text = tr("Soutien retiré.") if changed else tr("Vous ne souteniez pas cette idée.")
+        text = _("Soutien retiré.") if changed else _("Vous ne souteniez pas cette idée.")
     await callback.answer(text)
 
 
@@ -347,13 +354,13 @@ async def on_comment_text(message: Message, _: MessageInput, manager: DialogMana
         await manager.switch_to(Ideas.idea)
         return
     app, service, _lang = _ctx(manager)
-    tr = app.translator
+    translator = app.translator
     problem = check_text(message.text, COMMENT_MAX)
     if problem is not None:
         await message.answer(
-            tr.gettext("Votre commentaire est vide.")
+            translator.gettext("Votre commentaire est vide.")
             if problem == TextProblem.EMPTY
-            else tr.gettext(
+            else translator.gettext(
                 "Votre commentaire fait {n} caractères : {max} au plus, s’il vous plaît. Raccourcissez-le et envoyez-le à nouveau."
             ).format(n=len((message.text or "").strip()), max=COMMENT_MAX)
         )
@@ -362,7 +369,7 @@ async def on_comment_text(message: Message, _: MessageInput, manager: DialogMana
     idea = await _current_idea(manager)
     member = manager.middleware_data.get("member")
     if idea is None or member is None or idea.status != "approved":
-        await message.answer(tr.gettext("Cette idée n’est pas (ou plus) disponible."))
+        await message.answer(translator.gettext("Cette idée n’est pas (ou plus) disponible."))
         manager.show_mode = ShowMode.SEND
         await manager.switch_to(Ideas.idea)
         return
@@ -376,7 +383,7 @@ async def on_comment_text(message: Message, _: MessageInput, manager: DialogMana
     if parent is not None and (parent.idea_id != idea.id or parent.parent_id is not None):
         parent = None
     await service.comment(member, idea, message.text or "", parent)
-    await message.answer(tr.gettext("💬 Commentaire publié."))
+    await message.answer(translator.gettext("💬 Commentaire publié."))
     manager.show_mode = ShowMode.SEND
     await manager.switch_to(Ideas.idea)
 

@@ -81,7 +81,7 @@ async def show_results(callback: CallbackQuery, _: Button, manager: DialogManage
         await callback.answer(app.translator.gettext("Les résultats ne sont pas encore publiés."))
         return
     await callback.answer()
-    await send_results(callback.message, app, data["session"], data["lang"])
+    await send_results(callback.message, app, data["session"], data["lang"], data.get("member"))
     await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 

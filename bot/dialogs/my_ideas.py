@@ -61,12 +61,12 @@ async def _mine(manager: DialogManager) -> Idea | None:
 
 
 async def detail_getter(
-    dialog_manager: DialogManager, app: AppContext, lang: str, **_: Any
+    dialog_manager: DialogManager, app: AppContext, lang: str, **kwargs: Any
 ) -> dict[str, Any]:
-    tr = app.translator.gettext
+    _ = app.translator.gettext
     idea = await _mine(dialog_manager)
     if idea is None:
-        return {"body": tr("Cette idée n’est pas (ou plus) disponible."), "pending": False}
+        return {"body": _("Cette idée n’est pas (ou plus) disponible."), "pending": False}
     icon, label = STATUS.get(idea.status, ("•", ""))
     service = _service(dialog_manager)
     project = service.project(idea.project_id)
@@ -76,16 +76,20 @@ async def detail_getter(
         "",
         clip_html(idea.text, 3000),
         "",
-        tr("Statut : {icon} {label}").format(icon=icon, label=tr(label)),
+        _("Statut : {icon} {label}").format(icon=icon, label=_(label)),
     ]
     if idea.status == "rejected":
         lines.append(
-            tr("Raison : {reason}").format(
-                reason=tr(REASONS.get(idea.reject_reason or "", REASONS["other"]))
+            _("Raison : {reason}").format(
+                reason=_(REASONS.get(idea.reject_reason or "", REASONS["other"]))
             )
         )
     if idea.status == "approved":
-        lines.append(tr("👍 {n} soutiens").format(n=idea.supports))
+        lines.append(
+            app.translator.ngettext("👍 {n} soutien", "👍 {n} soutiens", idea.supports).format(
+                n=idea.supports
+            )
+        )
         lines.append(idea_link(app, idea.id))
     return {
         "body": "\n".join(lines),

@@ -63,10 +63,10 @@ async def on_project(
 
 
 def _problem_text(app: AppContext, problem: TextProblem, value: str, limit: int) -> str:
-    tr = app.translator.gettext
+    _ = app.translator.gettext
     if problem == TextProblem.EMPTY:
-        return tr("Ce message est vide : écrivez du texte, s’il vous plaît.")
-    return tr(
+        return _("Ce message est vide : écrivez du texte, s’il vous plaît.")
+    return _(
         "C’est trop long : {n} caractères pour {max} au plus. Raccourcissez et envoyez à nouveau "
         "(votre brouillon est gardé)."
     ).format(n=len(value.strip()), max=limit)

@@ -17,7 +17,7 @@ from bot.context import AppContext
 from bot.dialogs.states import MainMenu, Survey
 from bot.dialogs.widgets import Choices, T, tell
 from bot.members import MemberService
-from bot.presenters import when
+from bot.presenters import option_details, when
 from bot.survey import (
     AnswerProblem,
     SurveyService,
@@ -101,10 +101,11 @@ def _current(manager: DialogManager) -> Question:
 
 
 async def question_getter(
-    dialog_manager: DialogManager, app: AppContext, lang: str, **_: Any
+    dialog_manager: DialogManager, app: AppContext, lang: str, **kwargs: Any
 ) -> dict[str, Any]:
     c = app.consultation
-    tr = app.translator.gettext
+    _ = app.translator.gettext
+    ngettext = app.translator.ngettext
     question = _current(dialog_manager)
     answers = _answers(dialog_manager)
     answers.setdefault(question.id, StoredAnswer(tuple(dialog_manager.dialog_data.get("sel", []))))
@@ -118,26 +119,22 @@ async def question_getter(
         (f"{question.id}.{o.id}", f"{on if o.id in selected else off} {c.text(o.label, lang)}")
         for o in question.options
     ]
-    details = [
-        f"• <b>{escape(c.text(o.label, lang))}</b> : {escape(c.text(o.text, lang))}"
-        if lang == "fr"
-        else f"• <b>{escape(c.text(o.label, lang))}</b>: {escape(c.text(o.text, lang))}"
-        for o in question.options
-        if o.text and c.text(o.text, lang) != c.text(o.label, lang)
-    ]
+    details = option_details(question, c, lang, app.translator)
     if question.kind == "text":
-        hint = tr("Écrivez votre réponse dans un message.")
+        hint = _("Écrivez votre réponse dans un message.")
         draft = dialog_manager.dialog_data.get("txt")
         if draft:
-            hint += "\n" + tr("Votre réponse : {answer}").format(answer=escape(draft))
+            hint += "\n" + _("Votre réponse : {answer}").format(answer=escape(draft))
     elif question.kind == "single":
-        hint = tr("Touchez votre réponse.")
+        hint = _("Touchez votre réponse.")
     else:
-        hint = tr("Touchez une ou plusieurs réponses, puis « Suivant ».")
+        hint = _("Touchez une ou plusieurs réponses, puis « Suivant ».")
         if question.min_choices > 1:
-            hint += " " + tr("Au moins {n}.").format(n=question.min_choices)
+            n = question.min_choices
+            hint += " " + ngettext("Au moins {n} réponse.", "Au moins {n} réponses.", n).format(n=n)
         if question.max_choices < len(question.options):
-            hint += " " + tr("Au plus {n}.").format(n=question.max_choices)
+            n = question.max_choices
+            hint += " " + ngettext("Au plus {n} réponse.", "Au plus {n} réponses.", n).format(n=n)
     body = "\n\n".join(
         part
         for part in (
@@ -311,19 +308,19 @@ async def on_text(message: Message, _: MessageInput, manager: DialogManager) -> 
 async def on_other_input(message: Message, _: MessageInput, manager: DialogManager) -> None:
     app: AppContext = manager.middleware_data["app"]
     question = _current(manager)
-    tr = app.translator.gettext
     if question.kind == "text" and manager.current_context().state == Survey.question:
-        await message.answer(tr("Envoyez votre réponse sous forme de texte, s’il vous plaît."))
+        text = app.translator.gettext("Envoyez votre réponse sous forme de texte, s’il vous plaît.")
     else:
-        await message.answer(tr("Utilisez les boutons sous la question, s’il vous plaît."))
+        text = app.translator.gettext("Utilisez les boutons sous la question, s’il vous plaît.")
+    await message.answer(text)
     manager.show_mode = ShowMode.SEND
 
 
 async def review_getter(
-    dialog_manager: DialogManager, app: AppContext, lang: str, **_: Any
+    dialog_manager: DialogManager, app: AppContext, lang: str, **kwargs: Any
 ) -> dict[str, Any]:
     c = app.consultation
-    tr = app.translator.gettext
+    _ = app.translator.gettext
     _app, service = _service(dialog_manager)
     state = await service.state(_member_id(dialog_manager))
     lines = []
@@ -331,7 +328,7 @@ async def review_getter(
     for i, q in enumerate(visible_questions(c, state.answers), start=1):
         stored = state.answers.get(q.id)
         if stored is None:
-            answer = tr("(pas encore de réponse)")
+            answer = _("(pas encore de réponse)")
         elif q.kind == "text":
             answer = escape(stored.text or "—")
         else:

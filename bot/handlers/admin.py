@@ -47,7 +47,7 @@ async def results(
         )
         await message.answer(text)
         return
-    await send_results(message, app, session, lang)
+    await send_results(message, app, session, lang, member)
 
 
 async def audit_log(message: Message, app: AppContext, session: AsyncSession) -> None:

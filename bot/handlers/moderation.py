@@ -28,7 +28,8 @@ PENDING_LISTED = 200
 
 
 def _lang(app: AppContext) -> str:
-    return app.consultation.source_language
+    """The moderation group's language (its cards are shared by every moderator)."""
+    return app.moderation_language
 
 
 async def _allowed(
@@ -177,6 +178,7 @@ async def pending(
     session: AsyncSession,
     moderators: ModeratorDirectory,
     member: Member | None,
+    lang: str,
 ) -> None:
     _ = app.translator.gettext
     if message.from_user is None or not await moderators.is_moderator(
@@ -193,9 +195,11 @@ async def pending(
     lines = []
     for idea in ideas[:PENDING_LISTED]:
         project = service.project(idea.project_id)
-        title = app.consultation.text(project.title, _lang(app)) if project else idea.project_id
+        title = app.consultation.text(project.title, lang) if project else idea.project_id
         lines.append(
-            f"• n° {idea.id} — {clip_html(title, 60)} : <b>{clip_html(idea.title, 120)}</b>"
+            _("• n° {id} — {project} : <b>{title}</b>").format(
+                id=idea.id, project=clip_html(title, 60), title=clip_html(idea.title, 120)
+            )
         )
     if len(ideas) > PENDING_LISTED:
         lines.append(_("… et {n} de plus.").format(n=len(ideas) - PENDING_LISTED))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +17,14 @@ from sqlalchemy.orm import aliased
 from storage.models import Delivery, OutboxMedia
 
 OPEN = ("pending", "sending")
+ALBUM_SUFFIX = ".album"
+
+
+def album_items(media: OutboxMedia) -> list[int] | None:
+    """The photos' media ids when this media row is an album, else None."""
+    if not media.filename.endswith(ALBUM_SUFFIX):
+        return None
+    return [int(i) for i in json.loads(media.data)]
 
 
 @dataclass(frozen=True)
@@ -33,11 +42,19 @@ class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add_media(self, filename: str, data: bytes) -> int:
-        media = OutboxMedia(filename=filename, data=data)
+    async def add_media(self, filename: str, data: bytes, file_id: str | None = None) -> int:
+        """A file to send to many chats; `file_id` when Telegram already holds it."""
+        media = OutboxMedia(filename=filename, data=data, file_id=file_id)
         self.session.add(media)
         await self.session.flush()
         return media.id
+
+    async def add_album(self, media_ids: list[int]) -> int:
+        """An album (sendMediaGroup) of photos added with add_media: a media row whose data
+        lists them, so a delivery still points at one media row."""
+        return await self.add_media(
+            f"album-{len(media_ids)}{ALBUM_SUFFIX}", json.dumps(media_ids).encode()
+        )
 
     async def enqueue(self, items: Iterable[NewDelivery], now: datetime) -> int:
         """Insert deliveries, ignoring those already queued (same dedupe key); returns how many

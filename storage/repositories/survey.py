@@ -224,3 +224,56 @@ async def members_without_submission(
         ).all()
     )
     return [m for m in member_ids if m not in done]
+
+
+@dataclass(frozen=True)
+class FreeText:
+    """One submitted free-text answer, without who wrote it (results never say who answered)."""
+
+    question_id: str
+    text: str
+    submitted_at: datetime | None
+
+
+async def free_text_answers(
+    session: AsyncSession,
+    consultation_id: str,
+    question_ids: Iterable[str],
+    limit: int | None = None,
+) -> list[FreeText]:
+    """Non-empty answers to the given text questions of submitted responses, newest first."""
+    ids = list(question_ids)
+    if not ids:
+        return []
+    query = (
+        select(QuestionAnswer.question_id, QuestionAnswer.text, Response.submitted_at)
+        .join(Response, Response.id == QuestionAnswer.response_id)
+        .where(
+            Response.consultation_id == consultation_id,
+            Response.status == "submitted",
+            QuestionAnswer.question_id.in_(ids),
+            QuestionAnswer.text.is_not(None),
+            QuestionAnswer.text != "",
+        )
+        .order_by(Response.submitted_at.desc(), Response.id.desc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    rows = await session.execute(query)
+    return [FreeText(qid, text, at) for qid, text, at in rows]
+
+
+async def free_text_counts(session: AsyncSession, consultation_id: str) -> dict[str, int]:
+    """How many submitted responses hold a non-empty free text, per question."""
+    rows = await session.execute(
+        select(QuestionAnswer.question_id, func.count())
+        .join(Response, Response.id == QuestionAnswer.response_id)
+        .where(
+            Response.consultation_id == consultation_id,
+            Response.status == "submitted",
+            QuestionAnswer.text.is_not(None),
+            QuestionAnswer.text != "",
+        )
+        .group_by(QuestionAnswer.question_id)
+    )
+    return {qid: n for qid, n in rows}

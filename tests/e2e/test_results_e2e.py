@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.consultation import Consultation, Role, load_consultation
+from bot.consultation import Consultation, PhaseKind, Role, load_consultation
 from bot.i18n import Translator
 from playground import BotAPIEmulator, TranscriptEntry
 from storage.db import make_engine, make_sessionmaker, upgrade_async
@@ -130,17 +130,28 @@ class Expected:
     """What a member of one language must receive when the results open."""
 
     lang: str
-    caption: str  # the chart's caption, as rendered
+    intro: str  # the results phase's text, first
+    caption: str  # the chart album's caption (on its first photo), as rendered
     header: str  # the summary's first line
 
 
 def expected(c: Consultation, lang: str) -> Expected:
     caption = plain(t("📊 <b>Résultats : {title}</b>", lang).format(title=c.text(c.title, lang)))
-    return Expected(lang, caption, caption)
+    phase = c.phase(PhaseKind.RESULTS)
+    assert phase is not None
+    return Expected(lang, "📊 " + c.text(phase.title, lang), caption, caption)
+
+
+QUESTIONS = 7  # one chart per question (the text questions excepted)
 
 
 def charts(emu: BotAPIEmulator, chat_id: int, exp: Expected) -> list[TranscriptEntry]:
+    """The albums' first photos (the one with the caption)."""
     return [e for e in emu.delivered(chat_id) if e.kind == "photo" and e.text == exp.caption]
+
+
+def intros(emu: BotAPIEmulator, chat_id: int, exp: Expected) -> list[TranscriptEntry]:
+    return [e for e in emu.delivered(chat_id) if e.kind == "text" and e.text.startswith(exp.intro)]
 
 
 def summaries(emu: BotAPIEmulator, chat_id: int, exp: Expected) -> list[TranscriptEntry]:
@@ -152,7 +163,11 @@ def summaries(emu: BotAPIEmulator, chat_id: int, exp: Expected) -> list[Transcri
 
 
 def has_results(emu: BotAPIEmulator, chat_id: int, exp: Expected) -> bool:
-    return bool(charts(emu, chat_id, exp)) and bool(summaries(emu, chat_id, exp))
+    return (
+        bool(intros(emu, chat_id, exp))
+        and bool(charts(emu, chat_id, exp))
+        and bool(summaries(emu, chat_id, exp))
+    )
 
 
 def check_summary(c: Consultation, text: str, lang: str) -> None:
@@ -175,7 +190,7 @@ def check_summary(c: Consultation, text: str, lang: str) -> None:
         for line in block.splitlines()[1:]:
             if not line.startswith("• "):
                 continue
-            m = re.fullmatch(r"• (.*) \((\d+)\) — \d+ %", line)
+            m = re.fullmatch(r"• (.*) — (\d+) \(\d+\s?%\)", line)
             assert m, line
             got.append((m.group(1), int(m.group(2))))
         assert got == want, f"{question_id} ({lang}):\n{block}"
@@ -201,7 +216,8 @@ async def test_results_broadcast_reaches_everyone_once(
 ) -> None:
     emu = e2e.emulator
     now = datetime.now(UTC)
-    close = now + timedelta(seconds=12)
+    # Room for the set-up (two process starts) on a loaded machine before the survey closes.
+    close = now + timedelta(seconds=25)
     opens = close + timedelta(seconds=2)
     path = e2e.consultation(
         {
@@ -251,7 +267,7 @@ async def test_results_broadcast_reaches_everyone_once(
 
     # From now on only the broadcast sends: Telegram's limits are enforced, 429s injected.
     emu.enforce_limits(global_per_second=30, per_chat_per_second=1, per_group_per_minute=20)
-    photo_fault = emu.inject_fault("sendPhoto", code=429, retry_after=1, times=2)
+    photo_fault = emu.inject_fault("sendMediaGroup", code=429, retry_after=1, times=2)
     text_fault = emu.inject_fault("sendMessage", code=429, retry_after=1, times=2)
 
     recipients = [m for m, _, _ in ambassadors if m != blocked.id] + [o.id for o in officials]
@@ -263,30 +279,34 @@ async def test_results_broadcast_reaches_everyone_once(
     )
     await emu.wait_for(lambda: settled(database, "results:"), what="all results deliveries")
 
-    # Each recipient: one chart and one summary, in their language, ranked as the seed.
+    # Each recipient: the phase's text, then one album of charts, then one summary, in their
+    # language, ranked as the seed.
     for member_id in recipients:
         lang = language[member_id]
+        assert len(intros(emu, member_id, exp[lang])) == 1, emu.render_transcript(member_id)
         assert len(charts(emu, member_id, exp[lang])) == 1, emu.render_transcript(member_id)
+        kinds = [e.kind for e in emu.delivered(member_id)][-(QUESTIONS + 2) :]
+        assert kinds == ["text"] + ["photo"] * QUESTIONS + ["text"], kinds
         texts = summaries(emu, member_id, exp[lang])
         assert len(texts) == 1, emu.render_transcript(member_id)
         check_summary(c, texts[0].text, lang)
     axes = summaries(emu, 3001, exp["fr"])[0].text
-    positions = [axes.index(f"({n}) —", axes.index("2. ")) for n in (7, 6, 5, 4, 1)]
+    positions = [axes.index(f"— {n} (", axes.index("2. ")) for n in (7, 6, 5, 4, 1)]
     assert positions == sorted(positions)
 
     # The member who blocked the bot got nothing and is marked blocked.
     assert emu.delivered(blocked.id) == []
     assert await blocked_in_db(database, blocked.id)
 
-    # The chart: one upload per language, then re-sent by file_id.
-    sends = [m for m in emu.media_sends if m.method == "sendPhoto" and m.chat_id in language]
-    assert len(sends) == len(recipients)
+    # The charts: each uploaded once per language (one album), then re-sent by file_id.
+    sends = [m for m in emu.media_sends if m.method == "sendMediaGroup" and m.chat_id in language]
+    assert len(sends) == QUESTIONS * len(recipients)
     for lang in LANGUAGES:
         mine = [m for m in sends if language[m.chat_id] == lang]
-        assert [m.source for m in mine].count("upload") == 1, mine
-        assert mine[0].source == "upload"
-        assert len({m.file_id for m in mine}) == 1
-    assert len({m.file_id for m in sends}) == len(LANGUAGES)
+        assert [m.source for m in mine].count("upload") == QUESTIONS, mine
+        assert [m.source for m in mine[:QUESTIONS]] == ["upload"] * QUESTIONS
+        assert len({m.file_id for m in mine}) == QUESTIONS
+    assert len({m.file_id for m in sends}) == QUESTIONS * len(LANGUAGES)
 
     # The 429s were all hit and retried; the outbox never exceeded Telegram's limits.
     assert (photo_fault.hits, text_fault.hits) == (2, 2)
@@ -294,12 +314,12 @@ async def test_results_broadcast_reaches_everyone_once(
 
     # The transition happened once; the outbox recorded every delivery.
     rows = await statuses(database, "results:")
-    assert Counter(r.status for r in rows) == {"sent": 2 * len(recipients)}
+    assert Counter(r.status for r in rows) == {"sent": 3 * len(recipients)}
     # Each message refused with a 429 reached its member later, once.
     refused = [(f.method, f.params["chat_id"]) for f in emu.injected_failures]
     assert len(refused) == 4
     for method, chat_id in refused:
-        kind = "photo" if method == "sendPhoto" else "text"
+        kind = "photo" if method == "sendMediaGroup" else "text"
         assert [e.kind for e in emu.delivered(chat_id)].count(kind) >= 1
     async with database() as session:
         transition = await session.get(PhaseTransition, f"{c.id}:results:open")
@@ -324,28 +344,45 @@ async def test_results_broadcast_reaches_everyone_once(
     assert line in report.text, report.text
     assert f"results:open — results to {len(recipients)}" in report.text
 
-    # /results for an official, now that the results are open: the chart and the summary.
+    # /results for an official, now that the results are open: the phase's text, the charts
+    # and the summary. The charts go by the file_ids of the broadcast's upload: no new upload.
     griet = officials[0]
+    uploads = [m.source for m in emu.media_sends].count("upload")
     await griet.send("/results")
     reply = await griet.wait_for_message(c.text(c.question("strategy_axes").text, "nl")[:40])
     check_summary(c, reply.text, "nl")
     await emu.wait_for(
-        lambda: sum(1 for e in emu.delivered(griet.id) if e.kind == "photo") == 2,
-        what="the chart of /results",
+        lambda: sum(1 for e in emu.delivered(griet.id) if e.kind == "photo") == 2 * QUESTIONS,
+        what="the charts of /results",
     )
+    assert len(intros(emu, griet.id, exp["nl"])) == 2
+    assert [m.source for m in emu.media_sends].count("upload") == uploads
+    # A second /results: the same file_ids again, nothing rendered or uploaded.
+    await griet.send("/results")
+    await emu.wait_for(
+        lambda: sum(1 for e in emu.delivered(griet.id) if e.kind == "photo") == 3 * QUESTIONS,
+        what="the charts of a second /results",
+    )
+    assert [m.source for m in emu.media_sends].count("upload") == uploads
 
 
 # --------------------------------------------------------------------------- test 2
 
 
+KINDS = ("intro", "chart", "summary")
+
+
 def results_kind(row: Delivery) -> str:
-    return "chart" if row.media_id is not None else "summary"
+    if row.media_id is not None:
+        return "chart"
+    return "intro" if row.dedupe_key.endswith(":intro") else "summary"
 
 
 def received(emu: BotAPIEmulator, people: dict[int, str], exp: dict[str, Expected]) -> Counter:
-    """(chat, 'chart' | 'summary') -> how many times it arrived."""
+    """(chat, 'intro' | 'chart' | 'summary') -> how many times it arrived."""
     counts: Counter[tuple[int, str]] = Counter()
     for member_id, lang in people.items():
+        counts[(member_id, "intro")] = len(intros(emu, member_id, exp[lang]))
         counts[(member_id, "chart")] = len(charts(emu, member_id, exp[lang]))
         counts[(member_id, "summary")] = len(summaries(emu, member_id, exp[lang]))
     return counts
@@ -371,9 +408,9 @@ async def test_kill_during_broadcast_loses_nobody(
     people = {member_id: lang for member_id, _, lang in ambassadors}
     for member_id, name, lang in ambassadors:
         emu.add_user(member_id, name, lang)
-    expected_messages = 2 * len(people)
+    expected_messages = len(KINDS) * len(people)
 
-    # 5 messages/s: 80 messages take about 16 s; a dead sender's claims are retried after 2 s.
+    # 5 messages/s: 120 messages take about 24 s; a dead sender's claims are retried after 2 s.
     bot = e2e.bot(path, BROADCAST_RATE="5", OUTBOX_STALE_SECONDS="2")
     # start() returns when the emulator has logged a getUpdates call, i.e. when the first long
     # poll *returns*: with no update pending that is 10 s after the bot began sending. Watch the
@@ -404,11 +441,9 @@ async def test_kill_during_broadcast_loses_nobody(
 
     await bot.start()
     await emu.wait_for(
-        lambda: all(
-            received(emu, people, exp)[(m, k)] for m in people for k in ("chart", "summary")
-        ),
-        timeout=40,
-        what="everyone's chart and summary after the restart",
+        lambda: all(received(emu, people, exp)[(m, k)] for m in people for k in KINDS),
+        timeout=60,
+        what="everyone's text, charts and summary after the restart",
     )
     await emu.wait_for(lambda: settled(database, "results:"), what="all results deliveries")
 
@@ -432,5 +467,5 @@ async def test_kill_during_broadcast_loses_nobody(
         check_summary(c, summaries(emu, member_id, exp[lang])[0].text, lang)
     # The restarted sender re-queued the dead one's claims, and re-used the charts' file_ids.
     assert "interrupted by a crash are queued again" in bot.log_path.read_text()
-    assert [m.source for m in emu.media_sends].count("upload") == len(LANGUAGES)
+    assert [m.source for m in emu.media_sends].count("upload") == QUESTIONS * len(LANGUAGES)
     assert bot.starts == 2

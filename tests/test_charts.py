@@ -1,0 +1,144 @@
+"""Charts off the hot path: rendered in a worker thread once per language and counts, then
+re-sent by the file_ids Telegram returned."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+from aiogram.types import BufferedInputFile, Chat, InputMediaPhoto, Message, PhotoSize
+
+from bot.charts import ChartCache, render_album
+from bot.consultation import Consultation
+from bot.i18n import Translator
+from bot.results import Results, rank
+from bot.results_view import send_album
+from storage.repositories.survey import Tally
+from tests.test_results import C, seed_results
+
+
+class PhotoBot:
+    """Answers sendMediaGroup / sendPhoto like Telegram: one file_id per uploaded photo."""
+
+    def __init__(self) -> None:
+        self.sent: list[list[str]] = []  # per call: "upload" or "file_id" for each photo
+        self.ids = itertools.count(1)
+
+    def _message(self, chat_id: int, media: str | BufferedInputFile) -> Message:
+        file_id = media if isinstance(media, str) else f"AgAC{next(self.ids):04d}"
+        return Message(
+            message_id=next(self.ids),
+            date=datetime.now(UTC),
+            chat=Chat(id=chat_id, type="private"),
+            photo=[PhotoSize(file_id=file_id, file_unique_id=file_id, width=1080, height=800)],
+        )
+
+    async def send_media_group(self, chat_id: int, media: list[InputMediaPhoto]) -> list[Message]:
+        assert 2 <= len(media) <= 10
+        self.sent.append(["file_id" if isinstance(m.media, str) else "upload" for m in media])
+        return [self._message(chat_id, m.media) for m in media]  # type: ignore[arg-type]
+
+    async def send_photo(self, chat_id: int, photo: Any, caption: str | None = None) -> Message:
+        self.sent.append(["file_id" if isinstance(photo, str) else "upload"])
+        return self._message(chat_id, photo)
+
+
+async def test_rendering_runs_in_a_thread_and_the_loop_stays_responsive() -> None:
+    threads: list[int] = []
+
+    def render(results: Results, c: Consultation, lang: str, tr: Translator) -> list[bytes]:
+        threads.append(threading.get_ident())
+        return render_album(results, c, lang, tr)  # the real matplotlib work, ~1 s
+
+    cache = ChartCache(render=render)
+    ticks = 0
+    rendering = asyncio.create_task(cache.album(seed_results(), C, "fr", Translator()))
+
+    async def tick() -> None:
+        nonlocal ticks
+        while not rendering.done():
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(rendering, tick())
+    assert threads and threads[0] != threading.get_ident()
+    # The event loop kept turning while matplotlib drew seven charts (it would not tick
+    # once if the render ran on the loop).
+    assert ticks >= 5, ticks
+    assert len(rendering.result().pngs) == 7
+
+
+async def test_an_album_is_rendered_once_per_language_and_counts() -> None:
+    calls: list[str] = []
+
+    def render(results: Results, c: Consultation, lang: str, tr: Translator) -> list[bytes]:
+        calls.append(lang)
+        return [f"{lang}:{q.question.id}:{q.seen}".encode() for q in results.questions]
+
+    cache = ChartCache(render=render)
+    tr = Translator()
+    results = seed_results()
+    # Twenty members tapping Results together: one render.
+    albums = await asyncio.gather(*(cache.album(results, C, "nl", tr) for _ in range(20)))
+    assert calls == ["nl"] and all(a is albums[0] for a in albums)
+    await cache.album(results, C, "en", tr)
+    assert calls == ["nl", "en"]
+    # A new submission changes the counts: drawn again.
+    more = rank(C, Tally(results.respondents + 1, {"challenges": 11}, {}))
+    await cache.album(more, C, "nl", tr)
+    assert calls == ["nl", "en", "nl"] and cache.renders == 3
+
+
+async def test_a_second_results_reuses_the_file_ids_instead_of_uploading() -> None:
+    cache = ChartCache()
+    app = SimpleNamespace(charts=cache)
+    bot = PhotoBot()
+    album = await cache.album(seed_results(), C, "en", Translator())
+    await send_album(bot, 7, album, "Results", app, "en")  # type: ignore[arg-type]
+    assert bot.sent == [["upload"] * 7]
+    again = await cache.album(seed_results(), C, "en", Translator())
+    await send_album(bot, 8, again, "Results", app, "en")  # type: ignore[arg-type]
+    assert bot.sent[1] == ["file_id"] * 7
+    assert cache.renders == 1
+
+
+async def test_members_tapping_together_upload_the_album_once() -> None:
+    cache = ChartCache()
+    app = SimpleNamespace(charts=cache)
+    bot = PhotoBot()
+    album = await cache.album(seed_results(), C, "fr", Translator())
+    await asyncio.gather(
+        *(send_album(bot, chat, album, "R", app, "fr") for chat in range(5))  # type: ignore[arg-type]
+    )
+    assert sorted(bot.sent) == [["file_id"] * 7] * 4 + [["upload"] * 7]
+
+
+async def test_a_chart_the_broadcast_uploaded_is_not_uploaded_again() -> None:
+    """The outbox reports its uploads (bytes, file_id): /results then sends by file_id, and
+    a question whose counts did not change keeps its file_id in a new album."""
+    cache = ChartCache()
+    app = SimpleNamespace(charts=cache)
+    album = await cache.album(seed_results(), C, "nl", Translator())
+    for i, png in enumerate(album.pngs):
+        cache.remember(png, f"from-outbox-{i}")
+    bot = PhotoBot()
+    await send_album(bot, 9, album, "R", app, "nl")  # type: ignore[arg-type]
+    assert bot.sent == [["file_id"] * 7]
+
+
+async def test_file_ids_of_charts_no_album_shows_are_forgotten() -> None:
+    def render(results: Results, c: Consultation, lang: str, tr: Translator) -> list[bytes]:
+        return [f"{results.respondents}:{q.question.id}".encode() for q in results.questions]
+
+    cache = ChartCache(render=render)
+    tr = Translator()
+    for n in range(40):  # forty submissions, each one a new album with its uploads
+        album = await cache.album(rank(C, Tally(n, {}, {})), C, "fr", tr)
+        for png in album.pngs:
+            cache.remember(png, f"id-{n}")
+    assert len(cache.uploaded) <= 200
+    assert all(cache.uploaded.get(d) == "id-39" for d in album.digests)
