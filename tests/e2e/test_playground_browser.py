@@ -199,7 +199,7 @@ async def test_survey_results_and_moderation_in_the_browser(tmp_path: Path) -> N
             first = consultation.questions[0]
             await expect(messages).to_contain_text("1 répondant")
             label = first.option(chosen[first.id]).text["fr"]  # type: ignore[union-attr,index]
-            await expect(messages).to_contain_text(f"{label} (1) — 100 %")
+            await expect(messages).to_contain_text(f"{label} — 1 (100 %)")
             await chart.evaluate("img => img.scrollIntoView({block: 'start'})")
             await page.screenshot(path=str(shots / "playground-results.png"))
             await journal.record("results phase")
