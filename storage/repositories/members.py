@@ -135,3 +135,13 @@ async def erase(session: AsyncSession, member_id: int, fsm_key_fragment: str) ->
     )
     await session.execute(delete(FsmRecord).where(FsmRecord.key.contains(fsm_key_fragment)))
     await session.execute(delete(Member).where(Member.id == member_id))
+
+
+async def languages_of(
+    session: AsyncSession, member_ids: Iterable[int], default_language: str
+) -> dict[int, str]:
+    """Each id's language; ids that are not members (yet) get the default."""
+    ids = list(member_ids)
+    rows = await session.execute(select(Member.id, Member.language).where(Member.id.in_(ids)))
+    known = {member_id: language for member_id, language in rows if language}
+    return {member_id: known.get(member_id, default_language) for member_id in ids}
