@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,10 +23,16 @@ async def audience_size(session: AsyncSession, audience: str) -> int:
 
 
 async def announce(
-    session: AsyncSession, consultation_id: str, audience: str, html: str, now: datetime
+    session: AsyncSession,
+    consultation_id: str,
+    audience: str,
+    html: str,
+    now: datetime,
+    batch: str,
 ) -> int:
+    """`batch` names this announcement (the dialog's id): sending it again, e.g. the button
+    pressed again after a crash, queues nothing more."""
     people = await recipients(session, AUDIENCES[audience], "fr")
-    batch = secrets.token_hex(6)
     items = [
         NewDelivery(
             f"{consultation_id}:announce:{batch}:{member_id}",

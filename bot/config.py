@@ -60,9 +60,7 @@ class Settings(BaseSettings):
             return frozenset({value})
         return value
 
-    @field_validator(
-        "telegram_api_url", "redis_url", "webhook_url", "instance_name", mode="before"
-    )
+    @field_validator("telegram_api_url", "redis_url", "webhook_url", "instance_name", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
