@@ -21,7 +21,9 @@ from bot.context import AppContext
 from bot.i18n import Translator
 from bot.instance import Instance
 from bot.ratelimit import SendLimits
-from storage.models import Delivery, Instance as InstanceRow
+from bot.status import status_report
+from storage.models import Delivery
+from storage.models import Instance as InstanceRow
 from storage.repositories.outbox import NewDelivery, OutboxRepository, backoff
 from tests.support import DEFAULT_CONSULTATION
 from tests.test_outbox import ScriptedBot, enqueue, statuses
@@ -155,6 +157,13 @@ async def test_gives_up_after_max_age_lists_alerts_and_requeues(
     assert (await row(sessionmaker, "down")).attempts >= 15
     assert 1 <= len(about_results) <= 3 and len(about_announce) == 1
     assert len(alerts) == len(about_results) + len(about_announce)
+
+    # /status names them, and says how to send them again.
+    async with sessionmaker() as session:
+        report = await status_report(session, app_context(sessionmaker, clock), "fr")
+    assert "Envois en échec (les plus récents) :" in report
+    assert f"• #{current.id} results:r → 2 : gave up after 1 h" in report
+    assert "consultbot outbox retry ID" in report
 
     # Organisers re-queue one: it leaves with a fresh retry budget.
     async with sessionmaker() as session:
