@@ -8,7 +8,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError, TelegramServerError
+from aiogram.exceptions import (
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramServerError,
+)
 from aiogram.methods import SendMessage
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -271,3 +276,53 @@ async def test_restarted_outbox_resumes_a_dead_predecessors_claims_at_once(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert sorted(c for c, _ in bot.sent) == [400, 401, 402, 403, 404]
+
+
+async def test_moderation_group_failing_alerts_the_admins_once(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    clock = FakeClock()
+    group = -100555
+    method = SendMessage(chat_id=group, text="x")
+    bot = ScriptedBot({group: [TelegramForbiddenError(method, "Forbidden: bot was kicked")]})
+    await enqueue(
+        sessionmaker,
+        [
+            NewDelivery(f"card{i}", "moderation", group, text=f"idea {i}", is_group=True)
+            for i in range(3)
+        ],
+    )
+    outbox = Outbox(
+        sessionmaker,
+        bot,
+        SendLimits(per_second=100),
+        clock=clock,
+        monotonic=clock.monotonic,
+        alerts=AdminAlerts(app_context(sessionmaker, clock)),
+    )
+    await outbox.instance.register()
+    await drain(outbox)
+    # The group's cards are held (blocked), and the organisers hear of it once.
+    assert set((await statuses(sessionmaker)).values()) >= {"blocked"}
+    [alert] = [r for r in await all_rows(sessionmaker) if r.topic == "alert"]
+    assert alert.chat_id == ADMIN and "groupe de modération" in (alert.text or "")
+    assert "Forbidden: bot was kicked" in (alert.text or "")
+
+    # Still failing a few minutes later (5xx this time): no second alert within the hour.
+    clock.now += timedelta(minutes=5)
+    bot.failures[group] = [server_error() for _ in range(5)]
+    await enqueue(
+        sessionmaker, [NewDelivery("card9", "moderation", group, text="9", is_group=True)]
+    )
+    for _ in range(4):
+        await drain(outbox)
+        clock.now += timedelta(minutes=1)
+    assert (await row(sessionmaker, "card9")).attempts >= 3
+    # (One more only if these minutes happened to cross the top of an hour.)
+    hours = len({int(t.timestamp() // 3600) for t in (clock.start, clock.now)})
+    assert len([r for r in await all_rows(sessionmaker) if r.topic == "alert"]) == hours
+
+
+async def all_rows(sessionmaker: async_sessionmaker[AsyncSession]) -> list[Delivery]:
+    async with sessionmaker() as session:
+        return list((await session.scalars(select(Delivery).order_by(Delivery.id))).all())
