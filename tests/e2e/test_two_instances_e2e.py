@@ -200,7 +200,7 @@ async def test_two_instances_one_killed_mid_broadcast(postgres_url: str, e2e: E2
         assert all(n == 2 for n in duplicated.values())
         assert len(await rows()) == expected
         # Each transition happened once, in one of the two instances.
-        for key in ("survey:close", "results:open"):
+        for key in ("survey:open", "survey:close", "results:open"):
             full = f"{c.id}:{key}"
             assert sum(log.count(f"transition {full}:") for log in logs) == 1, key
         outcomes = {r.key.split(":", 1)[1]: r.outcome for r in transitions}
