@@ -408,8 +408,9 @@ def profiled_bot() -> int:
         setattr(owner, name, wrapper)
 
     timed(broadcast.Outbox, "_send", "send (HTTP round trip)")
-    timed(broadcast.Outbox, "_settle", "settle: sent (1 transaction)")
-    timed(broadcast.Outbox, "_settle_retry", "settle: retry later")
+    timed(broadcast.Outbox, "_flush_sent", "settle: sent (batched transaction)")
+    timed(broadcast.Outbox, "_transient", "settle: retry later")
+    timed(broadcast.Outbox, "_fail", "settle: failed")
     timed(broadcast.Outbox, "_settle_blocked", "settle: blocked")
     timed(broadcast.Outbox, "_deliver", "deliver (send + settle; holds a slot)")
     timed(broadcast.Outbox, "pump", "pump (claim + dispatch a batch)")

@@ -279,6 +279,47 @@ def cmd_rehearse(args: argparse.Namespace) -> None:
     _run_bot(rehearsal, copy)
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    _migrate(settings)
+    if args.action == "retry" and not args.ids and not args.all:
+        raise Failure("outbox retry: give the ids of failed messages, or --all")
+    print(asyncio.run(_outbox(settings, args.action, args.ids, args.all)))
+    return 0
+
+
+async def _outbox(settings: Settings, action: str, ids: list[int], everything: bool) -> str:
+    from datetime import UTC, datetime
+
+    from storage.db import make_engine, make_sessionmaker
+    from storage.repositories.outbox import OutboxRepository
+
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            repo = OutboxRepository(session)
+            if action == "failed":
+                rows = await repo.failed()
+                if not rows:
+                    return "no failed messages"
+                lines = [f"{len(rows)} failed message(s), newest first:"]
+                for row in rows:
+                    text = " ".join((row.text or "").split())[:60]
+                    lines.append(
+                        f"{row.id}\t{row.created_at:%Y-%m-%d %H:%M}\t{row.topic}\t"
+                        f"chat {row.chat_id}\t{row.error}\t{text}"
+                    )
+                lines.append("re-queue: consultbot outbox retry ID [ID...] | --all")
+                return "\n".join(lines)
+            count = await repo.requeue_failed(datetime.now(UTC), None if everything else ids)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    if not everything and count < len(set(ids)):
+        return f"{count} message(s) queued again (the other ids are not failed messages)"
+    return f"{count} message(s) queued again; a running bot sends them within a second"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="consultbot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -299,6 +340,13 @@ def parser() -> argparse.ArgumentParser:
         "--since", default=None, help="e.g. 7d, 48h, or a date 2026-11-30 (default: everything)"
     )
     audit.set_defaults(func=cmd_audit)
+    outbox = sub.add_parser("outbox", help="messages that failed for good, and re-queueing them")
+    actions = outbox.add_subparsers(dest="action", required=True)
+    actions.add_parser("failed", help="list the failed messages (id, date, topic, chat, error)")
+    retry = actions.add_parser("retry", help="queue failed messages again")
+    retry.add_argument("ids", nargs="*", type=int, help="ids from `consultbot outbox failed`")
+    retry.add_argument("--all", action="store_true", help="every failed message")
+    outbox.set_defaults(func=cmd_outbox, ids=[], all=False)
     invite = sub.add_parser("invite", help="create an invitation link")
     invite.add_argument("role", choices=[r.value for r in Role])
     invite.add_argument("--uses", type=int, default=None, help="how many people may use it")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,11 +29,13 @@ async def announce(
     audience: str,
     html: str,
     now: datetime,
+    batch: str,
     actor_id: int | None = None,
     actor_name: str | None = None,
 ) -> int:
+    """`batch` names this announcement (the dialog's id): sending it again, e.g. the button
+    pressed again after a crash, queues nothing more."""
     people = await recipients(session, AUDIENCES[audience], "fr")
-    batch = secrets.token_hex(6)
     items = [
         NewDelivery(
             f"{consultation_id}:announce:{batch}:{member_id}",

@@ -20,6 +20,7 @@ from aiogram_dialog import setup_dialogs
 from aiogram_dialog.api.protocols import MessageManagerProtocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.alerts import AdminAlerts
 from bot.broadcast import Outbox
 from bot.config import Settings
 from bot.consultation import Consultation
@@ -33,6 +34,7 @@ from bot.dialogs.submit_idea import submit_idea_dialog
 from bot.dialogs.survey import survey_dialog
 from bot.handlers import admin, commands, errors, export, membership, moderation, privacy
 from bot.i18n import Translator
+from bot.instance import Instance, instance_name
 from bot.members import MemberService
 from bot.middlewares.access import AccessMiddleware
 from bot.middlewares.answer_once import AnswerCallbackOnce, AnswerEveryCallback, CallbackAnswers
@@ -44,6 +46,7 @@ from bot.middlewares.work_slots import WorkSlots
 from bot.moderation import ModeratorDirectory
 from bot.ratelimit import SendLimits
 from bot.scheduler import PhaseEngine
+from bot.shared_ratelimit import SharedRateLimit
 from storage.db import is_sqlite, make_engine, make_sessionmaker
 from storage.fsm import SQLStorage
 
@@ -178,16 +181,31 @@ async def run(settings: Settings, consultation: Consultation) -> None:
     bot, dp, app = application.bot, application.dispatcher, application.app
     # The sender has its own pool too, so a burst of updates cannot stall a broadcast
     # (on SQLite the same engine: one write gate for the whole process).
-    shared = is_sqlite(application.engine)
-    outbox_engine = application.engine if shared else make_engine(settings.database_url)
+    single = is_sqlite(application.engine)
+    outbox_engine = application.engine if single else make_engine(settings.database_url)
+    outbox_sessions = make_sessionmaker(outbox_engine)
+    limits = SendLimits(per_second=settings.broadcast_rate)
+    shared = (
+        SharedRateLimit.from_url(settings.redis_url, limits, settings.token().split(":")[0])
+        if settings.redis_url
+        else None
+    )
     outbox = Outbox(
-        make_sessionmaker(outbox_engine),
+        outbox_sessions,
         bot,
-        SendLimits(per_second=settings.broadcast_rate),
+        limits,
         clock=app.clock,
         on_sent=app.on_delivery_sent,
         on_photo_uploaded=app.charts.remember,
-        stale_after=timedelta(seconds=settings.outbox_stale_seconds),
+        instance=Instance(
+            outbox_sessions,
+            instance_name(settings),
+            timedelta(seconds=settings.instance_timeout_seconds),
+            app.clock,
+        ),
+        max_age=timedelta(hours=settings.outbox_max_age_hours),
+        alerts=AdminAlerts(app),
+        shared=shared,
     )
     app.wake_outbox = outbox.wake
     engine = PhaseEngine(app, outbox.wake)
@@ -215,8 +233,10 @@ async def run(settings: Settings, consultation: Consultation) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
         await application.close()
-        if not shared:
+        if not single:
             await outbox_engine.dispose()
+        if shared is not None:
+            await shared.close()
 
 
 async def _run_webhook(application: Application) -> None:

@@ -14,7 +14,6 @@ from datetime import timedelta
 from aiogram import Bot
 from aiogram.exceptions import (
     TelegramAPIError,
-    TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -23,21 +22,29 @@ from aiogram.exceptions import (
 from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, InputMediaPhoto, Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.alerts import AdminAlerts
 from bot.context import Clock, system_clock
+from bot.instance import Instance
 from bot.ratelimit import RateLimiter, SendLimits
+from bot.shared_ratelimit import SharedRateLimit
 from storage.models import Delivery
 from storage.repositories.members import MemberRepository
 from storage.repositories.outbox import OutboxRepository, album_items, backoff
 
 log = logging.getLogger(__name__)
-MAX_ATTEMPTS = 8
-STALE_CLAIM = timedelta(minutes=2)
+CLAIM_SECONDS = 2.0  # a claim holds about this much sending at the rate: little to re-queue
+LEGACY_STALE = timedelta(minutes=2)  # claims without an owner (made before owners existed)
 UPLOAD_POLL = 0.02  # seconds between two looks at an upload in progress
 FLUSH_EVERY = 0.02  # seconds between two writes of the 'sent' results
 
 
 class Outbox:
-    """Delivers what the outbox table holds; one task per process, safe with several processes."""
+    """Delivers what the outbox table holds; one task per process, safe with several processes.
+
+    Claims are small and owned by this process's instance token; the instance's heartbeat
+    re-queues the claims of instances that are gone (see bot/instance.py). Transient errors
+    (429, 5xx, network) are retried with a back-off capped at 5 minutes until the message has
+    failed for `max_age`; other errors fail at once and are listed for organisers."""
 
     def __init__(
         self,
@@ -46,23 +53,24 @@ class Outbox:
         limits: SendLimits,
         clock: Clock = system_clock,
         monotonic: Callable[[], float] = time.monotonic,
-        batch: int = 500,
+        batch: int | None = None,
         concurrency: int = 16,
         on_sent: Callable[[Delivery, Message], object] | None = None,
-        stale_after: timedelta = STALE_CLAIM,
+        instance: Instance | None = None,
+        max_age: timedelta = timedelta(hours=48),
+        alerts: AdminAlerts | None = None,
+        shared: SharedRateLimit | None = None,
         on_photo_uploaded: Callable[[bytes, str], None] | None = None,
     ) -> None:
         # Told (bytes, file_id) when an album photo was uploaded: /results reuses it.
         self.on_photo_uploaded = on_photo_uploaded
-        self.stale_after = stale_after
         self.sent_buffer: list[tuple[int, dict[str, object]]] = []
-        self.last_release = 0.0
         self.sessionmaker = sessionmaker
         self.bot = bot
         self.clock = clock
         self.limiter = RateLimiter(limits, monotonic)
         self.monotonic = monotonic
-        self.batch = batch
+        self.batch = batch or max(1, int(limits.per_second * CLAIM_SECONDS))
         self.slots = asyncio.Semaphore(concurrency)
         self.wakeup = asyncio.Event()
         self.in_flight: set[int] = set()
@@ -72,21 +80,16 @@ class Outbox:
         # An album's media id -> its photos' file_ids, once uploaded.
         self.album_file_ids: dict[int, list[str]] = {}
         self.on_sent = on_sent
+        self.instance = instance or Instance(sessionmaker, clock=clock)
+        self.owned: set[int] = set()  # deliveries claimed and not yet settled in the database
+        self.max_age = max_age
+        self.alerts = alerts
+        self.shared = shared
+        self.not_before: dict[int, float] = {}  # delivery id -> monotonic (shared chat limit)
 
     def wake(self) -> None:
         """Called after a commit that queued deliveries, so they leave at once."""
         self.wakeup.set()
-
-    async def release_stale(self) -> None:
-        """Claims left by a sender that died go back to the queue (checked now and then)."""
-        self.last_release = self.monotonic()
-        async with self.sessionmaker() as session:
-            released = await OutboxRepository(session).release_stale(
-                self.clock() - self.stale_after
-            )
-            await session.commit()
-        if released:
-            log.warning("outbox: %d deliveries interrupted by a crash are queued again", released)
 
     async def _flush_sent(self) -> None:
         """Write the buffered 'sent' results in one transaction; keep them on failure."""
@@ -103,6 +106,7 @@ class Outbox:
             log.exception("outbox: recording %d sent messages failed; will retry", len(batch))
             self.sent_buffer[:0] = batch
             return
+        self.owned.difference_update(delivery_id for delivery_id, _ in batch)
         self.wakeup.set()  # those chats' next messages may now be claimed
 
     async def _flush_loop(self) -> None:
@@ -111,8 +115,17 @@ class Outbox:
             await self._flush_sent()
 
     async def run(self) -> None:
-        await self.release_stale()
+        # Joining re-queues what a predecessor of this instance (a crash) had claimed.
+        while not self.instance.registered:
+            try:
+                await self.instance.register()
+            except Exception:
+                log.exception("outbox: cannot register this instance; retrying in a second")
+                await asyncio.sleep(1)
         flusher = asyncio.create_task(self._flush_loop(), name="outbox-flush")
+        heart = asyncio.create_task(
+            self.instance.keep_alive(lambda: set(self.owned), self.wake), name="heartbeat"
+        )
         try:
             while True:
                 try:
@@ -126,13 +139,14 @@ class Outbox:
         finally:
             if self.tasks:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
-            flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
+            for task in (flusher, heart):
+                task.cancel()
+            await asyncio.gather(flusher, heart, return_exceptions=True)
             await self._flush_sent()
+            with contextlib.suppress(Exception):
+                await self.instance.retire()
 
     async def _idle(self) -> None:
-        if self.monotonic() - self.last_release > min(10.0, self.stale_after.total_seconds()):
-            await self.release_stale()
         async with self.sessionmaker() as session:
             due = await OutboxRepository(session).next_due()
         timeout = 1.0
@@ -143,17 +157,18 @@ class Outbox:
             await asyncio.wait_for(self.wakeup.wait(), timeout)
 
     async def pump(self) -> bool:
-        """Claim one batch of due deliveries and send it, respecting the limits."""
+        """Claim one small batch of due deliveries and send it, respecting the limits."""
         async with self.sessionmaker() as session:
             rows = await OutboxRepository(session).claim_due(
-                self.clock(), self.batch, exclude=list(self.in_flight)
+                self.clock(), self.batch, self.instance.token, exclude=list(self.in_flight)
             )
             await session.commit()
         if not rows:
             return False
+        self.owned.update(row.id for row in rows)
         queue: list[tuple[float, int, Delivery]] = []
         for row in rows:
-            heapq.heappush(queue, (self.limiter.delay(row.chat_id, row.is_group), row.id, row))
+            heapq.heappush(queue, (self._delay(row), row.id, row))
         while queue:
             _, _, row = heapq.heappop(queue)
             wait = self._delay(row)
@@ -165,6 +180,15 @@ class Outbox:
                 if (again := self._delay(row)) > 0:
                     heapq.heappush(queue, (again, row.id, row))
                     continue
+            if self.shared is not None:
+                grant = await self.shared.reserve(row.chat_id, row.is_group)
+                if not grant.granted:  # another instance sent to this chat a moment ago
+                    self.not_before[row.id] = self.monotonic() + grant.wait
+                    heapq.heappush(queue, (grant.wait, row.id, row))
+                    continue
+                if grant.wait > 0:
+                    await asyncio.sleep(grant.wait)
+            self.not_before.pop(row.id, None)
             await self.slots.acquire()
             self.limiter.record(row.chat_id, row.is_group)
             self.in_flight.add(row.chat_id)
@@ -183,6 +207,8 @@ class Outbox:
         waits for its file_id here rather than queueing behind the upload (queued sends
         would all leave together when it ends: a burst the limiter never saw)."""
         wait = self.limiter.delay(row.chat_id, row.is_group)
+        if row.id in self.not_before:
+            wait = max(wait, self.not_before[row.id] - self.monotonic())
         if (
             row.media_id is not None
             and row.media_id not in self.file_ids
@@ -194,28 +220,25 @@ class Outbox:
         return wait
 
     async def _deliver(self, row: Delivery) -> None:
+        sent = False
         try:
             message = await self._send(row)
+            sent = True
         except TelegramRetryAfter as exc:
             self.limiter.pause(exc.retry_after)
-            await self._settle_retry(
-                row, exc.retry_after, f"429 retry after {exc.retry_after}", False
-            )
+            if self.shared is not None:
+                await self.shared.pause(exc.retry_after)
+            await self._transient(row, exc.retry_after, f"429 retry after {exc.retry_after}", False)
         except TelegramForbiddenError as exc:
             await self._settle_blocked(row, exc.message)
         except (TelegramServerError, TelegramNetworkError, TimeoutError) as exc:
-            if row.attempts + 1 >= MAX_ATTEMPTS:
-                await self._settle(row, status="failed", error=str(exc)[:255])
-            else:
-                delay = backoff(row.attempts + 1).total_seconds()
-                await self._settle_retry(row, delay, str(exc), True)
-        except TelegramBadRequest as exc:
-            await self._settle(row, status="failed", error=exc.message[:255])
-        except TelegramAPIError as exc:
-            await self._settle(row, status="failed", error=exc.message[:255])
+            delay = backoff(row.attempts + 1).total_seconds()
+            await self._transient(row, delay, str(exc) or type(exc).__name__, True)
+        except TelegramAPIError as exc:  # 400 and the like: sending again would not help
+            await self._fail(row, exc.message)
         except Exception as exc:  # never let one message stop the sender
             log.exception("outbox: delivery %s failed unexpectedly", row.id)
-            await self._settle(row, status="failed", error=repr(exc)[:255])
+            await self._fail(row, repr(exc))
         else:
             # Recorded in batches (see _flush_sent): one transaction per message would cost
             # far more than the HTTP call itself.
@@ -235,6 +258,8 @@ class Outbox:
                 if asyncio.iscoroutine(result):
                     await result
         finally:
+            if not sent:  # a sent one stays owned until its 'sent' is written
+                self.owned.discard(row.id)
             self.in_flight.discard(row.chat_id)
             self.slots.release()
             self.wakeup.set()
@@ -330,15 +355,33 @@ class Outbox:
                     self.on_photo_uploaded(photo.data, file_id)
         return messages[0]
 
-    async def _settle(self, row: Delivery, **values: object) -> None:
+    async def _transient(self, row: Delivery, delay: float, error: str, count: bool) -> None:
+        """Try again later, until the message has been failing for `max_age`."""
+        now = self.clock()
+        since = row.failing_since or now
         async with self.sessionmaker() as session:
-            await OutboxRepository(session).settle(row.id, **values)
+            if now - since >= self.max_age:
+                hours = self.max_age.total_seconds() / 3600
+                error = f"gave up after {hours:g} h: {error}"
+                await OutboxRepository(session).settle(
+                    row.id, status="failed", error=error[:255], claimed_by=None
+                )
+                permanent = True
+            else:
+                at = now + timedelta(seconds=delay)
+                await OutboxRepository(session).retry_later(row.id, at, error, count, since)
+                permanent = False
+            if self.alerts is not None:
+                await self.alerts.delivery_trouble(session, row, error, permanent, now)
             await session.commit()
 
-    async def _settle_retry(self, row: Delivery, delay: float, error: str, count: bool) -> None:
-        at = self.clock() + timedelta(seconds=delay)
+    async def _fail(self, row: Delivery, error: str) -> None:
         async with self.sessionmaker() as session:
-            await OutboxRepository(session).retry_later(row.id, at, error, count)
+            await OutboxRepository(session).settle(
+                row.id, status="failed", error=error[:255], claimed_by=None
+            )
+            if self.alerts is not None:
+                await self.alerts.delivery_trouble(session, row, error, True, self.clock())
             await session.commit()
 
     async def _settle_blocked(self, row: Delivery, error: str) -> None:
@@ -346,4 +389,6 @@ class Outbox:
             await OutboxRepository(session).block_chat(row.chat_id, error)
             if not row.is_group:
                 await MemberRepository(session).set_blocked(row.chat_id, True)
+            elif self.alerts is not None:  # the bot was removed from the moderation group
+                await self.alerts.delivery_trouble(session, row, error, True, self.clock())
             await session.commit()

@@ -37,9 +37,14 @@ class Settings(BaseSettings):
     webhook_listen: str = "127.0.0.1:8080"
     # Telegram allows about 30 messages/s overall; keep a margin by default.
     broadcast_rate: float = Field(default=25.0, gt=0)
-    # A delivery claimed by a sender that died is retried after this long (several instances
-    # may run: a live sender's claims must not be taken over).
-    outbox_stale_seconds: float = Field(default=60.0, gt=0)
+    # An instance whose heartbeat is older than this is gone: its outbox claims are sent by
+    # the others (a restart under the same INSTANCE_NAME takes them over at once).
+    instance_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Stable name of this deployment slot (default: host name and webhook port, or "polling").
+    instance_name: str | None = None
+    # Transient send errors (429, 5xx, network) are retried until a message has been failing
+    # this long; then it is listed as failed (`consultbot outbox failed`).
+    outbox_max_age_hours: float = Field(default=48.0, gt=0)
     # Per-member flood control: sustained events per second, and the burst allowed on top.
     throttle_rate: float = Field(default=4.0, gt=0)
     throttle_burst: int = Field(default=8, ge=1)
@@ -79,6 +84,7 @@ class Settings(BaseSettings):
         "webhook_url",
         "webhook_secret",
         "moderation_language",
+        "instance_name",
         mode="before",
     )
     @classmethod

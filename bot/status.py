@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from html import escape
+
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
-from bot.presenters import timeline_text
+from bot.presenters import timeline_text, when
 from storage.models import Member, Response
+from storage.repositories.instances import InstanceRepository
 from storage.repositories.outbox import OutboxRepository
 from storage.repositories.transitions import TransitionRepository
 
 STATUSES = ("sent", "pending", "sending", "failed", "blocked")
+FAILED_SHOWN = 5
 
 
 async def status_report(session: AsyncSession, app: AppContext, lang: str) -> str:
@@ -48,9 +53,38 @@ async def status_report(session: AsyncSession, app: AppContext, lang: str) -> st
             blocked=counts.get("blocked", 0),
         ),
     ]
-    if transitions:
+    failed = await OutboxRepository(session).failed(limit=FAILED_SHOWN)
+    if failed:
+        lines.append("")
+        lines.append(_("Envois en échec (les plus récents) :"))
+        for row in failed:
+            lines.append(
+                f"• #{row.id} {escape(row.topic)} → {row.chat_id} : {escape(row.error or '?')}"
+            )
+        lines.append(
+            _("Pour les renvoyer : <code>consultbot outbox retry ID</code> ou <code>--all</code>.")
+        )
+    done = {k: r for k, r in transitions.items() if r.status != "failed"}
+    if done:
         lines.append("")
         lines.append(_("Transitions effectuées :"))
-        for key, record in sorted(transitions.items(), key=lambda kv: kv[1].scheduled_at):
+        for key, record in sorted(done.items(), key=lambda kv: kv[1].scheduled_at):
             lines.append(f"• {key.split(':', 1)[1]} — {record.outcome}")
+    failing = [r for r in transitions.values() if r.status == "failed"]
+    if failing:
+        lines.append("")
+        lines.append(_("Transitions en échec :"))
+        for record in sorted(failing, key=lambda r: r.scheduled_at):
+            lines.append(
+                _("• {key} — {attempts} essai(s), prochain le {when} : {error}").format(
+                    key=record.key.split(":", 1)[1],
+                    attempts=record.attempts,
+                    when=when(record.next_attempt_at or now, c, lang, time=True),
+                    error=escape(record.error or "?"),
+                )
+            )
+    timeout = timedelta(seconds=app.settings.instance_timeout_seconds)
+    alive = await InstanceRepository(session).alive(now - timeout)
+    lines.append("")
+    lines.append(_("Instances en service : {n}").format(n=alive))
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from html import escape
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.alerts import AdminAlerts
 from bot.charts import chunks
 from bot.consultation import Phase, PhaseKind, Role
 from bot.context import AppContext
@@ -34,21 +35,38 @@ from storage.repositories.transitions import TransitionRepository
 log = logging.getLogger(__name__)
 
 
+FIRST_RETRY = timedelta(seconds=30)
+MAX_RETRY = timedelta(minutes=15)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min … at most 15 minutes between two tries of a failed transition."""
+    return min(MAX_RETRY, FIRST_RETRY * 2 ** min(attempts - 1, 10))
+
+
 async def run_due(app: AppContext, now: datetime | None = None) -> list[str]:
-    """Record and act on every due transition not yet recorded, in time order."""
+    """Record and act on every due transition not yet recorded, in time order. One that
+    raises is recorded as failed, retried later with a back-off, and does not hold back
+    the ones after it."""
     now = now or app.clock()
     done = []
     await _prepare_charts(app, now)
     for event in app.timeline.due(now):
         key = f"{app.consultation.id}:{event.key}"
-        async with app.sessionmaker() as session:
-            if not await TransitionRepository(session).claim(key, event.at, now):
-                await session.rollback()
-                continue
-            # The record and the messages it causes commit together: all or nothing.
-            outcome = await perform(session, app, event, now)
-            await TransitionRepository(session).set_outcome(key, outcome)
-            await session.commit()
+        try:
+            async with app.sessionmaker() as session:
+                if not await TransitionRepository(session).claim(key, event.at, now):
+                    await session.rollback()
+                    continue
+                # The record and the messages it causes commit together: all or nothing.
+                outcome = await perform(session, app, event, now)
+                await TransitionRepository(session).set_outcome(key, outcome)
+                await session.commit()
+        except Exception as exc:
+            log.exception("transition %s failed", key)
+            await record_failure(app, event, key, now, exc)
+            done.append(f"{event.key}:failed")
+            continue
         log.info("transition %s: %s", key, outcome)
         done.append(f"{event.key}:{outcome}")
     return done
@@ -75,6 +93,25 @@ async def _prepare_charts(app: AppContext, now: datetime) -> None:
         await app.charts.album(results, c, lang, app.translator)
 
 
+async def record_failure(
+    app: AppContext, event: Transition, key: str, now: datetime, exc: Exception
+) -> None:
+    """Kept for /status and the retry; the organisers are told once."""
+    error = f"{type(exc).__name__}: {exc}"
+    try:
+        async with app.sessionmaker() as session:
+            repo = TransitionRepository(session)
+            record = (await repo.all()).get(key)
+            attempts = (record.attempts if record is not None else 0) + 1
+            retry_at = now + retry_delay(attempts)
+            await repo.record_failure(key, event.at, now, error, retry_at)
+            await AdminAlerts(app).transition_failed(session, event.key, error, retry_at, now)
+            await session.commit()
+        app.wake_outbox()
+    except Exception:  # the database itself is down: the next run tries the transition again
+        log.exception("recording the failure of transition %s failed", key)
+
+
 async def perform(session: AsyncSession, app: AppContext, event: Transition, now: datetime) -> str:
     phase = next(p for p in app.consultation.phases if p.id == event.phase_id)
     open_now = phase.starts <= now <= phase.ends
@@ -82,6 +119,15 @@ async def perform(session: AsyncSession, app: AppContext, event: Transition, now
         return "closed"
     if event.edge == Edge.DIGEST:
         return await send_digest(session, app, phase, event, now)
+    if event.edge == Edge.REMIND and any(
+        e.edge == Edge.REMIND and e.phase_id == phase.id and e.at > event.at
+        for e in app.timeline.due(now)
+    ):
+        # Several reminders fell due during downtime: members get the last one only.
+        return "merged into a later reminder"
+    if phase.kind == PhaseKind.RESULTS and event.edge == Edge.OPEN and now > phase.ends:
+        # The whole results phase passed while the bot was down: the results are still due.
+        return await broadcast_results(session, app, phase, now, late=True)
     if not open_now:
         # Caught up after downtime: an announcement for a phase already over would mislead.
         return "skipped: phase over"
@@ -160,7 +206,7 @@ async def remind(
 
 
 async def broadcast_results(
-    session: AsyncSession, app: AppContext, phase: Phase, now: datetime
+    session: AsyncSession, app: AppContext, phase: Phase, now: datetime, late: bool = False
 ) -> str:
     c = app.consultation
     results = await compute(session, c)
@@ -171,11 +217,23 @@ async def broadcast_results(
     outbox = OutboxRepository(session)
     items: list[NewDelivery] = []
     for lang, members in by_language.items():
+        note = late_note(app, phase, lang) if late else None
         items.extend(
-            await results_deliveries(outbox, app, results, lang, members, f"results:{phase.id}")
+            await results_deliveries(
+                outbox, app, results, lang, members, f"results:{phase.id}", note
+            )
         )
     await outbox.enqueue(items, now)
-    return f"results to {len(people)}"
+    return f"results to {len(people)}" + (" (late)" if late else "")
+
+
+def late_note(app: AppContext, phase: Phase, lang: str) -> str:
+    c = app.consultation
+    return app.translator.gettext(
+        "⏳ Ces résultats arrivent en retard : le bot était indisponible pendant la phase "
+        "des résultats ({start} – {end}).",
+        locale=lang,
+    ).format(start=when(phase.starts, c, lang), end=when(phase.ends, c, lang))
 
 
 async def results_deliveries(
@@ -185,9 +243,11 @@ async def results_deliveries(
     lang: str,
     members: list[int],
     topic: str,
+    note: str | None = None,
 ) -> list[NewDelivery]:
     """The results phase's text, the charts as albums (each photo uploaded once per language,
-    then re-sent by file_id) and the summary parts, in that order for each member."""
+    then re-sent by file_id) and the summary parts, in that order for each member; a note
+    (e.g. "late") goes under the first album's caption."""
     c = app.consultation
     intro = results_intro(c, lang)
     parts = summary_parts(results, c, lang, app.translator)
@@ -198,6 +258,8 @@ async def results_deliveries(
         for i, png in enumerate(album.pngs)
     ]
     albums = [await outbox.add_album([photos[i] for i in group]) for group in chunks(len(photos))]
+    if note:  # e.g. "late": under the first album's caption
+        caption = f"{caption}\n\n{note}"
     items = []
     for member_id in members:
         key = f"{c.id}:{topic}:{member_id}"
@@ -235,6 +297,7 @@ async def send_digest(
         t
         for key, t in (await TransitionRepository(session).all()).items()
         if key.startswith(prefix)
+        and t.status == "done"
         and not t.outcome.startswith("merged")
         and t.scheduled_at < event.at
     ]

@@ -415,6 +415,10 @@ class BotAPIEmulator:
         self.updates: list[dict[str, Any]] = []  # every update ever queued
         self.dropped_updates: list[dict[str, Any]] = []  # filtered out by allowed_updates
         self.webhook: WebhookConfig | None = None
+        # Set by a test: the URLs a load balancer in front of several instances forwards
+        # webhook updates to, in turn (a refused connection moves on to the next one).
+        self.webhook_targets: list[str] = []
+        self._webhook_turn = 0
         self.commands: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.menu_buttons: dict[int | None, dict[str, Any]] = {}
         self.tokens: set[str] = set()
@@ -1854,9 +1858,13 @@ class BotAPIEmulator:
             headers = (
                 {"X-Telegram-Bot-Api-Secret-Token": cfg.secret_token} if (cfg.secret_token) else {}
             )
+            url = cfg.url
+            if self.webhook_targets:
+                url = self.webhook_targets[self._webhook_turn % len(self.webhook_targets)]
+                self._webhook_turn += 1
             try:
                 async with self._http.post(
-                    cfg.url,
+                    url,
                     json=update,
                     headers=headers,
                     timeout=aiohttp.ClientTimeout(total=30),

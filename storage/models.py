@@ -163,6 +163,24 @@ class PhaseTransition(Base):
     scheduled_at: Mapped[datetime] = mapped_column(UtcDateTime())
     done_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     outcome: Mapped[str] = mapped_column(String(32), default="done")
+    # done | failed (a failed one is retried at next_attempt_at; later ones do not wait for it)
+    status: Mapped[str] = mapped_column(String(16), default="done", server_default="done")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    error: Mapped[str | None] = mapped_column(String(255))
+
+
+class Instance(Base):
+    """A running bot process: its token owns outbox claims; a stale heartbeat means it is gone."""
+
+    __tablename__ = "instances"
+
+    token: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Stable across restarts of the same deployment slot (host + listen port): a process that
+    # starts under the name of a registered one replaces it, so its claims are taken over at once.
+    name: Mapped[str] = mapped_column(String(128), index=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class OutboxMedia(Base):
@@ -195,6 +213,9 @@ class Delivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(32), index=True)
+    # Since when transient errors keep it from leaving: retries stop after OUTBOX_MAX_AGE_HOURS.
+    failing_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(String(255))

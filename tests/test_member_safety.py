@@ -622,7 +622,7 @@ async def test_audit_log_records_and_shows(h: Harness, tmp_path: Path) -> None:
     from bot.announcements import announce
 
     async with h.app.sessionmaker() as session:
-        await announce(session, h.app.consultation.id, "all", "Salut", NOW, ADMIN, "Mia")
+        await announce(session, h.app.consultation.id, "all", "Salut", NOW, "d1", ADMIN, "Mia")
     async with h.app.sessionmaker() as session:
         await forget(session, h.app, 50)
     actions = [e.action for e in await rows(h.app, AuditEntry)]

@@ -81,6 +81,8 @@ async def on_send(callback: CallbackQuery, _: Button, manager: DialogManager) ->
         manager.dialog_data["audience"],
         manager.dialog_data["html"],
         app.clock(),
+        # The dialog's id: the same announcement is queued once, however often it is confirmed.
+        manager.current_context().id,
         callback.from_user.id,
         callback.from_user.full_name,
     )

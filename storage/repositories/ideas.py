@@ -294,10 +294,13 @@ class IdeaRepository:
         return state
 
     async def due_notifications(self, before: datetime) -> list[NotificationState]:
-        rows = await self.session.scalars(
-            select(NotificationState).where(
-                (NotificationState.pending_comments + NotificationState.pending_replies) > 0,
-                NotificationState.last_sent_at <= before,
-            )
+        """Held-back notifications now due, claimed by this transaction: on PostgreSQL the
+        rows stay locked until it ends, and another instance's flush skips them."""
+        query = select(NotificationState).where(
+            (NotificationState.pending_comments + NotificationState.pending_replies) > 0,
+            NotificationState.last_sent_at <= before,
         )
+        if self.session.bind is not None and self.session.bind.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = await self.session.scalars(query)
         return list(rows.all())

@@ -191,3 +191,13 @@ async def erase(
     # Roles, responses, reports, invitation uses and notification states follow by cascade.
     await session.execute(delete(Member).where(Member.id == member_id))
     return erased
+
+
+async def languages_of(
+    session: AsyncSession, member_ids: Iterable[int], default_language: str
+) -> dict[int, str]:
+    """Each id's language; ids that are not members (yet) get the default."""
+    ids = list(member_ids)
+    rows = await session.execute(select(Member.id, Member.language).where(Member.id.in_(ids)))
+    known = {member_id: language for member_id, language in rows if language}
+    return {member_id: known.get(member_id, default_language) for member_id in ids}

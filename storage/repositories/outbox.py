@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.models import Delivery, OutboxMedia
+from storage.models import Delivery, Instance, OutboxMedia
 
 OPEN = ("pending", "sending")
 ALBUM_SUFFIX = ".album"
@@ -71,29 +71,66 @@ class OutboxRepository:
         ]
         if not rows:
             return 0
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = pg_insert if self._dialect() == "postgresql" else sqlite_insert
         for start in range(0, len(rows), 500):
             statement = insert(Delivery).on_conflict_do_nothing(index_elements=["dedupe_key"])
             await self.session.execute(statement, rows[start : start + 500])
         return len(rows)
 
-    async def release_stale(self, older_than: datetime) -> int:
-        """Claims left by a crashed sender go back to pending (they may be sent again)."""
+    async def release_orphans(self, legacy_before: datetime) -> int:
+        """Claims whose instance is gone (no longer registered) go back to pending; so do
+        claims without an owner (made before owners existed) older than `legacy_before`."""
+        live = select(Instance.token)
         result = await self.session.execute(
             update(Delivery)
-            .where(Delivery.status == "sending", Delivery.claimed_at < older_than)
-            .values(status="pending")
+            .where(
+                Delivery.status == "sending",
+                or_(
+                    and_(Delivery.claimed_by.is_(None), Delivery.claimed_at < legacy_before),
+                    and_(Delivery.claimed_by.is_not(None), Delivery.claimed_by.not_in(live)),
+                ),
+            )
+            .values(status="pending", claimed_by=None)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount or 0
+
+    async def release_lost(
+        self, owner: str, keep: Collection[int], claimed_before: datetime
+    ) -> int:
+        """This instance's own claims that it no longer tracks (a settle that failed), once
+        they are old enough not to be a claim committed a moment ago."""
+        query = update(Delivery).where(
+            Delivery.status == "sending",
+            Delivery.claimed_by == owner,
+            Delivery.claimed_at < claimed_before,
+        )
+        if keep:
+            query = query.where(Delivery.id.not_in(list(keep)))
+        result = await self.session.execute(
+            query.values(status="pending", claimed_by=None).execution_options(
+                synchronize_session=False
+            )
+        )
+        return result.rowcount or 0
+
+    async def release_owner(self, owner: str) -> int:
+        """At a clean shutdown: what this instance claimed and did not send goes back."""
+        result = await self.session.execute(
+            update(Delivery)
+            .where(Delivery.status == "sending", Delivery.claimed_by == owner)
+            .values(status="pending", claimed_by=None)
+            .execution_options(synchronize_session=False)
         )
         return result.rowcount or 0
 
     async def claim_due(
-        self, now: datetime, limit: int, exclude: Sequence[int] = ()
+        self, now: datetime, limit: int, owner: str, exclude: Sequence[int] = ()
     ) -> list[Delivery]:
-        """The oldest due delivery of each chat, claimed (status 'sending') for this sender."""
+        """The oldest due delivery of each chat, claimed (status 'sending') by `owner`."""
         earlier = aliased(Delivery)
         query = (
-            select(Delivery)
+            select(Delivery.id)
             .where(
                 Delivery.status == "pending",
                 Delivery.next_attempt_at <= now,
@@ -110,32 +147,57 @@ class OutboxRepository:
         )
         if exclude:
             query = query.where(Delivery.chat_id.not_in(list(exclude)))
-        candidates = list((await self.session.scalars(query)).all())
-        if not candidates:
+        if self._dialect() == "postgresql":
+            # Several instances claim at once: each skips the rows another is claiming,
+            # instead of waiting for them and coming back empty-handed.
+            query = query.with_for_update(skip_locked=True, of=Delivery)
+        ids = list((await self.session.scalars(query)).all())
+        if not ids:
             return []
         # Conditional update: with several instances, each row is claimed by one of them.
-        ids = [c.id for c in candidates]
         await self.session.execute(
             update(Delivery)
             .where(Delivery.id.in_(ids), Delivery.status == "pending")
-            .values(status="sending", claimed_at=now)
+            .values(status="sending", claimed_at=now, claimed_by=owner)
             .execution_options(synchronize_session=False)
         )
         claimed = await self.session.scalars(
             select(Delivery)
-            .where(Delivery.id.in_(ids), Delivery.claimed_at == now, Delivery.status == "sending")
+            .where(
+                Delivery.id.in_(ids),
+                Delivery.claimed_by == owner,
+                Delivery.claimed_at == now,
+                Delivery.status == "sending",
+            )
             .order_by(Delivery.id)
             .execution_options(populate_existing=True)
         )
         return list(claimed.all())
+
+    def _dialect(self) -> str:
+        return self.session.bind.dialect.name if self.session.bind else "sqlite"
 
     async def settle(self, delivery_id: int, **values: Any) -> None:
         await self.session.execute(
             update(Delivery).where(Delivery.id == delivery_id).values(**values)
         )
 
-    async def retry_later(self, delivery_id: int, at: datetime, error: str, count: bool) -> None:
-        values: dict[str, Any] = {"status": "pending", "next_attempt_at": at, "error": error[:255]}
+    async def retry_later(
+        self,
+        delivery_id: int,
+        at: datetime,
+        error: str,
+        count: bool,
+        failing_since: datetime | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": "pending",
+            "next_attempt_at": at,
+            "error": error[:255],
+            "claimed_by": None,
+        }
+        if failing_since is not None:
+            values["failing_since"] = failing_since
         if count:
             values["attempts"] = Delivery.attempts + 1
         await self.settle(delivery_id, **values)
@@ -168,6 +230,32 @@ class OutboxRepository:
 
     async def delivery(self, dedupe_key: str) -> Delivery | None:
         return await self.session.scalar(select(Delivery).where(Delivery.dedupe_key == dedupe_key))
+
+    async def failed(self, limit: int | None = None) -> list[Delivery]:
+        """Deliveries that failed for good, newest first (what organisers may re-queue)."""
+        query = select(Delivery).where(Delivery.status == "failed").order_by(Delivery.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        return list((await self.session.scalars(query)).all())
+
+    async def requeue_failed(self, now: datetime, ids: Collection[int] | None = None) -> int:
+        """Failed deliveries (all, or those ids) pending again, with a fresh retry budget."""
+        query = update(Delivery).where(Delivery.status == "failed")
+        if ids is not None:
+            query = query.where(Delivery.id.in_(list(ids)))
+        result = await self.session.execute(
+            query.values(
+                status="pending",
+                attempts=0,
+                failing_since=None,
+                next_attempt_at=now,
+                claimed_by=None,
+            ).execution_options(synchronize_session=False)
+        )
+        return result.rowcount or 0
+
+
+MAX_BACKOFF = timedelta(minutes=5)
 
 
 async def delete_chat_deliveries(session: AsyncSession, chat_id: int) -> int:
@@ -219,4 +307,5 @@ async def replace_delivery_text(session: AsyncSession, delivery_id: int, text: s
 
 
 def backoff(attempts: int) -> timedelta:
-    return timedelta(seconds=min(300, 2 ** min(attempts, 8)))
+    """2, 4, 8 … seconds, never more than 5 minutes between two tries."""
+    return min(MAX_BACKOFF, timedelta(seconds=2 ** min(attempts, 9)))

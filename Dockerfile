@@ -1,0 +1,39 @@
+# ConsultBot: one bot instance per container (see compose.yaml for two behind a proxy).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+
+WORKDIR /app
+
+# The locked versions, exactly as `make install` uses them (the test tools in the lock are
+# left out of the image).
+COPY requirements.lock ./
+RUN grep -viE '^(pytest|pytest-asyncio|ruff|iniconfig|pluggy|pygments)==' requirements.lock \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt \
+    && rm /tmp/requirements.txt
+
+# The application runs from its source tree: the catalogs (locales/) sit next to bot/.
+COPY pyproject.toml ./
+COPY bot ./bot
+COPY storage ./storage
+COPY locales ./locales
+COPY consultations ./consultations
+
+RUN useradd --system --home-dir /app --shell /usr/sbin/nologin consultbot \
+    && mkdir -p /app/data \
+    && chown consultbot:consultbot /app/data
+USER consultbot
+
+# SQLite (the default DATABASE_URL) keeps its file here; with PostgreSQL it stays empty.
+VOLUME ["/app/data"]
+# WEBHOOK_LISTEN must be 0.0.0.0:8080 in a container (the default listens on 127.0.0.1).
+EXPOSE 8080
+
+# `run` applies the migrations first; SIGTERM stops it cleanly (claims handed back).
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["python", "-m", "bot"]
+CMD ["run"]

@@ -1,0 +1,215 @@
+"""Two `consultbot run` processes in webhook mode on PostgreSQL and Redis, behind a load
+balancer (the emulator delivers updates to each in turn): 50 members answer the survey, the
+results phase opens, one instance is killed (SIGKILL) in the middle of the broadcast. Each
+transition happens once; each member gets the results once (only what was in flight at the
+kill may arrive twice); the overall rate is shared (the emulator enforces Telegram's limits)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from bot.consultation import load_consultation
+from bot.i18n import Translator
+from storage.db import make_engine, make_sessionmaker
+from storage.models import Delivery, Instance, PhaseTransition
+from tests.e2e.conftest import E2E, BotProcess, wait_button
+from tests.e2e.test_survey_e2e import fresh_redis
+from tests.e2e.test_webhook_e2e import free_port
+from tests.emulator import SimUser
+from tests.support import REDIS_URL, default_document, with_dates, write_document
+
+TR = Translator()
+MEMBERS = 50
+LANGUAGES = ("fr", "nl", "en")
+LIMIT = 20  # messages per second that the emulator allows, as Telegram about 30
+RATE = 18  # BROADCAST_RATE: for both instances together (each alone would send that much)
+SURVEY_SECONDS = 45  # from the test's start to the survey's end: two start-ups, 50 answers
+
+
+def t(msgid: str, lang: str) -> str:
+    return TR.gettext(msgid, locale=lang)
+
+
+def plain(html: str) -> str:
+    return re.sub(r"</?[a-z]+>", "", html)
+
+
+async def answer_survey(user: SimUser, lang: str, option_label: str) -> None:
+    await user.send("/start")
+    await wait_button(user, t("📝 Répondre au sondage", lang), timeout=20)
+    await user.click(t("📝 Répondre au sondage", lang), timeout=20)
+    await wait_button(user, option_label, timeout=20)
+    await user.click(option_label, timeout=20)
+    await user.click(t("Suivant ▶️", lang), timeout=20)
+    await wait_button(user, t("📨 Envoyer mes réponses", lang), timeout=20)
+    await user.click(t("📨 Envoyer mes réponses", lang), timeout=20)
+    await user.wait_for_message(t("🙏 Merci ! Vos réponses sont enregistrées.", lang), timeout=20)
+
+
+async def test_two_instances_one_killed_mid_broadcast(postgres_url: str, e2e: E2E) -> None:
+    # (postgres_url first: the bots stop before their database is dropped.)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    emu = e2e.emulator
+    e2e.database_url = postgres_url
+    redis_url = REDIS_URL.rsplit("/", 1)[0] + "/13"
+    await fresh_redis(redis_url)
+    now = datetime.now(UTC)
+    closes = now + timedelta(seconds=SURVEY_SECONDS)
+    opens = closes + timedelta(seconds=1)
+    # One question keeps 50 members' answers short; the rest is the default consultation.
+    document = with_dates(
+        default_document(),
+        {
+            "survey": (now - timedelta(days=3), closes),
+            "results": (opens, opens + timedelta(days=2)),
+            "ideas": (opens + timedelta(days=3), opens + timedelta(days=300)),
+        },
+    )
+    document["questions"] = document["questions"][:1]
+    path = write_document(e2e.tmp_path / "consultation.yaml", document)
+    c = load_consultation(path)
+    question = c.questions[0]
+
+    # The load balancer's public URL (never contacted) and the two instances' ports.
+    public, ports = free_port(), [free_port(), free_port()]
+    common = {
+        "WEBHOOK_URL": f"http://127.0.0.1:{public}",
+        "WEBHOOK_SECRET": "two-instances-secret",
+        "REDIS_URL": redis_url,
+        "BROADCAST_RATE": str(RATE),
+        "INSTANCE_TIMEOUT_SECONDS": "4",
+    }
+    bots: list[BotProcess] = [
+        e2e.bot(path, WEBHOOK_LISTEN=f"127.0.0.1:{port}", **common) for port in ports
+    ]
+    emu.webhook_targets = [f"http://127.0.0.1:{port}/webhook" for port in ports]
+    await asyncio.gather(*(bot.start(ready_method="setWebhook") for bot in bots))
+    await emu.wait_for(
+        lambda: len(emu.calls_to("setWebhook")) >= 2, timeout=30, what="both webhooks set"
+    )
+    boot = loop.time() - started
+
+    # 50 members answer at once; their updates reach the two instances in turn.
+    people = {6001 + i: LANGUAGES[i % 3] for i in range(MEMBERS)}
+    users = {m: emu.add_user(m, f"M{m}", lang) for m, lang in people.items()}
+    choice = {m: question.options[i % 3] for i, m in enumerate(people)}
+    await asyncio.gather(
+        *(
+            answer_survey(users[m], lang, c.text(choice[m].label, lang))
+            for m, lang in people.items()
+        )
+    )
+    answered = loop.time() - started
+    assert datetime.now(UTC) < closes - timedelta(seconds=1), (
+        f"set-up too slow for the dates: booted in {boot:.1f} s, answered at {answered:.1f} s"
+    )
+    assert emu.webhook is not None
+    posted = emu.webhook.delivered
+    assert posted >= 5 * MEMBERS
+    # Both instances served members: the load balancer gave each half of the updates.
+    served = [bot.log_path.read_text().count('"POST /webhook HTTP/1.1" 200') for bot in bots]
+    assert min(served) >= posted // 2 - 1, served
+
+    # From now on only the broadcast sends: Telegram's limits are enforced, for both together.
+    emu.enforce_limits(global_per_second=LIMIT, per_chat_per_second=1, per_group_per_minute=20)
+    engine = make_engine(postgres_url)
+    sessionmaker = make_sessionmaker(engine)
+
+    async def rows() -> list[Delivery]:
+        async with sessionmaker() as session:
+            result = await session.scalars(
+                select(Delivery).where(Delivery.topic.startswith("results:")).order_by(Delivery.id)
+            )
+            return list(result.all())
+
+    caption = {
+        lang: plain(t("📊 <b>Résultats : {title}</b>", lang)).format(title=c.text(c.title, lang))
+        for lang in LANGUAGES
+    }
+
+    def received() -> Counter[tuple[int, str]]:
+        counts: Counter[tuple[int, str]] = Counter()
+        for m, lang in people.items():
+            for entry in emu.delivered(m):
+                if entry.kind == "photo" and entry.text == caption[lang]:
+                    counts[(m, "chart")] += 1
+                elif entry.kind == "text" and entry.text.startswith(caption[lang] + "\n"):
+                    counts[(m, "summary")] += 1
+        return counts
+
+    try:
+        victim = bots[1]
+        async with sessionmaker() as session:
+            victim_token = await session.scalar(
+                select(Instance.token).where(Instance.name.endswith(f":127.0.0.1:{ports[1]}"))
+            )
+        assert victim_token is not None
+
+        async def victim_is_sending() -> bool:
+            delivered = sum(received().values())
+            if delivered < MEMBERS // 2:
+                return False
+            return any(r.claimed_by == victim_token and r.status == "sending" for r in await rows())
+
+        wait = (opens - datetime.now(UTC)).total_seconds() + 20
+        await emu.wait_for(victim_is_sending, timeout=wait, what="the victim sending results")
+        await victim.kill()
+        killed_at = loop.time()
+        before = received()
+        at_kill = await rows()
+        expected = len(at_kill)
+        kind = {r.id: ("chart" if r.media_id is not None else "summary") for r in at_kill}
+        claimed = [r for r in at_kill if r.status == "sending" and r.claimed_by == victim_token]
+        in_flight = {(r.chat_id, kind[r.id]) for r in claimed if before[(r.chat_id, kind[r.id])]}
+        assert expected == 2 * MEMBERS  # the chart and one summary each, queued once
+        assert sum(before.values()) < expected, "killed too late: nothing left to take over"
+
+        # The survivor takes over the dead instance's claims once its heartbeat is stale.
+        await emu.wait_for(
+            lambda: all(received()[(m, k)] for m in people for k in ("chart", "summary")),
+            timeout=30,
+            what="everyone's results after the kill",
+        )
+        finished = loop.time()
+
+        async def settled() -> bool:
+            return all(r.status == "sent" for r in await rows())
+
+        await emu.wait_for(settled, timeout=10, what="every results delivery recorded sent")
+        after = received()
+        duplicated = {key: n for key, n in after.items() if n > 1}
+        async with sessionmaker() as session:
+            transitions = (await session.scalars(select(PhaseTransition))).all()
+        logs = [bot.log_path.read_text() for bot in bots]
+        print(
+            f"\ntwo instances: booted in {boot:.1f} s; {MEMBERS} members answered by "
+            f"{answered:.1f} s ({posted} webhook updates); victim killed after "
+            f"{sum(before.values())}/{expected} deliveries holding {len(claimed)} claims, "
+            f"{len(in_flight)} in flight; everyone served {finished - killed_at:.1f} s later; "
+            f"duplicates: {duplicated}; limit violations: {len(emu.limit_violations)}; "
+            f"test time {loop.time() - started:.1f} s"
+        )
+        assert all(after[(m, k)] >= 1 for m in people for k in ("chart", "summary"))
+        assert set(duplicated) <= in_flight, (duplicated, in_flight)
+        assert all(n == 2 for n in duplicated.values())
+        assert len(await rows()) == expected
+        # Each transition happened once, in one of the two instances.
+        for key in ("survey:open", "survey:close", "results:open"):
+            full = f"{c.id}:{key}"
+            assert sum(log.count(f"transition {full}:") for log in logs) == 1, key
+        outcomes = {r.key.split(":", 1)[1]: r.outcome for r in transitions}
+        assert outcomes["results:open"] == f"results to {MEMBERS}"
+        assert all(r.status == "done" for r in transitions)
+        # Both instances sent part of the broadcast, within Telegram's limits taken together.
+        owners = {r.claimed_by for r in await rows()} - {None}
+        assert victim_token in owners and len(owners) == 2
+        assert emu.limit_violations == []
+        assert "queued again" in logs[0]
+    finally:
+        await engine.dispose()
