@@ -14,6 +14,7 @@ from bot.consultation import (
     Consultation,
     ConsultationError,
     Role,
+    check_consultation,
     load_consultation,
     parse_duration,
 )
@@ -75,12 +76,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            c = load_consultation(path)
+            c, warnings = check_consultation(path)
         except ConsultationError as exc:
             failed += 1
             print(str(exc))
             print(f"{path}: {len(exc.problems)} problem(s)")
             continue
+        for warning in warnings:
+            print(f"warning: {warning.render(str(path))}")
         print(
             f"{path}: OK — {c.id}, {len(c.phases)} phases, {len(c.questions)} questions, "
             f"languages {', '.join(c.languages)}"
