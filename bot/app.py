@@ -38,7 +38,7 @@ from bot.middlewares.answer_once import AnswerCallbackOnce
 from bot.middlewares.database import DbSessionMiddleware
 from bot.middlewares.member import MemberMiddleware
 from bot.middlewares.throttling import ThrottlingMiddleware
-from bot.moderation import ModeratorDirectory
+from bot.moderation import ModeratorDirectory, card_waiting_ideas
 from bot.ratelimit import SendLimits
 from bot.scheduler import PhaseEngine
 from storage.db import make_engine, make_sessionmaker
@@ -173,6 +173,9 @@ async def run(settings: Settings, consultation: Consultation) -> None:
         app.bot_username = me.username or ""
         log.info("running as @%s for consultation %s", app.bot_username, consultation.id)
         await MemberService.publish_commands(bot, app)
+        async with app.sessionmaker() as session:  # ideas left without a card (no group then)
+            await card_waiting_ideas(session, app, app.clock())
+            await session.commit()
         sender = asyncio.create_task(outbox.run(), name="outbox")
         await engine.start()
         if settings.webhook_url:

@@ -16,6 +16,7 @@ from aiogram.exceptions import (
     TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
+    TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.context import Clock, system_clock
 from bot.ratelimit import RateLimiter, SendLimits
 from storage.models import Delivery
+from storage.repositories.chats import ChatRepository
 from storage.repositories.members import MemberRepository
 from storage.repositories.outbox import OutboxRepository, backoff
 
@@ -136,6 +138,11 @@ class Outbox:
         self.wakeup.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wakeup.wait(), timeout)
+        # Python 3.11's wait_for loses a cancellation that arrives as the event is set: the
+        # sender then ran on forever after shutdown asked it to stop.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
 
     async def pump(self) -> bool:
         """Claim one batch of due deliveries and send it, respecting the limits."""
@@ -194,6 +201,8 @@ class Outbox:
             )
         except TelegramForbiddenError as exc:
             await self._settle_blocked(row, exc.message)
+        except TelegramMigrateToChat as exc:
+            await self._settle_migrated(row, exc.migrate_to_chat_id)
         except (TelegramServerError, TelegramNetworkError, TimeoutError) as exc:
             if row.attempts + 1 >= MAX_ATTEMPTS:
                 await self._settle(row, status="failed", error=str(exc)[:255])
@@ -279,6 +288,17 @@ class Outbox:
         at = self.clock() + timedelta(seconds=delay)
         async with self.sessionmaker() as session:
             await OutboxRepository(session).retry_later(row.id, at, error, count)
+            await session.commit()
+
+    async def _settle_migrated(self, row: Delivery, new_chat_id: int) -> None:
+        """400 "group chat was upgraded to a supergroup": remember the new id (used from now
+        on, e.g. for the moderation group) and send there what waited for the old one."""
+        log.warning("outbox: chat %s is now the supergroup %s", row.chat_id, new_chat_id)
+        async with self.sessionmaker() as session:
+            await ChatRepository(session).record_migration(row.chat_id, new_chat_id, self.clock())
+            await OutboxRepository(session).move_chat(
+                row.chat_id, new_chat_id, self.clock(), claimed=row.id
+            )
             await session.commit()
 
     async def _settle_blocked(self, row: Delivery, error: str) -> None:

@@ -14,11 +14,13 @@ from bot.context import AppContext
 from bot.moderation import (
     REASONS,
     comment_card,
-    decision_keyboard,
     hide_idea_keyboard,
     hide_keyboard,
     idea_card,
+    idea_card_delivery,
+    idea_card_key,
     markup_json,
+    moderation_chat_id,
 )
 from bot.similarity import most_similar
 from storage.models import Comment, Idea, Member, NotificationState
@@ -107,21 +109,10 @@ class IdeaService:
             text.strip(),
             now,
         )
-        chat_id = self.app.settings.moderation_chat_id
+        chat_id = await moderation_chat_id(self.session, self.app)
         if chat_id is not None:
             await self.outbox.enqueue(
-                [
-                    NewDelivery(
-                        f"{self.app.consultation.id}:card:idea:{idea.id}",
-                        "moderation",
-                        chat_id,
-                        text=idea_card(self.app, idea, self.group_lang),
-                        reply_markup=markup_json(
-                            decision_keyboard(self.app, idea.id, self.group_lang)
-                        ),
-                        is_group=True,
-                    )
-                ],
+                [idea_card_delivery(self.app, idea, chat_id, idea_card_key(self.app, idea.id))],
                 now,
             )
         await self.session.commit()
@@ -224,7 +215,7 @@ class IdeaService:
             parent.id if parent else None,
             now,
         )
-        chat_id = self.app.settings.moderation_chat_id
+        chat_id = await moderation_chat_id(self.session, self.app)
         if chat_id is not None:
             await self.outbox.enqueue(
                 [
@@ -318,7 +309,7 @@ class IdeaService:
             # without expiring `member` and `idea`, which the dialog still reads (a rollback would).
             await self.session.commit()
             return False
-        chat_id = self.app.settings.moderation_chat_id
+        chat_id = await moderation_chat_id(self.session, self.app)
         if chat_id is not None:
             lang = self.group_lang
             if comment is not None:

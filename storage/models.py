@@ -277,3 +277,14 @@ class NotificationState(Base):
     last_sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     pending_comments: Mapped[int] = mapped_column(Integer, default=0)
     pending_replies: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ChatMigration(Base):
+    """A group Telegram upgraded to a supergroup: its new id, used from then on (e.g. for
+    MODERATION_CHAT_ID, which still names the old one)."""
+
+    __tablename__ = "chat_migrations"
+
+    old_chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    new_chat_id: Mapped[int] = mapped_column(BigInteger)
+    migrated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
