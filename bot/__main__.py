@@ -9,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot import redaction
 from bot.config import ConfigError, Settings, load_settings
@@ -16,9 +17,13 @@ from bot.consultation import (
     Consultation,
     ConsultationError,
     Role,
+    check_consultation,
     load_consultation,
     parse_duration,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
 
 
 class Failure(Exception):
@@ -81,12 +86,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.files:
         try:
-            c = load_consultation(path)
+            c, warnings = check_consultation(path)
         except ConsultationError as exc:
             failed += 1
             print(str(exc))
             print(f"{path}: {len(exc.problems)} problem(s)")
             continue
+        for warning in warnings:
+            print(f"warning: {warning.render(str(path))}")
         print(
             f"{path}: OK — {c.id}, {len(c.phases)} phases, {len(c.questions)} questions, "
             f"languages {', '.join(c.languages)}"
@@ -97,6 +104,44 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_migrate(args: argparse.Namespace) -> None:
     _migrate(load_settings())
     print("database is up to date")
+
+
+def cmd_backup(args: argparse.Namespace) -> None:
+    """An online copy of the SQLite database; on PostgreSQL, the pg_dump line to run."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.engine import make_url
+
+    from storage.db import backup_sqlite, safe_url
+
+    settings = load_settings()
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "postgresql":
+        target = args.out or Path(f"consultbot-{datetime.now(UTC):%Y%m%d-%H%M%S}.dump")
+        print(
+            "PostgreSQL: back up with pg_dump (custom format; restore with pg_restore; the "
+            "password from PGPASSWORD or ~/.pgpass):\n"
+            f"pg_dump --format=custom --file={target} "
+            f"'{_libpq_url(url)}'"
+        )
+        return
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        raise Failure(f"cannot back up {safe_url(settings.database_url)}: not a database file")
+    source = Path(url.database)
+    if not source.exists():
+        raise Failure(f"no database at {source}: nothing to back up")
+    out = args.out or source.with_name(
+        f"{source.stem}-{datetime.now(UTC):%Y%m%d-%H%M%S}{source.suffix}"
+    )
+    if out.exists():
+        raise Failure(f"{out} exists already: choose another --out")
+    backup_sqlite(source, out)
+    print(f"database copied to {out}")
+
+
+def _libpq_url(url: URL) -> str:
+    """postgresql+asyncpg://… -> postgresql://… (what pg_dump understands), password hidden."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=True)
 
 
 def cmd_invite(args: argparse.Namespace) -> None:
@@ -331,6 +376,9 @@ def parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
     migrate = sub.add_parser("migrate", help="apply database migrations")
     migrate.set_defaults(func=cmd_migrate)
+    backup = sub.add_parser("backup", help="copy the SQLite database (online); pg_dump line")
+    backup.add_argument("--out", type=Path, default=None, help="the copy (default: dated)")
+    backup.set_defaults(func=cmd_backup)
     status = sub.add_parser("status", help="timeline, respondents and outbox progress")
     status.set_defaults(func=cmd_status)
     audit = sub.add_parser(

@@ -43,7 +43,7 @@ from bot.middlewares.member import MemberMiddleware
 from bot.middlewares.pinned_responses import PinnedResponseTypes
 from bot.middlewares.throttling import ThrottlingMiddleware
 from bot.middlewares.work_slots import WorkSlots
-from bot.moderation import ModeratorDirectory
+from bot.moderation import ModeratorDirectory, card_waiting_ideas
 from bot.ratelimit import SendLimits
 from bot.scheduler import PhaseEngine
 from bot.shared_ratelimit import SharedRateLimit
@@ -215,6 +215,9 @@ async def run(settings: Settings, consultation: Consultation) -> None:
         app.bot_username = me.username or ""
         log.info("running as @%s for consultation %s", app.bot_username, consultation.id)
         await MemberService.publish_commands(bot, app)
+        async with app.sessionmaker() as session:  # ideas left without a card (no group then)
+            await card_waiting_ideas(session, app, app.clock())
+            await session.commit()
         sender = asyncio.create_task(outbox.run(), name="outbox")
         await engine.start()
         if settings.webhook_url:

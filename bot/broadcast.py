@@ -15,6 +15,7 @@ from aiogram import Bot
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramForbiddenError,
+    TelegramMigrateToChat,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -28,6 +29,7 @@ from bot.instance import Instance
 from bot.ratelimit import RateLimiter, SendLimits
 from bot.shared_ratelimit import SharedRateLimit
 from storage.models import Delivery
+from storage.repositories.chats import ChatRepository
 from storage.repositories.members import MemberRepository
 from storage.repositories.outbox import OutboxRepository, album_items, backoff
 
@@ -155,6 +157,11 @@ class Outbox:
         self.wakeup.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wakeup.wait(), timeout)
+        # Python 3.11's wait_for loses a cancellation that arrives as the event is set: the
+        # sender then ran on forever after shutdown asked it to stop.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
 
     async def pump(self) -> bool:
         """Claim one small batch of due deliveries and send it, respecting the limits."""
@@ -231,6 +238,8 @@ class Outbox:
             await self._transient(row, exc.retry_after, f"429 retry after {exc.retry_after}", False)
         except TelegramForbiddenError as exc:
             await self._settle_blocked(row, exc.message)
+        except TelegramMigrateToChat as exc:
+            await self._settle_migrated(row, exc.migrate_to_chat_id)
         except (TelegramServerError, TelegramNetworkError, TimeoutError) as exc:
             delay = backoff(row.attempts + 1).total_seconds()
             await self._transient(row, delay, str(exc) or type(exc).__name__, True)
@@ -382,6 +391,17 @@ class Outbox:
             )
             if self.alerts is not None:
                 await self.alerts.delivery_trouble(session, row, error, True, self.clock())
+            await session.commit()
+
+    async def _settle_migrated(self, row: Delivery, new_chat_id: int) -> None:
+        """400 "group chat was upgraded to a supergroup": remember the new id (used from now
+        on, e.g. for the moderation group) and send there what waited for the old one."""
+        log.warning("outbox: chat %s is now the supergroup %s", row.chat_id, new_chat_id)
+        async with self.sessionmaker() as session:
+            await ChatRepository(session).record_migration(row.chat_id, new_chat_id, self.clock())
+            await OutboxRepository(session).move_chat(
+                row.chat_id, new_chat_id, self.clock(), claimed=row.id
+            )
             await session.commit()
 
     async def _settle_blocked(self, row: Delivery, error: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -244,6 +244,11 @@ def _lookup_line(
 
 def load_consultation(path: str | Path) -> Consultation:
     """Read and validate a consultation file; raise ConsultationError listing every problem."""
+    return check_consultation(path)[0]
+
+
+def check_consultation(path: str | Path) -> tuple[Consultation, list[Problem]]:
+    """`load_consultation`, and the warnings: what is valid but may not mean what was meant."""
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -251,10 +256,14 @@ def load_consultation(path: str | Path) -> Consultation:
         raise ConsultationError(
             file, [Problem("", f"cannot read the file: {exc.strerror}")]
         ) from None
-    return parse_consultation(text, file)
+    return _parse(text, file)
 
 
 def parse_consultation(text: str, file: str = "<consultation>") -> Consultation:
+    return _parse(text, file)[0]
+
+
+def _parse(text: str, file: str) -> tuple[Consultation, list[Problem]]:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -282,7 +291,8 @@ def parse_consultation(text: str, file: str = "<consultation>") -> Consultation:
     problems = [located(loc, msg) for loc, msg in _semantic_problems(consultation)]
     if problems:
         raise ConsultationError(file, problems)
-    return _localized(consultation)
+    warnings = [located(loc, msg) for loc, msg in _ambiguous_times(consultation)]
+    return _localized(consultation), warnings
 
 
 def _friendly(err: Any) -> str:
@@ -299,18 +309,50 @@ def _friendly(err: Any) -> str:
 
 
 def _localized(c: Consultation) -> Consultation:
-    """Read naive phase datetimes in the consultation's time zone."""
+    """Read naive phase datetimes in the consultation's time zone; ends inclusive (see below)."""
     tz = c.tz
     phases = [
-        p.model_copy(
-            update={
-                "starts": p.starts if p.starts.tzinfo else p.starts.replace(tzinfo=tz),
-                "ends": p.ends if p.ends.tzinfo else p.ends.replace(tzinfo=tz),
-            }
-        )
+        p.model_copy(update={"starts": _aware(p.starts, tz), "ends": _inclusive_end(p.ends, tz)})
         for p in c.phases
     ]
     return c.model_copy(update={"phases": phases})
+
+
+def _inclusive_end(moment: datetime, tz: ZoneInfo) -> datetime:
+    """`ends: 2020-05-16 23:59` is shown as "until 23:59": it means until the last instant of
+    that minute. Only a naive time without seconds is read so; anything else is taken as written."""
+    if moment.tzinfo is None and moment.second == 0 and moment.microsecond == 0:
+        moment = moment.replace(second=59, microsecond=999_999)
+    return _aware(moment, tz)
+
+
+def _is_skipped(moment: datetime, tz: ZoneInfo) -> bool:
+    """A naive local time that the clocks jump over (e.g. 02:30 when 02:00 becomes 03:00)."""
+    there_and_back = moment.replace(tzinfo=tz).astimezone(UTC).astimezone(tz)
+    return there_and_back.replace(tzinfo=None) != moment
+
+
+def _is_repeated(moment: datetime, tz: ZoneInfo) -> bool:
+    """A naive local time that happens twice (e.g. 02:30 when 03:00 becomes 02:00)."""
+    first, second = moment.replace(tzinfo=tz, fold=0), moment.replace(tzinfo=tz, fold=1)
+    return not _is_skipped(moment, tz) and first.utcoffset() != second.utcoffset()
+
+
+def _ambiguous_times(c: Consultation) -> Iterator[tuple[Loc, str]]:
+    tz = c.tz
+    for i, p in enumerate(c.phases):
+        for name in ("starts", "ends"):
+            moment: datetime = getattr(p, name)
+            if moment.tzinfo is None and _is_repeated(moment, tz):
+                first = moment.replace(tzinfo=tz)
+                yield (
+                    ("phases", i, name),
+                    (
+                        f"{moment:%Y-%m-%d %H:%M} happens twice in {c.timezone} (the clocks go "
+                        f"back): read as the first, {first.isoformat(timespec='minutes')}; write "
+                        "the offset to choose the other"
+                    ),
+                )
 
 
 Loc = tuple[str | int, ...]
@@ -374,10 +416,20 @@ def _semantic_problems(c: Consultation) -> Iterator[tuple[Loc, str]]:
             yield (*loc, "kind"), f"there is already a {p.kind} phase"
         kinds.add(p.kind)
         if zone_ok:
-            starts, ends = _aware(p.starts, c.tz), _aware(p.ends, c.tz)
+            for name in ("starts", "ends"):
+                moment: datetime = getattr(p, name)
+                if moment.tzinfo is None and _is_skipped(moment, c.tz):
+                    yield (
+                        (*loc, name),
+                        (
+                            f"{moment:%Y-%m-%d %H:%M} does not exist in {c.timezone} (the clocks "
+                            "go forward over it): choose another time"
+                        ),
+                    )
+            starts, ends = _aware(p.starts, c.tz), _inclusive_end(p.ends, c.tz)
             if ends <= starts:
                 yield (*loc, "ends"), "ends before it starts"
-            if previous is not None and starts < _aware(previous.ends, c.tz):
+            if previous is not None and starts < _inclusive_end(previous.ends, c.tz):
                 yield (
                     (*loc, "starts"),
                     (

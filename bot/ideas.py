@@ -17,11 +17,13 @@ from bot.moderation import (
     REASONS,
     comment_card,
     comments_card,
-    decision_keyboard,
     hide_idea_keyboard,
     hide_keyboard,
     idea_card,
+    idea_card_delivery,
+    idea_card_key,
     markup_json,
+    moderation_chat_id,
 )
 from bot.similarity import most_similar
 from storage.models import Comment, Idea, Member, NotificationState
@@ -181,21 +183,10 @@ class IdeaService:
             text.strip(),
             now,
         )
-        chat_id = self.app.settings.moderation_chat_id
+        chat_id = await moderation_chat_id(self.session, self.app)
         if chat_id is not None:
             await self.outbox.enqueue(
-                [
-                    NewDelivery(
-                        f"{self.app.consultation.id}:card:idea:{idea.id}",
-                        "moderation",
-                        chat_id,
-                        text=idea_card(self.app, idea, self.group_lang),
-                        reply_markup=markup_json(
-                            decision_keyboard(self.app, idea.id, self.group_lang)
-                        ),
-                        is_group=True,
-                    )
-                ],
+                [idea_card_delivery(self.app, idea, chat_id, idea_card_key(self.app, idea.id))],
                 now,
             )
         await self.session.commit()
@@ -354,7 +345,7 @@ class IdeaService:
     async def _card_comments(self, now: datetime) -> int:
         """New comments go to the group in cards of several, one round per
         `comment_cards_every` seconds at most: a busy thread cannot bury the group."""
-        chat_id = self.app.settings.moderation_chat_id
+        chat_id = await moderation_chat_id(self.session, self.app)
         if chat_id is None:
             return 0
         last = await self.repo.last_carded_at()
@@ -451,7 +442,7 @@ class IdeaService:
             # without expiring `member` and `idea`, which the dialog still reads (a rollback would).
             await self.session.commit()
             return False
-        chat_id = self.app.settings.moderation_chat_id
+        chat_id = await moderation_chat_id(self.session, self.app)
         if chat_id is not None:
             lang = self.group_lang
             if comment is not None:

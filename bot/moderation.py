@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from html import escape
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Role
 from bot.context import AppContext
 from bot.i18n import N_
 from bot.text_budget import clip_html
 from storage.models import Comment, Idea, Member
+from storage.repositories.chats import ChatRepository
+from storage.repositories.ideas import IdeaRepository
+from storage.repositories.outbox import NewDelivery, OutboxRepository
+
+log = logging.getLogger(__name__)
 
 REASONS = {
     "off_topic": N_("Hors sujet"),
@@ -43,6 +51,13 @@ class IdeaAction(CallbackData, prefix="mi"):
 class CommentAction(CallbackData, prefix="mc"):
     action: str  # hide
     comment: int
+
+
+class PendingAction(CallbackData, prefix="mp"):
+    """/pending in a private chat: resend (the idea's card to the moderation group)."""
+
+    action: str
+    idea: int
 
 
 @dataclass
@@ -74,14 +89,94 @@ class ModeratorDirectory:
         self._cache.pop(chat_id, None)
 
     async def is_moderator(
-        self, bot: Bot, app: AppContext, user_id: int, member: Member | None
+        self,
+        bot: Bot,
+        app: AppContext,
+        user_id: int,
+        member: Member | None,
+        chat_id: int | None = None,
     ) -> bool:
+        """`chat_id`: the moderation group as it is now (see `moderation_chat_id`)."""
         if app.is_admin(user_id):
             return True
         if member is not None and Role.MODERATOR in member.role_names:
             return True
-        chat_id = app.settings.moderation_chat_id
+        chat_id = chat_id if chat_id is not None else app.settings.moderation_chat_id
         return chat_id is not None and user_id in await self.admins(bot, chat_id)
+
+
+# ------------------------------------------------------------ the moderation group
+
+
+async def moderation_chat_id(session: AsyncSession, app: AppContext) -> int | None:
+    """MODERATION_CHAT_ID, or the supergroup it became (Telegram changes a group's id when it
+    upgrades it; the new id is stored when we learn it)."""
+    configured = app.settings.moderation_chat_id
+    if configured is None:
+        return None
+    return await ChatRepository(session).current_id(configured)
+
+
+def idea_card_key(app: AppContext, idea_id: int) -> str:
+    """The outbox key of an idea's card: queued once, whoever queues it."""
+    return f"{app.consultation.id}:card:idea:{idea_id}"
+
+
+def idea_card_delivery(app: AppContext, idea: Idea, chat_id: int, key: str) -> NewDelivery:
+    lang = app.moderation_language
+    return NewDelivery(
+        key,
+        "moderation",
+        chat_id,
+        text=idea_card(app, idea, lang),
+        reply_markup=markup_json(decision_keyboard(app, idea.id, lang)),
+        is_group=True,
+    )
+
+
+async def card_waiting_ideas(session: AsyncSession, app: AppContext, now: datetime) -> int:
+    """Queue the card of every pending idea that never had one (submitted while no group was
+    configured); returns how many. The caller commits."""
+    chat_id = await moderation_chat_id(session, app)
+    if chat_id is None:
+        return 0
+    outbox = OutboxRepository(session)
+    missing = [
+        idea
+        for idea in await IdeaRepository(session).pending(app.consultation.id)
+        if await outbox.delivery(idea_card_key(app, idea.id)) is None
+    ]
+    await outbox.enqueue(
+        [idea_card_delivery(app, i, chat_id, idea_card_key(app, i.id)) for i in missing], now
+    )
+    if missing:
+        log.info("moderation: %d waiting idea(s) carded to the group %s", len(missing), chat_id)
+    return len(missing)
+
+
+async def resend_card(session: AsyncSession, app: AppContext, idea: Idea, now: datetime) -> bool:
+    """Queue the idea's card again (lost, deleted, or the bot was out of the group); at most
+    once a minute per idea, so a double tap sends one. False without a moderation group."""
+    chat_id = await moderation_chat_id(session, app)
+    if chat_id is None:
+        return False
+    key = f"{idea_card_key(app, idea.id)}:again:{int(now.timestamp()) // 60}"
+    await OutboxRepository(session).enqueue([idea_card_delivery(app, idea, chat_id, key)], now)
+    return True
+
+
+async def follow_chat_migration(
+    session: AsyncSession, app: AppContext, old_chat_id: int, new_chat_id: int, now: datetime
+) -> bool:
+    """The moderation group became a supergroup: store its new id (used from now on), move
+    what waits for the old one, and card what was never carded. The caller commits."""
+    if old_chat_id != await moderation_chat_id(session, app):
+        return False
+    await ChatRepository(session).record_migration(old_chat_id, new_chat_id, now)
+    await OutboxRepository(session).move_chat(old_chat_id, new_chat_id, now)
+    await card_waiting_ideas(session, app, now)
+    log.warning("moderation: the group %s is now the supergroup %s", old_chat_id, new_chat_id)
+    return True
 
 
 def markup_json(markup: InlineKeyboardMarkup) -> str:

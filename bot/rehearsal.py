@@ -43,7 +43,9 @@ def _copy(document: Mapping[str, Any]) -> dict[str, Any]:
 
 def _local(moment: datetime, consultation: Consultation) -> str:
     """An ISO date-time with its offset, in the consultation's zone (readable in the copy)."""
-    return moment.astimezone(consultation.tz).isoformat(timespec="seconds")
+    # Microseconds kept when there are any: an end "23:59" is read as 23:59:59.999999.
+    local = moment.astimezone(consultation.tz)
+    return local.isoformat(timespec="microseconds" if local.microsecond else "seconds")
 
 
 def _minutes(delta: timedelta) -> int:

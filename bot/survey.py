@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
 
 from bot.consultation import Consultation, PhaseKind, Question
 from bot.phases import Timeline
@@ -97,16 +97,38 @@ class SurveyState:
     answers: dict[str, StoredAnswer]
 
 
+class SurveyClosed(Exception):
+    """The survey was not open when the answer was to be stored: nothing was stored."""
+
+
 class SurveyService:
     """Use cases of the survey dialog; every method commits its own change."""
 
-    def __init__(self, session: AsyncSession, consultation: Consultation) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        consultation: Consultation,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.session = session
         self.consultation = consultation
         self.repo = SurveyRepository(session)
+        # Read again just before each commit: a screen shown at 23:59 may be confirmed later.
+        self.clock = clock
 
     def is_open(self, now: datetime) -> bool:
         return Timeline(self.consultation).is_open(PhaseKind.SURVEY, now)
+
+    async def _commit_while_open(self, now: datetime, writes: AsyncSessionTransaction) -> None:
+        """Commit only if the survey is open now, inside the storing transaction (the writes
+        are done and the response row is locked); otherwise undo them and say so."""
+        if not self.is_open(now) or not self.is_open(self.clock() if self.clock else now):
+            # Undo the savepoint, then end the transaction with a commit: a rollback would
+            # expire what the caller still reads (the member of the update being handled).
+            await writes.rollback()
+            await self.session.commit()
+            raise SurveyClosed
+        await self.session.commit()
 
     async def state(self, member_id: int) -> SurveyState:
         response = await self.repo.response(self.consultation.id, member_id)
@@ -126,20 +148,23 @@ class SurveyService:
         """Store one confirmed answer, drop answers whose condition no longer holds.
 
         With `known` (the answers as the caller last saw them) the result is worked out
-        without reading them back."""
+        without reading them back. Raises SurveyClosed (nothing stored) when the survey is not
+        open at commit time."""
         drop = hidden_by(self.consultation, question, choices)
         stored = StoredAnswer(
             () if question.kind == "text" else tuple(dict.fromkeys(choices)),
             text if question.kind == "text" else None,
         )
+        writes = await self.session.begin_nested()
         response_id = await self.repo.store(
             self.consultation.id, member_id, question.id, stored.choices, stored.text, now, drop
         )
-        await self.session.commit()
         if known is None:
-            return await self.repo.answers(response_id)
-        answers = {qid: a for qid, a in known.items() if qid not in drop}
-        answers[question.id] = stored
+            answers = await self.repo.answers(response_id)
+        else:
+            answers = {qid: a for qid, a in known.items() if qid not in drop}
+            answers[question.id] = stored
+        await self._commit_while_open(now, writes)
         return answers
 
     async def clear(
@@ -148,8 +173,9 @@ class SurveyService:
         """Forget one answer (the member took picks back below the minimum) and those that
         depended on it."""
         drop = [question.id, *hidden_by(self.consultation, question, [])]
+        writes = await self.session.begin_nested()
         await self.repo.unstore(self.consultation.id, member_id, drop, now)
-        await self.session.commit()
+        await self._commit_while_open(now, writes)
         if known is None:
             return (await self.state(member_id)).answers
         return {qid: a for qid, a in known.items() if qid not in drop}
@@ -159,11 +185,15 @@ class SurveyService:
         return await self.repo.status(self.consultation.id, member_id) or "none"
 
     async def submit(self, member_id: int, now: datetime) -> bool:
-        """Submit when every visible question is answered; False if something is missing."""
+        """Submit when every visible question is answered; False if something is missing.
+
+        Raises SurveyClosed (nothing stored) when the survey is not open at commit time."""
+        writes = await self.session.begin_nested()
         response = await self.repo.get_or_create(self.consultation.id, member_id)
         answers = await self.repo.answers(response.id)
         if first_unanswered(self.consultation, answers) is not None:
+            await self.session.commit()
             return False
         await self.repo.submit(response, now)
-        await self.session.commit()
+        await self._commit_while_open(now, writes)
         return True

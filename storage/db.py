@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -171,21 +172,101 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def alembic_config(url: str) -> Any:
+def alembic_config(url: str, migrations: Path = MIGRATIONS) -> Any:
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", str(migrations))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations (synchronous: call it outside a running event loop)."""
+def _sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def backup_sqlite(source: Path, destination: Path) -> None:
+    """A consistent copy of a live SQLite database (sqlite3's online backup API: safe while
+    the bot writes, WAL included)."""
+    import sqlite3
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    src = sqlite3.connect(source)
+    try:
+        dst = sqlite3.connect(destination)
+        try:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def _sqlite_revision(db: Path) -> str | None:
+    import sqlite3
+
+    if not db.exists() or db.stat().st_size == 0:
+        return None
+    conn = sqlite3.connect(db)
+    try:
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError:  # no version table: nothing migrated yet
+        return None
+    finally:
+        conn.close()
+    return row[0] if row else None
+
+
+def _copy_before_upgrade(db: Path, cfg: Any, revision: str) -> Path | None:
+    """data/consultbot.db -> data/consultbot.db.bak-<current revision>, when the upgrade has
+    something to apply to a database that holds something."""
+    from alembic.script import ScriptDirectory
+
+    current = _sqlite_revision(db)
+    if current is None:
+        return None
+    targets = {r.revision for r in ScriptDirectory.from_config(cfg).get_revisions(revision) if r}
+    if current in targets:
+        return None
+    copy = db.with_name(f"{db.name}.bak-{current}")
+    backup_sqlite(db, copy)
+    return copy
+
+
+# Alembic's `context` is a process-wide proxy: two upgrades in threads of one process would
+# mix their environments. Other processes are kept out by the file or advisory lock.
+_UPGRADE_IN_PROCESS = threading.Lock()
+
+
+def upgrade(url: str, revision: str = "head", migrations: Path = MIGRATIONS) -> None:
+    """Apply migrations (synchronous: call it outside a running event loop).
+
+    One upgrade at a time (several instances may start together): a file lock next to the
+    SQLite file, pg_advisory_xact_lock on PostgreSQL (see migrations/env.py). Each runs in one
+    transaction, so a failing migration leaves the previous revision intact; on SQLite the
+    file is copied first when there is something to apply."""
     from alembic import command
 
     _prepare_sqlite_path(url)
-    command.upgrade(alembic_config(url), revision)
+    cfg = alembic_config(url, migrations)
+    db = _sqlite_file(url)
+    with _UPGRADE_IN_PROCESS:
+        if db is None:
+            command.upgrade(cfg, revision)
+            return
+        import fcntl
+
+        with open(db.with_name(f"{db.name}.migrate.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                _copy_before_upgrade(db, cfg, revision)
+                command.upgrade(cfg, revision)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 async def upgrade_async(url: str, revision: str = "head") -> None:

@@ -325,3 +325,14 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(16))
     target_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(String(255))
+
+
+class ChatMigration(Base):
+    """A group Telegram upgraded to a supergroup: its new id, used from then on (e.g. for
+    MODERATION_CHAT_ID, which still names the old one)."""
+
+    __tablename__ = "chat_migrations"
+
+    old_chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    new_chat_id: Mapped[int] = mapped_column(BigInteger)
+    migrated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -138,3 +138,45 @@ def test_audit_lists_entries_since(tmp_path: Path) -> None:
     assert later.stdout.strip() == "no entries"
     bad = consultbot(["audit", "--since", "yesterday"], tmp_path, **env)
     assert_clean_failure(bad, "--since 'yesterday'")
+
+
+def test_backup_copies_the_live_sqlite_database(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "data" / "consultbot.db"
+    url = f"sqlite+aiosqlite:///{db}"
+    assert consultbot(["migrate"], tmp_path, DATABASE_URL=url).returncode == 0
+    writer = sqlite3.connect(db)  # the bot is running: an open connection, WAL pending
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute(
+        "INSERT INTO members (id, first_name, blocked, created_at) "
+        "VALUES (5, 'Anne', 0, '2026-01-01')"
+    )
+    writer.commit()
+    out = tmp_path / "copy.db"
+    try:
+        result = consultbot(["backup", "--out", str(out)], tmp_path, DATABASE_URL=url)
+    finally:
+        writer.close()
+    assert result.returncode == 0, result.stderr
+    assert str(out) in result.stdout
+    copy = sqlite3.connect(out)
+    try:
+        assert copy.execute("SELECT first_name FROM members").fetchall() == [("Anne",)]
+    finally:
+        copy.close()
+    again = consultbot(["backup", "--out", str(out)], tmp_path, DATABASE_URL=url)
+    assert_clean_failure(again, "exists already")
+    dated = consultbot(["backup"], tmp_path, DATABASE_URL=url)
+    assert dated.returncode == 0 and "consultbot-" in dated.stdout
+
+
+def test_backup_on_postgres_prints_the_pg_dump_line(tmp_path: Path) -> None:
+    url = "postgresql+asyncpg://bot:secret@db.example:5432/consult"
+    result = consultbot(["backup", "--out", "x.dump"], tmp_path, DATABASE_URL=url)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "pg_dump --format=custom --file=x.dump 'postgresql://bot:***@db.example:5432/consult'"
+        in (result.stdout)
+    )
+    assert "secret" not in result.stdout

@@ -174,3 +174,33 @@ def test_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     out = capsys.readouterr().out
     assert "questions[challenges].options[inclusion].labl: unknown key" in out
     assert "questions[challenges].options[inclusion].label: missing" in out
+
+
+def test_local_times_that_dst_skips_are_rejected_ambiguous_ones_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Europe/Brussels: 2020-03-29 02:00 -> 03:00 (skipped), 2020-10-25 03:00 -> 02:00 (twice).
+    doc = default_document()
+    doc["phases"][0]["starts"] = "2020-03-29 02:30"
+    problems = problems_of(doc)
+    assert any(
+        "phases[survey].starts: 2020-03-29 02:30 does not exist in Europe/Brussels" in p
+        for p in problems
+    ), problems
+    skipped = tmp_path / "skipped.yaml"
+    skipped.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    assert main(["check", str(skipped)]) == 1
+    assert "does not exist" in capsys.readouterr().out
+
+    doc = default_document()
+    doc["phases"][2]["starts"] = "2020-10-25 02:30"
+    ambiguous = tmp_path / "ambiguous.yaml"
+    ambiguous.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    assert main(["check", str(ambiguous)]) == 0
+    out = capsys.readouterr().out
+    assert "warning" in out and "phases[ideas].starts" in out
+    assert "2020-10-25 02:30 happens twice in Europe/Brussels" in out
+    assert "OK" in out
+    # Read as the first of the two (summer time), as documented in the warning.
+    c = load_consultation(ambiguous)
+    assert c.phases[2].starts.utcoffset() == timedelta(hours=2)

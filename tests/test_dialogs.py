@@ -247,6 +247,30 @@ async def test_survey_closed_while_answering(harness: Harness) -> None:
     assert await h.answers(7) == {}
 
 
+async def test_survey_closing_between_screen_and_commit_stores_nothing(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dialog's check passes, then the survey closes before the answer is committed:
+    # the service checks the phase again inside the storing transaction.
+    import bot.dialogs.survey as survey_dialog
+
+    h = harness
+    client = h.client()
+    await start_survey(h, client)
+    guard = survey_dialog._guard
+
+    async def guard_then_close(event: Any, manager: Any) -> bool:
+        allowed = await guard(event, manager)
+        h.clock.now = NOW + timedelta(days=30)
+        return allowed
+
+    monkeypatch.setattr(survey_dialog, "_guard", guard_then_close)
+    await h.click(client, "Inclusion des personnes")  # a pick is stored at once: refused
+    assert "Le sondage vient de se clore" in h.bot.alerts()[-1]
+    assert await h.answers(7) == {}
+    assert "Répondre au sondage" not in str(h.last().reply_markup)
+
+
 async def test_forged_option_and_stale_button(harness: Harness) -> None:
     h = harness
     client = h.client()

@@ -66,3 +66,27 @@ def test_winter_dates_use_winter_time() -> None:
     winter = datetime(2021, 1, 15, 12, 0, tzinfo=c.tz)
     assert winter.utcoffset() == timedelta(hours=1)
     assert Timeline(c).current(winter).kind == PhaseKind.IDEAS
+
+
+def test_phase_end_is_inclusive_to_the_minute_shown() -> None:
+    # "ends: 2020-05-16 23:59" is shown as "until 23:59": the whole of that minute is open.
+    timeline = Timeline(load_consultation(DEFAULT_CONSULTATION))
+    assert timeline.is_open(PhaseKind.SURVEY, brussels("2020-05-16 23:59:30"))
+    assert timeline.is_open(PhaseKind.SURVEY, brussels("2020-05-16 23:59:59.999"))
+    assert timeline.current(brussels("2020-05-17 00:00:00")).kind == PhaseKind.RESULTS
+    close = next(t for t in timeline.transitions() if t.key == "survey:close")
+    assert brussels("2020-05-16 23:59:59") < close.at < brussels("2020-05-17 00:00")
+
+
+def test_explicit_seconds_or_offsets_are_taken_as_written() -> None:
+    import yaml
+
+    from bot.consultation import parse_consultation
+    from tests.support import default_document
+
+    doc = default_document()
+    doc["phases"][0]["ends"] = "2020-05-16 23:59:30"
+    doc["phases"][1]["ends"] = "2020-05-18T23:59:00+02:00"
+    c = parse_consultation(yaml.safe_dump(doc, allow_unicode=True))
+    assert c.phases[0].ends == brussels("2020-05-16 23:59:30")
+    assert c.phases[1].ends == brussels("2020-05-18 23:59:00")

@@ -22,7 +22,7 @@ from storage.repositories.members import MemberRepository
 from storage.repositories.survey import StoredAnswer, SurveyRepository
 from tests.support import DEFAULT_CONSULTATION
 
-NOW = datetime(2026, 5, 10, 12, 0, tzinfo=UTC)
+NOW = datetime(2020, 5, 10, 12, 0, tzinfo=UTC)  # the seed survey is open
 C = load_consultation(DEFAULT_CONSULTATION)
 
 

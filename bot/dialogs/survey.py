@@ -20,6 +20,7 @@ from bot.members import MemberService
 from bot.presenters import option_details, when
 from bot.survey import (
     AnswerProblem,
+    SurveyClosed,
     SurveyService,
     check_answer,
     first_unanswered,
@@ -30,7 +31,7 @@ from storage.repositories.survey import StoredAnswer
 
 def _service(manager: DialogManager) -> tuple[AppContext, SurveyService]:
     app: AppContext = manager.middleware_data["app"]
-    return app, SurveyService(manager.middleware_data["session"], app.consultation)
+    return app, SurveyService(manager.middleware_data["session"], app.consultation, app.clock)
 
 
 def _member_id(manager: DialogManager) -> int:
@@ -72,6 +73,19 @@ async def _guard(event: CallbackQuery | Message, manager: DialogManager) -> bool
     await tell(event, reason)
     await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
     return False
+
+
+async def _closed_meanwhile(event: CallbackQuery | Message, manager: DialogManager) -> None:
+    """The survey closed between the screen and the answer: nothing was stored."""
+    app: AppContext = manager.middleware_data["app"]
+    await tell(
+        event,
+        app.translator.gettext(
+            "Le sondage vient de se clore : cette dernière réponse n’a pas pu être enregistrée. "
+            "Merci pour votre participation !"
+        ),
+    )
+    await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
 def _enter(manager: DialogManager, question: Question, answers: dict[str, StoredAnswer]) -> None:
@@ -190,9 +204,13 @@ async def _save_and_advance(event: CallbackQuery | Message, manager: DialogManag
         return
     answers = _answers(manager)
     if not _unchanged(answers.get(question.id), question, choices, text):
-        answers = await service.save(
-            _member_id(manager), question, choices, text, app.clock(), known=answers
-        )
+        try:
+            answers = await service.save(
+                _member_id(manager), question, choices, text, app.clock(), known=answers
+            )
+        except SurveyClosed:
+            await _closed_meanwhile(event, manager)
+            return
         _keep(manager, answers)
     visible = visible_questions(app.consultation, answers)
     ids = [q.id for q in visible]
@@ -252,12 +270,16 @@ async def on_option(callback: CallbackQuery, _: Any, manager: DialogManager, ite
     # Every pick is stored at once, so no way out of the screen loses it: a valid selection
     # becomes the answer, an invalid one (too few) leaves the question unanswered.
     known = _answers(manager)
-    if check_answer(question, selected, None) is None:
-        answers = await service.save(
-            _member_id(manager), question, selected, None, app.clock(), known=known
-        )
-    else:
-        answers = await service.clear(_member_id(manager), question, app.clock(), known=known)
+    try:
+        if check_answer(question, selected, None) is None:
+            answers = await service.save(
+                _member_id(manager), question, selected, None, app.clock(), known=known
+            )
+        else:
+            answers = await service.clear(_member_id(manager), question, app.clock(), known=known)
+    except SurveyClosed:
+        await _closed_meanwhile(callback, manager)
+        return
     _keep(manager, answers)
 
 
@@ -277,9 +299,13 @@ async def on_back(callback: CallbackQuery, _: Button, manager: DialogManager) ->
     # Leaving a screen saves what it holds, when it is a valid answer (and not stored yet).
     unchanged = _unchanged(answers.get(question.id), question, choices, text)
     if check_answer(question, choices, text) is None and not unchanged:
-        answers = await service.save(
-            _member_id(manager), question, choices, text, app.clock(), known=answers
-        )
+        try:
+            answers = await service.save(
+                _member_id(manager), question, choices, text, app.clock(), known=answers
+            )
+        except SurveyClosed:
+            await _closed_meanwhile(callback, manager)
+            return
         _keep(manager, answers)
     if manager.dialog_data.get("rv") and first_unanswered(app.consultation, answers) is None:
         await manager.switch_to(Survey.review)
@@ -368,7 +394,12 @@ async def on_submit(callback: CallbackQuery, _: Button, manager: DialogManager) 
     if not await _guard(callback, manager):
         return
     app, service = _service(manager)
-    if await service.submit(_member_id(manager), app.clock()):
+    try:
+        submitted = await service.submit(_member_id(manager), app.clock())
+    except SurveyClosed:
+        await _closed_meanwhile(callback, manager)
+        return
+    if submitted:
         await manager.switch_to(Survey.done)
         return
     state = await service.state(_member_id(manager))

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, ChatMemberUpdated, InlineKeyboardMarkup, Message
+from aiogram.types import (
+    CallbackQuery,
+    ChatMemberUpdated,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
@@ -14,10 +20,14 @@ from bot.moderation import (
     CommentAction,
     IdeaAction,
     ModeratorDirectory,
+    PendingAction,
     decision_keyboard,
     decision_line,
+    follow_chat_migration,
     idea_card,
+    moderation_chat_id,
     reasons_keyboard,
+    resend_card,
 )
 from bot.text_budget import MESSAGE_BUDGET, clip_html, fit, pack_lines
 from storage.models import Idea, Member
@@ -25,6 +35,8 @@ from storage.repositories.ideas import IdeaRepository
 
 # /pending lists this many ideas at most (in as many messages as needed).
 PENDING_LISTED = 200
+# … and offers to resend the card of the first ones (a keyboard holds about 100 buttons).
+PENDING_SHOWN = 50
 
 
 def _lang(app: AppContext) -> str:
@@ -36,21 +48,21 @@ async def _allowed(
     query: CallbackQuery,
     bot: Bot,
     app: AppContext,
+    session: AsyncSession,
     moderators: ModeratorDirectory,
     member: Member | None,
 ) -> bool:
     _ = app.translator.gettext
+    chat_id = await moderation_chat_id(session, app)
     in_group = (
-        query.message is not None
-        and app.settings.moderation_chat_id is not None
-        and query.message.chat.id == app.settings.moderation_chat_id
+        query.message is not None and chat_id is not None and query.message.chat.id == chat_id
     )
     if not in_group:
         await query.answer(
             _("Ce bouton ne fonctionne que dans le groupe de modération."), show_alert=True
         )
         return False
-    if not await moderators.is_moderator(bot, app, query.from_user.id, member):
+    if not await moderators.is_moderator(bot, app, query.from_user.id, member, chat_id):
         await query.answer(_("Seuls les modérateurs peuvent décider."), show_alert=True)
         return False
     return True
@@ -65,7 +77,7 @@ async def on_idea_action(
     moderators: ModeratorDirectory,
     member: Member | None,
 ) -> None:
-    if not await _allowed(query, bot, app, moderators, member):
+    if not await _allowed(query, bot, app, session, moderators, member):
         return
     _ = app.translator.gettext
     lang = _lang(app)
@@ -135,7 +147,7 @@ async def on_comment_action(
     moderators: ModeratorDirectory,
     member: Member | None,
 ) -> None:
-    if not await _allowed(query, bot, app, moderators, member):
+    if not await _allowed(query, bot, app, session, moderators, member):
         return
     _ = app.translator.gettext
     repo = IdeaRepository(session)
@@ -181,8 +193,9 @@ async def pending(
     lang: str,
 ) -> None:
     _ = app.translator.gettext
+    chat_id = await moderation_chat_id(session, app)
     if message.from_user is None or not await moderators.is_moderator(
-        bot, app, message.from_user.id, member
+        bot, app, message.from_user.id, member, chat_id
     ):
         await message.answer(_("Cette commande est réservée aux modérateurs."))
         return
@@ -203,9 +216,76 @@ async def pending(
         )
     if len(ideas) > PENDING_LISTED:
         lines.append(_("… et {n} de plus.").format(n=len(ideas) - PENDING_LISTED))
-    lines.append(_("Décidez depuis le groupe de modération."))
-    for part in pack_lines(header, lines):
-        await message.answer(part)
+    markup = None
+    if chat_id is None:
+        lines.append(
+            _(
+                "Aucun groupe de modération n’est configuré (MODERATION_CHAT_ID) : les cartes "
+                "des idées y seront envoyées dès qu’il le sera."
+            )
+        )
+    else:
+        lines.append(_("Décidez depuis le groupe de modération."))
+        lines.append(_("Une carte manque dans le groupe ? Renvoyez-la avec son bouton 🔁."))
+        buttons = [
+            InlineKeyboardButton(
+                text=f"🔁 n° {idea.id}",
+                callback_data=PendingAction(action="resend", idea=idea.id).pack(),
+            )
+            for idea in ideas[:PENDING_SHOWN]
+        ]
+        markup = InlineKeyboardMarkup(
+            inline_keyboard=[buttons[i : i + 4] for i in range(0, len(buttons), 4)]
+        )
+    parts = pack_lines(header, lines)
+    for i, part in enumerate(parts):
+        await message.answer(part, reply_markup=markup if i == len(parts) - 1 else None)
+
+
+async def on_pending_action(
+    query: CallbackQuery,
+    callback_data: PendingAction,
+    bot: Bot,
+    app: AppContext,
+    session: AsyncSession,
+    moderators: ModeratorDirectory,
+    member: Member | None,
+) -> None:
+    """🔁 under /pending: the idea's card sent to the moderation group again."""
+    _ = app.translator.gettext
+    chat_id = await moderation_chat_id(session, app)
+    if not await moderators.is_moderator(bot, app, query.from_user.id, member, chat_id):
+        await query.answer(_("Cette commande est réservée aux modérateurs."), show_alert=True)
+        return
+    idea = await IdeaRepository(session).get(callback_data.idea)
+    if callback_data.action != "resend" or idea is None:
+        await query.answer(_("Cette idée n’existe plus."), show_alert=True)
+        return
+    if idea.status != "pending":
+        await _already(query, app, idea)
+        return
+    if not await resend_card(session, app, idea, app.clock()):
+        await query.answer(_("Aucun groupe de modération n’est configuré."), show_alert=True)
+        return
+    await session.commit()
+    app.wake_outbox()
+    await query.answer(
+        _("La carte de l’idée n° {id} est renvoyée au groupe de modération.").format(id=idea.id)
+    )
+
+
+async def on_chat_migrated(message: Message, app: AppContext, session: AsyncSession) -> None:
+    """Telegram upgraded a group to a supergroup (new id): told in the old chat
+    (migrate_to_chat_id) and in the new one (migrate_from_chat_id)."""
+    if message.migrate_to_chat_id is not None:
+        old, new = message.chat.id, message.migrate_to_chat_id
+    elif message.migrate_from_chat_id is not None:
+        old, new = message.migrate_from_chat_id, message.chat.id
+    else:
+        return
+    if await follow_chat_migration(session, app, old, new, app.clock()):
+        await session.commit()
+        app.wake_outbox()
 
 
 async def group_member_changed(
@@ -219,6 +299,12 @@ def build_router() -> Router:
     r = Router(name="moderation")
     r.callback_query.register(on_idea_action, IdeaAction.filter())
     r.callback_query.register(on_comment_action, CommentAction.filter())
+    r.callback_query.register(on_pending_action, PendingAction.filter())
     r.message.register(pending, Command("pending"), F.chat.type == "private")
     r.chat_member.register(group_member_changed)
+    r.message.register(
+        on_chat_migrated,
+        F.migrate_to_chat_id | F.migrate_from_chat_id,
+        F.chat.type.in_({"group", "supergroup"}),
+    )
     return r

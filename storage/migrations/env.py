@@ -20,6 +20,10 @@ def _render_item(kind: str, obj: Any, autogen_context: Any) -> str | bool:
     return False
 
 
+# Any fixed number: the key of the advisory lock every instance takes before migrating.
+MIGRATION_LOCK = 0x636F6E73756C74  # "consult"
+
+
 def _run(connection: Connection) -> None:
     if connection.dialect.name == "sqlite":
         # Rebuilding a table (batch mode) drops it: with foreign keys on, SQLite would first
@@ -28,11 +32,18 @@ def _run(connection: Connection) -> None:
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         cursor.execute("PRAGMA foreign_keys=OFF")
         cursor.close()
+    if connection.dialect.name == "postgresql":
+        # Instances starting together take turns; the lock ends with the transaction, which
+        # then holds every migration: Alembic leaves a transaction begun here to us.
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         render_item=_render_item,
+        # SQLite's DDL is transactional too (with the explicit BEGIN of storage.db): one
+        # transaction around the upgrade, so a failure leaves the previous revision intact.
+        transactional_ddl=True,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -284,13 +286,23 @@ class IdeaRepository:
     # ----------------------------------------------------------- notifications
 
     async def notification_state(self, member_id: int, idea_id: int) -> NotificationState:
-        state = await self.session.get(NotificationState, (member_id, idea_id))
-        if state is None:
-            state = NotificationState(
-                member_id=member_id, idea_id=idea_id, pending_comments=0, pending_replies=0
-            )
-            self.session.add(state)
-            await self.session.flush()
+        """The recipient's row for this idea, created if needed and locked until the
+        transaction ends: two comments at once neither both insert it (one would fail and
+        lose its comment) nor both read "not told yet" (two notifications, a lost count)."""
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        await self.session.execute(
+            insert(NotificationState)
+            .values(member_id=member_id, idea_id=idea_id, pending_comments=0, pending_replies=0)
+            .on_conflict_do_nothing(index_elements=["member_id", "idea_id"])
+        )
+        state = await self.session.scalar(
+            select(NotificationState)
+            .where(NotificationState.member_id == member_id, NotificationState.idea_id == idea_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert state is not None
         return state
 
     async def due_notifications(self, before: datetime) -> list[NotificationState]:

@@ -209,6 +209,21 @@ class OutboxRepository:
             .values(status="blocked", error=error[:255])
         )
 
+    async def move_chat(
+        self, old_chat_id: int, new_chat_id: int, now: datetime, claimed: int | None = None
+    ) -> int:
+        """A group became a supergroup: what waits for it goes to its new id, due now; so
+        does `claimed`, the delivery that learnt it (a 400 with migrate_to_chat_id)."""
+        waiting = Delivery.status == "pending"
+        if claimed is not None:
+            waiting = waiting | (Delivery.id == claimed)
+        result = await self.session.execute(
+            update(Delivery)
+            .where(Delivery.chat_id == old_chat_id, waiting)
+            .values(chat_id=new_chat_id, status="pending", next_attempt_at=now)
+        )
+        return result.rowcount or 0
+
     async def media(self, media_id: int) -> OutboxMedia | None:
         return await self.session.get(OutboxMedia, media_id)
 

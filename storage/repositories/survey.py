@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AnswerChoice, QuestionAnswer, Response
@@ -38,12 +40,26 @@ class SurveyRepository:
         )
 
     async def get_or_create(self, consultation_id: str, member_id: int) -> Response:
-        found = await self.response(consultation_id, member_id)
-        if found is not None:
-            return found
-        response = Response(consultation_id=consultation_id, member_id=member_id, status="draft")
-        self.session.add(response)
-        await self.session.flush()
+        """The member's response, created if needed and locked until the transaction ends.
+
+        Every write to a response's answers starts here: the row lock (FOR UPDATE on
+        PostgreSQL; SQLite has one writer anyway) makes two devices of one member take turns,
+        so a delete-then-insert never interleaves with another one (two options stored on a
+        single-choice question). ON CONFLICT: two first answers at once create one response."""
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        await self.session.execute(
+            insert(Response)
+            .values(consultation_id=consultation_id, member_id=member_id, status="draft")
+            .on_conflict_do_nothing(index_elements=["consultation_id", "member_id"])
+        )
+        response = await self.session.scalar(
+            select(Response)
+            .where(Response.consultation_id == consultation_id, Response.member_id == member_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        assert response is not None
         return response
 
     async def answers(self, response_id: int) -> dict[str, StoredAnswer]:
