@@ -15,12 +15,12 @@ from sqlalchemy import select
 
 from bot.consultation import load_consultation
 from bot.i18n import Translator
+from playground import SimUser
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Delivery, Instance, PhaseTransition
 from tests.e2e.conftest import E2E, BotProcess, wait_button
 from tests.e2e.test_survey_e2e import fresh_redis
 from tests.e2e.test_webhook_e2e import free_port
-from tests.emulator import SimUser
 from tests.support import REDIS_URL, default_document, with_dates, write_document
 
 TR = Translator()
