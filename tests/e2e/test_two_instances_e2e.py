@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from bot.consultation import load_consultation
 from bot.i18n import Translator
+from bot.results import results_intro
 from playground import SimUser
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Delivery, Instance, PhaseTransition
@@ -28,6 +29,8 @@ MEMBERS = 50
 LANGUAGES = ("fr", "nl", "en")
 LIMIT = 20  # messages per second that the emulator allows, as Telegram about 30
 RATE = 18  # BROADCAST_RATE: for both instances together (each alone would send that much)
+PARTS = ("intro", "chart", "summary")
+KIND = {"intro": "intro", "chart": "chart", "0": "summary"}  # by the end of the dedupe key
 SURVEY_SECONDS = 45  # from the test's start to the survey's end: two start-ups, 50 answers
 
 
@@ -133,11 +136,15 @@ async def test_two_instances_one_killed_mid_broadcast(postgres_url: str, e2e: E2
         for lang in LANGUAGES
     }
 
+    intro = {lang: plain(results_intro(c, lang)) for lang in LANGUAGES}
+
     def received() -> Counter[tuple[int, str]]:
         counts: Counter[tuple[int, str]] = Counter()
         for m, lang in people.items():
             for entry in emu.delivered(m):
-                if entry.kind == "photo" and entry.text == caption[lang]:
+                if entry.kind == "text" and entry.text == intro[lang]:
+                    counts[(m, "intro")] += 1
+                elif entry.kind == "photo" and entry.text == caption[lang]:
                     counts[(m, "chart")] += 1
                 elif entry.kind == "text" and entry.text.startswith(caption[lang] + "\n"):
                     counts[(m, "summary")] += 1
@@ -164,15 +171,16 @@ async def test_two_instances_one_killed_mid_broadcast(postgres_url: str, e2e: E2
         before = received()
         at_kill = await rows()
         expected = len(at_kill)
-        kind = {r.id: ("chart" if r.media_id is not None else "summary") for r in at_kill}
+        kind = {r.id: KIND[r.dedupe_key.rsplit(":", 1)[1]] for r in at_kill}
         claimed = [r for r in at_kill if r.status == "sending" and r.claimed_by == victim_token]
         in_flight = {(r.chat_id, kind[r.id]) for r in claimed if before[(r.chat_id, kind[r.id])]}
-        assert expected == 2 * MEMBERS  # the chart and one summary each, queued once
+        # The results phase's text, the chart and one summary each, queued once.
+        assert expected == len(PARTS) * MEMBERS
         assert sum(before.values()) < expected, "killed too late: nothing left to take over"
 
         # The survivor takes over the dead instance's claims once its heartbeat is stale.
         await emu.wait_for(
-            lambda: all(received()[(m, k)] for m in people for k in ("chart", "summary")),
+            lambda: all(received()[(m, k)] for m in people for k in PARTS),
             timeout=30,
             what="everyone's results after the kill",
         )
@@ -195,7 +203,7 @@ async def test_two_instances_one_killed_mid_broadcast(postgres_url: str, e2e: E2
             f"duplicates: {duplicated}; limit violations: {len(emu.limit_violations)}; "
             f"test time {loop.time() - started:.1f} s"
         )
-        assert all(after[(m, k)] >= 1 for m in people for k in ("chart", "summary"))
+        assert all(after[(m, k)] >= 1 for m in people for k in PARTS)
         assert set(duplicated) <= in_flight, (duplicated, in_flight)
         assert all(n == 2 for n in duplicated.values())
         assert len(await rows()) == expected
