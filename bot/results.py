@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation, PhaseKind, Question
 from bot.i18n import Translator, percent
+from bot.text_budget import clip_line, join_within
 from storage.repositories.survey import FreeText, Tally, tally
 
 MESSAGE_LIMIT = 4096
@@ -153,32 +154,13 @@ def free_text_block(
 
 def pack(blocks: list[str], limit: int) -> list[str]:
     """Join blocks with blank lines into as few messages as fit; split a huge block by lines."""
-    parts: list[str] = []
-    current = ""
-    for block in blocks:
-        pieces = [block] if len(block) <= limit else _split_lines(block, limit)
-        for piece in pieces:
-            candidate = f"{current}\n\n{piece}" if current else piece
-            if len(candidate) <= limit:
-                current = candidate
-            else:
-                parts.append(current)
-                current = piece
-    if current:
-        parts.append(current)
-    return parts
-
-
-def _split_lines(block: str, limit: int) -> list[str]:
-    out, current = [], ""
-    for line in block.split("\n"):
-        line = line if len(line) <= limit else line[: limit - 1] + "…"
-        candidate = f"{current}\n{line}" if current else line
-        if len(candidate) <= limit:
-            current = candidate
-        else:
-            out.append(current)
-            current = line
-    if current:
-        out.append(current)
-    return out
+    pieces = (
+        piece
+        for block in blocks
+        for piece in (
+            [block]
+            if len(block) <= limit
+            else join_within((clip_line(line, limit) for line in block.split("\n")), limit)
+        )
+    )
+    return join_within(pieces, limit, "\n\n")

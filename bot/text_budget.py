@@ -3,7 +3,7 @@ characters (1024 for a caption, 200 for an alert), so every such message is cut 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from html import escape
 
 MESSAGE_LIMIT = 4096
@@ -64,18 +64,29 @@ def pages(sizes: Sequence[int], budget: int, most: int) -> list[tuple[int, int]]
     return ranges
 
 
-def pack_lines(header: str, lines: Sequence[str], limit: int = MESSAGE_BUDGET) -> list[str]:
-    """Header then lines, in as few messages as fit; each line clipped to fit on its own."""
+def join_within(pieces: Iterable[str], limit: int, sep: str = "\n") -> list[str]:
+    """Pieces joined with `sep` into as few messages of at most `limit` characters as they
+    fit in, in order; the caller makes each piece fit on its own."""
     messages: list[str] = []
-    current = header
-    for line in lines:
-        line = line if len(line) <= limit // 2 else line[: limit // 2 - 1] + ELLIPSIS
-        candidate = f"{current}\n{line}" if current else line
+    current = ""
+    for piece in pieces:
+        candidate = f"{current}{sep}{piece}" if current else piece
         if len(candidate) <= limit:
             current = candidate
         else:
-            messages.append(current)
-            current = line
+            if current:
+                messages.append(current)
+            current = piece
     if current:
         messages.append(current)
     return messages
+
+
+def clip_line(line: str, limit: int) -> str:
+    return line if len(line) <= limit else line[: limit - 1] + ELLIPSIS
+
+
+def pack_lines(header: str, lines: Sequence[str], limit: int = MESSAGE_BUDGET) -> list[str]:
+    """Header then lines, in as few messages as fit; each line clipped to fit on its own."""
+    clipped = (clip_line(line, limit // 2) for line in lines)
+    return join_within([header, *clipped] if header else clipped, limit)

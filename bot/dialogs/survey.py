@@ -88,6 +88,30 @@ async def _closed_meanwhile(event: CallbackQuery | Message, manager: DialogManag
     await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
+async def _store_screen(
+    event: CallbackQuery | Message,
+    manager: DialogManager,
+    question: Question,
+    choices: list[str],
+    text: str | None,
+) -> dict[str, StoredAnswer] | None:
+    """Store a valid answer unless it is already stored; the member's answers after it, or
+    None when the survey closed meanwhile (the member is told, back at the menu)."""
+    answers = _answers(manager)
+    if _unchanged(answers.get(question.id), question, choices, text):
+        return answers
+    app, service = _service(manager)
+    try:
+        answers = await service.save(
+            _member_id(manager), question, choices, text, app.clock(), known=answers
+        )
+    except SurveyClosed:
+        await _closed_meanwhile(event, manager)
+        return None
+    _keep(manager, answers)
+    return answers
+
+
 def _enter(manager: DialogManager, question: Question, answers: dict[str, StoredAnswer]) -> None:
     stored = answers.get(question.id)
     manager.dialog_data["q"] = question.id
@@ -193,7 +217,7 @@ def problem_text(app: AppContext, problem: AnswerProblem, question: Question) ->
 
 
 async def _save_and_advance(event: CallbackQuery | Message, manager: DialogManager) -> None:
-    app, service = _service(manager)
+    app: AppContext = manager.middleware_data["app"]
     question = _current(manager)
     choices = list(manager.dialog_data.get("sel", []))
     text = manager.dialog_data.get("txt")
@@ -202,16 +226,9 @@ async def _save_and_advance(event: CallbackQuery | Message, manager: DialogManag
         message = problem_text(app, problem, question)
         await tell(event, message)
         return
-    answers = _answers(manager)
-    if not _unchanged(answers.get(question.id), question, choices, text):
-        try:
-            answers = await service.save(
-                _member_id(manager), question, choices, text, app.clock(), known=answers
-            )
-        except SurveyClosed:
-            await _closed_meanwhile(event, manager)
-            return
-        _keep(manager, answers)
+    answers = await _store_screen(event, manager, question, choices, text)
+    if answers is None:
+        return
     visible = visible_questions(app.consultation, answers)
     ids = [q.id for q in visible]
     pending = first_unanswered(app.consultation, answers)
@@ -291,22 +308,18 @@ async def on_next(callback: CallbackQuery, _: Button, manager: DialogManager) ->
 async def on_back(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
     if not await _guard(callback, manager):
         return
-    app, service = _service(manager)
+    app: AppContext = manager.middleware_data["app"]
     question = _current(manager)
     choices = list(manager.dialog_data.get("sel", []))
     text = manager.dialog_data.get("txt")
-    answers = _answers(manager)
-    # Leaving a screen saves what it holds, when it is a valid answer (and not stored yet).
-    unchanged = _unchanged(answers.get(question.id), question, choices, text)
-    if check_answer(question, choices, text) is None and not unchanged:
-        try:
-            answers = await service.save(
-                _member_id(manager), question, choices, text, app.clock(), known=answers
-            )
-        except SurveyClosed:
-            await _closed_meanwhile(callback, manager)
+    # Leaving a screen saves what it holds, when it is a valid answer.
+    if check_answer(question, choices, text) is None:
+        stored = await _store_screen(callback, manager, question, choices, text)
+        if stored is None:
             return
-        _keep(manager, answers)
+        answers = stored
+    else:
+        answers = _answers(manager)
     if manager.dialog_data.get("rv") and first_unanswered(app.consultation, answers) is None:
         await manager.switch_to(Survey.review)
         return
