@@ -72,6 +72,7 @@ class SignallingEmulator(BotAPIEmulator):
 @dataclass
 class Walk:
     latencies: list[float] = field(default_factory=list)
+    buttons: list[str] = field(default_factory=list)  # the button of each latency
     taps: int = 0
     done: bool = False
     unanswered: int = 0
@@ -158,6 +159,7 @@ async def walk(emu: SignallingEmulator, user: SimUser, go: asyncio.Event) -> Wal
             click.cancel()
             return result
         result.latencies.append(time.perf_counter() - started)
+        result.buttons.append(choice)
         result.taps += 1
         try:
             await asyncio.wait_for(click, 5.0)
@@ -183,6 +185,19 @@ class Run:
     peak_rss_mb: float
     violations: int
     thread_cpu: tuple[float, float] = (0.0, 0.0)
+    steps: list[tuple[str, list[float]]] = field(default_factory=list)  # per step of a walk
+
+    def slowest_step(self) -> tuple[int, str, float]:
+        """(step number, its button, median latency) of the step that is slowest."""
+        medians = [
+            (sorted(lat)[len(lat) // 2], i, label)
+            for i, (label, lat) in enumerate(self.steps)
+            if lat
+        ]
+        if not medians:
+            return 0, "", float("nan")
+        median, i, label = max(medians)
+        return i + 1, label, median
 
     @property
     def rate(self) -> float:
@@ -344,7 +359,20 @@ async def one_run(
         peak_rss_mb=rss,
         violations=violations,
         thread_cpu=threads,
+        steps=_steps(walks),
     )
+
+
+def _steps(walks: Sequence[Walk]) -> list[tuple[str, list[float]]]:
+    """Latencies grouped by step (the n-th tap of every walk), named by the first's button."""
+    most = max((len(w.latencies) for w in walks), default=0)
+    return [
+        (
+            next(w.buttons[i] for w in walks if len(w.buttons) > i),
+            [w.latencies[i] for w in walks if len(w.latencies) > i],
+        )
+        for i in range(most)
+    ]
 
 
 def _ms(x: float) -> str:
@@ -382,6 +410,10 @@ def report(ours: Run, base: Run) -> str:
         f"{'spec violations':22}{ours.violations:12}{base.violations:12}",
         f"{'driver CPU share':22}{ours.driver_cpu:12.2f}{base.driver_cpu:12.2f}   (of one core)",
     ]
+    step, label, median = ours.slowest_step()
+    lines.append(
+        f"{'slowest step (p50)':22}{_ms(median):>12}   tap {step} of a walk, [{label[:30]}]"
+    )
     errors = sorted(set(ours.errors + base.errors))
     if errors:
         lines.append("errors: " + "; ".join(errors[:5]))

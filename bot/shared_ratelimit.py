@@ -54,9 +54,9 @@ class SharedRateLimit:
 
     @classmethod
     def from_url(cls, url: str, limits: SendLimits, bot_id: str) -> SharedRateLimit:
-        from redis.asyncio import Redis
+        from bot.redis_pool import redis_client
 
-        return cls(Redis.from_url(url), limits, f"consultbot:{bot_id}:rate")
+        return cls(redis_client(url), limits, f"consultbot:{bot_id}:rate")
 
     async def reserve(self, chat_id: int, is_group: bool) -> Grant:
         margin = self.limits.margin

@@ -1,0 +1,114 @@
+"""Redis as the bot uses it with PostgreSQL: a crowd of updates at once, and one update at a
+time per member across instances."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiogram.fsm.storage.base import StorageKey
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from bot import member_lock
+from bot.app import create_isolation, create_storage
+from bot.config import Settings
+from bot.member_lock import SharedMemberLock
+from bot.redis_pool import redis_client
+from tests.support import REDIS_URL
+
+BOT_ID = 123456789
+
+
+def key(user: int) -> StorageKey:
+    return StorageKey(bot_id=BOT_ID, chat_id=user, user_id=user)
+
+
+async def reachable() -> None:
+    client = redis_client(REDIS_URL)
+    try:
+        await client.ping()
+    except (OSError, RedisConnectionError) as exc:
+        pytest.fail(f"Redis is required for this test and unreachable at {REDIS_URL}: {exc}")
+    finally:
+        await client.aclose()
+
+
+async def test_three_hundred_updates_at_once_wait_for_a_connection() -> None:
+    # redis-py's default pool raised "Too many connections" past 100 callers at once: at 200
+    # members every update failed before reaching a handler.
+    await reachable()
+    settings = Settings(bot_token=None, redis_url=REDIS_URL)
+    storage = create_storage(settings, app=None)  # type: ignore[arg-type]
+    isolation = create_isolation(settings)
+    try:
+
+        async def update(user: int) -> dict[str, object]:
+            async with isolation.lock(key(user)):
+                await storage.set_data(key(user), {"n": user})
+                return await storage.get_data(key(user))
+
+        results = await asyncio.gather(*(update(70_000 + i) for i in range(300)))
+        assert [r["n"] for r in results] == [70_000 + i for i in range(300)]
+    finally:
+        await storage.close()
+        await isolation.close()
+
+
+async def test_one_update_at_a_time_per_member_across_instances() -> None:
+    await reachable()
+    instances = [SharedMemberLock(redis_client(REDIS_URL)) for _ in range(2)]
+    await instances[0].redis.delete(instances[0].key_builder.build(key(1), "lock"))
+    inside: list[int] = []
+    overlaps: list[tuple[int, ...]] = []
+    order: list[int] = []
+
+    async def update(n: int) -> None:
+        async with instances[n % 2].lock(key(1)):
+            inside.append(n)
+            if len(inside) > 1:
+                overlaps.append(tuple(inside))
+            await asyncio.sleep(0)  # a handler awaits: the other instance gets its chance
+            order.append(n)
+            inside.remove(n)
+
+    async def other_member() -> None:
+        async with instances[1].lock(key(2)):
+            order.append(-1)
+
+    try:
+        async with instances[0].lock(key(1)):
+            # Queued behind the held lock: the other member is not held up by it.
+            waiting = [asyncio.create_task(update(n)) for n in range(20)]
+            await asyncio.wait_for(other_member(), timeout=5)
+            assert order == [-1]
+        await asyncio.wait_for(asyncio.gather(*waiting), timeout=20)
+        assert overlaps == []
+        assert sorted(order[1:]) == list(range(20))
+        # Within one instance the queue is first come, first served.
+        assert [n for n in order[1:] if n % 2 == 0] == list(range(0, 20, 2))
+    finally:
+        for instance in instances:
+            await instance.close()
+
+
+async def test_a_lock_that_lapsed_mid_update_does_not_fail_the_update(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    await reachable()
+    monkeypatch.setattr(member_lock, "LOCK_SECONDS", 0.1)
+    lock = SharedMemberLock(redis_client(REDIS_URL))
+    redis_key = lock.key_builder.build(key(3), "lock")
+    try:
+        async with lock.lock(key(3)):
+            # A very slow handler: Redis lets the lock go after LOCK_SECONDS.
+            for _ in range(100):
+                if not await lock.redis.exists(redis_key):
+                    break
+                await asyncio.sleep(0.05)
+            assert not await lock.redis.exists(redis_key)
+        assert "lapsed" in caplog.text
+        # And the member is served again at once.
+        async with asyncio.timeout(2), lock.lock(key(3)):
+            assert await lock.redis.exists(redis_key)
+    finally:
+        await lock.close()
