@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, KeyBuilder, StorageKey
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.models import FsmRecord
@@ -18,6 +19,32 @@ from storage.upsert import upsert_for
 # (state, data as JSON): what the database holds for a key; (None, None) when it has no row.
 Row = tuple[str | None, str | None]
 CACHED_KEYS = 20_000
+
+
+@dataclass(frozen=True)
+class FsmStatements:
+    """Built once per storage: they run at almost every update."""
+
+    read: Any
+    write: dict[str, Any]  # by column: "state" or "data"
+    drop_empty: Any
+
+    @classmethod
+    def build(cls, insert: Any) -> FsmStatements:
+        table = FsmRecord.__table__
+        write = {}
+        for column in ("state", "data"):
+            upsert = insert(table).values(key=bindparam("k"), **{column: bindparam("v")})
+            write[column] = upsert.on_conflict_do_update(
+                index_elements=[table.c.key], set_={column: upsert.excluded[column]}
+            )
+        return cls(
+            read=select(table.c.state, table.c.data).where(table.c.key == bindparam("k")),
+            write=write,
+            drop_empty=delete(table).where(
+                table.c.key == bindparam("k"), table.c.state.is_(None), table.c.data.is_(None)
+            ),
+        )
 
 
 class SQLStorage(BaseStorage):
@@ -43,7 +70,7 @@ class SQLStorage(BaseStorage):
         self.key_builder = key_builder or DefaultKeyBuilder(with_destiny=True)
         self.cache = self.engine.dialect.name == "sqlite" if cache is None else cache
         self.rows: OrderedDict[str, Row] = OrderedDict()
-        self._insert = upsert_for(self.engine)
+        self.sql = FsmStatements.build(upsert_for(self.engine))
 
     def _key(self, key: StorageKey) -> str:
         return self.key_builder.build(key)
@@ -53,11 +80,7 @@ class SQLStorage(BaseStorage):
             self.rows.move_to_end(key)
             return self.rows[key]
         async with self.engine.connect() as conn:
-            found = (
-                await conn.execute(
-                    select(FsmRecord.state, FsmRecord.data).where(FsmRecord.key == key)
-                )
-            ).first()
+            found = (await conn.execute(self.sql.read, {"k": key})).first()
         row: Row = (found[0], found[1]) if found else (None, None)
         self._remember(key, row)
         return row
@@ -73,16 +96,9 @@ class SQLStorage(BaseStorage):
     async def _write(self, key: str, column: str, value: str | None, row: Row) -> None:
         """Set one column (the other is left as the database has it), dropping empty rows."""
         async with self.engine.begin() as conn:
-            stmt = self._insert(FsmRecord).values(key=key, **{column: value})
-            await conn.execute(
-                stmt.on_conflict_do_update(index_elements=[FsmRecord.key], set_={column: value})
-            )
+            await conn.execute(self.sql.write[column], {"k": key, "v": value})
             if value is None:
-                await conn.execute(
-                    delete(FsmRecord).where(
-                        FsmRecord.key == key, FsmRecord.state.is_(None), FsmRecord.data.is_(None)
-                    )
-                )
+                await conn.execute(self.sql.drop_empty, {"k": key})
         self._remember(key, row)
 
     async def set_state(self, key: StorageKey, state: str | State | None = None) -> None:

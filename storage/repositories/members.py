@@ -6,11 +6,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from storage.models import Member, MemberRole
+
+# Built once: every update loads its member, and building the statement costs more than
+# running it.
+_MEMBER_WITH_ROLES = (
+    select(Member).options(joinedload(Member.roles)).where(Member.id == bindparam("id"))
+)
 
 
 class MemberRepository:
@@ -19,9 +25,7 @@ class MemberRepository:
 
     async def get(self, member_id: int) -> Member | None:
         # One round trip with the roles (every update loads its member).
-        result = await self.session.execute(
-            select(Member).options(joinedload(Member.roles)).where(Member.id == member_id)
-        )
+        result = await self.session.execute(_MEMBER_WITH_ROLES, {"id": member_id})
         return result.unique().scalar_one_or_none()
 
     async def get_or_create(self, member_id: int, first_name: str) -> tuple[Member, bool]:

@@ -5,14 +5,61 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AnswerChoice, QuestionAnswer, Response
-from storage.upsert import upsert_for
+
+
+@dataclass(frozen=True)
+class StoreStatements:
+    """`store`'s statements, built once per dialect: building and caching a statement costs
+    more CPU than SQLite takes to run it, and `store` runs at every tap of a survey."""
+
+    response: Any
+    drop_choices: Any
+    drop_answers: Any
+    answer: Any
+    choices: Any
+
+
+@cache
+def _store_statements(dialect: str) -> StoreStatements:
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    responses, answers, choices = (t.__table__ for t in (Response, QuestionAnswer, AnswerChoice))
+    response = insert(responses).values(
+        consultation_id=bindparam("c"),
+        member_id=bindparam("m"),
+        status="draft",
+        updated_at=bindparam("now"),
+    )
+    answer = insert(answers).values(
+        response_id=bindparam("r"), question_id=bindparam("q"), text=bindparam("t")
+    )
+    return StoreStatements(
+        response=response.on_conflict_do_update(
+            index_elements=[responses.c.consultation_id, responses.c.member_id],
+            set_={"updated_at": response.excluded.updated_at},
+        ).returning(responses.c.id),
+        drop_choices=delete(choices).where(
+            choices.c.response_id == bindparam("r"),
+            choices.c.question_id.in_(bindparam("qs", expanding=True)),
+        ),
+        drop_answers=delete(answers).where(
+            answers.c.response_id == bindparam("r"),
+            answers.c.question_id.in_(bindparam("qs", expanding=True)),
+        ),
+        answer=answer.on_conflict_do_update(
+            index_elements=[answers.c.response_id, answers.c.question_id],
+            set_={"text": answer.excluded.text},
+        ),
+        choices=insert(choices),
+    )
 
 
 @dataclass(frozen=True)
@@ -110,47 +157,22 @@ class SurveyRepository:
         The upsert of the response row comes first: on PostgreSQL it locks that row until
         commit, so two devices of one member store their answers one after the other.
         """
-        insert = upsert_for(self.session)
-        response = insert(Response).values(
-            consultation_id=consultation_id, member_id=member_id, status="draft", updated_at=now
-        )
+        sql = _store_statements(self.session.bind.dialect.name)  # type: ignore[union-attr]
+        run = self.session.execute
         response_id: int = (
-            await self.session.execute(
-                response.on_conflict_do_update(
-                    index_elements=[Response.consultation_id, Response.member_id],
-                    set_={"updated_at": now},
-                ).returning(Response.id)
-            )
+            await run(sql.response, {"c": consultation_id, "m": member_id, "now": now})
         ).scalar_one()
         dropped = [q for q in drop if q != question_id]
-        await self.session.execute(
-            delete(AnswerChoice).where(
-                AnswerChoice.response_id == response_id,
-                AnswerChoice.question_id.in_([question_id, *dropped]),
-            )
-        )
+        await run(sql.drop_choices, {"r": response_id, "qs": [question_id, *dropped]})
         if dropped:
-            await self.session.execute(
-                delete(QuestionAnswer).where(
-                    QuestionAnswer.response_id == response_id,
-                    QuestionAnswer.question_id.in_(dropped),
-                )
-            )
-        answer = insert(QuestionAnswer).values(
-            response_id=response_id, question_id=question_id, text=text
-        )
-        await self.session.execute(
-            answer.on_conflict_do_update(
-                index_elements=[QuestionAnswer.response_id, QuestionAnswer.question_id],
-                set_={"text": text},
-            )
-        )
+            await run(sql.drop_answers, {"r": response_id, "qs": dropped})
+        await run(sql.answer, {"r": response_id, "q": question_id, "t": text})
         rows = [
             {"response_id": response_id, "question_id": question_id, "option_id": option}
             for option in dict.fromkeys(choices)
         ]
         if rows:
-            await self.session.execute(insert(AnswerChoice).values(rows))
+            await run(sql.choices, rows)
         return response_id
 
     async def unstore(
