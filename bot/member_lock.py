@@ -49,4 +49,4 @@ class SharedMemberLock(BaseEventIsolation):
 
     async def close(self) -> None:
         await self.local.close()
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)

@@ -93,4 +93,4 @@ class SharedRateLimit:
         self.broken = True
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)
