@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
 from bot.consultation import Role
+from storage.repositories.audit import AuditRepository
 from storage.repositories.members import recipients
 from storage.repositories.outbox import NewDelivery, OutboxRepository
 
@@ -46,8 +47,7 @@ async def announce(
         for member_id, _ in people
     ]
     await OutboxRepository(session).enqueue(items, now)
-    await audit.record(
-        session,
+    await AuditRepository(session).record(
         now,
         audit.Action.ANNOUNCEMENT,
         actor_id,

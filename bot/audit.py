@@ -29,28 +29,6 @@ class Action(StrEnum):
     ERASURE = "member.erase"
 
 
-async def record(
-    session: AsyncSession,
-    now: datetime,
-    action: Action,
-    actor_id: int | None = None,
-    actor_name: str | None = None,
-    target: str | None = None,
-    target_id: object = None,
-    detail: str | None = None,
-) -> None:
-    """Added to the caller's transaction: the log entry commits with what it records."""
-    await AuditRepository(session).record(
-        now,
-        action,
-        actor_id=actor_id,
-        actor_name=actor_name,
-        target=target,
-        target_id=target_id,
-        detail=detail,
-    )
-
-
 def parse_since(value: str, now: datetime, consultation: Consultation) -> datetime:
     """`7d`, `48h` (that long ago), or a date / date-time in the consultation's time zone."""
     try:

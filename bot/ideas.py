@@ -27,6 +27,7 @@ from bot.moderation import (
 )
 from bot.similarity import most_similar
 from storage.models import Comment, Idea, Member, NotificationState
+from storage.repositories.audit import AuditRepository
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.outbox import NewDelivery, OutboxRepository
 
@@ -219,8 +220,7 @@ class IdeaService:
             await self.session.rollback()
             # The rollback expired `idea`: read it again (with the winner's decision).
             return DecisionResult(Decision.ALREADY, await self.repo.get(idea_id))
-        await audit.record(
-            self.session,
+        await AuditRepository(self.session).record(
             now,
             audit.Action.APPROVE if approve else audit.Action.REJECT,
             moderator_id,
@@ -243,8 +243,7 @@ class IdeaService:
             idea_id, "hidden", moderator_id, moderator_name, None, now, from_status="approved"
         )
         if won:
-            await audit.record(
-                self.session,
+            await AuditRepository(self.session).record(
                 now,
                 audit.Action.HIDE_IDEA,
                 moderator_id,
@@ -261,8 +260,7 @@ class IdeaService:
     async def hide_comment(self, comment_id: int, moderator_id: int, moderator_name: str) -> bool:
         hidden = await self.repo.hide_comment(comment_id, moderator_name, moderator_id)
         if hidden:
-            await audit.record(
-                self.session,
+            await AuditRepository(self.session).record(
                 self.app.clock(),
                 audit.Action.HIDE_COMMENT,
                 moderator_id,

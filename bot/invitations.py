@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
 from bot.consultation import Role
+from storage.repositories.audit import AuditRepository
 from storage.repositories.invitations import InvitationRepository, Redemption
 
 PAYLOAD_PREFIX = "inv_"
@@ -37,8 +38,7 @@ async def create_invitation(
     invitation = await InvitationRepository(session).create(
         hash_token(token), role.value, uses, expires
     )
-    await audit.record(
-        session,
+    await AuditRepository(session).record(
         now,
         audit.Action.INVITATION_CREATED,
         actor_name=actor_name,

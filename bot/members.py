@@ -15,6 +15,7 @@ from bot.context import AppContext
 from bot.i18n import N_
 from bot.invitations import redeem
 from storage.models import Member
+from storage.repositories.audit import AuditRepository
 from storage.repositories.invitations import Redeem, Redemption
 from storage.repositories.members import MemberRepository
 
@@ -52,8 +53,7 @@ class MemberService:
         now = self.app.clock()
         outcome = await redeem(self.session, token, member.id, now)
         if outcome.outcome == Redeem.OK:
-            await audit.record(
-                self.session,
+            await AuditRepository(self.session).record(
                 now,
                 audit.Action.INVITATION_USED,
                 member.id,
@@ -64,8 +64,7 @@ class MemberService:
             )
         if outcome.outcome in (Redeem.OK, Redeem.ALREADY) and outcome.role:
             if await self.repo.add_role(member, outcome.role):
-                await audit.record(
-                    self.session,
+                await AuditRepository(self.session).record(
                     now,
                     audit.Action.ROLE,
                     member.id,

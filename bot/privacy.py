@@ -127,8 +127,7 @@ async def forget(session: AsyncSession, app: AppContext, member_id: int) -> list
             )
 
     await AuditRepository(session).forget_actor(member_id)
-    await audit.record(
-        session,
+    await AuditRepository(session).record(
         now,
         audit.Action.ERASURE,
         target="member",

@@ -18,7 +18,6 @@ class AuditRepository:
         self,
         at: datetime,
         action: str,
-        *,
         actor_id: int | None = None,
         actor_name: str | None = None,
         target: str | None = None,
