@@ -26,9 +26,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from bot.announcements import announce  # noqa: E402
 from bot.consultation import Role, load_consultation  # noqa: E402
@@ -39,6 +38,7 @@ from storage.repositories.survey import SurveyRepository  # noqa: E402
 from tests.support import (  # noqa: E402
     POSTGRES_URL,
     default_document,
+    postgres_database,
     seed_answers,
     unique_name,
     with_dates,
@@ -74,19 +74,6 @@ def arguments() -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return p.parse_args()
-
-
-async def postgres_database(server_url: str, name: str, create: bool) -> str:
-    engine = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            if create:
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-            else:
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await engine.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 async def seed(url: str, ids: list[int], consultation_id: str, answers: bool) -> None:
@@ -128,7 +115,9 @@ async def enqueue_announcement(url: str, consultation_id: str) -> int:
     try:
         async with make_sessionmaker(engine)() as session:
             html = "📣 <b>Benchmark</b>: the consultation's results are out. Touch /results."
-            return await announce(session, consultation_id, "amb", html, datetime.now(UTC))
+            return await announce(
+                session, consultation_id, "amb", html, datetime.now(UTC), batch="bench"
+            )
     finally:
         await engine.dispose()
 
@@ -181,14 +170,14 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
     pg_name = None
     if args.postgres:
         pg_name = unique_name("cbbench")
-        url = await postgres_database(args.postgres, pg_name, create=True)
+        url = await postgres_database(pg_name, create=True, server_url=args.postgres)
     else:
         url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
     try:
         return await bench(args, workdir, url)
     finally:
         if pg_name:
-            await postgres_database(args.postgres, pg_name, create=False)
+            await postgres_database(pg_name, create=False, server_url=args.postgres)
 
 
 async def bench(args: argparse.Namespace, workdir: Path, url: str) -> int:

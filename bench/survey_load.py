@@ -35,15 +35,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sqlalchemy import text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from playground import BotAPIEmulator, SimUser, TranscriptEntry  # noqa: E402
 from tests.support import (  # noqa: E402
-    POSTGRES_URL,
     REDIS_URL,
     default_document,
+    postgres_database,
     survey_now,
     with_dates,
     write_document,
@@ -249,23 +246,7 @@ async def _database(storage: str, tmp: Path) -> tuple[str, str | None, str | Non
     if storage == "sqlite":
         return f"sqlite+aiosqlite:///{tmp / f'load-{secrets.token_hex(3)}.db'}", None, None
     name = f"bench_{secrets.token_hex(4)}"
-    engine = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await engine.dispose()
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    return url, REDIS_URL, name
-
-
-async def _drop(name: str) -> None:
-    engine = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await engine.dispose()
+    return await postgres_database(name, create=True), REDIS_URL, name
 
 
 async def one_run(
@@ -343,7 +324,7 @@ async def one_run(
         violations = len(emu.violations)
         await emu.stop()
         if drop:
-            await _drop(drop)
+            await postgres_database(drop, create=False)
     return Run(
         bot=kind,
         storage=storage,

@@ -8,21 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.db import make_engine, make_sessionmaker, upgrade
-from tests.support import POSTGRES_URL, unique_name
-
-
-async def _admin(sql: str) -> None:
-    engine = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text(sql))
-    finally:
-        await engine.dispose()
+from tests.support import POSTGRES_URL, postgres_database, unique_name
 
 
 def _off_loop(function: Callable[[], object]) -> object:
@@ -36,15 +25,14 @@ def postgres_url() -> Iterator[str]:
     """A new, migrated PostgreSQL database; fails (not skips) when the server is down."""
     name = unique_name("cbt")
     try:
-        _off_loop(lambda: asyncio.run(_admin(f'CREATE DATABASE "{name}"')))
+        url = str(_off_loop(lambda: asyncio.run(postgres_database(name, create=True))))
     except OSError as exc:
         pytest.fail(
             f"PostgreSQL is required for this test and unreachable at {POSTGRES_URL}: {exc}"
         )
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     _off_loop(lambda: upgrade(url))
     yield url
-    _off_loop(lambda: asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')))
+    _off_loop(lambda: asyncio.run(postgres_database(name, create=False)))
 
 
 @pytest.fixture

@@ -19,6 +19,24 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+async def postgres_database(name: str, create: bool, server_url: str = POSTGRES_URL) -> str:
+    """Create (or drop) a PostgreSQL database on the server; its URL."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(server_url, isolation_level="AUTOCOMMIT")
+    sql = (
+        f'CREATE DATABASE "{name}"' if create else f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+    )
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await engine.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
 def default_document() -> dict[str, Any]:
     return yaml.safe_load(DEFAULT_CONSULTATION.read_text(encoding="utf-8"))
 
