@@ -49,8 +49,18 @@ async def test_forget_then_resubmit_and_press_the_old_card(e2e: E2E) -> None:
     assert (await db_idea(url, old_id)).text == ""
     assert await db_rows(url, Member, Member.id == anne.id) == []
 
-    # She comes back and submits another idea: a new id, and its own card.
+    # She comes back and submits another idea: a new id, and its own card. (The menu she had
+    # before /forget still shows its buttons: wait for the one this /start brings.)
+    before = len(anne.transcript())
     await anne.send("/start")
+    ideas = t("💡 Idées", "fr")
+    await emu.wait_for(
+        lambda: any(
+            e.direction == "bot" and any(ideas in b for row in e.buttons for b in row)
+            for e in anne.transcript()[before:]
+        ),
+        what="the menu after /start",
+    )
     new_id, _ = await submit_idea(anne, "fr", inclusion, "Autre chose", "Jamais vu.", started=True)
     assert new_id != old_id
     new_card = await emu.wait_for_bot_message(MOD_CHAT, f"Nouvelle idée n° {new_id}")
