@@ -183,6 +183,7 @@ class Run:
     violations: int
     thread_cpu: tuple[float, float] = (0.0, 0.0)
     steps: list[tuple[str, list[float]]] = field(default_factory=list)  # per step of a walk
+    calls: int = 0  # Bot API calls during the load, getUpdates aside
 
     def slowest_step(self) -> tuple[int, str, float]:
         """(step number, its button, median latency) of the step that is slowest."""
@@ -291,9 +292,9 @@ async def one_run(
         if process.returncode is not None:
             raise SystemExit(f"{kind} exited at start; see {log}")
         spy = None
-        if profile is not None and kind == "consultbot":
+        if profile is not None:
             # py-spy (pip install py-spy) samples the bot during the load only.
-            out = profile / f"profile-{storage}-{members}.txt"
+            out = profile / f"profile-{kind}-{storage}-{members}.txt"
             spy = await asyncio.create_subprocess_exec(
                 str(Path(sys.executable).parent / "py-spy"),
                 *("record", "--gil", "--format", "raw", "-r", "100", "-o", str(out)),
@@ -302,6 +303,7 @@ async def one_run(
                 stderr=asyncio.subprocess.DEVNULL,
             )
         go = asyncio.Event()
+        calls0 = len(emu.calls)
         tasks = [asyncio.create_task(walk(emu, u, go)) for u in users]
         cpu0, driver0, t0 = _proc_cpu(process.pid), time.process_time(), time.perf_counter()
         go.set()
@@ -309,6 +311,7 @@ async def one_run(
         seconds = time.perf_counter() - t0
         cpu1, driver1 = _proc_cpu(process.pid), time.process_time()
         rss = _peak_rss_mb(process.pid)
+        calls = sum(c.method != "getUpdates" for c in emu.calls[calls0:])
         threads = _thread_cpu(process.pid)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -341,6 +344,7 @@ async def one_run(
         violations=violations,
         thread_cpu=threads,
         steps=_steps(walks),
+        calls=calls,
     )
 
 
@@ -383,6 +387,8 @@ def report(ours: Run, base: Run) -> str:
         f"{ratio(ours.cpu_per_tap_ms, base.cpu_per_tap_ms):>9}",
         f"{'walks submitted':22}{ours.completed:>8}/{ours.members:<3}{base.completed:>8}/{base.members:<3}",
         f"{'taps':22}{ours.taps:12}{base.taps:12}",
+        f"{'API calls per tap':22}{ours.calls / max(ours.taps, 1):12.2f}"
+        f"{base.calls / max(base.taps, 1):12.2f}",
         f"{'callbacks unanswered':22}{ours.unanswered:12}{base.unanswered:12}",
         f"{'peak RSS MB':22}{ours.peak_rss_mb:12.0f}{base.peak_rss_mb:12.0f}"
         f"{ratio(ours.peak_rss_mb, base.peak_rss_mb):>9}",
@@ -406,10 +412,12 @@ def arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--members", type=int, default=200)
     p.add_argument("--sweep", action="store_true", help="10, 50 and 200 members")
     p.add_argument("--storage", choices=["sqlite", "postgres", "both"], default="sqlite")
-    p.add_argument("--only", choices=["consultbot", "baseline"], default=None)
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     p.add_argument(
-        "--profile", type=Path, default=None, help="py-spy the bot; collapsed stacks to this folder"
+        "--profile",
+        type=Path,
+        default=None,
+        help="py-spy both bots; collapsed stacks to this folder",
     )
     return p.parse_args(argv)
 
@@ -418,10 +426,12 @@ async def main(args: argparse.Namespace) -> int:
     sizes = [10, 50, 200] if args.sweep else [args.members]
     storages = ["sqlite", "postgres"] if args.storage == "both" else [args.storage]
     tmp = Path(tempfile.mkdtemp(prefix="survey-load-"))
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     ok = True
     for storage in storages:
         for n in sizes:
-            base = await one_run("baseline", storage, n, tmp, tmp / "baseline.log")
+            base = await one_run("baseline", storage, n, tmp, tmp / "baseline.log", args.profile)
             log = tmp / f"bot-{storage}-{n}.log"
             ours = await one_run("consultbot", storage, n, tmp, log, args.profile)
             print(report(ours, base), flush=True)

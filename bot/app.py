@@ -43,6 +43,7 @@ from bot.middlewares.answer_once import AnswerCallbackOnce, AnswerEveryCallback,
 from bot.middlewares.database import DbSessionMiddleware
 from bot.middlewares.member import MemberMiddleware
 from bot.middlewares.pinned_responses import PinnedResponseTypes
+from bot.middlewares.poll_pacing import PollPacing
 from bot.middlewares.throttling import ThrottlingMiddleware
 from bot.middlewares.work_slots import WorkSlots
 from bot.moderation import ModeratorDirectory, card_waiting_ideas
@@ -54,6 +55,9 @@ from storage.db import is_sqlite, make_engine, make_sessionmaker
 from storage.fsm import SQLStorage
 
 log = logging.getLogger(__name__)
+# While updates keep coming, at most one getUpdates per 20 ms: under a crowd each poll then
+# brings a batch, and a member waits at most that long for the poll that fetches the tap.
+POLL_INTERVAL = 0.02
 
 
 def create_bot(settings: Settings, answers: CallbackAnswers | None = None) -> Bot:
@@ -69,6 +73,7 @@ def create_bot(settings: Settings, answers: CallbackAnswers | None = None) -> Bo
         ),
     )
     bot.session.middleware(PinnedResponseTypes())
+    bot.session.middleware(PollPacing(POLL_INTERVAL))
     bot.session.middleware(AnswerCallbackOnce(answers or CallbackAnswers()))
     return bot
 
