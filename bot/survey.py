@@ -119,22 +119,32 @@ class SurveyService:
     def is_open(self, now: datetime) -> bool:
         return Timeline(self.consultation).is_open(PhaseKind.SURVEY, now)
 
-    async def _commit_while_open(self, now: datetime, writes: AsyncSessionTransaction) -> None:
-        """Commit only if the survey is open now, inside the storing transaction (the writes
-        are done and the response row is locked); otherwise undo them and say so."""
+    def _check_open(self, now: datetime) -> None:
+        """Raise SurveyClosed unless the survey is open at `now` and again by the clock now:
+        called inside the storing transaction, once the writes are done (and the response row
+        locked), so that a screen shown at 23:59 and confirmed later stores nothing."""
         if not self.is_open(now) or not self.is_open(self.clock() if self.clock else now):
+            raise SurveyClosed
+
+    async def _commit_while_open(self, now: datetime, writes: AsyncSessionTransaction) -> None:
+        """`_check_open` for the session: undo the savepoint and commit, or commit."""
+        try:
+            self._check_open(now)
+        except SurveyClosed:
             # Undo the savepoint, then end the transaction with a commit: a rollback would
             # expire what the caller still reads (the member of the update being handled).
             await writes.rollback()
             await self.session.commit()
-            raise SurveyClosed
+            raise
         await self.session.commit()
 
     async def state(self, member_id: int) -> SurveyState:
-        response = await self.repo.response(self.consultation.id, member_id)
-        if response is None:
-            return SurveyState("none", {})
-        return SurveyState(response.status, await self.repo.answers(response.id))
+        async with self.repo.direct.reading() as db:
+            found = await self.repo.draft(db, self.consultation.id, member_id)
+            if found is None:
+                return SurveyState("none", {})
+            response_id, status = found
+            return SurveyState(status, await self.repo.answers(response_id, db))
 
     async def save(
         self,
@@ -149,22 +159,30 @@ class SurveyService:
 
         With `known` (the answers as the caller last saw them) the result is worked out
         without reading them back. Raises SurveyClosed (nothing stored) when the survey is not
-        open at commit time."""
+        open at commit time. A transaction of its own, outside the update's session: a tap
+        stores its answer in a few statements, without the ORM."""
         drop = hidden_by(self.consultation, question, choices)
         stored = StoredAnswer(
             () if question.kind == "text" else tuple(dict.fromkeys(choices)),
             text if question.kind == "text" else None,
         )
-        writes = await self.session.begin_nested()
-        response_id = await self.repo.store(
-            self.consultation.id, member_id, question.id, stored.choices, stored.text, now, drop
-        )
-        if known is None:
-            answers = await self.repo.answers(response_id)
-        else:
-            answers = {qid: a for qid, a in known.items() if qid not in drop}
-            answers[question.id] = stored
-        await self._commit_while_open(now, writes)
+        async with self.repo.direct.writing() as db:
+            response_id = await self.repo.store(
+                db,
+                self.consultation.id,
+                member_id,
+                question.id,
+                stored.choices,
+                stored.text,
+                now,
+                drop,
+            )
+            if known is None:
+                answers = await self.repo.answers(response_id, db)
+            else:
+                answers = {qid: a for qid, a in known.items() if qid not in drop}
+                answers[question.id] = stored
+            self._check_open(now)
         return answers
 
     async def clear(
@@ -173,9 +191,9 @@ class SurveyService:
         """Forget one answer (the member took picks back below the minimum) and those that
         depended on it."""
         drop = [question.id, *hidden_by(self.consultation, question, [])]
-        writes = await self.session.begin_nested()
-        await self.repo.unstore(self.consultation.id, member_id, drop, now)
-        await self._commit_while_open(now, writes)
+        async with self.repo.direct.writing() as db:
+            await self.repo.unstore(db, self.consultation.id, member_id, drop, now)
+            self._check_open(now)
         if known is None:
             return (await self.state(member_id)).answers
         return {qid: a for qid, a in known.items() if qid not in drop}

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_
 
+from storage.direct import Direct
 from storage.sqlite_inline import InlineConnection
 
 log = logging.getLogger(__name__)
@@ -47,7 +49,9 @@ def make_engine(url: str, *, sqlite_busy_timeout: float = 30.0, **kwargs: Any) -
                 async_creator=lambda: InlineConnection.open(database, sqlite_busy_timeout),
                 **kwargs,
             )
-            SQLiteWriteGate(busy_ms=0).install(engine)
+            gate = SQLiteWriteGate(busy_ms=0)
+            gate.install(engine)
+            Direct.attach(engine, database, gate).busy = sqlite_busy_timeout
         else:
             engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
             SQLiteWriteGate().install(engine)
@@ -104,6 +108,20 @@ class SQLiteWriteGate:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(self.busy_ms)}")
         cursor.close()
+
+    @contextlib.asynccontextmanager
+    async def holding(self) -> AsyncIterator[None]:
+        """The gate for a writer that runs its own BEGIN and COMMIT (storage/direct.py)."""
+        try:
+            await asyncio.wait_for(self.lock.acquire(), self.wait)
+        except TimeoutError:
+            log.warning("SQLite write gate busy for %.0f s; writing without it", self.wait)
+            yield
+            return
+        try:
+            yield
+        finally:
+            self.lock.release()
 
     def _before_execute(
         self, conn: Any, _cursor: Any, statement: str, *_args: Any, **_kwargs: Any

@@ -13,6 +13,7 @@ from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, KeyBuilder,
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from storage.direct import Direct
 from storage.models import FsmRecord
 from storage.upsert import upsert_for
 
@@ -71,6 +72,7 @@ class SQLStorage(BaseStorage):
         self.cache = self.engine.dialect.name == "sqlite" if cache is None else cache
         self.rows: OrderedDict[str, Row] = OrderedDict()
         self.sql = FsmStatements.build(upsert_for(self.engine))
+        self.direct = Direct.of(self.engine)
 
     def _key(self, key: StorageKey) -> str:
         return self.key_builder.build(key)
@@ -79,9 +81,9 @@ class SQLStorage(BaseStorage):
         if self.cache and key in self.rows:
             self.rows.move_to_end(key)
             return self.rows[key]
-        async with self.engine.connect() as conn:
-            found = (await conn.execute(self.sql.read, {"k": key})).first()
-        row: Row = (found[0], found[1]) if found else (None, None)
+        async with self.direct.reading() as db:
+            found = await db.rows(self.sql.read, {"k": key})
+        row: Row = (found[0][0], found[0][1]) if found else (None, None)
         self._remember(key, row)
         return row
 
@@ -95,10 +97,10 @@ class SQLStorage(BaseStorage):
 
     async def _write(self, key: str, column: str, value: str | None, row: Row) -> None:
         """Set one column (the other is left as the database has it), dropping empty rows."""
-        async with self.engine.begin() as conn:
-            await conn.execute(self.sql.write[column], {"k": key, "v": value})
+        async with self.direct.writing() as db:
+            await db.run(self.sql.write[column], {"k": key, "v": value})
             if value is None:
-                await conn.execute(self.sql.drop_empty, {"k": key})
+                await db.run(self.sql.drop_empty, {"k": key})
         self._remember(key, row)
 
     async def set_state(self, key: StorageKey, state: str | State | None = None) -> None:

@@ -21,7 +21,7 @@ T = TypeVar("T")
 BUSY_MESSAGES = ("database is locked", "database table is locked", "database is busy")
 
 
-async def _retry(call: Callable[[], T], busy_timeout: float) -> T:
+async def retry_busy(call: Callable[[], T], busy_timeout: float) -> T:
     delay, waited = 0.002, 0.0
     while True:
         try:
@@ -48,14 +48,14 @@ class InlineCursor:
     async def execute(self, sql: str, parameters: Any = None) -> InlineCursor:
         cursor = self._cursor
         if parameters is None:
-            await _retry(lambda: cursor.execute(sql), self._connection.busy_timeout)
+            await retry_busy(lambda: cursor.execute(sql), self._connection.busy_timeout)
         else:
-            await _retry(lambda: cursor.execute(sql, parameters), self._connection.busy_timeout)
+            await retry_busy(lambda: cursor.execute(sql, parameters), self._connection.busy_timeout)
         return self
 
     async def executemany(self, sql: str, parameters: Iterable[Any]) -> InlineCursor:
         rows = list(parameters)
-        await _retry(lambda: self._cursor.executemany(sql, rows), self._connection.busy_timeout)
+        await retry_busy(lambda: self._cursor.executemany(sql, rows), self._connection.busy_timeout)
         return self
 
     async def fetchone(self) -> Any:
@@ -111,7 +111,7 @@ class InlineConnection:
 
     @classmethod
     async def open(cls, database: str, busy_timeout: float = 30.0) -> InlineConnection:
-        # No busy handler inside SQLite: it would sleep on the event loop (see _retry).
+        # No busy handler inside SQLite: it would sleep on the event loop (see retry_busy).
         conn = sqlite3.connect(database, timeout=0, check_same_thread=False)
         return cls(conn, busy_timeout)
 
@@ -126,7 +126,7 @@ class InlineConnection:
         return await self.cursor().execute(sql, parameters)
 
     async def commit(self) -> None:
-        await _retry(self._conn.commit, self.busy_timeout)
+        await retry_busy(self._conn.commit, self.busy_timeout)
 
     async def rollback(self) -> None:
         self._conn.rollback()

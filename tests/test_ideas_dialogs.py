@@ -120,7 +120,7 @@ async def add_member(
     async with sessionmaker() as session:
         repo = MemberRepository(session)
         member, _ = await repo.get_or_create(member_id, name)
-        member.language = lang
+        await repo.set_language(member, lang)
         await repo.add_role(member, role)
         await session.commit()
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.consultation import load_consultation
 from bot.survey import SurveyService, hidden_by
 from storage.db import make_engine, make_sessionmaker, upgrade_async
+from storage.direct import Direct
 from storage.fsm import SQLStorage
 from storage.models import FsmRecord, Member
 from storage.repositories.members import MemberRepository
@@ -103,13 +104,13 @@ async def test_dialog_storage_writes_only_changes_and_keeps_them(
 ) -> None:
     engine = sqlite_sessions.kw["bind"]
     writes: list[str] = []
-    event.listen(
-        engine.sync_engine,
-        "before_cursor_execute",
-        lambda _c, _cur, statement, *_a: (
-            writes.append(statement) if "fsm_records" in statement else None
-        ),
-    )
+
+    def seen(statement: str) -> None:
+        if "fsm_records" in statement:
+            writes.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", lambda _c, _u, sql, *_a: seen(sql))
+    Direct.of(engine).trace(seen)  # statements run on the SQLite file directly
     storage = SQLStorage(sqlite_sessions)
     key = StorageKey(bot_id=1, chat_id=2, user_id=2, destiny="aiogd:stack:")
     await storage.set_data(key, {"intents": ["a"], "last_message_id": 3})

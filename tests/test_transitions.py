@@ -45,7 +45,7 @@ async def add_members(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
             (4, Role.AMBASSADOR, "en"),
         ]:
             member, _ = await repo.get_or_create(i, f"m{i}")
-            member.language = lang
+            await repo.set_language(member, lang)
             await repo.add_role(member, role)
         response = await SurveyRepository(session).get_or_create("deconfinement-2020", 4)
         await SurveyRepository(session).submit(response, NOW)

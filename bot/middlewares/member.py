@@ -51,7 +51,7 @@ class MemberMiddleware(BaseMiddleware):
             session: AsyncSession = data["session"]
             repo = MemberRepository(session)
             private = chat is None or chat.type == "private"
-            member = await repo.get(user.id)
+            member = await repo.load(user.id)
             if member is None and private and _registers(event, app, user.id):
                 member, _ = await repo.get_or_create(user.id, user.first_name)
                 if app.consultation.access == "open":
@@ -62,8 +62,9 @@ class MemberMiddleware(BaseMiddleware):
                 await session.commit()
             elif member is not None and member.blocked and private:
                 # A member writing to us has evidently unblocked the bot.
-                member.blocked = False
+                await repo.set_blocked(member.id, False)
                 await session.commit()
+                member.blocked = False
             if member is not None and member.language in app.languages:
                 lang = member.language
             data["member"] = member

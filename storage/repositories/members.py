@@ -2,21 +2,43 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import joinedload
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from storage.direct import Direct
 from storage.models import Member, MemberRole
+from storage.upsert import upsert_for
 
 # Built once: every update loads its member, and building the statement costs more than
-# running it.
+# running it. Plain columns (storage/direct.py runs it on SQLite's driver).
+_members, _roles = Member.__table__, MemberRole.__table__
 _MEMBER_WITH_ROLES = (
-    select(Member).options(joinedload(Member.roles)).where(Member.id == bindparam("id"))
+    select(
+        _members.c.id, _members.c.first_name, _members.c.language, _members.c.blocked, _roles.c.role
+    )
+    .outerjoin(_roles, _roles.c.member_id == _members.c.id)
+    .where(_members.c.id == bindparam("id"))
 )
+
+
+def _member(rows: Sequence[Any]) -> Member | None:
+    """A member from its rows (one per role), detached from any session: what a member has
+    is changed through the repository's statements, never by flushing the object."""
+    if not rows:
+        return None
+    member_id, first_name, language, blocked, _role = rows[0]
+    return Member(
+        id=member_id,
+        first_name=first_name,
+        language=language,
+        blocked=bool(blocked),
+        roles=[MemberRole(member_id=member_id, role=row[4]) for row in rows if row[4] is not None],
+    )
 
 
 class MemberRepository:
@@ -24,27 +46,51 @@ class MemberRepository:
         self.session = session
 
     async def get(self, member_id: int) -> Member | None:
-        # One round trip with the roles (every update loads its member).
-        result = await self.session.execute(_MEMBER_WITH_ROLES, {"id": member_id})
-        return result.unique().scalar_one_or_none()
+        """The member as this session sees it (its own writes included)."""
+        return _member(list(await self.session.execute(_MEMBER_WITH_ROLES, {"id": member_id})))
+
+    async def load(self, member_id: int) -> Member | None:
+        """The member as committed, read without the session: every update starts here."""
+        engine = self.session.bind
+        assert isinstance(engine, AsyncEngine)
+        async with Direct.of(engine).reading() as db:
+            return _member(await db.rows(_MEMBER_WITH_ROLES, {"id": member_id}))
 
     async def get_or_create(self, member_id: int, first_name: str) -> tuple[Member, bool]:
+        name = first_name[:128]
         member = await self.get(member_id)
         if member is not None:
-            if first_name and member.first_name != first_name:
-                member.first_name = first_name[:128]
+            if name and member.first_name != name:
+                await self.session.execute(
+                    update(Member).where(Member.id == member_id).values(first_name=name)
+                )
+                member.first_name = name
             return member, False
-        member = Member(id=member_id, first_name=first_name[:128], blocked=False, roles=[])
-        self.session.add(member)
-        await self.session.flush()
+        insert = upsert_for(self.session)
+        await self.session.execute(
+            insert(Member)
+            .values(id=member_id, first_name=name, blocked=False)
+            .on_conflict_do_nothing(index_elements=[Member.id])
+        )
+        member = await self.get(member_id)
+        assert member is not None
         return member, True
 
     async def set_language(self, member: Member, language: str) -> None:
+        await self.session.execute(
+            update(Member).where(Member.id == member.id).values(language=language)
+        )
         member.language = language
 
     async def add_role(self, member: Member, role: str) -> bool:
         if role in member.role_names:
             return False
+        insert = upsert_for(self.session)
+        await self.session.execute(
+            insert(MemberRole)
+            .values(member_id=member.id, role=role)
+            .on_conflict_do_nothing(index_elements=[MemberRole.member_id, MemberRole.role])
+        )
         member.roles.append(MemberRole(member_id=member.id, role=role))
         return True
 

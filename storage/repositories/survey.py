@@ -11,25 +11,30 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from storage.direct import Direct, Runner
 from storage.models import AnswerChoice, QuestionAnswer, Response
 
 
 @dataclass(frozen=True)
-class StoreStatements:
-    """`store`'s statements, built once per dialect: building and caching a statement costs
-    more CPU than SQLite takes to run it, and `store` runs at every tap of a survey."""
+class TapStatements:
+    """The statements of a survey tap, built once per dialect: building and caching a
+    statement costs more CPU than SQLite takes to run it. No expanding IN lists, so that
+    storage/direct.py can compile them once for SQLite."""
 
     response: Any
+    touch: Any
     drop_choices: Any
-    drop_answers: Any
+    drop_answer: Any
     answer: Any
     choices: Any
+    draft: Any
+    answers: Any
 
 
 @cache
-def _store_statements(dialect: str) -> StoreStatements:
+def _tap_statements(dialect: str) -> TapStatements:
     insert = sqlite_insert if dialect == "sqlite" else pg_insert
     responses, answers, choices = (t.__table__ for t in (Response, QuestionAnswer, AnswerChoice))
     response = insert(responses).values(
@@ -41,24 +46,38 @@ def _store_statements(dialect: str) -> StoreStatements:
     answer = insert(answers).values(
         response_id=bindparam("r"), question_id=bindparam("q"), text=bindparam("t")
     )
-    return StoreStatements(
+    mine = (responses.c.consultation_id == bindparam("c")) & (
+        responses.c.member_id == bindparam("m")
+    )
+    return TapStatements(
         response=response.on_conflict_do_update(
             index_elements=[responses.c.consultation_id, responses.c.member_id],
             set_={"updated_at": response.excluded.updated_at},
         ).returning(responses.c.id),
+        touch=update(responses)
+        .where(mine)
+        .values(updated_at=bindparam("now"))
+        .returning(responses.c.id),
         drop_choices=delete(choices).where(
-            choices.c.response_id == bindparam("r"),
-            choices.c.question_id.in_(bindparam("qs", expanding=True)),
+            choices.c.response_id == bindparam("r"), choices.c.question_id == bindparam("q")
         ),
-        drop_answers=delete(answers).where(
-            answers.c.response_id == bindparam("r"),
-            answers.c.question_id.in_(bindparam("qs", expanding=True)),
+        drop_answer=delete(answers).where(
+            answers.c.response_id == bindparam("r"), answers.c.question_id == bindparam("q")
         ),
         answer=answer.on_conflict_do_update(
             index_elements=[answers.c.response_id, answers.c.question_id],
             set_={"text": answer.excluded.text},
         ),
         choices=insert(choices),
+        draft=select(responses.c.id, responses.c.status).where(mine),
+        # One round trip: each answer with its choices (none for a text answer).
+        answers=select(answers.c.question_id, answers.c.text, choices.c.option_id)
+        .outerjoin(
+            choices,
+            (choices.c.response_id == answers.c.response_id)
+            & (choices.c.question_id == answers.c.question_id),
+        )
+        .where(answers.c.response_id == bindparam("r")),
     )
 
 
@@ -68,9 +87,19 @@ class StoredAnswer:
     text: str | None = None
 
 
+Answers = dict[str, "StoredAnswer"]
+
+
 class SurveyRepository:
+    """Responses through the session, and a survey tap's statements through `direct`
+    (storage/direct.py): a runner from `direct.reading()` or `direct.writing()`."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        engine = session.bind
+        assert isinstance(engine, AsyncEngine)
+        self.direct = Direct.of(engine)
+        self.sql = _tap_statements(engine.dialect.name)
 
     async def response(self, consultation_id: str, member_id: int) -> Response | None:
         return await self.session.scalar(
@@ -109,17 +138,13 @@ class SurveyRepository:
         assert response is not None
         return response
 
-    async def answers(self, response_id: int) -> dict[str, StoredAnswer]:
-        # One round trip: each answer with its choices (none for a text answer).
-        rows = await self.session.execute(
-            select(QuestionAnswer.question_id, QuestionAnswer.text, AnswerChoice.option_id)
-            .outerjoin(
-                AnswerChoice,
-                (AnswerChoice.response_id == QuestionAnswer.response_id)
-                & (AnswerChoice.question_id == QuestionAnswer.question_id),
-            )
-            .where(QuestionAnswer.response_id == response_id)
-        )
+    async def answers(self, response_id: int, db: Runner | None = None) -> Answers:
+        """A response's answers, read through the session or, with `db`, a direct runner."""
+        sql = self.sql
+        if db is None:
+            rows = list(await self.session.execute(sql.answers, {"r": response_id}))
+        else:
+            rows = await db.rows(sql.answers, {"r": response_id})
         texts: dict[str, str | None] = {}
         chosen: dict[str, list[str]] = {}
         for qid, text, oid in rows:
@@ -128,6 +153,13 @@ class SurveyRepository:
             if oid is not None:
                 options.append(oid)
         return {qid: StoredAnswer(tuple(chosen[qid]), texts[qid]) for qid in texts}
+
+    async def draft(
+        self, db: Runner, consultation_id: str, member_id: int
+    ) -> tuple[int, str] | None:
+        """(response id, status) of the member's response, if any."""
+        rows = await db.rows(self.sql.draft, {"c": consultation_id, "m": member_id})
+        return (rows[0][0], rows[0][1]) if rows else None
 
     async def save_answer(
         self, response: Response, question_id: str, choices: Iterable[str], text: str | None
@@ -144,6 +176,7 @@ class SurveyRepository:
 
     async def store(
         self,
+        db: Runner,
         consultation_id: str,
         member_id: int,
         question_id: str,
@@ -157,41 +190,41 @@ class SurveyRepository:
         The upsert of the response row comes first: on PostgreSQL it locks that row until
         commit, so two devices of one member store their answers one after the other.
         """
-        sql = _store_statements(self.session.bind.dialect.name)  # type: ignore[union-attr]
-        run = self.session.execute
+        sql = self.sql
         response_id: int = (
-            await run(sql.response, {"c": consultation_id, "m": member_id, "now": now})
-        ).scalar_one()
+            await db.rows(sql.response, {"c": consultation_id, "m": member_id, "now": now})
+        )[0][0]
         dropped = [q for q in drop if q != question_id]
-        await run(sql.drop_choices, {"r": response_id, "qs": [question_id, *dropped]})
-        if dropped:
-            await run(sql.drop_answers, {"r": response_id, "qs": dropped})
-        await run(sql.answer, {"r": response_id, "q": question_id, "t": text})
-        rows = [
-            {"response_id": response_id, "question_id": question_id, "option_id": option}
-            for option in dict.fromkeys(choices)
-        ]
-        if rows:
-            await run(sql.choices, rows)
+        await db.run(
+            sql.drop_choices, [{"r": response_id, "q": q} for q in [question_id, *dropped]]
+        )
+        await db.run(sql.drop_answer, [{"r": response_id, "q": q} for q in dropped])
+        await db.run(sql.answer, {"r": response_id, "q": question_id, "t": text})
+        await db.run(
+            sql.choices,
+            [
+                {"response_id": response_id, "question_id": question_id, "option_id": option}
+                for option in dict.fromkeys(choices)
+            ],
+        )
         return response_id
 
     async def unstore(
-        self, consultation_id: str, member_id: int, question_ids: Iterable[str], now: datetime
+        self,
+        db: Runner,
+        consultation_id: str,
+        member_id: int,
+        question_ids: Iterable[str],
+        now: datetime,
     ) -> None:
         """Drop answers (the member took a choice back below the minimum)."""
-        ids = list(question_ids)
-        response_id = await self.session.scalar(
-            update(Response)
-            .where(Response.consultation_id == consultation_id, Response.member_id == member_id)
-            .values(updated_at=now)
-            .returning(Response.id)
-        )
-        if response_id is None or not ids:
+        sql = self.sql
+        found = await db.rows(sql.touch, {"c": consultation_id, "m": member_id, "now": now})
+        if not found:
             return
-        for table in (AnswerChoice, QuestionAnswer):
-            await self.session.execute(
-                delete(table).where(table.response_id == response_id, table.question_id.in_(ids))
-            )
+        drops = [{"r": found[0][0], "q": q} for q in question_ids]
+        await db.run(sql.drop_choices, drops)
+        await db.run(sql.drop_answer, drops)
 
     async def drop_answers(self, response: Response, question_ids: Iterable[str]) -> None:
         ids = list(question_ids)

@@ -1,0 +1,164 @@
+"""The tap's statements run without the ORM (storage/direct.py): what they write is what
+SQLAlchemy would write, a transaction means what it says, and writers still take turns."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.db import make_engine, make_sessionmaker, upgrade_async
+from storage.direct import Direct
+from storage.models import Member, Response
+from storage.repositories.members import MemberRepository
+
+NOW = datetime(2020, 5, 10, 12, 30, 15, 123456, tzinfo=UTC)
+ADD_MEMBER = insert(Member.__table__).values(
+    id=bindparam("id"), first_name=bindparam("name"), blocked=False, created_at=bindparam("at")
+)
+ADD_RESPONSE = insert(Response.__table__).values(
+    consultation_id="c", member_id=bindparam("m"), status="draft", updated_at=bindparam("now")
+)
+
+
+@pytest.fixture
+async def sqlite_file(tmp_path: Path) -> async_sessionmaker[AsyncSession]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'd.db'}"
+    await upgrade_async(url)
+    engine = make_engine(url, sqlite_busy_timeout=5)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+def _direct(sessions: async_sessionmaker[AsyncSession]) -> Direct:
+    return Direct.of(sessions.kw["bind"])
+
+
+async def test_a_file_runs_on_sqlite_directly_and_reads_back_through_sqlalchemy(
+    sessionmaker: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    direct = _direct(sessionmaker)
+    assert (direct.database is not None) == database_url.startswith("sqlite")
+    async with direct.writing() as db:
+        await db.run(
+            ADD_MEMBER, [{"id": 1, "name": "Anne", "at": NOW}, {"id": 2, "name": "B", "at": NOW}]
+        )
+        await db.run(ADD_RESPONSE, {"m": 1, "now": NOW})
+    async with sessionmaker() as session:
+        # Dates and booleans converted as SQLAlchemy itself does: the ORM reads them back.
+        anne = await session.get(Member, 1)
+        assert anne is not None and anne.created_at == NOW and anne.blocked is False
+        response = await session.scalar(select(Response).where(Response.member_id == 1))
+        assert response is not None
+        assert (response.status, response.updated_at) == ("draft", NOW)  # the fixed value too
+    async with direct.reading() as db:
+        assert await db.rows(select(Member.id).order_by(Member.id)) == [(1,), (2,)]
+
+
+async def test_a_failing_block_stores_nothing_and_the_next_one_works(
+    sqlite_file: async_sessionmaker[AsyncSession],
+) -> None:
+    direct = _direct(sqlite_file)
+    with pytest.raises(RuntimeError):
+        async with direct.writing() as db:
+            await db.run(ADD_MEMBER, {"id": 1, "name": "Anne", "at": NOW})
+            raise RuntimeError("the survey closed meanwhile")
+    with pytest.raises(sqlite3.IntegrityError):
+        async with direct.writing() as db:
+            await db.run(ADD_MEMBER, {"id": 2, "name": "B", "at": NOW})
+            await db.run(ADD_MEMBER, {"id": 2, "name": "B again", "at": NOW})
+    async with direct.writing() as db:
+        await db.run(ADD_MEMBER, {"id": 3, "name": "C", "at": NOW})
+    async with direct.reading() as db:
+        assert await db.rows(select(Member.id)) == [(3,)]
+
+
+async def test_a_default_sqlalchemy_would_fill_in_must_be_given(
+    sqlite_file: async_sessionmaker[AsyncSession],
+) -> None:
+    """No column silently NULL: SQLAlchemy fills Python-side defaults in at execution, the
+    direct path refuses instead."""
+    direct = _direct(sqlite_file)
+    no_date = insert(Member.__table__).values(id=bindparam("id"), first_name="x", blocked=False)
+    with pytest.raises(KeyError, match="created_at"):
+        async with direct.writing() as db:
+            await db.run(no_date, {"id": 1})
+    expanding = select(Member.id).where(Member.id.in_(bindparam("ids", expanding=True)))
+    with pytest.raises(ValueError, match="expanding"):
+        async with direct.reading() as db:
+            await db.rows(expanding, {"ids": [1]})
+
+
+async def test_direct_writers_wait_for_a_session_that_writes(
+    sqlite_file: async_sessionmaker[AsyncSession],
+) -> None:
+    direct = _direct(sqlite_file)
+    order: list[str] = []
+    async with sqlite_file() as session:
+        await session.execute(ADD_MEMBER, {"id": 1, "name": "Anne", "at": NOW})
+
+        async def direct_write() -> None:
+            async with direct.writing() as db:
+                await db.run(update(Member).values(first_name="changed by direct"))
+            order.append("direct")
+
+        writer = asyncio.create_task(direct_write())
+        await asyncio.sleep(0.05)
+        assert not writer.done()  # the session holds the gate
+        order.append("session")
+        await session.commit()
+    await asyncio.wait_for(writer, 5)
+    assert order == ["session", "direct"]
+    async with sqlite_file() as session:
+        assert (await session.get(Member, 1)).first_name == "changed by direct"  # type: ignore[union-attr]
+
+
+async def test_another_process_holding_the_file_is_waited_for(
+    sqlite_file: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "d.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    direct = _direct(sqlite_file)
+
+    async def direct_write() -> None:
+        async with direct.writing() as db:
+            await db.run(ADD_MEMBER, {"id": 1, "name": "Anne", "at": NOW})
+
+    writer = asyncio.create_task(direct_write())
+    await asyncio.sleep(0.1)
+    assert not writer.done()
+    other.execute("COMMIT")
+    other.close()
+    await asyncio.wait_for(writer, 5)
+    async with direct.reading() as db:
+        assert await db.rows(select(Member.first_name)) == [("Anne",)]
+
+
+async def test_members_are_detached_and_changed_through_the_repository(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker() as session:
+        repo = MemberRepository(session)
+        anne, created = await repo.get_or_create(7, "Anne")
+        assert created and anne.role_names == set()
+        assert await repo.add_role(anne, "ambassador")
+        assert not await repo.add_role(anne, "ambassador")
+        await repo.set_language(anne, "nl")
+        assert await repo.load(7) is None  # not committed yet: what every update reads
+        await session.commit()
+    async with sessionmaker() as session:
+        repo = MemberRepository(session)
+        loaded = await repo.load(7)
+        assert loaded is not None
+        assert (loaded.first_name, loaded.language, loaded.blocked) == ("Anne", "nl", False)
+        assert loaded.role_names == {"ambassador"}
+        again, created = await repo.get_or_create(7, "Anne-Marie")
+        assert not created and again.first_name == "Anne-Marie"
+        await session.commit()
+    async with sessionmaker() as session:
+        assert (await MemberRepository(session).load(7)).first_name == "Anne-Marie"  # type: ignore[union-attr]
