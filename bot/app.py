@@ -80,10 +80,10 @@ def create_bot(settings: Settings, answers: CallbackAnswers | None = None) -> Bo
 
 def create_storage(settings: Settings, app: AppContext) -> BaseStorage:
     if settings.redis_url:
-        from aiogram.fsm.storage.redis import RedisStorage
+        from storage.redis_fsm import RedisDialogStorage
 
         # aiogram-dialog keeps one stack per destiny: the key must include it.
-        return RedisStorage(
+        return RedisDialogStorage(
             redis_client(settings.redis_url), key_builder=DefaultKeyBuilder(with_destiny=True)
         )
     if is_sqlite(app.sessionmaker.kw["bind"]):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
 
 import pytest
 from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
@@ -11,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consultation import Role
 from bot.invitations import create_invitation, hash_token, redeem
+from bot.redis_pool import redis_client
 from storage.fsm import SQLStorage
 from storage.repositories.invitations import Redeem
 from storage.repositories.members import MemberRepository
@@ -136,3 +139,52 @@ async def test_redis_fsm_storage() -> None:
         await _round_trip(storage)
     finally:
         await storage.close()
+
+
+async def test_redis_dialog_storage_skips_only_writes_that_change_nothing() -> None:
+    from storage.redis_fsm import RedisDialogStorage
+
+    builder = DefaultKeyBuilder(with_destiny=True, prefix=f"fsm-test-{uuid4().hex[:8]}")
+    one = RedisDialogStorage(redis_client(REDIS_URL), key_builder=builder)
+    other = RedisDialogStorage(redis_client(REDIS_URL), key_builder=builder)  # another instance
+    try:
+        await one.redis.ping()
+    except OSError as exc:
+        pytest.fail(f"Redis is required for this test and unreachable at {REDIS_URL}: {exc}")
+    key = StorageKey(bot_id=1, chat_id=5, user_id=5, destiny="aiogd:stack:")
+    sets: list[str] = []
+    real_set = one.redis.set
+
+    async def counting_set(name: str, *args: Any, **kwargs: Any) -> Any:
+        sets.append(name)
+        return await real_set(name, *args, **kwargs)
+
+    one.redis.set = counting_set  # type: ignore[method-assign]
+
+    async def update(read: bool, data: dict[str, Any]) -> None:
+        """One update of the member: aiogram-dialog reads the stack, then writes it back."""
+        if read:
+            await one.get_data(key)
+        await one.set_data(key, data)
+
+    try:
+        await asyncio.create_task(update(True, {"intents": ["a"]}))
+        assert len(sets) == 1 and await other.get_data(key) == {"intents": ["a"]}
+        await asyncio.create_task(update(True, {"intents": ["a"]}))  # unchanged: skipped
+        assert len(sets) == 1
+        await asyncio.create_task(update(True, {"intents": ["a", "b"]}))  # changed: written
+        assert len(sets) == 2 and await other.get_data(key) == {"intents": ["a", "b"]}
+        # Another instance changes it; a write here that no read preceded reaches Redis.
+        await other.set_data(key, {"intents": ["c"]})
+        await asyncio.create_task(update(False, {"intents": ["a", "b"]}))
+        assert len(sets) == 3 and await other.get_data(key) == {"intents": ["a", "b"]}
+        # Read by one update (which wrote nothing), written by a later one: not skipped.
+        await asyncio.create_task(one.get_data(key))
+        await other.set_data(key, {"intents": ["d"]})
+        await asyncio.create_task(update(False, {"intents": ["a", "b"]}))
+        assert await other.get_data(key) == {"intents": ["a", "b"]}
+        await one.set_data(key, {})
+        assert await other.get_data(key) == {}
+    finally:
+        await one.close()
+        await other.close()

@@ -1,0 +1,54 @@
+"""aiogram's Redis FSM storage, without the writes that would change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, cast
+
+from aiogram.fsm.storage.base import StorageKey
+from aiogram.fsm.storage.redis import RedisStorage
+
+REMEMBERED = 20_000
+
+
+class RedisDialogStorage(RedisStorage):
+    """aiogram-dialog writes a member's dialog stack back at every update, changed or not,
+    and it rarely changes: one Redis round trip per tap for nothing.
+
+    A value read here is remembered with the task (the update) that read it; a write of the
+    same value by the same task is skipped. That is safe because a member's updates take
+    turns across instances (the member lock): within the update nobody else changed it. A
+    write in any other task, or with no read before it, always reaches Redis. (Skipped only
+    without a TTL on the data, so no refresh is lost.)"""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read: OrderedDict[str, tuple[asyncio.Task[Any] | None, str | None]] = OrderedDict()
+
+    def _remember(self, key: str, raw: str | None) -> None:
+        self.read[key] = (asyncio.current_task(), raw)
+        self.read.move_to_end(key)
+        while len(self.read) > REMEMBERED:
+            self.read.popitem(last=False)
+
+    async def get_data(self, key: StorageKey) -> dict[str, Any]:
+        redis_key = self.key_builder.build(key, "data")
+        value = await self.redis.get(redis_key)
+        raw = value.decode("utf-8") if isinstance(value, bytes) else value
+        self._remember(redis_key, raw)
+        return cast(dict[str, Any], self.json_loads(raw)) if raw is not None else {}
+
+    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
+        redis_key = self.key_builder.build(key, "data")
+        raw = self.json_dumps(data) if data else None
+        task, seen = self.read.pop(redis_key, (None, None))
+        if (
+            task is not None
+            and task is asyncio.current_task()
+            and seen == raw
+            and not self.data_ttl
+        ):
+            return
+        await super().set_data(key, data)
