@@ -29,6 +29,7 @@ from bot.similarity import most_similar
 from storage.models import Comment, Idea, Member, NotificationState
 from storage.repositories.audit import AuditRepository
 from storage.repositories.ideas import IdeaRepository
+from storage.repositories.members import MemberRecord
 from storage.repositories.outbox import NewDelivery, OutboxRepository
 
 TITLE_MAX = 100
@@ -115,7 +116,7 @@ class IdeaService:
 
     # ----------------------------------------------------------------- quotas
 
-    async def within_quota(self, member: Member, quota: Quota) -> bool:
+    async def within_quota(self, member: MemberRecord, quota: Quota) -> bool:
         """Whether the member may do one more of these now (organisers always may)."""
         settings = self.app.settings
         limit, window, count = {
@@ -173,7 +174,7 @@ class IdeaService:
         ideas = [await self.repo.get(i) for i, _ in found]
         return [i for i in ideas if i is not None]
 
-    async def submit(self, member: Member, project_id: str, title: str, text: str) -> Idea:
+    async def submit(self, member: MemberRecord, project_id: str, title: str, text: str) -> Idea:
         now = self.app.clock()
         idea = await self.repo.create(
             self.app.consultation.id,
@@ -194,7 +195,7 @@ class IdeaService:
         self.app.wake_outbox()
         return idea
 
-    async def withdraw(self, member: Member, idea_id: int) -> bool:
+    async def withdraw(self, member: MemberRecord, idea_id: int) -> bool:
         done = await self.repo.withdraw(idea_id, member.id)
         await self.session.commit()
         return done
@@ -305,13 +306,13 @@ class IdeaService:
 
     # ------------------------------------------------------ support & comments
 
-    async def set_support(self, member: Member, idea_id: int, on: bool) -> bool:
+    async def set_support(self, member: MemberRecord, idea_id: int, on: bool) -> bool:
         changed = await self.repo.set_support(idea_id, member.id, on, self.app.clock())
         await self.session.commit()
         return changed
 
     async def comment(
-        self, member: Member, idea: Idea, text: str, parent: Comment | None
+        self, member: MemberRecord, idea: Idea, text: str, parent: Comment | None
     ) -> Comment:
         now = self.app.clock()
         comment = await self.repo.add_comment(
@@ -431,7 +432,7 @@ class IdeaService:
             self.app.wake_outbox()
         return len(states)
 
-    async def report(self, member: Member, idea: Idea, comment: Comment | None) -> bool:
+    async def report(self, member: MemberRecord, idea: Idea, comment: Comment | None) -> bool:
         now = self.app.clock()
         target, target_id = ("comment", comment.id) if comment else ("idea", idea.id)
         report_id = await self.repo.add_report(target, target_id, member.id, now)

@@ -14,10 +14,9 @@ from bot.consultation import Role
 from bot.context import AppContext
 from bot.i18n import N_
 from bot.invitations import redeem
-from storage.models import Member
 from storage.repositories.audit import AuditRepository
 from storage.repositories.invitations import Redeem, Redemption
-from storage.repositories.members import MemberRepository
+from storage.repositories.members import MemberRecord, MemberRepository
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +44,11 @@ class MemberService:
         self.app = app
         self.repo = MemberRepository(session)
 
-    async def set_language(self, member: Member, language: str) -> None:
+    async def set_language(self, member: MemberRecord, language: str) -> None:
         await self.repo.set_language(member, language)
         await self.session.commit()
 
-    async def use_invitation(self, member: Member, token: str) -> Redemption:
+    async def use_invitation(self, member: MemberRecord, token: str) -> Redemption:
         now = self.app.clock()
         outcome = await redeem(self.session, token, member.id, now)
         if outcome.outcome == Redeem.OK:
@@ -76,14 +75,14 @@ class MemberService:
         await self.session.commit()
         return outcome
 
-    def may_answer(self, member: Member | None) -> bool:
+    def may_answer(self, member: MemberRecord | None) -> bool:
         if member is None:
             return False
         if self.app.consultation.access == "open" or self.app.is_admin(member.id):
             return True
         return Role.AMBASSADOR in member.role_names
 
-    def has_access(self, member: Member | None) -> bool:
+    def has_access(self, member: MemberRecord | None) -> bool:
         if member is None:
             return False
         return (

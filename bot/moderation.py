@@ -20,9 +20,10 @@ from bot.consultation import Role
 from bot.context import AppContext
 from bot.i18n import N_
 from bot.text_budget import clip_html
-from storage.models import Comment, Idea, Member
+from storage.models import Comment, Idea
 from storage.repositories.chats import ChatRepository
 from storage.repositories.ideas import IdeaRepository
+from storage.repositories.members import MemberRecord
 from storage.repositories.outbox import NewDelivery, OutboxRepository
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ class ModeratorDirectory:
         bot: Bot,
         app: AppContext,
         user_id: int,
-        member: Member | None,
+        member: MemberRecord | None,
         chat_id: int | None = None,
     ) -> bool:
         """`chat_id`: the moderation group as it is now (see `moderation_chat_id`)."""

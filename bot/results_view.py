@@ -16,13 +16,13 @@ from bot.results import (
     results_intro,
     summary_parts,
 )
-from storage.models import Member
+from storage.repositories.members import MemberRecord
 from storage.repositories.survey import free_text_answers, free_text_counts
 
 LATEST_FREE_TEXTS = 3
 
 
-def may_see_results(app: AppContext, member: Member | None) -> bool:
+def may_see_results(app: AppContext, member: MemberRecord | None) -> bool:
     """Organisers any time (a preview); everybody else once the results phase has opened."""
     if member is None:
         return False
@@ -64,7 +64,7 @@ async def _send_groups(
 
 
 async def send_results(
-    message: Message, app: AppContext, session: AsyncSession, lang: str, member: Member | None
+    message: Message, app: AppContext, session: AsyncSession, lang: str, member: MemberRecord | None
 ) -> None:
     """The results phase's text, the charts, the ranked counts; for organisers, the
     free-text answers too."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation, PhaseKind, Question
 from bot.phases import Timeline
@@ -126,18 +126,6 @@ class SurveyService:
         if not self.is_open(now) or not self.is_open(self.clock() if self.clock else now):
             raise SurveyClosed
 
-    async def _commit_while_open(self, now: datetime, writes: AsyncSessionTransaction) -> None:
-        """`_check_open` for the session: undo the savepoint and commit, or commit."""
-        try:
-            self._check_open(now)
-        except SurveyClosed:
-            # Undo the savepoint, then end the transaction with a commit: a rollback would
-            # expire what the caller still reads (the member of the update being handled).
-            await writes.rollback()
-            await self.session.commit()
-            raise
-        await self.session.commit()
-
     async def state(self, member_id: int) -> SurveyState:
         async with self.repo.direct.reading() as db:
             found = await self.repo.draft(db, self.consultation.id, member_id)
@@ -200,18 +188,19 @@ class SurveyService:
 
     async def status(self, member_id: int) -> str:
         """none | draft | submitted"""
-        return await self.repo.status(self.consultation.id, member_id) or "none"
+        async with self.repo.direct.reading() as db:
+            found = await self.repo.draft(db, self.consultation.id, member_id)
+        return found[1] if found else "none"
 
     async def submit(self, member_id: int, now: datetime) -> bool:
         """Submit when every visible question is answered; False if something is missing.
 
         Raises SurveyClosed (nothing stored) when the survey is not open at commit time."""
-        writes = await self.session.begin_nested()
-        response = await self.repo.get_or_create(self.consultation.id, member_id)
-        answers = await self.repo.answers(response.id)
-        if first_unanswered(self.consultation, answers) is not None:
-            await self.session.commit()
-            return False
-        await self.repo.submit(response, now)
-        await self._commit_while_open(now, writes)
+        async with self.repo.direct.writing() as db:
+            response_id = await self.repo.lock_response(db, self.consultation.id, member_id, now)
+            answers = await self.repo.answers(response_id, db)
+            if first_unanswered(self.consultation, answers) is not None:
+                return False
+            await self.repo.mark_submitted(db, response_id, now)
+            self._check_open(now)
         return True

@@ -16,7 +16,7 @@ from bot.presenters import when
 from bot.results_view import may_see_results, send_results
 from bot.status import status_report
 from bot.text_budget import pack_lines
-from storage.models import Member
+from storage.repositories.members import MemberRecord
 
 
 async def status(message: Message, app: AppContext, session: AsyncSession, lang: str) -> None:
@@ -38,7 +38,7 @@ async def announce(message: Message, app: AppContext, dialog_manager: DialogMana
 
 
 async def results(
-    message: Message, app: AppContext, session: AsyncSession, lang: str, member: Member | None
+    message: Message, app: AppContext, session: AsyncSession, lang: str, member: MemberRecord | None
 ) -> None:
     if not may_see_results(app, member):
         phase = app.consultation.phase(PhaseKind.RESULTS)

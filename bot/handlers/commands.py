@@ -14,8 +14,8 @@ from bot.ideas import IDEA_PAYLOAD, parse_id
 from bot.invitations import PAYLOAD_PREFIX
 from bot.members import MemberService
 from bot.presenters import help_text, welcome_text
-from storage.models import Member
 from storage.repositories.invitations import Redeem
+from storage.repositories.members import MemberRecord
 
 
 def invitation_text(app: AppContext, outcome: Redeem) -> str:
@@ -41,7 +41,7 @@ async def start(
     dialog_manager: DialogManager,
     app: AppContext,
     session: AsyncSession,
-    member: Member,
+    member: MemberRecord,
     lang: str,
 ) -> None:
     service = MemberService(session, app)

@@ -30,8 +30,9 @@ from bot.moderation import (
     resend_card,
 )
 from bot.text_budget import MESSAGE_BUDGET, clip_html, fit, pack_lines
-from storage.models import Idea, Member
+from storage.models import Idea
 from storage.repositories.ideas import IdeaRepository
+from storage.repositories.members import MemberRecord
 
 # /pending lists this many ideas at most (in as many messages as needed).
 PENDING_LISTED = 200
@@ -50,7 +51,7 @@ async def _allowed(
     app: AppContext,
     session: AsyncSession,
     moderators: ModeratorDirectory,
-    member: Member | None,
+    member: MemberRecord | None,
 ) -> bool:
     _ = app.translator.gettext
     chat_id = await moderation_chat_id(session, app)
@@ -75,7 +76,7 @@ async def on_idea_action(
     app: AppContext,
     session: AsyncSession,
     moderators: ModeratorDirectory,
-    member: Member | None,
+    member: MemberRecord | None,
 ) -> None:
     if not await _allowed(query, bot, app, session, moderators, member):
         return
@@ -145,7 +146,7 @@ async def on_comment_action(
     app: AppContext,
     session: AsyncSession,
     moderators: ModeratorDirectory,
-    member: Member | None,
+    member: MemberRecord | None,
 ) -> None:
     if not await _allowed(query, bot, app, session, moderators, member):
         return
@@ -189,7 +190,7 @@ async def pending(
     app: AppContext,
     session: AsyncSession,
     moderators: ModeratorDirectory,
-    member: Member | None,
+    member: MemberRecord | None,
     lang: str,
 ) -> None:
     _ = app.translator.gettext
@@ -249,7 +250,7 @@ async def on_pending_action(
     app: AppContext,
     session: AsyncSession,
     moderators: ModeratorDirectory,
-    member: Member | None,
+    member: MemberRecord | None,
 ) -> None:
     """🔁 under /pending: the idea's card sent to the moderation group again."""
     _ = app.translator.gettext

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.privacy import edit_group_cards, forget, my_data_messages
-from storage.models import Member
+from storage.repositories.members import MemberRecord
 
 
 class ForgetChoice(CallbackData, prefix="fg"):
@@ -19,7 +19,7 @@ class ForgetChoice(CallbackData, prefix="fg"):
 
 
 async def my_data(
-    message: Message, app: AppContext, session: AsyncSession, member: Member | None, lang: str
+    message: Message, app: AppContext, session: AsyncSession, member: MemberRecord | None, lang: str
 ) -> None:
     if member is None:
         await message.answer(

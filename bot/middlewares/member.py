@@ -53,13 +53,9 @@ class MemberMiddleware(BaseMiddleware):
             private = chat is None or chat.type == "private"
             member = await repo.load(user.id)
             if member is None and private and _registers(event, app, user.id):
-                member, _ = await repo.get_or_create(user.id, user.first_name)
-                if app.consultation.access == "open":
-                    await repo.add_role(member, Role.AMBASSADOR)
                 # Telegram's language is a good first guess; /language changes it.
-                if lang is not None:
-                    await repo.set_language(member, lang)
-                await session.commit()
+                role = Role.AMBASSADOR if app.consultation.access == "open" else None
+                member = await repo.register(user.id, user.first_name, lang, role, app.clock())
             elif member is not None and member.blocked and private:
                 # A member writing to us has evidently unblocked the bot.
                 await repo.set_blocked(member.id, False)

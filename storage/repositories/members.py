@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
@@ -12,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.direct import Direct
 from storage.models import Member, MemberRole
-from storage.upsert import upsert_for
+from storage.upsert import insert_for, upsert_for
 
 # Built once: every update loads its member, and building the statement costs more than
 # running it. Plain columns (storage/direct.py runs it on SQLite's driver).
@@ -26,37 +27,85 @@ _MEMBER_WITH_ROLES = (
 )
 
 
-def _member(rows: Sequence[Any]) -> Member | None:
-    """A member from its rows (one per role), detached from any session: what a member has
-    is changed through the repository's statements, never by flushing the object."""
+@dataclass(slots=True)
+class MemberRecord:
+    """A member as an update sees it: a plain object, not an ORM one (every update loads
+    one, and building an ORM instance cost more than the query). What a member has is changed
+    through the repository's statements, which keep this object in step."""
+
+    id: int
+    first_name: str
+    language: str | None
+    blocked: bool
+    role_names: set[str]
+
+
+def _member(rows: Sequence[Any]) -> MemberRecord | None:
+    """A member from its rows (one per role)."""
     if not rows:
         return None
     member_id, first_name, language, blocked, _role = rows[0]
-    return Member(
-        id=member_id,
-        first_name=first_name,
-        language=language,
-        blocked=bool(blocked),
-        roles=[MemberRole(member_id=member_id, role=row[4]) for row in rows if row[4] is not None],
+    roles = {row[4] for row in rows if row[4] is not None}
+    return MemberRecord(member_id, first_name, language, bool(blocked), roles)
+
+
+@cache
+def _register_statements(dialect: str) -> tuple[Any, Any]:
+    insert = insert_for(dialect)
+    member = (
+        insert(_members)
+        .values(
+            id=bindparam("id"),
+            first_name=bindparam("name"),
+            language=bindparam("lang"),
+            blocked=False,
+            created_at=bindparam("now"),
+        )
+        .on_conflict_do_nothing(index_elements=[_members.c.id])
     )
+    role = (
+        insert(_roles)
+        .values(member_id=bindparam("id"), role=bindparam("role"))
+        .on_conflict_do_nothing(index_elements=[_roles.c.member_id, _roles.c.role])
+    )
+    return member, role
 
 
 class MemberRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, member_id: int) -> Member | None:
+    async def get(self, member_id: int) -> MemberRecord | None:
         """The member as this session sees it (its own writes included)."""
         return _member(list(await self.session.execute(_MEMBER_WITH_ROLES, {"id": member_id})))
 
-    async def load(self, member_id: int) -> Member | None:
+    async def load(self, member_id: int) -> MemberRecord | None:
         """The member as committed, read without the session: every update starts here."""
         engine = self.session.bind
         assert isinstance(engine, AsyncEngine)
         async with Direct.of(engine).reading() as db:
             return _member(await db.rows(_MEMBER_WITH_ROLES, {"id": member_id}))
 
-    async def get_or_create(self, member_id: int, first_name: str) -> tuple[Member, bool]:
+    async def register(
+        self,
+        member_id: int,
+        first_name: str,
+        language: str | None,
+        role: str | None,
+        now: datetime,
+    ) -> MemberRecord:
+        """A new member, in a transaction of its own (a crowd's first /start: no ORM)."""
+        engine = self.session.bind
+        assert isinstance(engine, AsyncEngine)
+        add_member, add_role = _register_statements(engine.dialect.name)
+        name = first_name[:128]
+        async with Direct.of(engine).writing() as db:
+            await db.run(add_member, {"id": member_id, "name": name, "lang": language, "now": now})
+            if role is not None:
+                await db.run(add_role, {"id": member_id, "role": role})
+        return MemberRecord(member_id, name, language, False, {role} if role else set())
+
+    async def get_or_create(self, member_id: int, first_name: str) -> tuple[MemberRecord, bool]:
         name = first_name[:128]
         member = await self.get(member_id)
         if member is not None:
@@ -76,13 +125,13 @@ class MemberRepository:
         assert member is not None
         return member, True
 
-    async def set_language(self, member: Member, language: str) -> None:
+    async def set_language(self, member: MemberRecord, language: str) -> None:
         await self.session.execute(
             update(Member).where(Member.id == member.id).values(language=language)
         )
         member.language = language
 
-    async def add_role(self, member: Member, role: str) -> bool:
+    async def add_role(self, member: MemberRecord, role: str) -> bool:
         if role in member.role_names:
             return False
         insert = upsert_for(self.session)
@@ -91,7 +140,7 @@ class MemberRepository:
             .values(member_id=member.id, role=role)
             .on_conflict_do_nothing(index_elements=[MemberRole.member_id, MemberRole.role])
         )
-        member.roles.append(MemberRole(member_id=member.id, role=role))
+        member.role_names.add(role)
         return True
 
     async def set_blocked(self, member_id: int, blocked: bool) -> None:

@@ -9,12 +9,11 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.direct import Direct, Runner
 from storage.models import AnswerChoice, QuestionAnswer, Response
+from storage.upsert import insert_for, upsert_for
 
 
 @dataclass(frozen=True)
@@ -24,6 +23,8 @@ class TapStatements:
     storage/direct.py can compile them once for SQLite."""
 
     response: Any
+    lock: Any
+    submitted: Any
     touch: Any
     drop_choices: Any
     drop_answer: Any
@@ -35,7 +36,7 @@ class TapStatements:
 
 @cache
 def _tap_statements(dialect: str) -> TapStatements:
-    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    insert = insert_for(dialect)
     responses, answers, choices = (t.__table__ for t in (Response, QuestionAnswer, AnswerChoice))
     response = insert(responses).values(
         consultation_id=bindparam("c"),
@@ -54,6 +55,15 @@ def _tap_statements(dialect: str) -> TapStatements:
             index_elements=[responses.c.consultation_id, responses.c.member_id],
             set_={"updated_at": response.excluded.updated_at},
         ).returning(responses.c.id),
+        # The response, created if needed, its row locked until commit (PostgreSQL): two
+        # devices of one member submitting or answering take turns. Nothing is changed.
+        lock=response.on_conflict_do_update(
+            index_elements=[responses.c.consultation_id, responses.c.member_id],
+            set_={"updated_at": responses.c.updated_at},
+        ).returning(responses.c.id),
+        submitted=update(responses)
+        .where(responses.c.id == bindparam("r"))
+        .values(status="submitted", submitted_at=bindparam("now"), updated_at=bindparam("now")),
         touch=update(responses)
         .where(mine)
         .values(updated_at=bindparam("now"))
@@ -108,13 +118,6 @@ class SurveyRepository:
             )
         )
 
-    async def status(self, consultation_id: str, member_id: int) -> str | None:
-        return await self.session.scalar(
-            select(Response.status).where(
-                Response.consultation_id == consultation_id, Response.member_id == member_id
-            )
-        )
-
     async def get_or_create(self, consultation_id: str, member_id: int) -> Response:
         """The member's response, created if needed and locked until the transaction ends.
 
@@ -122,8 +125,7 @@ class SurveyRepository:
         PostgreSQL; SQLite has one writer anyway) makes two devices of one member take turns,
         so a delete-then-insert never interleaves with another one (two options stored on a
         single-choice question). ON CONFLICT: two first answers at once create one response."""
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = upsert_for(self.session)
         await self.session.execute(
             insert(Response)
             .values(consultation_id=consultation_id, member_id=member_id, status="draft")
@@ -208,6 +210,17 @@ class SurveyRepository:
             ],
         )
         return response_id
+
+    async def lock_response(
+        self, db: Runner, consultation_id: str, member_id: int, now: datetime
+    ) -> int:
+        """The member's response id, the response created (as a draft, dated `now`) if needed;
+        an existing one is left as it is."""
+        rows = await db.rows(self.sql.lock, {"c": consultation_id, "m": member_id, "now": now})
+        return int(rows[0][0])
+
+    async def mark_submitted(self, db: Runner, response_id: int, now: datetime) -> None:
+        await db.run(self.sql.submitted, {"r": response_id, "now": now})
 
     async def unstore(
         self,
