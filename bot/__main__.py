@@ -432,18 +432,29 @@ def parser() -> argparse.ArgumentParser:
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def _known_secrets() -> list[str]:
+def _settings_if_any() -> Settings | None:
     try:
-        return load_settings().secrets()
+        return load_settings()
     except ConfigError:
-        return []
+        return None
+
+
+def log_levels(name: str) -> tuple[int, int]:
+    """(root level, aiogram.event level) for LOG_LEVEL. aiogram logs a line per update
+    handled, thousands a minute in a crowd: shown at DEBUG only. An unknown name is INFO."""
+    level = logging.getLevelName(name.strip().upper())
+    if not isinstance(level, int):
+        level = logging.INFO
+    return level, level if level <= logging.DEBUG else max(level, logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings_level = "INFO"
-    logging.basicConfig(level=getattr(logging, settings_level), format=LOG_FORMAT)
-    secrets = _known_secrets()
+    settings = _settings_if_any()
+    level, updates_level = log_levels(settings.log_level if settings else "INFO")
+    logging.basicConfig(level=level, format=LOG_FORMAT)
+    logging.getLogger("aiogram.event").setLevel(updates_level)
+    secrets = settings.secrets() if settings else []
     redaction.install(secrets, LOG_FORMAT)
     # One line per job at start-up is noise: APScheduler speaks up on warnings only.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -180,3 +180,32 @@ def test_backup_on_postgres_prints_the_pg_dump_line(tmp_path: Path) -> None:
         in (result.stdout)
     )
     assert "secret" not in result.stdout
+
+
+def test_log_level_is_read_and_per_update_lines_only_at_debug() -> None:
+    import logging
+
+    from bot.__main__ import log_levels
+
+    assert log_levels("INFO") == (logging.INFO, logging.WARNING)
+    assert log_levels("debug") == (logging.DEBUG, logging.DEBUG)
+    assert log_levels("ERROR") == (logging.ERROR, logging.ERROR)
+    assert log_levels("chatty") == (logging.INFO, logging.WARNING)
+
+
+def test_log_level_reaches_the_bot(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}",
+        "LOG_LEVEL": "DEBUG",
+    }
+    debug = subprocess.run(
+        [sys.executable, "-m", "bot", "migrate"], env=env, capture_output=True, text=True
+    )
+    env["LOG_LEVEL"] = "WARNING"
+    quiet = subprocess.run(
+        [sys.executable, "-m", "bot", "migrate"], env=env, capture_output=True, text=True
+    )
+    assert debug.returncode == quiet.returncode == 0, debug.stderr + quiet.stderr
+    assert " DEBUG " in debug.stderr
+    assert " INFO " not in quiet.stderr and " DEBUG " not in quiet.stderr
