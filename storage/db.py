@@ -109,11 +109,17 @@ class SQLiteWriteGate:
         cursor.execute(f"PRAGMA busy_timeout={int(self.busy_ms)}")
         cursor.close()
 
+    async def _acquire(self) -> None:
+        # asyncio.timeout, not wait_for: wait_for wraps the acquisition in a task of its own,
+        # a cost paid at every write.
+        async with asyncio.timeout(self.wait):
+            await self.lock.acquire()
+
     @contextlib.asynccontextmanager
     async def holding(self) -> AsyncIterator[None]:
         """The gate for a writer that runs its own BEGIN and COMMIT (storage/direct.py)."""
         try:
-            await asyncio.wait_for(self.lock.acquire(), self.wait)
+            await self._acquire()
         except TimeoutError:
             log.warning("SQLite write gate busy for %.0f s; writing without it", self.wait)
             yield
@@ -130,7 +136,7 @@ class SQLiteWriteGate:
         if info.get(_GATE_KEY) or statement.lstrip()[:7].upper().startswith(_READS):
             return
         try:
-            await_(asyncio.wait_for(self.lock.acquire(), self.wait))
+            await_(self._acquire())
             info[_GATE_KEY] = "held"
         except TimeoutError:
             # The holder is most likely this very task, in another session: let SQLite's
