@@ -42,6 +42,7 @@ from bot.middlewares.access import AccessMiddleware
 from bot.middlewares.answer_once import AnswerCallbackOnce, AnswerEveryCallback, CallbackAnswers
 from bot.middlewares.database import DbSessionMiddleware
 from bot.middlewares.member import MemberMiddleware
+from bot.middlewares.member_turn import MemberTurn
 from bot.middlewares.pinned_responses import PinnedResponseTypes
 from bot.middlewares.poll_pacing import PollPacing
 from bot.middlewares.throttling import ThrottlingMiddleware
@@ -116,6 +117,7 @@ def create_dispatcher(
     # Ours go before aiogram's FSM middleware, which holds the member's lock for the whole
     # update: every callback is answered and floods are dropped without queueing on it.
     dp.update.outer_middleware.unregister(dp.fsm)
+    dp.fsm = MemberTurn(dp.fsm.storage, dp.fsm.events_isolation, dp.fsm.strategy)
     dp.update.outer_middleware(
         AnswerEveryCallback(answers or CallbackAnswers(), app.settings.callback_answer_deadline)
     )

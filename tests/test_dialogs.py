@@ -435,3 +435,40 @@ async def test_picks_are_stored_at_each_tap_whatever_way_out(harness: Harness) -
     await h.click(client, "Vivre-ensemble sécure")
     await client.send("/language")
     assert await h.answers(7) == {}
+
+
+async def test_the_default_fsm_state_is_neither_read_nor_filtered_on(harness: Harness) -> None:
+    """MemberTurn (bot/middlewares/member_turn.py) skips aiogram's read of the default FSM
+    state at every update: right only while no handler filters by state."""
+    from aiogram.filters import StateFilter
+    from aiogram.fsm.middleware import FSMContextMiddleware
+
+    from bot.middlewares.member_turn import MemberTurn
+
+    dp = harness.dispatcher()
+    outer = list(dp.update.outer_middleware)
+    assert any(isinstance(m, MemberTurn) for m in outer)
+    assert not any(type(m) is FSMContextMiddleware for m in outer)
+    filters = [
+        f.callback
+        for router in dp.chain_tail
+        for observer in router.observers.values()
+        for handler in observer.handlers
+        for f in handler.filters or []
+    ]
+    assert filters  # the walk found the handlers' filters
+    assert not any(isinstance(f, StateFilter) for f in filters)
+
+    reads: list[str] = []
+    get_state = harness.storage.get_state
+
+    async def spy(key: Any) -> str | None:
+        reads.append(key.destiny)
+        return await get_state(key)
+
+    harness.storage.get_state = spy  # type: ignore[method-assign]
+    client = harness.client(dp=dp)
+    await client.send("/start")
+    await harness.click(client, "Répondre au sondage")
+    assert "Question 1 /" in (harness.last().text or "")  # dialogs and member lock work
+    assert reads == []
