@@ -8,6 +8,10 @@ a savepoint. Here they are prebuilt Core statements run on a plain connection:
 - on a SQLite file, compiled once for SQLite and run on two sqlite3 connections of this
   engine's own: one reads (autocommit, WAL: it never waits), one writes, behind the engine's
   write gate like every other writer of the process, in `BEGIN IMMEDIATE` transactions;
+- on PostgreSQL (asyncpg), compiled once and run on a small asyncpg pool of this engine's
+  own: through SQLAlchemy a one-statement read cost ~0.6 ms of CPU (pre-ping, BEGIN,
+  ROLLBACK around it), on asyncpg ~0.1 ms. asyncpg's pool replaces a closed connection
+  when it is next acquired (a database restart);
 - on any other database, on a connection of the engine's pool.
 
 Rows come back as the driver gives them: select plain columns (text, integers), not
@@ -16,6 +20,7 @@ datetimes or booleans, and convert them in the repository.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -113,6 +118,32 @@ class _SQLite:
         await retry_busy(lambda: self.conn.execute(compiled.sql, one), self.direct.busy)
 
 
+class _Asyncpg:
+    """PostgreSQL: statements compiled once, run on an asyncpg connection."""
+
+    def __init__(self, conn: Any, direct: Direct) -> None:
+        self.conn = conn
+        self.direct = direct
+
+    async def rows(self, statement: Any, params: Mapping[str, Any] | None = None) -> list[Any]:
+        compiled = self.direct.compiled(statement, None)
+        return list(await self.conn.fetch(compiled.sql, *compiled.values(params)))
+
+    async def run(self, statement: Any, params: Params = None) -> None:
+        if isinstance(params, Sequence):
+            if not params:
+                return
+            compiled = self.direct.compiled(statement, tuple(params[0]))
+            await self.conn.executemany(compiled.sql, [compiled.values(p) for p in params])
+            return
+        compiled = self.direct.compiled(statement, None)
+        await self.conn.execute(compiled.sql, *compiled.values(params))
+
+
+# Connections of the asyncpg pool: the statements are short, a crowd's updates take turns.
+ASYNCPG_POOL_SIZE = 10
+
+
 class Direct:
     """`reading()` and `writing()` runners for one engine (`Direct.of(engine)`)."""
 
@@ -125,6 +156,11 @@ class Direct:
         self._writer: sqlite3.Connection | None = None
         self._compiled: dict[tuple[Any, tuple[str, ...] | None], _Compiled] = {}
         self._trace: Any = None
+        self.asyncpg = database is None and engine.dialect.driver == "asyncpg"
+        self._pool: Any = None
+        self._pool_lock = asyncio.Lock()
+        if self.asyncpg:
+            event.listen(engine.sync_engine, "engine_disposed", self._terminate)
 
     @classmethod
     def attach(cls, engine: AsyncEngine, database: str | None = None, gate: Any = None) -> Direct:
@@ -163,9 +199,32 @@ class Direct:
         conn.set_trace_callback(self._trace)
         return conn
 
+    async def _asyncpg_pool(self) -> Any:
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    import asyncpg
+
+                    args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+                    pool = await asyncpg.create_pool(
+                        *args, **kwargs, min_size=1, max_size=ASYNCPG_POOL_SIZE
+                    )
+                    self._pool = pool
+        return self._pool
+
+    def _terminate(self, _engine: Any = None) -> None:
+        """The engine is disposed: so is the asyncpg pool (made again if the engine is used)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.terminate()
+
     @contextlib.asynccontextmanager
     async def reading(self) -> AsyncIterator[Runner]:
         """Reads outside any transaction (each sees the newest committed data)."""
+        if self.asyncpg:
+            async with (await self._asyncpg_pool()).acquire() as conn:
+                yield _Asyncpg(conn, self)
+            return
         if self.database is None:
             async with self.engine.connect() as conn:
                 yield _Engine(conn)
@@ -177,6 +236,10 @@ class Direct:
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[Runner]:
         """One transaction: committed when the block ends, rolled back if it raises."""
+        if self.asyncpg:
+            async with (await self._asyncpg_pool()).acquire() as conn, conn.transaction():
+                yield _Asyncpg(conn, self)
+            return
         if self.database is None:
             async with self.engine.begin() as conn:
                 yield _Engine(conn)
