@@ -54,6 +54,7 @@ from bot.scheduler import PhaseEngine
 from bot.shared_ratelimit import SharedRateLimit
 from storage.db import is_sqlite, make_engine, make_sessionmaker
 from storage.fsm import SQLStorage
+from storage.redis_fsm import RedisDialogStorage
 
 log = logging.getLogger(__name__)
 # While updates keep coming, at most one getUpdates per 20 ms: under a crowd each poll then
@@ -81,8 +82,6 @@ def create_bot(settings: Settings, answers: CallbackAnswers | None = None) -> Bo
 
 def create_storage(settings: Settings, app: AppContext) -> BaseStorage:
     if settings.redis_url:
-        from storage.redis_fsm import RedisDialogStorage
-
         # aiogram-dialog keeps one stack per destiny: the key must include it.
         return RedisDialogStorage(
             redis_client(settings.redis_url), key_builder=DefaultKeyBuilder(with_destiny=True)
@@ -95,9 +94,11 @@ def create_storage(settings: Settings, app: AppContext) -> BaseStorage:
     return SQLStorage(make_sessionmaker(engine), engine=engine)
 
 
-def create_isolation(settings: Settings) -> BaseEventIsolation:
+def create_isolation(settings: Settings, storage: BaseStorage | None = None) -> BaseEventIsolation:
     if settings.redis_url:
-        return SharedMemberLock(redis_client(settings.redis_url))
+        # With the Redis dialog storage, the lock reads the member's dialog ahead for it.
+        ahead = storage if isinstance(storage, RedisDialogStorage) else None
+        return SharedMemberLock(redis_client(settings.redis_url), storage=ahead)
     return SimpleEventIsolation()
 
 
@@ -110,7 +111,7 @@ def create_dispatcher(
     # One update at a time per member (aiogram-dialog reads and writes the member's stack).
     dp = Dispatcher(
         storage=storage,
-        events_isolation=create_isolation(app.settings),
+        events_isolation=create_isolation(app.settings, storage),
         app=app,
         moderators=ModeratorDirectory(),
     )

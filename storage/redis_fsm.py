@@ -26,6 +26,18 @@ class RedisDialogStorage(RedisStorage):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.read: OrderedDict[str, tuple[asyncio.Task[Any] | None, str | None]] = OrderedDict()
+        self.ahead: OrderedDict[str, tuple[asyncio.Task[Any] | None, str | None]] = OrderedDict()
+
+    def read_ahead(self, values: Mapping[str, bytes | str | None]) -> None:
+        """Values the member lock read with the lock (bot/member_lock.py): the next read of
+        each key by the same task (the update) is served from here, once."""
+        task = asyncio.current_task()
+        for key, value in values.items():
+            raw = value.decode("utf-8") if isinstance(value, bytes) else value
+            self.ahead[key] = (task, raw)
+            self.ahead.move_to_end(key)
+        while len(self.ahead) > REMEMBERED:
+            self.ahead.popitem(last=False)
 
     def _remember(self, key: str, raw: str | None) -> None:
         self.read[key] = (asyncio.current_task(), raw)
@@ -35,8 +47,10 @@ class RedisDialogStorage(RedisStorage):
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         redis_key = self.key_builder.build(key, "data")
-        value = await self.redis.get(redis_key)
-        raw = value.decode("utf-8") if isinstance(value, bytes) else value
+        task, raw = self.ahead.pop(redis_key, (None, None))
+        if task is None or task is not asyncio.current_task():
+            value = await self.redis.get(redis_key)
+            raw = value.decode("utf-8") if isinstance(value, bytes) else value
         self._remember(redis_key, raw)
         return cast(dict[str, Any], self.json_loads(raw)) if raw is not None else {}
 

@@ -4,9 +4,10 @@ time per member across instances."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
-from aiogram.fsm.storage.base import StorageKey
+from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bot import member_lock
@@ -112,3 +113,58 @@ async def test_a_lock_that_lapsed_mid_update_does_not_fail_the_update(
             assert await lock.redis.exists(redis_key)
     finally:
         await lock.close()
+
+
+async def test_the_lock_reads_the_members_dialog_ahead_in_its_round_trip() -> None:
+    from uuid import uuid4
+
+    from storage.redis_fsm import RedisDialogStorage
+
+    await reachable()
+    builder = DefaultKeyBuilder(with_destiny=True, prefix=f"ahead-{uuid4().hex[:8]}")
+    storage = RedisDialogStorage(redis_client(REDIS_URL), key_builder=builder)
+    lock = SharedMemberLock(redis_client(REDIS_URL), storage=storage)
+    member = StorageKey(bot_id=BOT_ID, chat_id=7, user_id=7, destiny="default")
+    stack = StorageKey(bot_id=BOT_ID, chat_id=7, user_id=7, destiny="aiogd:stack:")
+    context = StorageKey(bot_id=BOT_ID, chat_id=7, user_id=7, destiny="aiogd:context:AbC1")
+    await storage.set_data(stack, {"_id": "", "intents": ["old", "AbC1"]})
+    await storage.set_data(context, {"id": "AbC1", "dialog_data": {"q": "x"}})
+    gets: list[str] = []
+    real_get = storage.redis.get
+
+    async def counting_get(name: str) -> Any:
+        gets.append(name)
+        return await real_get(name)
+
+    storage.redis.get = counting_get  # type: ignore[method-assign]
+
+    async def update() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with lock.lock(member):
+            return await storage.get_data(stack), await storage.get_data(context)
+
+    try:
+        seen = await asyncio.create_task(update())
+        assert seen == (
+            {"_id": "", "intents": ["old", "AbC1"]},
+            {"id": "AbC1", "dialog_data": {"q": "x"}},
+        )
+        assert gets == []  # both came with the lock
+        # Read outside an update that took the lock: Redis is asked.
+        assert await storage.get_data(context) == {"id": "AbC1", "dialog_data": {"q": "x"}}
+        assert len(gets) == 1
+        # A new member (no stack yet) and a stack whose context is gone: nothing read wrongly.
+        await storage.set_data(context, {})
+        gets.clear()
+        assert await asyncio.create_task(update()) == ({"_id": "", "intents": ["old", "AbC1"]}, {})
+        assert gets == []
+        await storage.set_data(stack, {})
+
+        async def first_update() -> dict[str, Any]:
+            async with lock.lock(member):
+                return await storage.get_data(stack)
+
+        assert await asyncio.create_task(first_update()) == {}
+        assert gets == []
+    finally:
+        await lock.close()
+        await storage.close()
