@@ -38,7 +38,12 @@ if ok and type(parsed) == 'table' and type(parsed.intents) == 'table'
 end
 return {1, stack}
 """
+# Write what the update kept (an empty value deletes the key), then let the lock go if it is
+# still ours. The writes go whatever happened to the lock, as they did before.
 _RELEASE = """
+for i = 2, #KEYS do
+  if ARGV[i] == '' then redis.call('DEL', KEYS[i]) else redis.call('SET', KEYS[i], ARGV[i]) end
+end
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
@@ -104,10 +109,15 @@ class SharedMemberLock(BaseEventIsolation):
                     context_key = taken[2].decode() if isinstance(taken[2], bytes) else taken[2]
                     read[context_key] = taken[3] if len(taken) > 3 else None
                 self.storage.read_ahead(read)
+                self.storage.begin_turn(stack_key[: stack_key.index(STACK_DESTINY)])
             try:
                 yield
             finally:
-                if not await self.release(keys=[name], args=[token]):
+                kept = self.storage.end_turn() if stack_key else {}
+                released = await self.release(
+                    keys=[name, *kept], args=[token, *(v or "" for v in kept.values())]
+                )
+                if not released:
                     # It lapsed during a long update: another instance may have it by now.
                     log.warning("member lock %s lapsed before the update ended", key.user_id)
 

@@ -4,6 +4,7 @@ time per member across instances."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -168,3 +169,69 @@ async def test_the_lock_reads_the_members_dialog_ahead_in_its_round_trip() -> No
     finally:
         await lock.close()
         await storage.close()
+
+
+async def test_an_updates_dialog_writes_go_with_the_locks_release() -> None:
+    from uuid import uuid4
+
+    from storage.redis_fsm import RedisDialogStorage
+
+    await reachable()
+    builder = DefaultKeyBuilder(with_destiny=True, prefix=f"turn-{uuid4().hex[:8]}")
+    storage = RedisDialogStorage(redis_client(REDIS_URL), key_builder=builder)
+    other = RedisDialogStorage(redis_client(REDIS_URL), key_builder=builder)  # another instance
+    lock = SharedMemberLock(redis_client(REDIS_URL), storage=storage)
+
+    def keys(user: int) -> tuple[StorageKey, StorageKey, StorageKey]:
+        member = StorageKey(bot_id=BOT_ID, chat_id=user, user_id=user, destiny="default")
+        stack = replace(member, destiny="aiogd:stack:")
+        return member, stack, replace(member, destiny="aiogd:context:Ctx1")
+
+    anne, anne_stack, anne_context = keys(8)
+    bob, bob_stack, bob_context = keys(9)
+    sets: list[str] = []
+    real_set = storage.redis.set
+
+    async def counting_set(name: str, *args: Any, **kwargs: Any) -> Any:
+        sets.append(name)
+        return await real_set(name, *args, **kwargs)
+
+    storage.redis.set = counting_set  # type: ignore[method-assign]
+
+    async def update(fail: bool = False) -> None:
+        async with lock.lock(anne):
+            await storage.set_data(anne_stack, {"intents": ["Ctx1"]})
+            await storage.set_data(anne_context, {"id": "Ctx1", "n": 1})
+            assert await storage.get_data(anne_context) == {"id": "Ctx1", "n": 1}
+            assert await other.get_data(anne_context) == {}  # not sent yet
+            await storage.set_data(bob_context, {"id": "Ctx1", "bob": True})  # not Anne's
+            assert await other.get_data(bob_context) == {"id": "Ctx1", "bob": True}
+            async with lock.lock(bob):  # another member's turn inside hers
+                await storage.set_data(bob_stack, {"intents": ["Ctx1"]})
+            assert await other.get_data(bob_stack) == {"intents": ["Ctx1"]}  # sent at his release
+            if fail:
+                raise RuntimeError("the handler failed")
+
+    try:
+        await asyncio.create_task(update())
+        assert sets == [storage.key_builder.build(bob_context, "data")]  # the rest by script
+        assert await other.get_data(anne_stack) == {"intents": ["Ctx1"]}
+        assert await other.get_data(anne_context) == {"id": "Ctx1", "n": 1}
+        await other.set_data(anne_context, {})
+        with pytest.raises(RuntimeError):
+            await asyncio.create_task(update(fail=True))
+        assert await other.get_data(anne_context) == {"id": "Ctx1", "n": 1}  # kept all the same
+
+        # An emptied context is deleted with the release.
+        async def clear() -> None:
+            async with lock.lock(anne):
+                await storage.get_data(anne_stack)
+                await storage.set_data(anne_context, {})
+
+        await asyncio.create_task(clear())
+        assert not await other.redis.exists(storage.key_builder.build(anne_context, "data"))
+        assert not await other.redis.exists(lock.key_builder.build(anne, "lock"))
+    finally:
+        await lock.close()
+        await storage.close()
+        await other.close()
