@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ChatMigration
+from storage.upsert import upsert_for
 
 MAX_HOPS = 8  # a group migrates once; a loop in the data must not hang us
 
@@ -25,8 +24,7 @@ class ChatRepository:
             return False
         if await self.session.get(ChatMigration, old_chat_id) is not None:
             return False
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = upsert_for(self.session)
         result = await self.session.execute(
             insert(ChatMigration)
             .values(old_chat_id=old_chat_id, new_chat_id=new_chat_id, migrated_at=now)

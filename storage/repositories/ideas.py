@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Comment, Idea, NotificationState, Report, Support
+from storage.upsert import upsert_for
 
 
 class IdeaRepository:
@@ -289,8 +288,7 @@ class IdeaRepository:
         """The recipient's row for this idea, created if needed and locked until the
         transaction ends: two comments at once neither both insert it (one would fail and
         lose its comment) nor both read "not told yet" (two notifications, a lost count)."""
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        insert = upsert_for(self.session)
         await self.session.execute(
             insert(NotificationState)
             .values(member_id=member_id, idea_id=idea_id, pending_comments=0, pending_replies=0)

@@ -9,12 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from storage.models import Delivery, Instance, OutboxMedia
+from storage.upsert import insert_for
 
 OPEN = ("pending", "sending")
 ALBUM_SUFFIX = ".album"
@@ -71,7 +70,7 @@ class OutboxRepository:
         ]
         if not rows:
             return 0
-        insert = pg_insert if self._dialect() == "postgresql" else sqlite_insert
+        insert = insert_for(self._dialect())
         for start in range(0, len(rows), 500):
             statement = insert(Delivery).on_conflict_do_nothing(index_elements=["dedupe_key"])
             await self.session.execute(statement, rows[start : start + 500])

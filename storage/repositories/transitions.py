@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import PhaseTransition
+from storage.upsert import upsert_for
 
 
 class TransitionRepository:
@@ -18,8 +17,7 @@ class TransitionRepository:
         self.session = session
 
     def _insert(self):  # type: ignore[no-untyped-def]
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        return pg_insert if dialect == "postgresql" else sqlite_insert
+        return upsert_for(self.session)
 
     async def claim(self, key: str, scheduled_at: datetime, now: datetime) -> bool:
         """Record the transition; False if it was already recorded (by us or another process),
