@@ -132,3 +132,17 @@ def seed_answers() -> list[dict[str, list[str]]]:
         elif i == 3:
             member["rehab_focus"] = ["authors"]
     return members
+
+
+def record_calls(client: Any, method: str) -> list[str]:
+    """Wrap `client.<method>` (a Redis command, say) so that the name each call was given is
+    recorded in the returned list; the call itself goes through."""
+    calls: list[str] = []
+    real = getattr(client, method)
+
+    async def recording(name: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return await real(name, *args, **kwargs)
+
+    setattr(client, method, recording)
+    return calls

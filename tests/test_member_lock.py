@@ -16,7 +16,7 @@ from bot.app import create_isolation, create_storage
 from bot.config import Settings
 from bot.member_lock import SharedMemberLock
 from bot.redis_pool import redis_client
-from tests.support import REDIS_URL
+from tests.support import REDIS_URL, record_calls
 
 BOT_ID = 123456789
 
@@ -130,14 +130,7 @@ async def test_the_lock_reads_the_members_dialog_ahead_in_its_round_trip() -> No
     context = StorageKey(bot_id=BOT_ID, chat_id=7, user_id=7, destiny="aiogd:context:AbC1")
     await storage.set_data(stack, {"_id": "", "intents": ["old", "AbC1"]})
     await storage.set_data(context, {"id": "AbC1", "dialog_data": {"q": "x"}})
-    gets: list[str] = []
-    real_get = storage.redis.get
-
-    async def counting_get(name: str) -> Any:
-        gets.append(name)
-        return await real_get(name)
-
-    storage.redis.get = counting_get  # type: ignore[method-assign]
+    gets = record_calls(storage.redis, "get")
 
     async def update() -> tuple[dict[str, Any], dict[str, Any]]:
         async with lock.lock(member):
@@ -189,14 +182,7 @@ async def test_an_updates_dialog_writes_go_with_the_locks_release() -> None:
 
     anne, anne_stack, anne_context = keys(8)
     bob, bob_stack, bob_context = keys(9)
-    sets: list[str] = []
-    real_set = storage.redis.set
-
-    async def counting_set(name: str, *args: Any, **kwargs: Any) -> Any:
-        sets.append(name)
-        return await real_set(name, *args, **kwargs)
-
-    storage.redis.set = counting_set  # type: ignore[method-assign]
+    sets = record_calls(storage.redis, "set")
 
     async def update(fail: bool = False) -> None:
         async with lock.lock(anne):

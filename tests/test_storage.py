@@ -18,7 +18,7 @@ from storage.fsm import SQLStorage
 from storage.repositories.invitations import Redeem
 from storage.repositories.members import MemberRepository
 from storage.repositories.survey import SurveyRepository
-from tests.support import REDIS_URL
+from tests.support import REDIS_URL, record_calls
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -152,14 +152,7 @@ async def test_redis_dialog_storage_skips_only_writes_that_change_nothing() -> N
     except OSError as exc:
         pytest.fail(f"Redis is required for this test and unreachable at {REDIS_URL}: {exc}")
     key = StorageKey(bot_id=1, chat_id=5, user_id=5, destiny="aiogd:stack:")
-    sets: list[str] = []
-    real_set = one.redis.set
-
-    async def counting_set(name: str, *args: Any, **kwargs: Any) -> Any:
-        sets.append(name)
-        return await real_set(name, *args, **kwargs)
-
-    one.redis.set = counting_set  # type: ignore[method-assign]
+    sets = record_calls(one.redis, "set")
 
     async def update(read: bool, data: dict[str, Any]) -> None:
         """One update of the member: aiogram-dialog reads the stack, then writes it back."""

@@ -260,9 +260,6 @@ class SurveyRepository:
         response.updated_at = now
         await self.session.flush()
 
-    async def touch(self, response: Response, now: datetime) -> None:
-        response.updated_at = now
-
 
 @dataclass(frozen=True)
 class Tally:
