@@ -7,6 +7,7 @@ after the other, against the Bot API emulator on 127.0.0.1.
     .venv/bin/python bench/survey_load.py                    # 200 members, SQLite
     .venv/bin/python bench/survey_load.py --sweep            # 10, 50 and 200 members
     .venv/bin/python bench/survey_load.py --sweep --storage both   # SQLite, then PostgreSQL + Redis
+    .venv/bin/python bench/survey_load.py --sweep --storage both --repeat 3   # medians of 3
     .venv/bin/python bench/survey_load.py --members 50 --storage postgres
 
 Each member sends /start, opens the survey, answers every question (the first option; on a
@@ -407,11 +408,41 @@ def report(ours: Run, base: Run) -> str:
     return "\n".join(lines)
 
 
+def medians(pairs: Sequence[tuple[Run, Run]]) -> str:
+    """The median over the runs of each ratio, every run's ratio taken to the baseline run
+    just before it: this machine's speed drifts between runs more than the bots differ."""
+
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    ratios = {
+        "taps/s": [o.rate / b.rate for o, b in pairs],
+        "p99": [o.pct(0.99) / b.pct(0.99) for o, b in pairs],
+        "CPU per tap": [o.cpu_per_tap_ms / b.cpu_per_tap_ms for o, b in pairs],
+    }
+    ours = pairs[0][0]
+    head = f"=== {ours.members} members, {ours.storage}: median of {len(pairs)} paired ratios"
+    body = [
+        f"{name:22}{median(values):9.2f}x   (runs: {', '.join(f'{v:.2f}' for v in values)})"
+        for name, values in ratios.items()
+    ]
+    p99 = median([o.pct(0.99) for o, _ in pairs])
+    body.append(f"{'p99 ms (ConsultBot)':22}{_ms(p99):>9}")
+    return "\n".join([head, *body])
+
+
 def arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--members", type=int, default=200)
     p.add_argument("--sweep", action="store_true", help="10, 50 and 200 members")
     p.add_argument("--storage", choices=["sqlite", "postgres", "both"], default="sqlite")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each size this many times (baseline, then ConsultBot) and print the median"
+        " of the paired ratios",
+    )
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
     p.add_argument(
         "--profile",
@@ -431,11 +462,18 @@ async def main(args: argparse.Namespace) -> int:
     ok = True
     for storage in storages:
         for n in sizes:
-            base = await one_run("baseline", storage, n, tmp, tmp / "baseline.log", args.profile)
-            log = tmp / f"bot-{storage}-{n}.log"
-            ours = await one_run("consultbot", storage, n, tmp, log, args.profile)
-            print(report(ours, base), flush=True)
-            ok &= ours.completed == n and ours.violations == 0
+            pairs = []
+            for _ in range(args.repeat):
+                base = await one_run(
+                    "baseline", storage, n, tmp, tmp / "baseline.log", args.profile
+                )
+                log = tmp / f"bot-{storage}-{n}.log"
+                ours = await one_run("consultbot", storage, n, tmp, log, args.profile)
+                print(report(ours, base), flush=True)
+                ok &= ours.completed == n and ours.violations == 0
+                pairs.append((ours, base))
+            if len(pairs) > 1:
+                print(medians(pairs), flush=True)
     if args.keep:
         print(f"logs in {tmp}")
     else:

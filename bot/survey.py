@@ -154,23 +154,25 @@ class SurveyService:
             () if question.kind == "text" else tuple(dict.fromkeys(choices)),
             text if question.kind == "text" else None,
         )
-        async with self.repo.direct.writing() as db:
-            response_id = await self.repo.store(
-                db,
-                self.consultation.id,
-                member_id,
-                question.id,
-                stored.choices,
-                stored.text,
-                now,
-                drop,
-            )
-            if known is None:
-                answers = await self.repo.answers(response_id, db)
-            else:
-                answers = {qid: a for qid, a in known.items() if qid not in drop}
-                answers[question.id] = stored
+        args = (self.consultation.id, member_id, question.id, stored.choices, stored.text, now)
+        if self.repo.stores_at_once:
+            # One statement, committed at once: the check goes first, a statement's length
+            # before the commit instead of just before it.
             self._check_open(now)
+            response_id = await self.repo.store_at_once(*args, drop)
+            if known is None:
+                async with self.repo.direct.reading() as db:
+                    return await self.repo.answers(response_id, db)
+        else:
+            async with self.repo.direct.writing() as db:
+                response_id = await self.repo.store(db, *args, drop)
+                if known is None:
+                    answers = await self.repo.answers(response_id, db)
+                self._check_open(now)
+            if known is None:
+                return answers
+        answers = {qid: a for qid, a in known.items() if qid not in drop}
+        answers[question.id] = stored
         return answers
 
     async def clear(

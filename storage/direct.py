@@ -233,6 +233,13 @@ class Direct:
             self._reader = self._open()
         yield _SQLite(self._reader, self)
 
+    def autocommit(self) -> contextlib.AbstractAsyncContextManager[Runner]:
+        """PostgreSQL: each statement committed on its own (a pooled connection outside any
+        transaction), for a write that is one statement."""
+        if not self.asyncpg:
+            raise RuntimeError("autocommitted writes are run on PostgreSQL (asyncpg) only")
+        return self.reading()
+
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[Runner]:
         """One transaction: committed when the block ends, rolled back if it raises."""

@@ -4,7 +4,7 @@ one member answering at once (PostgreSQL: row locks, not luck)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -15,7 +15,7 @@ from bot.survey import SurveyClosed, SurveyService, first_unanswered, visible_qu
 from storage.db import make_engine, make_sessionmaker
 from storage.models import AnswerChoice, Response
 from storage.repositories.members import MemberRepository
-from storage.repositories.survey import SurveyRepository
+from storage.repositories.survey import StoredAnswer, SurveyRepository
 from tests.support import DEFAULT_CONSULTATION
 
 
@@ -43,6 +43,12 @@ async def stored(
             )
         )
         return sorted(rows.all())
+
+
+async def response_id(session: AsyncSession, member_id: int) -> int:
+    response = await SurveyRepository(session).response("c", member_id)
+    assert response is not None
+    return response.id
 
 
 async def test_answer_refused_when_the_survey_closed_before_the_commit(
@@ -102,5 +108,50 @@ async def test_two_devices_answer_a_single_choice_question_at_once(
             assert len(await stored(sessionmaker, member_id, question.id)) == 1, member_id
         async with sessionmaker() as session:
             assert await session.scalar(select(func.count()).select_from(Response)) == 12
+    finally:
+        await engine.dispose()
+
+
+async def test_an_answer_stored_in_one_statement_leaves_the_rows_of_the_transaction(
+    postgres_url: str,
+) -> None:
+    """PostgreSQL stores an answer through a function (one round trip); the transaction of
+    plain statements, which SQLite runs, must leave exactly the same rows, step by step:
+    choices kept, added and taken back, a text answer replaced, answers dropped."""
+    engine = make_engine(postgres_url)
+    sessionmaker = make_sessionmaker(engine)
+    steps: list[tuple[str, list[str], str | None, list[str]]] = [
+        ("challenges", ["inclusion", "strategy"], None, []),
+        ("challenges", ["strategy", "nuisances", "strategy"], None, []),
+        ("note", [], "premier jet", []),
+        ("note", [], "version finale", ["challenges"]),
+        ("rehab_priority", ["yes"], None, []),
+        ("rehab_focus", ["victims"], None, []),
+        ("rehab_priority", ["no"], None, ["rehab_focus", "rehab_priority"]),
+        ("challenges", [], "", []),
+    ]
+    now = datetime(2020, 5, 10, 12, 0, tzinfo=UTC)
+    try:
+        await add_member(sessionmaker, 1)
+        await add_member(sessionmaker, 2)
+        async with sessionmaker() as session:
+            repo = SurveyRepository(session)
+            assert repo.stores_at_once
+            for question, choices, text, drop in steps:
+                await repo.store_at_once("c", 1, question, choices, text, now, drop)
+                async with repo.direct.writing() as db:
+                    await repo.store(db, "c", 2, question, choices, text, now, drop)
+                by_function, by_statements = [
+                    await repo.answers(await response_id(session, m)) for m in (1, 2)
+                ]
+                assert {q: (set(a.choices), a.text) for q, a in by_function.items()} == {
+                    q: (set(a.choices), a.text) for q, a in by_statements.items()
+                }, question
+            assert set(by_function) == {"note", "challenges", "rehab_priority"}
+            assert by_function["rehab_priority"] == StoredAnswer(("no",), None)
+            assert by_function["note"].text == "version finale"
+            assert by_function["challenges"] == StoredAnswer((), "")
+            statuses = await session.scalars(select(Response.status))
+            assert set(statuses) == {"draft"}
     finally:
         await engine.dispose()

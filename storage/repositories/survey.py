@@ -8,11 +8,12 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.direct import Direct, Runner
-from storage.models import AnswerChoice, QuestionAnswer, Response
+from storage.models import AnswerChoice, QuestionAnswer, Response, UtcDateTime
 from storage.upsert import insert_for, upsert_for
 
 
@@ -91,6 +92,17 @@ def _tap_statements(dialect: str) -> TapStatements:
     )
 
 
+# PostgreSQL: store_answer's statements in one round trip, in a function of migration 0007.
+_STORE_AT_ONCE = sa.text(
+    "SELECT consultbot_store_answer(:c, :m, :now, :q, :t, :chosen, :dropped)"
+).bindparams(
+    bindparam("m", type_=sa.BigInteger()),
+    bindparam("now", type_=UtcDateTime()),
+    bindparam("chosen", type_=sa.ARRAY(sa.String())),
+    bindparam("dropped", type_=sa.ARRAY(sa.String())),
+)
+
+
 @dataclass(frozen=True)
 class StoredAnswer:
     choices: tuple[str, ...] = field(default_factory=tuple)
@@ -110,6 +122,8 @@ class SurveyRepository:
         assert isinstance(engine, AsyncEngine)
         self.direct = Direct.of(engine)
         self.sql = _tap_statements(engine.dialect.name)
+        # One autocommitted statement stores an answer (store_at_once), no transaction around.
+        self.stores_at_once = self.direct.asyncpg
 
     async def response(self, consultation_id: str, member_id: int) -> Response | None:
         return await self.session.scalar(
@@ -210,6 +224,30 @@ class SurveyRepository:
             ],
         )
         return response_id
+
+    async def store_at_once(
+        self,
+        consultation_id: str,
+        member_id: int,
+        question_id: str,
+        choices: Iterable[str],
+        text: str | None,
+        now: datetime,
+        drop: Iterable[str] = (),
+    ) -> int:
+        """`store` in one round trip, committed (PostgreSQL, `stores_at_once`): the function
+        locks the response row first and reads fresh data after it, as `store`'s transaction."""
+        params = {
+            "c": consultation_id,
+            "m": member_id,
+            "now": now,
+            "q": question_id,
+            "t": text,
+            "chosen": list(dict.fromkeys(choices)),
+            "dropped": [q for q in drop if q != question_id],
+        }
+        async with self.direct.autocommit() as db:
+            return int((await db.rows(_STORE_AT_ONCE, params))[0][0])
 
     async def lock_response(
         self, db: Runner, consultation_id: str, member_id: int, now: datetime
