@@ -147,8 +147,8 @@ class SurveyService:
 
         With `known` (the answers as the caller last saw them) the result is worked out
         without reading them back. Raises SurveyClosed (nothing stored) when the survey is not
-        open at commit time. A transaction of its own, outside the update's session: a tap
-        stores its answer in a few statements, without the ORM."""
+        open at commit time (on PostgreSQL, when the one statement that stores it is sent).
+        A transaction of its own, outside the update's session, without the ORM."""
         drop = hidden_by(self.consultation, question, choices)
         stored = StoredAnswer(
             () if question.kind == "text" else tuple(dict.fromkeys(choices)),
