@@ -28,6 +28,7 @@ from bot.consultation import Consultation
 from bot.context import AppContext, Clock, system_clock
 from bot.dialogs.announce import announce_dialog
 from bot.dialogs.ideas import ideas_dialog
+from bot.dialogs.intent_ids import use_unique_intent_ids
 from bot.dialogs.language import language_dialog
 from bot.dialogs.menu import menu_dialog
 from bot.dialogs.my_ideas import my_ideas_dialog
@@ -150,6 +151,7 @@ def create_dispatcher(
         commands.build_fallback_router(),
     )
     setup_dialogs(dp, message_manager=message_manager)
+    use_unique_intent_ids()
     return dp
 
 

@@ -8,10 +8,12 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiogram.types import Message, PhotoSize, Sticker, Update, User
+from aiogram_dialog.api.entities import stack as aiogd_stack
 from aiogram_dialog.test_tools import BotClient
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -322,6 +324,36 @@ async def test_similar_ideas_offered_and_support_instead(h: Harness) -> None:
     # Nothing was submitted instead, and no card went to the moderators.
     assert await rows(h.app, Idea, Idea.author_id == 7) == []
     assert await deliveries(h.app.sessionmaker, "moderation") == []
+
+
+async def test_dialogs_started_within_one_second_keep_their_own_contexts(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiogram-dialog's own intent id is the second plus one draw in a hundred. Here every
+    dialog is started in the same second with the same draw: the menu, the ideas and the
+    submission then shared one context key, and confirming (which closes the submission)
+    deleted the context of the ideas dialog under it: UnknownIntent, the stale-button alert
+    and a fresh menu instead of the thanks and the ideas screen."""
+    monkeypatch.setattr(aiogd_stack, "time", SimpleNamespace(time=lambda: 1_796_400_000.0))
+    monkeypatch.setattr(aiogd_stack, "random", SimpleNamespace(randint=lambda _a, _b: 42))
+    dp = h.dispatcher()
+    anne = member_client(h, dp, 7)
+    await start_submission(h, anne)
+    await anne.send("Des bancs dans le parc")
+    await anne.send("Pour que les aînés puissent se reposer.")
+    assert "Aperçu" in (h.last().text or "")
+    await h.click(anne, "Envoyer aux modérateurs")
+    [idea] = await rows(h.app, Idea)
+    thanks = t(
+        "Merci ! Votre idée n° {id} est en attente de modération. Vous serez prévenu de la "
+        "décision."
+    ).format(id=idea.id)
+    assert h.bot.alerts() == [thanks]
+    # Back on the ideas screen the submission was started from.
+    assert "Choisissez un projet" in (h.last().text or "")
+    await h.click(anne, "Menu")
+    assert "Phase en cours" in (h.last().text or "")
+    assert h.bot.alerts() == [thanks]
 
 
 # --------------------------------------------------------------------------- my ideas
