@@ -402,6 +402,9 @@ def report(ours: Run, base: Run) -> str:
     lines.append(
         f"{'slowest step (p50)':22}{_ms(median):>12}   tap {step} of a walk, [{label[:30]}]"
     )
+    for name, run in (("ConsultBot", ours), ("baseline", base)):
+        medians = [_ms(sorted(lat)[len(lat) // 2]) if lat else "-" for _, lat in run.steps]
+        lines.append(f"{'p50 per step ' + name:22}   {' '.join(medians)}")
     errors = sorted(set(ours.errors + base.errors))
     if errors:
         lines.append("errors: " + "; ".join(errors[:5]))

@@ -54,6 +54,7 @@ from bot.redis_pool import redis_client
 from bot.scheduler import PhaseEngine
 from bot.shared_ratelimit import SharedRateLimit
 from storage.db import is_sqlite, make_engine, make_sessionmaker
+from storage.direct import Direct
 from storage.fsm import SQLStorage
 from storage.redis_fsm import RedisDialogStorage
 
@@ -230,6 +231,7 @@ async def run(settings: Settings, consultation: Consultation) -> None:
             await session.commit()
         sender = asyncio.create_task(outbox.run(), name="outbox")
         await engine.start()
+        await Direct.of(application.engine).open()
         # What start-up built (modules, catalogs, the consultation, pydantic's models) lives as
         # long as the process: out of the collector's sight, a full collection no longer
         # stalls every member for ~150 ms in the middle of a crowd.

@@ -25,8 +25,10 @@ _FILLERS = frozenset(
 _WORD = re.compile(r"\w+")
 
 
+@lru_cache(maxsize=2048)
 def adds_to_label(label: str, text: str) -> bool:
-    """Whether an option's full text says more than its button label."""
+    """Whether an option's full text says more than its button label (asked at every render
+    of a question, of the same few texts: remembered)."""
 
     def words(value: str) -> set[str]:
         # A plural adds nothing either ("victim" / "victims").

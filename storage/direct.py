@@ -199,7 +199,7 @@ class Direct:
         conn.set_trace_callback(self._trace)
         return conn
 
-    async def _asyncpg_pool(self) -> Any:
+    async def _asyncpg_pool(self, full: bool = False) -> Any:
         if self._pool is None:
             async with self._pool_lock:
                 if self._pool is None:
@@ -207,10 +207,22 @@ class Direct:
 
                     args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
                     pool = await asyncpg.create_pool(
-                        *args, **kwargs, min_size=1, max_size=ASYNCPG_POOL_SIZE
+                        *args,
+                        **kwargs,
+                        min_size=ASYNCPG_POOL_SIZE if full else 1,
+                        max_size=ASYNCPG_POOL_SIZE,
+                        # Kept open: idle for minutes before an announcement is usual.
+                        max_inactive_connection_lifetime=0 if full else 300,
                     )
                     self._pool = pool
         return self._pool
+
+    async def open(self) -> None:
+        """Connect ahead of the first crowd (a bot starting): each connection of the asyncpg
+        pool opened and kept. Otherwise they open on demand, a few milliseconds each, during
+        the first burst of taps. Nothing to do on SQLite (a local file)."""
+        if self.asyncpg:
+            await self._asyncpg_pool(full=True)
 
     def _terminate(self, _engine: Any = None) -> None:
         """The engine is disposed: so is the asyncpg pool (made again if the engine is used)."""

@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.db import make_engine, make_sessionmaker, upgrade_async
-from storage.direct import Direct
+from storage.direct import ASYNCPG_POOL_SIZE, Direct
 from storage.models import Member, Response
 from storage.repositories.members import MemberRepository
 
@@ -176,3 +176,33 @@ async def test_members_are_detached_and_changed_through_the_repository(
         await session.commit()
     async with sessionmaker() as session:
         assert (await MemberRepository(session).load(7)).first_name == "Anne-Marie"  # type: ignore[union-attr]
+
+
+async def test_a_starting_bot_opens_every_postgresql_connection_ahead_of_the_crowd(
+    postgres_url: str,
+) -> None:
+    """`open()` connects the whole asyncpg pool and keeps it: the first burst of taps after
+    a start (or after an idle hour) does not wait for connections to be made."""
+    engine = make_engine(postgres_url)
+    try:
+        direct = Direct.of(engine)
+        await direct.open()
+        pool = await direct._asyncpg_pool()
+        assert pool.get_size() == ASYNCPG_POOL_SIZE
+        assert pool.get_idle_size() == ASYNCPG_POOL_SIZE
+        async with direct.reading() as db:
+            assert [tuple(r) for r in await db.rows(select(Member.id))] == []
+        assert pool.get_size() == ASYNCPG_POOL_SIZE
+    finally:
+        await engine.dispose()
+
+
+async def test_a_sqlite_file_has_nothing_to_open(
+    sqlite_file: async_sessionmaker[AsyncSession],
+) -> None:
+    direct = _direct(sqlite_file)
+    await direct.open()
+    async with direct.reading() as db:
+        assert list(await db.rows(select(Member.id))) == []
+    with pytest.raises(RuntimeError):
+        direct.autocommit()

@@ -98,8 +98,8 @@ _STORE_AT_ONCE = sa.text(
 ).bindparams(
     bindparam("m", type_=sa.BigInteger()),
     bindparam("now", type_=UtcDateTime()),
-    bindparam("chosen", type_=sa.ARRAY(sa.String())),
-    bindparam("dropped", type_=sa.ARRAY(sa.String())),
+    bindparam("chosen", type_=sa.ARRAY(sa.Text())),
+    bindparam("dropped", type_=sa.ARRAY(sa.Text())),
 )
 
 
