@@ -11,7 +11,6 @@ from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
@@ -22,6 +21,7 @@ from aiogram_dialog.api.protocols import MessageManagerProtocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.alerts import AdminAlerts
+from bot.api_session import JsonSession
 from bot.broadcast import Outbox
 from bot.config import Settings
 from bot.consultation import Consultation
@@ -65,10 +65,11 @@ POLL_INTERVAL = 0.02
 
 
 def create_bot(settings: Settings, answers: CallbackAnswers | None = None) -> Bot:
-    session = None
+    session = JsonSession()
     if settings.telegram_api_url:
-        api = TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/"))
-        session = AiohttpSession(api=api)
+        session = JsonSession(
+            api=TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/"))
+        )
     bot = Bot(
         settings.token(),
         session=session,
