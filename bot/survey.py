@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation, PhaseKind, Question
 from bot.phases import Timeline
-from storage.repositories.survey import StoredAnswer, SurveyRepository
+from storage.repositories.survey import AnswerWrite, StoredAnswer, SurveyRepository
 
 Answers = Mapping[str, StoredAnswer]
 
@@ -154,18 +154,20 @@ class SurveyService:
             () if question.kind == "text" else tuple(dict.fromkeys(choices)),
             text if question.kind == "text" else None,
         )
-        args = (self.consultation.id, member_id, question.id, stored.choices, stored.text, now)
+        write = AnswerWrite(
+            self.consultation.id, member_id, question.id, stored.choices, stored.text, now, drop
+        )
         if self.repo.stores_at_once:
             # One statement, committed at once: the check goes first, a statement's length
             # before the commit instead of just before it.
             self._check_open(now)
-            response_id = await self.repo.store_at_once(*args, drop)
+            response_id = await self.repo.store_at_once(write)
             if known is None:
                 async with self.repo.direct.reading() as db:
                     return await self.repo.answers(response_id, db)
         else:
             async with self.repo.direct.writing() as db:
-                response_id = await self.repo.store(db, *args, drop)
+                response_id = await self.repo.store(db, write)
                 if known is None:
                     answers = await self.repo.answers(response_id, db)
                 self._check_open(now)

@@ -15,7 +15,7 @@ from bot.survey import SurveyClosed, SurveyService, first_unanswered, visible_qu
 from storage.db import make_engine, make_sessionmaker
 from storage.models import AnswerChoice, Response
 from storage.repositories.members import MemberRepository
-from storage.repositories.survey import StoredAnswer, SurveyRepository
+from storage.repositories.survey import AnswerWrite, StoredAnswer, SurveyRepository
 from tests.support import DEFAULT_CONSULTATION
 
 
@@ -138,9 +138,9 @@ async def test_an_answer_stored_in_one_statement_leaves_the_rows_of_the_transact
             repo = SurveyRepository(session)
             assert repo.stores_at_once
             for question, choices, text, drop in steps:
-                await repo.store_at_once("c", 1, question, choices, text, now, drop)
+                await repo.store_at_once(AnswerWrite("c", 1, question, choices, text, now, drop))
                 async with repo.direct.writing() as db:
-                    await repo.store(db, "c", 2, question, choices, text, now, drop)
+                    await repo.store(db, AnswerWrite("c", 2, question, choices, text, now, drop))
                 by_function, by_statements = [
                     await repo.answers(await response_id(session, m)) for m in (1, 2)
                 ]

@@ -104,6 +104,27 @@ _STORE_AT_ONCE = sa.text(
 
 
 @dataclass(frozen=True)
+class AnswerWrite:
+    """One confirmed answer to store, and the answers it hides (`drop`)."""
+
+    consultation_id: str
+    member_id: int
+    question_id: str
+    choices: Iterable[str]
+    text: str | None
+    now: datetime
+    drop: Iterable[str] = ()
+
+    @property
+    def chosen(self) -> list[str]:
+        return list(dict.fromkeys(self.choices))
+
+    @property
+    def dropped(self) -> list[str]:
+        return [q for q in self.drop if q != self.question_id]
+
+
+@dataclass(frozen=True)
 class StoredAnswer:
     choices: tuple[str, ...] = field(default_factory=tuple)
     text: str | None = None
@@ -190,61 +211,43 @@ class SurveyRepository:
             )
         await self.session.flush()
 
-    async def store(
-        self,
-        db: Runner,
-        consultation_id: str,
-        member_id: int,
-        question_id: str,
-        choices: Iterable[str],
-        text: str | None,
-        now: datetime,
-        drop: Iterable[str] = (),
-    ) -> int:
+    async def store(self, db: Runner, write: AnswerWrite) -> int:
         """Replace one answer (and drop others) in a few plain statements; the response id.
 
         The upsert of the response row comes first: on PostgreSQL it locks that row until
         commit, so two devices of one member store their answers one after the other.
         """
-        sql = self.sql
+        sql, w = self.sql, write
         response_id: int = (
-            await db.rows(sql.response, {"c": consultation_id, "m": member_id, "now": now})
+            await db.rows(sql.response, {"c": w.consultation_id, "m": w.member_id, "now": w.now})
         )[0][0]
-        dropped = [q for q in drop if q != question_id]
         await db.run(
-            sql.drop_choices, [{"r": response_id, "q": q} for q in [question_id, *dropped]]
+            sql.drop_choices,
+            [{"r": response_id, "q": q} for q in [w.question_id, *w.dropped]],
         )
-        await db.run(sql.drop_answer, [{"r": response_id, "q": q} for q in dropped])
-        await db.run(sql.answer, {"r": response_id, "q": question_id, "t": text})
+        await db.run(sql.drop_answer, [{"r": response_id, "q": q} for q in w.dropped])
+        await db.run(sql.answer, {"r": response_id, "q": w.question_id, "t": w.text})
         await db.run(
             sql.choices,
             [
-                {"response_id": response_id, "question_id": question_id, "option_id": option}
-                for option in dict.fromkeys(choices)
+                {"response_id": response_id, "question_id": w.question_id, "option_id": option}
+                for option in w.chosen
             ],
         )
         return response_id
 
-    async def store_at_once(
-        self,
-        consultation_id: str,
-        member_id: int,
-        question_id: str,
-        choices: Iterable[str],
-        text: str | None,
-        now: datetime,
-        drop: Iterable[str] = (),
-    ) -> int:
+    async def store_at_once(self, write: AnswerWrite) -> int:
         """`store` in one round trip, committed (PostgreSQL, `stores_at_once`): the function
         locks the response row first and reads fresh data after it, as `store`'s transaction."""
+        w = write
         params = {
-            "c": consultation_id,
-            "m": member_id,
-            "now": now,
-            "q": question_id,
-            "t": text,
-            "chosen": list(dict.fromkeys(choices)),
-            "dropped": [q for q in drop if q != question_id],
+            "c": w.consultation_id,
+            "m": w.member_id,
+            "now": w.now,
+            "q": w.question_id,
+            "t": w.text,
+            "chosen": w.chosen,
+            "dropped": w.dropped,
         }
         async with self.direct.autocommit() as db:
             return int((await db.rows(_STORE_AT_ONCE, params))[0][0])
