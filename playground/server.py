@@ -633,6 +633,11 @@ class BotAPIEmulator:
     def delivery_counts(self) -> dict[int, int]:
         return dict(self._delivery_counts)
 
+    @property
+    def long_polling(self) -> bool:
+        """A getUpdates is waiting for the next update."""
+        return self._poll_waiter is not None and not self._poll_waiter.done()
+
     def calls_to(self, method: str) -> list[Call]:
         canonical = self.spec.canonical_method(method) or method
         return list(self._calls_by_method.get(canonical, []))
