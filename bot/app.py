@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.telegram import TelegramAPIServer
+from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import SimpleEventIsolation
@@ -65,14 +65,12 @@ POLL_INTERVAL = 0.02
 
 
 def create_bot(settings: Settings, answers: CallbackAnswers | None = None) -> Bot:
-    session = JsonSession()
+    api = PRODUCTION
     if settings.telegram_api_url:
-        session = JsonSession(
-            api=TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/"))
-        )
+        api = TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/"))
     bot = Bot(
         settings.token(),
-        session=session,
+        session=JsonSession(api=api),
         default=DefaultBotProperties(
             parse_mode=ParseMode.HTML, link_preview=LinkPreviewOptions(is_disabled=True)
         ),

@@ -161,18 +161,13 @@ class SurveyService:
             # One statement, committed at once: the check goes first, a statement's length
             # before the commit instead of just before it.
             self._check_open(now)
-            response_id = await self.repo.store_at_once(write)
-            if known is None:
-                async with self.repo.direct.reading() as db:
-                    return await self.repo.answers(response_id, db)
+            await self.repo.store_at_once(write)
         else:
             async with self.repo.direct.writing() as db:
-                response_id = await self.repo.store(db, write)
-                if known is None:
-                    answers = await self.repo.answers(response_id, db)
+                await self.repo.store(db, write)
                 self._check_open(now)
-            if known is None:
-                return answers
+        if known is None:
+            return (await self.state(member_id)).answers
         answers = {qid: a for qid, a in known.items() if qid not in drop}
         answers[question.id] = stored
         return answers

@@ -211,8 +211,8 @@ class SurveyRepository:
             )
         await self.session.flush()
 
-    async def store(self, db: Runner, write: AnswerWrite) -> int:
-        """Replace one answer (and drop others) in a few plain statements; the response id.
+    async def store(self, db: Runner, write: AnswerWrite) -> None:
+        """Replace one answer (and drop others) in a few plain statements.
 
         The upsert of the response row comes first: on PostgreSQL it locks that row until
         commit, so two devices of one member store their answers one after the other.
@@ -234,9 +234,8 @@ class SurveyRepository:
                 for option in w.chosen
             ],
         )
-        return response_id
 
-    async def store_at_once(self, write: AnswerWrite) -> int:
+    async def store_at_once(self, write: AnswerWrite) -> None:
         """`store` in one round trip, committed (PostgreSQL, `stores_at_once`): the function
         locks the response row first and reads fresh data after it, as `store`'s transaction."""
         w = write
@@ -250,7 +249,7 @@ class SurveyRepository:
             "dropped": w.dropped,
         }
         async with self.direct.autocommit() as db:
-            return int((await db.rows(_STORE_AT_ONCE, params))[0][0])
+            await db.rows(_STORE_AT_ONCE, params)
 
     async def lock_response(
         self, db: Runner, consultation_id: str, member_id: int, now: datetime
