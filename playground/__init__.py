@@ -1,4 +1,4 @@
-"""The playground: a Telegram Bot API emulator (server.py, spec.py), used by the end-to-end
+"""The playground: a Telegram Bot API emulator (emulator/), used by the end-to-end
 tests and by `consultbot playground` (runner.py, web.py and the page in static/).
 
 async with BotAPIEmulator() as emu:            # 127.0.0.1, random port
@@ -10,20 +10,23 @@ async with BotAPIEmulator() as emu:            # 127.0.0.1, random port
     emu.assert_no_violations()
 """
 
-from .server import (
+from .emulator import (
     ApiError,
     BotAPIEmulator,
+    BotApiSpec,
     Call,
     CallbackAnswer,
     Click,
     Fault,
+    HtmlParseError,
     LimitViolation,
     MediaSend,
     SimUser,
     TranscriptEntry,
+    UploadedFile,
     Violation,
+    parse_html,
 )
-from .spec import BotApiSpec, HtmlParseError, UploadedFile, parse_html
 
 __all__ = [
     "ApiError",
