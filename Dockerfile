@@ -20,6 +20,7 @@ RUN grep -viE '^(pytest|pytest-asyncio|ruff|iniconfig|pluggy|pygments)==' requir
 COPY pyproject.toml ./
 COPY bot ./bot
 COPY storage ./storage
+COPY consultbot ./consultbot
 COPY locales ./locales
 COPY consultations ./consultations
 
@@ -35,5 +36,5 @@ EXPOSE 8080
 
 # `run` applies the migrations first; SIGTERM stops it cleanly (claims handed back).
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["python", "-m", "bot"]
+ENTRYPOINT ["python", "-m", "consultbot"]
 CMD ["run"]

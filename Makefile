@@ -22,12 +22,12 @@ run: install
 		$(BIN)/consultbot run; \
 	else \
 		echo "BOT_TOKEN is not set (environment or .env): starting the playground instead, no Telegram needed."; \
-		$(BIN)/consultbot playground; \
+		$(BIN)/python -m consultbot playground; \
 	fi
 
 ## the bot against the Bot API emulator, with a web page at http://127.0.0.1:8080
 playground: install
-	$(BIN)/consultbot playground
+	$(BIN)/python -m consultbot playground
 
 ## ruff, then every test (unit, dialog, end-to-end); starts PostgreSQL/Redis if they are down
 test: install services browser

@@ -29,8 +29,8 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from bot.announcements import announce  # noqa: E402
 from bot.consultation import Role, load_consultation  # noqa: E402
+from bot.organisers.announce import announce  # noqa: E402
 from playground import BotAPIEmulator  # noqa: E402
 from storage.db import make_engine, make_sessionmaker, upgrade_async  # noqa: E402
 from storage.models import Delivery, Member, MemberRole  # noqa: E402
@@ -232,7 +232,7 @@ async def bench(args: argparse.Namespace, workdir: Path, url: str) -> int:
 
         log_path = workdir / "bot.log"
         with log_path.open("ab") as log:
-            command = [__file__, PROFILED] if args.profile else ["-m", "bot"]
+            command = [__file__, PROFILED] if args.profile else ["-m", "consultbot"]
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 *command,
@@ -368,13 +368,13 @@ PROFILE_HEADER = "outbox profile"
 
 
 def profiled_bot() -> int:
-    """`python -m bot run`, with the outbox's steps timed; the totals are logged at exit."""
+    """`python -m consultbot run`, with the outbox's steps timed; the totals are logged at exit."""
     import atexit
     import functools
     from collections import defaultdict
 
-    from bot import broadcast
-    from bot.__main__ import main as bot_main
+    from bot.delivery import outbox as broadcast
+    from consultbot.cli import main as bot_main
     from storage.repositories import outbox
 
     totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])  # n, total, max

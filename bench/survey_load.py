@@ -1,6 +1,6 @@
 """Survey load benchmark: N members walk the whole survey at once through the buttons.
 
-The real `python -m bot run` process and a small baseline bot (`baseline_bot.py`: plain
+The real `python -m consultbot run` process and a small baseline bot (`baseline_bot.py`: plain
 aiogram-dialog, the same questions and screens, state in memory) take the same load, one
 after the other, against the Bot API emulator on 127.0.0.1.
 
@@ -272,7 +272,7 @@ async def one_run(
         env["DATABASE_URL"] = url
         if redis:
             env["REDIS_URL"] = redis
-        command = [sys.executable, "-m", "bot", "run"]
+        command = [sys.executable, "-m", "consultbot", "run"]
     else:
         command = [sys.executable, str(REPO / "bench" / "baseline_bot.py"), str(consultation)]
     # Ids differ at every run so Redis keys of earlier runs never meet this one's members.

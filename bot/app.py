@@ -20,43 +20,52 @@ from aiogram_dialog import setup_dialogs
 from aiogram_dialog.api.protocols import MessageManagerProtocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.alerts import AdminAlerts
-from bot.api_session import JsonSession
-from bot.broadcast import Outbox
 from bot.config import Settings
 from bot.consultation import Consultation
 from bot.context import AppContext, Clock, system_clock
-from bot.dialogs.announce import announce_dialog
-from bot.dialogs.ideas import ideas_dialog
-from bot.dialogs.intent_ids import use_unique_intent_ids
-from bot.dialogs.language import language_dialog
-from bot.dialogs.menu import menu_dialog
-from bot.dialogs.my_ideas import my_ideas_dialog
-from bot.dialogs.submit_idea import submit_idea_dialog
-from bot.dialogs.survey import survey_dialog
-from bot.handlers import admin, commands, errors, export, membership, moderation, privacy
+from bot.delivery.instances import Instance, instance_name
+from bot.delivery.outbox import Outbox
+from bot.delivery.ratelimit import SendLimits
+from bot.delivery.shared_ratelimit import SharedRateLimit
 from bot.i18n import Translator
-from bot.instance import Instance, instance_name
-from bot.member_lock import SharedMemberLock
-from bot.members import MemberService
-from bot.middlewares.access import AccessMiddleware
-from bot.middlewares.answer_once import AnswerCallbackOnce, AnswerEveryCallback, CallbackAnswers
-from bot.middlewares.database import DbSessionMiddleware
-from bot.middlewares.member import MemberMiddleware
-from bot.middlewares.member_turn import MemberTurn
-from bot.middlewares.pinned_responses import PinnedResponseTypes
-from bot.middlewares.poll_pacing import PollPacing
-from bot.middlewares.throttling import ThrottlingMiddleware
-from bot.middlewares.work_slots import WorkSlots
-from bot.moderation import ModeratorDirectory, card_waiting_ideas
-from bot.ratelimit import SendLimits
-from bot.redis_pool import redis_client
-from bot.scheduler import PhaseEngine
-from bot.shared_ratelimit import SharedRateLimit
+from bot.ideas import moderation_handlers
+from bot.ideas.browse_dialog import ideas_dialog
+from bot.ideas.cards import ModeratorDirectory, card_waiting_ideas
+from bot.ideas.my_ideas_dialog import my_ideas_dialog
+from bot.ideas.submit_dialog import submit_idea_dialog
+from bot.members import handlers as member_handlers
+from bot.members import membership_handlers, privacy_handlers
+from bot.members.language_dialog import language_dialog
+from bot.members.service import MemberService
+from bot.organisers import export_handlers
+from bot.organisers import handlers as organiser_handlers
+from bot.organisers.alerts import AdminAlerts
+from bot.organisers.announce_dialog import announce_dialog
+from bot.phases.scheduler import PhaseEngine
+from bot.survey.dialog import survey_dialog
+from bot.telegram.middlewares.access import AccessMiddleware
+from bot.telegram.middlewares.answer_once import (
+    AnswerCallbackOnce,
+    AnswerEveryCallback,
+    CallbackAnswers,
+)
+from bot.telegram.middlewares.database import DbSessionMiddleware
+from bot.telegram.middlewares.member import MemberMiddleware
+from bot.telegram.middlewares.member_turn import MemberTurn
+from bot.telegram.middlewares.pinned_responses import PinnedResponseTypes
+from bot.telegram.middlewares.poll_pacing import PollPacing
+from bot.telegram.middlewares.throttling import ThrottlingMiddleware
+from bot.telegram.middlewares.work_slots import WorkSlots
+from bot.telegram.session import JsonSession
+from bot.ui import errors
+from bot.ui.intent_ids import use_unique_intent_ids
+from bot.ui.menu import menu_dialog
 from storage.db import is_sqlite, make_engine, make_sessionmaker
-from storage.direct import Direct
-from storage.fsm import SQLStorage
-from storage.redis_fsm import RedisDialogStorage
+from storage.dialog_state.member_lock import SharedMemberLock
+from storage.dialog_state.redis_storage import RedisDialogStorage
+from storage.dialog_state.sql_storage import SQLStorage
+from storage.hot_path.statements import Direct
+from storage.redis_pool import redis_client
 
 log = logging.getLogger(__name__)
 # While updates keep coming, at most one getUpdates per 20 ms: under a crowd each poll then
@@ -135,12 +144,12 @@ def create_dispatcher(
     dp.callback_query.outer_middleware(access)
     dp.include_routers(
         errors.build_router(),
-        membership.build_router(),
-        commands.build_router(),
-        admin.build_router(),
-        export.build_router(),
-        privacy.build_router(),
-        moderation.build_router(),
+        membership_handlers.build_router(),
+        member_handlers.build_router(),
+        organiser_handlers.build_router(),
+        export_handlers.build_router(),
+        privacy_handlers.build_router(),
+        moderation_handlers.build_router(),
         menu_dialog(),
         language_dialog(),
         survey_dialog(),
@@ -148,7 +157,7 @@ def create_dispatcher(
         ideas_dialog(),
         submit_idea_dialog(),
         my_ideas_dialog(),
-        commands.build_fallback_router(),
+        member_handlers.build_fallback_router(),
     )
     setup_dialogs(dp, message_manager=message_manager)
     use_unique_intent_ids()
@@ -262,7 +271,7 @@ async def _run_webhook(application: Application) -> None:
     from aiogram.webhook.aiohttp_server import setup_application
     from aiohttp import web
 
-    from bot.webhook_handler import BoundedRequestHandler
+    from bot.telegram.webhook import BoundedRequestHandler
 
     settings = application.app.settings
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None

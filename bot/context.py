@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.charts import ChartCache
 from bot.config import Settings
 from bot.consultation import Consultation
 from bot.i18n import INTERFACE_LANGUAGES, Translator
-from bot.phases import Timeline
+from bot.phases.timeline import Timeline
+from bot.results.charts import ChartCache
 
 Clock = Callable[[], datetime]
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.consultation import Consultation, Role
-from bot.rehearsal import read_document, shifted, write_copy
+from bot.phases.rehearsal import read_document, shifted, write_copy
 from playground.personas import (
     BOT_USERNAME,
     MODERATION_GROUP_ID,
@@ -187,7 +187,7 @@ class Playground:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "bot",
+                "consultbot",
                 "run",
                 env=self._environment(),
                 stdout=out,

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.rehearsal import AFTER
+from bot.phases.rehearsal import AFTER
 from playground.personas import (
     MODERATION_GROUP_ID,
     MODERATION_GROUP_TITLE,

@@ -20,8 +20,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_
 
-from storage.direct import Direct
-from storage.sqlite_inline import InlineConnection
+from storage.hot_path.sqlite_driver import InlineConnection
+from storage.hot_path.statements import Direct
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -43,7 +43,7 @@ def make_engine(url: str, *, sqlite_busy_timeout: float = 30.0, **kwargs: Any) -
         kwargs.setdefault("max_overflow", -1)
         database = parsed.database
         if database and database != ":memory:" and not parsed.query:
-            # A file: statements run on the loop's thread (storage/sqlite_inline.py).
+            # A file: statements run on the loop's thread (storage/hot_path/sqlite_driver.py).
             engine = create_async_engine(
                 url,
                 async_creator=lambda: InlineConnection.open(database, sqlite_busy_timeout),
@@ -117,7 +117,7 @@ class SQLiteWriteGate:
 
     @contextlib.asynccontextmanager
     async def holding(self) -> AsyncIterator[None]:
-        """The gate for a writer that runs its own BEGIN and COMMIT (storage/direct.py)."""
+        """The gate for a writer that runs its own BEGIN and COMMIT (storage/hot_path/statements.py)."""
         try:
             await self._acquire()
         except TimeoutError:

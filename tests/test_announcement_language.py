@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.transitions import run_due
+from bot.phases.transitions import run_due
 from storage.models import Delivery
 from tests.test_transitions import NOW, add_members, make_app
 

@@ -1,4 +1,4 @@
-"""Requests without a file go as one JSON body (bot/api_session.py): the member sees exactly
+"""Requests without a file go as one JSON body (bot/telegram/session.py): the member sees exactly
 what aiogram's form would have shown, the emulator finds nothing against the Bot API, and an
 upload still goes as multipart."""
 
@@ -18,7 +18,7 @@ from aiogram.methods import SendMessage, SendPhoto
 from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
 from aiohttp import web
 
-from bot.api_session import JsonSession
+from bot.telegram.session import JsonSession
 from playground import BotAPIEmulator
 from tests.test_emulator import png
 

@@ -102,7 +102,7 @@ def test_the_scan_sees_the_strings_of_every_layer() -> None:
     msgids = {u.msgid for u in code_uses()}
     assert "📝 Répondre au sondage" in msgids  # T(...) in a dialog
     assert "Touchez une ou plusieurs réponses, puis « Suivant »." in msgids  # a getter
-    assert ("{n} répondant", "{n} répondants") in msgids  # ngettext in bot/results.py
+    assert ("{n} répondant", "{n} répondants") in msgids  # ngettext in bot/results/tally.py
     assert len(msgids) > 150
 
 

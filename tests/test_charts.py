@@ -12,11 +12,11 @@ from typing import Any
 
 from aiogram.types import BufferedInputFile, Chat, InputMediaPhoto, Message, PhotoSize
 
-from bot.charts import ChartCache, render_album
 from bot.consultation import Consultation
 from bot.i18n import Translator
-from bot.results import Results, rank
-from bot.results_view import send_album
+from bot.results.charts import ChartCache, render_album
+from bot.results.tally import Results, rank
+from bot.results.view import send_album
 from storage.repositories.survey import Tally
 from tests.test_results import C, seed_results
 

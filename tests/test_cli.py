@@ -18,7 +18,7 @@ def consultbot(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedPr
     base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")}
     base["PYTHONPATH"] = str(REPO)
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
+        [sys.executable, "-m", "consultbot", *args],
         cwd=cwd,
         env={**base, **env},
         capture_output=True,
@@ -185,7 +185,7 @@ def test_backup_on_postgres_prints_the_pg_dump_line(tmp_path: Path) -> None:
 def test_log_level_is_read_and_per_update_lines_only_at_debug() -> None:
     import logging
 
-    from bot.__main__ import log_levels
+    from consultbot.cli import log_levels
 
     assert log_levels("INFO") == (logging.INFO, logging.WARNING)
     assert log_levels("debug") == (logging.DEBUG, logging.DEBUG)
@@ -200,11 +200,11 @@ def test_log_level_reaches_the_bot(tmp_path: Path) -> None:
         "LOG_LEVEL": "DEBUG",
     }
     debug = subprocess.run(
-        [sys.executable, "-m", "bot", "migrate"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "consultbot", "migrate"], env=env, capture_output=True, text=True
     )
     env["LOG_LEVEL"] = "WARNING"
     quiet = subprocess.run(
-        [sys.executable, "-m", "bot", "migrate"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "consultbot", "migrate"], env=env, capture_output=True, text=True
     )
     assert debug.returncode == quiet.returncode == 0, debug.stderr + quiet.stderr
     assert " DEBUG " in debug.stderr

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot.ideas import IdeaService
+from bot.ideas.service import IdeaService
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Comment, NotificationState
 from storage.repositories.members import MemberRepository

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.__main__ import main
 from bot.consultation import (
     MAX_LABEL_CHARS,
     ConsultationError,
@@ -18,6 +17,7 @@ from bot.consultation import (
     parse_consultation,
     parse_duration,
 )
+from consultbot.cli import main
 from tests.support import DEFAULT_CONSULTATION, default_document
 
 

@@ -59,7 +59,7 @@ def test_dockerfile_installs_the_lock_and_copies_what_exists() -> None:
     excluded = set(left_out.group(1).lower().split("|"))
     assert excluded <= lock
     assert not excluded & {"aiogram", "sqlalchemy", "asyncpg", "redis", "matplotlib", "packaging"}
-    assert 'ENTRYPOINT ["python", "-m", "bot"]' in dockerfile and 'CMD ["run"]' in dockerfile
+    assert 'ENTRYPOINT ["python", "-m", "consultbot"]' in dockerfile and 'CMD ["run"]' in dockerfile
 
 
 def test_systemd_unit_runs_the_bot_and_restarts_it() -> None:

@@ -25,7 +25,7 @@ from bot.consultation import load_consultation
 from bot.context import AppContext
 from bot.i18n import Translator
 from storage.db import make_engine, make_sessionmaker, upgrade_async
-from storage.fsm import SQLStorage
+from storage.dialog_state.sql_storage import SQLStorage
 from storage.repositories.survey import SurveyRepository
 from tests.support import default_document, survey_now, with_dates, write_document
 
@@ -252,7 +252,7 @@ async def test_survey_closing_between_screen_and_commit_stores_nothing(
 ) -> None:
     # The dialog's check passes, then the survey closes before the answer is committed:
     # the service checks the phase again inside the storing transaction.
-    import bot.dialogs.survey as survey_dialog
+    import bot.survey.dialog as survey_dialog
 
     h = harness
     client = h.client()
@@ -438,12 +438,12 @@ async def test_picks_are_stored_at_each_tap_whatever_way_out(harness: Harness) -
 
 
 async def test_the_default_fsm_state_is_neither_read_nor_filtered_on(harness: Harness) -> None:
-    """MemberTurn (bot/middlewares/member_turn.py) skips aiogram's read of the default FSM
+    """MemberTurn (bot/telegram/middlewares/member_turn.py) skips aiogram's read of the default FSM
     state at every update: right only while no handler filters by state."""
     from aiogram.filters import StateFilter
     from aiogram.fsm.middleware import FSMContextMiddleware
 
-    from bot.middlewares.member_turn import MemberTurn
+    from bot.telegram.middlewares.member_turn import MemberTurn
 
     dp = harness.dispatcher()
     outer = list(dp.update.outer_middleware)

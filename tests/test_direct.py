@@ -1,4 +1,4 @@
-"""The tap's statements run without the ORM (storage/direct.py): what they write is what
+"""The tap's statements run without the ORM (storage/hot_path/statements.py): what they write is what
 SQLAlchemy would write, a transaction means what it says, and writers still take turns."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.db import make_engine, make_sessionmaker, upgrade_async
-from storage.direct import ASYNCPG_POOL_SIZE, Direct
+from storage.hot_path.statements import ASYNCPG_POOL_SIZE, Direct
 from storage.models import Member, Response
 from storage.repositories.members import MemberRepository
 

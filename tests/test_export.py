@@ -17,8 +17,15 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consultation import Consultation, Role, load_consultation
-from bot.export import ALL_KINDS, ExportFormat, ExportKind, ProgressBar, export, kinds_for
-from bot.handlers.export import parse_arguments
+from bot.organisers.export import (
+    ALL_KINDS,
+    ExportFormat,
+    ExportKind,
+    ProgressBar,
+    export,
+    kinds_for,
+)
+from bot.organisers.export_handlers import parse_arguments
 from storage.db import make_engine, make_sessionmaker, upgrade
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRepository
@@ -242,7 +249,7 @@ def test_command_line_export(tmp_path: Path, consultation: Consultation) -> None
     asyncio.run(prepare())
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "bot", "export", "--what", "results", "--out", str(out)],
+        [sys.executable, "-m", "consultbot", "export", "--what", "results", "--out", str(out)],
         cwd=tmp_path,
         env={
             "PATH": "/usr/bin:/bin",
@@ -261,7 +268,7 @@ def test_command_line_export(tmp_path: Path, consultation: Consultation) -> None
     fr = [r for r in rows if r["language"] == "fr" and r["question"] == "challenges"]
     assert {r["option"]: int(r["count"]) for r in fr} == SEED_COUNTS["challenges"]
     bad = subprocess.run(
-        [sys.executable, "-m", "bot", "export", "--format", "pdf"],
+        [sys.executable, "-m", "consultbot", "export", "--format", "pdf"],
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
         capture_output=True,

@@ -22,11 +22,11 @@ from bot.config import Settings
 from bot.consultation import Role, load_consultation
 from bot.context import AppContext
 from bot.i18n import Translator
-from bot.ideas import Decision, IdeaService, idea_link
-from bot.moderation import REASONS
-from bot.transitions import run_due
+from bot.ideas.cards import REASONS
+from bot.ideas.service import Decision, IdeaService, idea_link
+from bot.phases.transitions import run_due
 from storage.db import make_engine, make_sessionmaker, upgrade_async
-from storage.fsm import SQLStorage
+from storage.dialog_state.sql_storage import SQLStorage
 from storage.models import Comment, Delivery, Idea, NotificationState, Support
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRepository

@@ -11,11 +11,11 @@ import pytest
 from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from bot import member_lock
 from bot.app import create_isolation, create_storage
 from bot.config import Settings
-from bot.member_lock import SharedMemberLock
-from bot.redis_pool import redis_client
+from storage.dialog_state import member_lock
+from storage.dialog_state.member_lock import SharedMemberLock
+from storage.redis_pool import redis_client
 from tests.support import REDIS_URL, record_calls
 
 BOT_ID = 123456789
@@ -119,7 +119,7 @@ async def test_a_lock_that_lapsed_mid_update_does_not_fail_the_update(
 async def test_the_lock_reads_the_members_dialog_ahead_in_its_round_trip() -> None:
     from uuid import uuid4
 
-    from storage.redis_fsm import RedisDialogStorage
+    from storage.dialog_state.redis_storage import RedisDialogStorage
 
     await reachable()
     builder = DefaultKeyBuilder(with_destiny=True, prefix=f"ahead-{uuid4().hex[:8]}")
@@ -167,7 +167,7 @@ async def test_the_lock_reads_the_members_dialog_ahead_in_its_round_trip() -> No
 async def test_an_updates_dialog_writes_go_with_the_locks_release() -> None:
     from uuid import uuid4
 
-    from storage.redis_fsm import RedisDialogStorage
+    from storage.dialog_state.redis_storage import RedisDialogStorage
 
     await reachable()
     builder = DefaultKeyBuilder(with_destiny=True, prefix=f"turn-{uuid4().hex[:8]}")

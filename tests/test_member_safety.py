@@ -27,11 +27,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consultation import Role
-from bot.ideas import MAX_ID, IdeaService, parse_id
-from bot.moderation import ModeratorDirectory, comments_card, idea_card
-from bot.privacy import forget
+from bot.ideas.cards import ModeratorDirectory, comments_card, idea_card
+from bot.ideas.service import MAX_ID, IdeaService, parse_id
+from bot.members.privacy import forget
+from bot.phases.transitions import digest_parts
 from bot.text_budget import MESSAGE_LIMIT, clip_html, pages
-from bot.transitions import digest_parts
 from storage.models import (
     AuditEntry,
     Base,
@@ -285,7 +285,7 @@ async def test_invite_only_access_decided_for_every_private_update(h: Harness) -
     await stranger.send("/forget")
     assert "C’est définitif" in h.bot.texts()[-1]
     # An invitation opens the door.
-    from bot.invitations import create_invitation
+    from bot.members.invitations import create_invitation
 
     async with h.app.sessionmaker() as session:
         token = await create_invitation(session, Role.AMBASSADOR, 1, None, NOW)
@@ -613,13 +613,13 @@ async def test_audit_log_records_and_shows(h: Harness, tmp_path: Path) -> None:
         comment = await service.repo.add_comment(idea_id, 50, "Bob", "x", None, NOW)
         await session.commit()
         await service.hide_comment(comment.id, ADMIN, "Mia")
-    from bot.invitations import create_invitation
+    from bot.members.invitations import create_invitation
 
     async with h.app.sessionmaker() as session:
         token = await create_invitation(session, Role.OFFICIAL, 3, timedelta(days=7), NOW)
     anne = member_client(h, dp, 7)
     await anne.send(f"/start inv_{token}")
-    from bot.announcements import announce
+    from bot.organisers.announce import announce
 
     async with h.app.sessionmaker() as session:
         await announce(session, h.app.consultation.id, "all", "Salut", NOW, "d1", ADMIN, "Mia")

@@ -15,10 +15,10 @@ from aiogram.methods import GetChatAdministrators, SendMessage, TelegramMethod
 from aiogram.types import Chat, Message, Update, User
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.ideas import IdeaService
-from bot.moderation import card_waiting_ideas
+from bot.ideas.cards import card_waiting_ideas
+from bot.ideas.service import IdeaService
 from storage.db import make_engine, make_sessionmaker, upgrade_async
-from storage.fsm import SQLStorage
+from storage.dialog_state.sql_storage import SQLStorage
 from storage.repositories.chats import ChatRepository
 from storage.repositories.members import MemberRepository
 from storage.repositories.outbox import NewDelivery, OutboxRepository

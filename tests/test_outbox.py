@@ -20,8 +20,8 @@ from aiogram.types import Chat, Message, PhotoSize
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.broadcast import Outbox
-from bot.ratelimit import SendLimits
+from bot.delivery.outbox import Outbox
+from bot.delivery.ratelimit import SendLimits
 from storage.models import Delivery, Member
 from storage.repositories.members import MemberRepository
 from storage.repositories.outbox import NewDelivery, OutboxRepository

@@ -18,15 +18,15 @@ from aiogram.methods import SendMessage
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.alerts import AdminAlerts
-from bot.broadcast import Outbox
 from bot.config import Settings
 from bot.consultation import load_consultation
 from bot.context import AppContext
+from bot.delivery.instances import Instance
+from bot.delivery.outbox import Outbox
+from bot.delivery.ratelimit import SendLimits
 from bot.i18n import Translator
-from bot.instance import Instance
-from bot.ratelimit import SendLimits
-from bot.status import status_report
+from bot.organisers.alerts import AdminAlerts
+from bot.organisers.status import status_report
 from storage.models import Delivery
 from storage.models import Instance as InstanceRow
 from storage.repositories.outbox import NewDelivery, OutboxRepository, backoff

@@ -6,7 +6,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 from bot.consultation import PhaseKind, load_consultation
-from bot.phases import Edge, Timeline
+from bot.phases.timeline import Edge, Timeline
 from tests.support import DEFAULT_CONSULTATION
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiogram.methods import GetUpdates, SendMessage
 
-from bot.middlewares.poll_pacing import PollPacing
+from bot.telegram.middlewares.poll_pacing import PollPacing
 
 
 class FakeTime:

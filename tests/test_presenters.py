@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.consultation import load_consultation
 from bot.i18n import Translator
-from bot.presenters import adds_to_label, option_details
+from bot.ui.presenters import adds_to_label, option_details
 from tests.support import DEFAULT_CONSULTATION
 
 C = load_consultation(DEFAULT_CONSULTATION)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from bot.ratelimit import CATCH_UP, RateLimiter, SendLimits
+from bot.delivery.ratelimit import CATCH_UP, RateLimiter, SendLimits
 
 
 class FakeClock:

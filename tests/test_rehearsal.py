@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.consultation import PhaseKind
-from bot.phases import Timeline
-from bot.rehearsal import (
+from bot.phases.rehearsal import (
     AFTER,
     OPENING_MARGIN,
     compressed,
@@ -19,6 +18,7 @@ from bot.rehearsal import (
     shifted,
     write_copy,
 )
+from bot.phases.timeline import Timeline
 from tests.support import DEFAULT_CONSULTATION
 
 # December: Brussels is at UTC+1, while the file's May dates are at UTC+2.

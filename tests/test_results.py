@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.charts import chunks, question_figure, render_album
 from bot.consultation import load_consultation
 from bot.i18n import Translator
-from bot.results import Results, compute, pack, rank, results_intro, summary_parts
+from bot.results.charts import chunks, question_figure, render_album
+from bot.results.tally import Results, compute, pack, rank, results_intro, summary_parts
 from storage.repositories.members import MemberRepository
 from storage.repositories.survey import SurveyRepository, Tally
 from tests.support import DEFAULT_CONSULTATION, SEED_COUNTS, seed_answers

@@ -23,8 +23,8 @@ from aiogram_dialog.test_tools import BotClient
 from aiogram_dialog.test_tools.keyboard import InlineButtonDataLocator
 
 from bot.consultation import Question
-from bot.dialogs import states
 from bot.i18n import LANGUAGE_NAMES
+from bot.ui import states
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRepository
 from storage.repositories.survey import SurveyRepository, free_text_answers

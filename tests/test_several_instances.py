@@ -11,11 +11,11 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.announcements import announce
 from bot.consultation import Role
-from bot.ideas import IdeaService
-from bot.ratelimit import SendLimits
-from bot.shared_ratelimit import SharedRateLimit
+from bot.delivery.ratelimit import SendLimits
+from bot.delivery.shared_ratelimit import SharedRateLimit
+from bot.ideas.service import IdeaService
+from bot.organisers.announce import announce
 from storage.db import make_engine, make_sessionmaker
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRepository

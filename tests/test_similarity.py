@@ -1,4 +1,4 @@
-from bot.similarity import most_similar, normalize, trigrams
+from bot.ideas.similarity import most_similar, normalize, trigrams
 
 
 def test_accents_and_case_do_not_matter() -> None:

@@ -14,10 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consultation import load_consultation
-from bot.survey import SurveyService, hidden_by
+from bot.survey.service import SurveyService, hidden_by
 from storage.db import make_engine, make_sessionmaker, upgrade_async
-from storage.direct import Direct
-from storage.fsm import SQLStorage
+from storage.dialog_state.sql_storage import SQLStorage
+from storage.hot_path.statements import Direct
 from storage.models import FsmRecord, Member
 from storage.repositories.members import MemberRepository
 from storage.repositories.survey import StoredAnswer, SurveyRepository

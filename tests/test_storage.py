@@ -12,9 +12,9 @@ from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consultation import Role
-from bot.invitations import create_invitation, hash_token, redeem
-from bot.redis_pool import redis_client
-from storage.fsm import SQLStorage
+from bot.members.invitations import create_invitation, hash_token, redeem
+from storage.dialog_state.sql_storage import SQLStorage
+from storage.redis_pool import redis_client
 from storage.repositories.invitations import Redeem
 from storage.repositories.members import MemberRepository
 from storage.repositories.survey import SurveyRepository
@@ -142,7 +142,7 @@ async def test_redis_fsm_storage() -> None:
 
 
 async def test_redis_dialog_storage_skips_only_writes_that_change_nothing() -> None:
-    from storage.redis_fsm import RedisDialogStorage
+    from storage.dialog_state.redis_storage import RedisDialogStorage
 
     builder = DefaultKeyBuilder(with_destiny=True, prefix=f"fsm-test-{uuid4().hex[:8]}")
     one = RedisDialogStorage(redis_client(REDIS_URL), key_builder=builder)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.consultation import load_consultation
-from bot.survey import (
+from bot.survey.service import (
     AnswerProblem,
     check_answer,
     first_unanswered,

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consultation import Consultation, load_consultation
-from bot.survey import SurveyClosed, SurveyService, first_unanswered, visible_questions
+from bot.survey.service import SurveyClosed, SurveyService, first_unanswered, visible_questions
 from storage.db import make_engine, make_sessionmaker
 from storage.models import AnswerChoice, Response
 from storage.repositories.members import MemberRepository

@@ -12,14 +12,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-import bot.transitions
+import bot.phases.transitions
 from bot.config import Settings
 from bot.consultation import load_consultation
 from bot.context import AppContext
 from bot.i18n import Translator
-from bot.presenters import when
-from bot.status import status_report
-from bot.transitions import run_due
+from bot.organisers.status import status_report
+from bot.phases.transitions import run_due
+from bot.ui.presenters import when
 from storage.models import Delivery, PhaseTransition
 from tests.support import default_document, with_dates, write_document
 from tests.test_transitions import add_members, count
@@ -83,12 +83,12 @@ async def test_a_failing_transition_is_retried_and_reported_without_blocking(
         "ideas": (NOW + 51 * H, NOW + 100 * H),
     }
     app = make_app(tmp_path, sessionmaker, dates, clock)
-    real_announce = bot.transitions.announce_phase
+    real_announce = bot.phases.transitions.announce_phase
 
     async def broken(*args: Any, **kwargs: Any) -> str:
         raise RuntimeError("the announcement broke")
 
-    monkeypatch.setattr(bot.transitions, "announce_phase", broken)
+    monkeypatch.setattr(bot.phases.transitions, "announce_phase", broken)
     # The opening fails; the reminder after it still goes out.
     assert await run_due(app) == ["survey:open:failed", "survey:remind:172800:reminded 2"]
     record = await transition(sessionmaker, "survey:open")
@@ -119,7 +119,7 @@ async def test_a_failing_transition_is_retried_and_reported_without_blocking(
     assert len(await alerts(sessionmaker)) == 1
 
     # Fixed: the next retry performs it, once.
-    monkeypatch.setattr(bot.transitions, "announce_phase", real_announce)
+    monkeypatch.setattr(bot.phases.transitions, "announce_phase", real_announce)
     clock.now += timedelta(minutes=1)
     assert await run_due(app) == ["survey:open:announced to 3"]
     record = await transition(sessionmaker, "survey:open")

@@ -13,7 +13,7 @@ from bot.config import Settings
 from bot.consultation import Role, load_consultation
 from bot.context import AppContext
 from bot.i18n import Translator
-from bot.transitions import run_due
+from bot.phases.transitions import run_due
 from storage.models import Delivery, PhaseTransition
 from storage.repositories.members import MemberRepository
 from storage.repositories.survey import SurveyRepository

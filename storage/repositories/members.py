@@ -11,12 +11,12 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from storage.direct import Direct
+from storage.hot_path.statements import Direct
 from storage.models import Member, MemberRole
 from storage.upsert import insert_for, upsert_for
 
 # Built once: every update loads its member, and building the statement costs more than
-# running it. Plain columns (storage/direct.py runs it on SQLite's driver).
+# running it. Plain columns (storage/hot_path/statements.py runs it on SQLite's driver).
 _members, _roles = Member.__table__, MemberRole.__table__
 _MEMBER_WITH_ROLES = (
     select(

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from storage.direct import Direct, Runner
+from storage.hot_path.statements import Direct, Runner
 from storage.models import AnswerChoice, QuestionAnswer, Response, UtcDateTime
 from storage.upsert import insert_for, upsert_for
 
@@ -21,7 +21,7 @@ from storage.upsert import insert_for, upsert_for
 class TapStatements:
     """The statements of a survey tap, built once per dialect: building and caching a
     statement costs more CPU than SQLite takes to run it. No expanding IN lists, so that
-    storage/direct.py can compile them once for SQLite."""
+    storage/hot_path/statements.py can compile them once for SQLite."""
 
     response: Any
     lock: Any
@@ -135,7 +135,7 @@ Answers = dict[str, "StoredAnswer"]
 
 class SurveyRepository:
     """Responses through the session, and a survey tap's statements through `direct`
-    (storage/direct.py): a runner from `direct.reading()` or `direct.writing()`."""
+    (storage/hot_path/statements.py): a runner from `direct.reading()` or `direct.writing()`."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session

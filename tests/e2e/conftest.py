@@ -23,7 +23,7 @@ ADMIN_ID = 500
 
 @dataclass
 class BotProcess:
-    """One `python -m bot run` process; its output goes to a log file kept for failures."""
+    """One `python -m consultbot run` process; its output goes to a log file kept for failures."""
 
     env: dict[str, str]
     log_path: Path
@@ -37,7 +37,7 @@ class BotProcess:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bot",
+            "consultbot",
             "run",
             cwd=REPO,
             env=self.env,

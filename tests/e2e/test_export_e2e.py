@@ -7,7 +7,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 from bot.consultation import load_consultation
-from bot.export import ALL_KINDS
+from bot.organisers.export import ALL_KINDS
 from storage.db import make_engine, make_sessionmaker, upgrade_async
 from tests.e2e.conftest import ADMIN_ID, E2E
 from tests.support import SEED_COUNTS, SEED_RESPONDENTS, survey_now

@@ -114,7 +114,7 @@ async def test_survey_results_and_moderation_in_the_browser(tmp_path: Path) -> N
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bot",
+            "consultbot",
             "playground",
             "--port",
             str(port),

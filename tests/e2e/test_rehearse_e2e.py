@@ -54,7 +54,7 @@ async def test_rehearsal_runs_the_compressed_timeline_on_its_own_database(tmp_pa
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bot",
+            "consultbot",
             "rehearse",
             "--survey",
             "1m",

@@ -79,11 +79,11 @@ async def seed_ambassadors(
 
 
 async def invitation_link(database_url: str, role: str, uses: int) -> str:
-    """`python -m bot invite ROLE --uses N --username ...`, as an organiser runs it."""
+    """`python -m consultbot invite ROLE --uses N --username ...`, as an organiser runs it."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot",
+        "consultbot",
         "invite",
         role,
         "--uses",

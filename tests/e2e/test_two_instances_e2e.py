@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.consultation import load_consultation
 from bot.i18n import Translator
-from bot.results import results_intro
+from bot.results.tally import results_intro
 from playground import SimUser
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Delivery, Instance, PhaseTransition

@@ -1,0 +1,1 @@
+"""Delivery: the durable outbox, Telegram's limits, instances and claims."""

@@ -1,0 +1,414 @@
+"""The durable outbox sender: Telegram's rate limits, retries, blocked users, crash resume."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramForbiddenError,
+    TelegramMigrateToChat,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, InputMediaPhoto, Message
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.context import Clock, system_clock
+from bot.delivery.instances import Instance
+from bot.delivery.ratelimit import RateLimiter, SendLimits
+from bot.delivery.shared_ratelimit import SharedRateLimit
+from bot.organisers.alerts import AdminAlerts
+from storage.models import Delivery
+from storage.repositories.chats import ChatRepository
+from storage.repositories.members import MemberRepository
+from storage.repositories.outbox import OutboxRepository, album_items, backoff
+
+log = logging.getLogger(__name__)
+CLAIM_SECONDS = 2.0  # a claim holds about this much sending at the rate: little to re-queue
+LEGACY_STALE = timedelta(minutes=2)  # claims without an owner (made before owners existed)
+UPLOAD_POLL = 0.02  # seconds between two looks at an upload in progress
+FLUSH_EVERY = 0.02  # seconds between two writes of the 'sent' results
+
+
+class Outbox:
+    """Delivers what the outbox table holds; one task per process, safe with several processes.
+
+    Claims are small and owned by this process's instance token; the instance's heartbeat
+    re-queues the claims of instances that are gone (see bot/delivery/instances.py). Transient errors
+    (429, 5xx, network) are retried with a back-off capped at 5 minutes until the message has
+    failed for `max_age`; other errors fail at once and are listed for organisers."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        bot: Bot,
+        limits: SendLimits,
+        clock: Clock = system_clock,
+        monotonic: Callable[[], float] = time.monotonic,
+        batch: int | None = None,
+        concurrency: int = 16,
+        on_sent: Callable[[Delivery, Message], object] | None = None,
+        instance: Instance | None = None,
+        max_age: timedelta = timedelta(hours=48),
+        alerts: AdminAlerts | None = None,
+        shared: SharedRateLimit | None = None,
+        on_photo_uploaded: Callable[[bytes, str], None] | None = None,
+    ) -> None:
+        # Told (bytes, file_id) when an album photo was uploaded: /results reuses it.
+        self.on_photo_uploaded = on_photo_uploaded
+        self.sent_buffer: list[tuple[int, dict[str, object]]] = []
+        self.sessionmaker = sessionmaker
+        self.bot = bot
+        self.clock = clock
+        self.limiter = RateLimiter(limits, monotonic)
+        self.monotonic = monotonic
+        self.batch = batch or max(1, int(limits.per_second * CLAIM_SECONDS))
+        self.slots = asyncio.Semaphore(concurrency)
+        self.wakeup = asyncio.Event()
+        self.in_flight: set[int] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.upload_locks: dict[int, asyncio.Lock] = {}
+        self.file_ids: dict[int, str] = {}
+        # An album's media id -> its photos' file_ids, once uploaded.
+        self.album_file_ids: dict[int, list[str]] = {}
+        self.on_sent = on_sent
+        self.instance = instance or Instance(sessionmaker, clock=clock)
+        self.owned: set[int] = set()  # deliveries claimed and not yet settled in the database
+        self.max_age = max_age
+        self.alerts = alerts
+        self.shared = shared
+        self.not_before: dict[int, float] = {}  # delivery id -> monotonic (shared chat limit)
+
+    def wake(self) -> None:
+        """Called after a commit that queued deliveries, so they leave at once."""
+        self.wakeup.set()
+
+    async def _flush_sent(self) -> None:
+        """Write the buffered 'sent' results in one transaction; keep them on failure."""
+        if not self.sent_buffer:
+            return
+        batch, self.sent_buffer = self.sent_buffer, []
+        try:
+            async with self.sessionmaker() as session:
+                repo = OutboxRepository(session)
+                for delivery_id, values in batch:
+                    await repo.settle(delivery_id, **values)
+                await session.commit()
+        except Exception:
+            log.exception("outbox: recording %d sent messages failed; will retry", len(batch))
+            self.sent_buffer[:0] = batch
+            return
+        self.owned.difference_update(delivery_id for delivery_id, _ in batch)
+        self.wakeup.set()  # those chats' next messages may now be claimed
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            await self._flush_sent()
+
+    async def run(self) -> None:
+        # Joining re-queues what a predecessor of this instance (a crash) had claimed.
+        while not self.instance.registered:
+            try:
+                await self.instance.register()
+            except Exception:
+                log.exception("outbox: cannot register this instance; retrying in a second")
+                await asyncio.sleep(1)
+        flusher = asyncio.create_task(self._flush_loop(), name="outbox-flush")
+        heart = asyncio.create_task(
+            self.instance.keep_alive(lambda: set(self.owned), self.wake), name="heartbeat"
+        )
+        try:
+            while True:
+                try:
+                    if not await self.pump():
+                        await self._idle()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # e.g. the database went away: keep trying, never die
+                    log.exception("outbox: sender loop failed; retrying in a second")
+                    await asyncio.sleep(1)
+        finally:
+            if self.tasks:
+                await asyncio.gather(*self.tasks, return_exceptions=True)
+            for task in (flusher, heart):
+                task.cancel()
+            await asyncio.gather(flusher, heart, return_exceptions=True)
+            await self._flush_sent()
+            with contextlib.suppress(Exception):
+                await self.instance.retire()
+
+    async def _idle(self) -> None:
+        async with self.sessionmaker() as session:
+            due = await OutboxRepository(session).next_due()
+        timeout = 1.0
+        if due is not None:
+            timeout = min(timeout, max(0.05, (due - self.clock()).total_seconds()))
+        self.wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wakeup.wait(), timeout)
+        # Python 3.11's wait_for loses a cancellation that arrives as the event is set: the
+        # sender then ran on forever after shutdown asked it to stop.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+
+    async def pump(self) -> bool:
+        """Claim one small batch of due deliveries and send it, respecting the limits."""
+        async with self.sessionmaker() as session:
+            rows = await OutboxRepository(session).claim_due(
+                self.clock(), self.batch, self.instance.token, exclude=list(self.in_flight)
+            )
+            await session.commit()
+        if not rows:
+            return False
+        self.owned.update(row.id for row in rows)
+        queue: list[tuple[float, int, Delivery]] = []
+        for row in rows:
+            heapq.heappush(queue, (self._delay(row), row.id, row))
+        while queue:
+            _, _, row = heapq.heappop(queue)
+            wait = self._delay(row)
+            if wait > 0:
+                if queue and queue[0][0] < wait:
+                    heapq.heappush(queue, (wait, row.id, row))
+                    continue
+                await asyncio.sleep(wait)
+                if (again := self._delay(row)) > 0:
+                    heapq.heappush(queue, (again, row.id, row))
+                    continue
+            if self.shared is not None:
+                grant = await self.shared.reserve(row.chat_id, row.is_group)
+                if not grant.granted:  # another instance sent to this chat a moment ago
+                    self.not_before[row.id] = self.monotonic() + grant.wait
+                    heapq.heappush(queue, (grant.wait, row.id, row))
+                    continue
+                if grant.wait > 0:
+                    await asyncio.sleep(grant.wait)
+            self.not_before.pop(row.id, None)
+            await self.slots.acquire()
+            self.limiter.record(row.chat_id, row.is_group)
+            self.in_flight.add(row.chat_id)
+            task = asyncio.create_task(self._deliver(row))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            # Let the task send now: the limiter recorded this instant. Without it, a whole
+            # batch is recorded first and its requests leave together later, bunched enough
+            # to exceed the overall limit as Telegram measures it.
+            await asyncio.sleep(0)
+            # The others' keys may now be stale: each is checked again when popped.
+        return True
+
+    def _delay(self, row: Delivery) -> float:
+        """Until this row may go: the limits, and a photo whose first upload is under way
+        waits for its file_id here rather than queueing behind the upload (queued sends
+        would all leave together when it ends: a burst the limiter never saw)."""
+        wait = self.limiter.delay(row.chat_id, row.is_group)
+        if row.id in self.not_before:
+            wait = max(wait, self.not_before[row.id] - self.monotonic())
+        if (
+            row.media_id is not None
+            and row.media_id not in self.file_ids
+            and row.media_id not in self.album_file_ids
+        ):
+            lock = self.upload_locks.get(row.media_id)
+            if lock is not None and lock.locked():
+                wait = max(wait, UPLOAD_POLL)
+        return wait
+
+    async def _deliver(self, row: Delivery) -> None:
+        sent = False
+        try:
+            message = await self._send(row)
+            sent = True
+        except TelegramRetryAfter as exc:
+            self.limiter.pause(exc.retry_after)
+            if self.shared is not None:
+                await self.shared.pause(exc.retry_after)
+            await self._transient(row, exc.retry_after, f"429 retry after {exc.retry_after}", False)
+        except TelegramForbiddenError as exc:
+            await self._settle_blocked(row, exc.message)
+        except TelegramMigrateToChat as exc:
+            await self._settle_migrated(row, exc.migrate_to_chat_id)
+        except (TelegramServerError, TelegramNetworkError, TimeoutError) as exc:
+            delay = backoff(row.attempts + 1).total_seconds()
+            await self._transient(row, delay, str(exc) or type(exc).__name__, True)
+        except TelegramAPIError as exc:  # 400 and the like: sending again would not help
+            await self._fail(row, exc.message)
+        except Exception as exc:  # never let one message stop the sender
+            log.exception("outbox: delivery %s failed unexpectedly", row.id)
+            await self._fail(row, repr(exc))
+        else:
+            # Recorded in batches (see _flush_sent): one transaction per message would cost
+            # far more than the HTTP call itself.
+            self.sent_buffer.append(
+                (
+                    row.id,
+                    {
+                        "status": "sent",
+                        "sent_at": self.clock(),
+                        "message_id": message.message_id,
+                        "error": None,
+                    },
+                )
+            )
+            if self.on_sent is not None:
+                result = self.on_sent(row, message)
+                if asyncio.iscoroutine(result):
+                    await result
+        finally:
+            if not sent:  # a sent one stays owned until its 'sent' is written
+                self.owned.discard(row.id)
+            self.in_flight.discard(row.chat_id)
+            self.slots.release()
+            self.wakeup.set()
+
+    async def _send(self, row: Delivery) -> Message:
+        markup = (
+            InlineKeyboardMarkup.model_validate(json.loads(row.reply_markup))
+            if row.reply_markup
+            else None
+        )
+        if row.media_id is None:
+            return await self.bot.send_message(row.chat_id, row.text or "", reply_markup=markup)
+        if row.media_id in self.album_file_ids:
+            return await self._send_album(row, self.album_file_ids[row.media_id])
+        file_id = self.file_ids.get(row.media_id)
+        if file_id is not None:
+            return await self.bot.send_photo(
+                row.chat_id, file_id, caption=row.text, reply_markup=markup
+            )
+        lock = self.upload_locks.setdefault(row.media_id, asyncio.Lock())
+        async with lock:  # the first one uploads; the others wait, then reuse its file_id
+            self.limiter.restamp(row.chat_id, row.is_group)
+            if row.media_id in self.file_ids:
+                return await self.bot.send_photo(
+                    row.chat_id, self.file_ids[row.media_id], caption=row.text, reply_markup=markup
+                )
+            if row.media_id in self.album_file_ids:
+                return await self._send_album(row, self.album_file_ids[row.media_id])
+            async with self.sessionmaker() as session:
+                media = await OutboxRepository(session).media(row.media_id)
+            if media is None:
+                return await self.bot.send_message(row.chat_id, row.text or "", reply_markup=markup)
+            items = album_items(media)
+            if items is not None:
+                return await self._upload_album(row, media.id, items)
+            photo: str | BufferedInputFile = media.file_id or BufferedInputFile(
+                media.data, filename=media.filename
+            )
+            self.limiter.restamp(row.chat_id, row.is_group)  # after the media's read
+            message = await self.bot.send_photo(
+                row.chat_id, photo, caption=row.text, reply_markup=markup
+            )
+            if media.file_id:
+                self.file_ids[media.id] = media.file_id
+            elif message.photo:
+                self.file_ids[media.id] = message.photo[-1].file_id
+                async with self.sessionmaker() as session:
+                    await OutboxRepository(session).set_file_id(media.id, message.photo[-1].file_id)
+                    await session.commit()
+            return message
+
+    async def _send_album(self, row: Delivery, photos: list[str | BufferedInputFile]) -> Message:
+        """sendMediaGroup, the delivery's text as the first photo's caption; the first
+        message stands for the album in the outbox's records."""
+        media = [
+            InputMediaPhoto(media=photo, caption=row.text if i == 0 else None)
+            for i, photo in enumerate(photos)
+        ]
+        return (await self._media_group(row.chat_id, media))[0]
+
+    async def _media_group(self, chat_id: int, media: list[InputMediaPhoto]) -> list[Message]:
+        if len(media) == 1:  # sendMediaGroup takes 2 to 10 items
+            return [await self.bot.send_photo(chat_id, media[0].media, caption=media[0].caption)]
+        return list(await self.bot.send_media_group(chat_id, media))  # type: ignore[arg-type]
+
+    async def _upload_album(self, row: Delivery, album_id: int, items: list[int]) -> Message:
+        """The first send of an album (under its upload lock): photos Telegram does not hold
+        yet are uploaded, and every file_id is kept for the next chats."""
+        async with self.sessionmaker() as session:
+            repo = OutboxRepository(session)
+            photos = [await repo.media(i) for i in items]
+        known = [p for p in photos if p is not None]
+        sources: list[str | BufferedInputFile] = [
+            p.file_id or BufferedInputFile(p.data, filename=p.filename) for p in known
+        ]
+        self.limiter.restamp(row.chat_id, row.is_group)  # after the media's read
+        media = [
+            InputMediaPhoto(media=source, caption=row.text if i == 0 else None)
+            for i, source in enumerate(sources)
+        ]
+        messages = await self._media_group(row.chat_id, media)
+        file_ids = [m.photo[-1].file_id if m.photo else "" for m in messages]
+        if len(file_ids) == len(known) and all(file_ids):
+            self.album_file_ids[album_id] = list(file_ids)
+            async with self.sessionmaker() as session:
+                repo = OutboxRepository(session)
+                for photo, file_id in zip(known, file_ids, strict=True):
+                    if photo.file_id != file_id:
+                        await repo.set_file_id(photo.id, file_id)
+                await session.commit()
+            if self.on_photo_uploaded is not None:
+                for photo, file_id in zip(known, file_ids, strict=True):
+                    self.on_photo_uploaded(photo.data, file_id)
+        return messages[0]
+
+    async def _transient(self, row: Delivery, delay: float, error: str, count: bool) -> None:
+        """Try again later, until the message has been failing for `max_age`."""
+        now = self.clock()
+        since = row.failing_since or now
+        async with self.sessionmaker() as session:
+            if now - since >= self.max_age:
+                hours = self.max_age.total_seconds() / 3600
+                error = f"gave up after {hours:g} h: {error}"
+                await OutboxRepository(session).settle(
+                    row.id, status="failed", error=error[:255], claimed_by=None
+                )
+                permanent = True
+            else:
+                at = now + timedelta(seconds=delay)
+                await OutboxRepository(session).retry_later(row.id, at, error, count, since)
+                permanent = False
+            if self.alerts is not None:
+                await self.alerts.delivery_trouble(session, row, error, permanent, now)
+            await session.commit()
+
+    async def _fail(self, row: Delivery, error: str) -> None:
+        async with self.sessionmaker() as session:
+            await OutboxRepository(session).settle(
+                row.id, status="failed", error=error[:255], claimed_by=None
+            )
+            if self.alerts is not None:
+                await self.alerts.delivery_trouble(session, row, error, True, self.clock())
+            await session.commit()
+
+    async def _settle_migrated(self, row: Delivery, new_chat_id: int) -> None:
+        """400 "group chat was upgraded to a supergroup": remember the new id (used from now
+        on, e.g. for the moderation group) and send there what waited for the old one."""
+        log.warning("outbox: chat %s is now the supergroup %s", row.chat_id, new_chat_id)
+        async with self.sessionmaker() as session:
+            await ChatRepository(session).record_migration(row.chat_id, new_chat_id, self.clock())
+            await OutboxRepository(session).move_chat(
+                row.chat_id, new_chat_id, self.clock(), claimed=row.id
+            )
+            await session.commit()
+
+    async def _settle_blocked(self, row: Delivery, error: str) -> None:
+        async with self.sessionmaker() as session:
+            await OutboxRepository(session).block_chat(row.chat_id, error)
+            if not row.is_group:
+                await MemberRepository(session).set_blocked(row.chat_id, True)
+            elif self.alerts is not None:  # the bot was removed from the moderation group
+                await self.alerts.delivery_trouble(session, row, error, True, self.clock())
+            await session.commit()

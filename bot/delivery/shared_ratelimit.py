@@ -1,0 +1,96 @@
+"""The overall send rate shared by every instance through Redis (REDIS_URL): each send takes
+the next free slot from one atomic script, on Redis's clock. Without Redis, each process paces
+itself alone (bot/delivery/ratelimit.py), which is right only for a single instance."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from bot.delivery.ratelimit import SendLimits
+
+log = logging.getLogger(__name__)
+
+# KEYS: next free overall slot, the chat's next free instant, paused-until (after a 429).
+# ARGV: overall gap, the chat's interval, key lifetime (ms).
+# Returns {granted (1/0), seconds to wait}: when the chat is not ready nothing is reserved.
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local chat_ready = tonumber(redis.call('GET', KEYS[2]) or '0')
+if chat_ready > now then
+  return {0, tostring(chat_ready - now)}
+end
+local at = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'),
+                    tonumber(redis.call('GET', KEYS[3]) or '0'))
+redis.call('SET', KEYS[1], tostring(at + tonumber(ARGV[1])), 'PX', ARGV[3])
+redis.call('SET', KEYS[2], tostring(at + tonumber(ARGV[2])), 'PX', ARGV[3])
+return {1, tostring(at - now)}
+"""
+_PAUSE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local until_ = math.max(now + tonumber(ARGV[1]), tonumber(redis.call('GET', KEYS[1]) or '0'))
+redis.call('SET', KEYS[1], tostring(until_), 'PX', math.ceil(tonumber(ARGV[1]) * 1000) + 1000)
+return tostring(until_ - now)
+"""
+
+
+@dataclass(frozen=True)
+class Grant:
+    granted: bool  # False: the chat is not ready (another instance sent to it); nothing reserved
+    wait: float  # seconds until the slot (granted) or until the chat is ready (not granted)
+
+
+class SharedRateLimit:
+    def __init__(self, redis: Any, limits: SendLimits, prefix: str) -> None:
+        self.redis = redis
+        self.limits = limits
+        self.prefix = prefix
+        self.reserve_script = redis.register_script(_RESERVE)
+        self.pause_script = redis.register_script(_PAUSE)
+        self.broken = False
+
+    @classmethod
+    def from_url(cls, url: str, limits: SendLimits, bot_id: str) -> SharedRateLimit:
+        from storage.redis_pool import redis_client
+
+        return cls(redis_client(url), limits, f"consultbot:{bot_id}:rate")
+
+    async def reserve(self, chat_id: int, is_group: bool) -> Grant:
+        margin = self.limits.margin
+        gap = (1.0 + margin) / self.limits.per_second
+        if is_group:  # 20 per minute, spread out: one every 3 s
+            interval = 60.0 / self.limits.group_per_minute + margin
+        else:
+            interval = self.limits.private_interval + margin
+        try:
+            granted, wait = await self.reserve_script(
+                keys=[
+                    f"{self.prefix}:next",
+                    f"{self.prefix}:chat:{chat_id}",
+                    f"{self.prefix}:pause",
+                ],
+                args=[repr(gap), repr(interval), 120_000],
+            )
+        except Exception as exc:  # Redis down: each instance paces itself meanwhile
+            self._warn(exc)
+            return Grant(True, 0.0)
+        self.broken = False
+        return Grant(bool(int(granted)), max(0.0, float(wait)))
+
+    async def pause(self, seconds: float) -> None:
+        """A 429 seen by one instance holds every instance back."""
+        try:
+            await self.pause_script(keys=[f"{self.prefix}:pause"], args=[repr(float(seconds))])
+        except Exception as exc:
+            self._warn(exc)
+
+    def _warn(self, exc: Exception) -> None:
+        if not self.broken:
+            log.warning("shared rate limit unavailable (%s): pacing this instance alone", exc)
+        self.broken = True
+
+    async def close(self) -> None:
+        await self.redis.aclose(close_connection_pool=True)

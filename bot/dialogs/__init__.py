@@ -1,1 +1,0 @@
-"""aiogram-dialog dialogs, one per module; their states are in states.py."""

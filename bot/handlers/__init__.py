@@ -1,1 +1,0 @@
-"""Plain aiogram routers: commands, errors (and, later, the moderation group and admin)."""

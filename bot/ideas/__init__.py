@@ -1,0 +1,1 @@
+"""Ideas: submit, browse, support, comment; moderation cards and buttons."""

@@ -1,0 +1,1 @@
+"""Members: registration, invitations, language, privacy (/mydata, /forget)."""

@@ -1,0 +1,122 @@
+"""Private-chat commands: /start (with invitation payloads), /language, /help."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.types import CallbackQuery, Message
+from aiogram_dialog import DialogManager, ShowMode, StartMode
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.context import AppContext
+from bot.ideas.service import IDEA_PAYLOAD, parse_id
+from bot.members.invitations import PAYLOAD_PREFIX
+from bot.members.service import MemberService
+from bot.ui.presenters import help_text, welcome_text
+from bot.ui.states import Ideas, LanguagePick, MainMenu
+from storage.repositories.invitations import Redeem
+from storage.repositories.members import MemberRecord
+
+
+def invitation_text(app: AppContext, outcome: Redeem) -> str:
+    _ = app.translator.gettext
+    return {
+        Redeem.OK: _("✅ Invitation acceptée : bienvenue !"),
+        Redeem.ALREADY: _("Vous avez déjà utilisé cette invitation : bienvenue à nouveau !"),
+        Redeem.UNKNOWN: _(
+            "❌ Ce lien d’invitation n’est pas valide. Demandez-en un nouveau aux organisateurs."
+        ),
+        Redeem.EXPIRED: _(
+            "⌛ Ce lien d’invitation a expiré. Demandez-en un nouveau aux organisateurs."
+        ),
+        Redeem.USED_UP: _(
+            "Ce lien d’invitation a déjà servi autant de fois que prévu. Demandez-en un nouveau aux organisateurs."
+        ),
+    }[outcome]
+
+
+async def start(
+    message: Message,
+    command: CommandObject,
+    dialog_manager: DialogManager,
+    app: AppContext,
+    session: AsyncSession,
+    member: MemberRecord,
+    lang: str,
+) -> None:
+    service = MemberService(session, app)
+    payload = (command.args or "").strip()
+    if payload.startswith(PAYLOAD_PREFIX):
+        outcome = await service.use_invitation(member, payload.removeprefix(PAYLOAD_PREFIX))
+        await message.answer(invitation_text(app, outcome.outcome))
+    if not service.has_access(member):
+        await message.answer(
+            app.translator.gettext(
+                "Cette consultation est réservée aux personnes invitées. Ouvrez le lien "
+                "d’invitation reçu des organisateurs."
+            )
+        )
+        return
+    shared = payload.startswith(IDEA_PAYLOAD)
+    idea_id = parse_id(payload.removeprefix(IDEA_PAYLOAD)) if shared else None
+    if shared and idea_id is None:
+        # A mangled or forged link: say so, then the menu as usual.
+        await message.answer(
+            app.translator.gettext("Ce lien ne mène à aucune idée : voici le menu.")
+        )
+    if member.language is None:
+        # Language first; the shared idea (if any) opens right after.
+        data = {"welcome": True, "idea": idea_id}
+        await dialog_manager.start(LanguagePick.choose, data=data, mode=StartMode.RESET_STACK)
+        return
+    if idea_id is not None:
+        # Opened from a shared link: straight to the idea, with the menu under it.
+        await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
+        await dialog_manager.start(Ideas.idea, data={"idea": idea_id})
+        return
+    await message.answer(welcome_text(app, lang))
+    await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
+
+
+async def menu(message: Message, dialog_manager: DialogManager) -> None:
+    await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
+
+
+async def language(message: Message, dialog_manager: DialogManager) -> None:
+    await dialog_manager.start(LanguagePick.choose, mode=StartMode.RESET_STACK)
+
+
+async def help_command(message: Message, app: AppContext, lang: str) -> None:
+    await message.answer(help_text(app, lang))
+
+
+async def fallback(message: Message, dialog_manager: DialogManager, app: AppContext) -> None:
+    """Anything else outside a dialog: say how to go on, then show the menu."""
+    await message.answer(
+        app.translator.gettext("Je n’ai pas compris. Voici le menu : utilisez les boutons.")
+    )
+    await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+
+
+async def unknown_button(query: CallbackQuery, app: AppContext) -> None:
+    """A button no handler recognises (forged, or from an older version): answered, so the
+    client stops waiting."""
+    await query.answer(app.translator.gettext("Ce bouton n’est plus actif."))
+
+
+def build_router() -> Router:
+    r = Router(name="commands")
+    r.message.filter(F.chat.type == "private")
+    r.message.register(start, CommandStart())
+    r.message.register(menu, Command("menu"))
+    r.message.register(language, Command("language"))
+    r.message.register(help_command, Command("help"))
+    return r
+
+
+def build_fallback_router() -> Router:
+    r = Router(name="fallback")
+    r.message.filter(F.chat.type == "private")
+    r.message.register(fallback)
+    r.callback_query.register(unknown_button)
+    return r

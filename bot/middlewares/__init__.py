@@ -1,1 +1,0 @@
-"""Outer middlewares: database session, member + language, throttling."""

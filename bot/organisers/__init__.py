@@ -1,0 +1,1 @@
+"""Organisers: announce, status, export, audit, alerts."""

@@ -1,0 +1,375 @@
+"""Organisers' exports: responses (pseudonymised), ideas, comments and results, in CSV or xlsx.
+
+Column names are stable identifiers (the same in every language) so that formulas and scripts
+keep working; labels are given in the export's language. Times are in the consultation's time
+zone. CSV is UTF-8 with a BOM, so spreadsheet tools show accents.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TextIO
+
+from openpyxl.cell import WriteOnlyCell
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.consultation import Consultation
+from bot.results.tally import compute
+from storage.repositories import export as repo
+
+Cell = str | int | float | datetime | None
+Progress = Callable[[int, int], None]  # (rows done, rows in all)
+
+
+class ExportKind(StrEnum):
+    RESPONSES = "responses"
+    IDEAS = "ideas"
+    COMMENTS = "comments"
+    RESULTS = "results"
+
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    XLSX = "xlsx"
+
+
+ALL_KINDS = tuple(ExportKind)
+
+
+@dataclass
+class Table:
+    kind: ExportKind
+    headers: list[str]
+    rows: AsyncIterator[list[Cell]]
+    total: int
+
+
+def kinds_for(what: str) -> tuple[ExportKind, ...]:
+    """'all' or one kind -> the kinds to export; ValueError for anything else."""
+    if what == "all":
+        return ALL_KINDS
+    return (ExportKind(what),)
+
+
+def _local(moment: datetime | None, consultation: Consultation) -> datetime | None:
+    # Spreadsheets know no time zones: local wall-clock time of the consultation.
+    if moment is None:
+        return None
+    return moment.astimezone(consultation.tz).replace(tzinfo=None, microsecond=0)
+
+
+# ---------------------------------------------------------------- tables
+
+
+def response_headers(consultation: Consultation) -> list[str]:
+    headers = ["respondent", "language", "submitted_at"]
+    for q in consultation.questions:
+        if q.kind == "multi":
+            headers.extend(f"{q.id}:{o.id}" for o in q.options)
+        else:  # single: the chosen option's id; text: the answer itself
+            headers.append(q.id)
+    return headers
+
+
+def response_row(
+    number: int, response: repo.ExportedResponse, consultation: Consultation
+) -> list[Cell]:
+    row: list[Cell] = [
+        number,
+        response.language or consultation.source_language,
+        _local(response.submitted_at, consultation),
+    ]
+    for q in consultation.questions:
+        asked = q.id in response.seen
+        chosen = response.choices.get(q.id, set())
+        if q.kind == "multi":
+            # Empty cells for a question never asked (its condition was not met).
+            row.extend((1 if o.id in chosen else 0) if asked else None for o in q.options)
+        elif q.kind == "single":
+            row.append(next(iter(sorted(chosen)), None))
+        else:
+            row.append(response.texts.get(q.id))
+    return row
+
+
+async def _responses(session: AsyncSession, consultation: Consultation) -> Table:
+    async def rows() -> AsyncIterator[list[Cell]]:
+        number = 0
+        async for page in repo.submitted_responses(session, consultation.id):
+            for response in page:
+                number += 1  # a pseudonym: the rank of submission, never the member's id
+                yield response_row(number, response, consultation)
+
+    total = await repo.count_submitted(session, consultation.id)
+    return Table(ExportKind.RESPONSES, response_headers(consultation), rows(), total)
+
+
+def _decision(status: str, decided_at: datetime | None) -> str:
+    if status == "rejected":
+        return "rejected"
+    return "approved" if decided_at is not None else ""
+
+
+async def _ideas(session: AsyncSession, consultation: Consultation, lang: str) -> Table:
+    found = await repo.ideas(session, consultation.id)
+    phase = next((p for p in consultation.phases if p.projects), None)
+
+    def project_title(project_id: str) -> str:
+        project = phase.project(project_id) if phase else None
+        return consultation.text(project.title, lang) if project else project_id
+
+    headers = [
+        "idea",
+        "project",
+        "project_title",
+        "title",
+        "text",
+        "status",
+        "supports",
+        "comments",
+        "submitted_at",
+        "decision",
+        "reject_reason",
+        "decided_by",
+        "decided_at",
+    ]
+    rows = [
+        [
+            idea.id,
+            idea.project_id,
+            project_title(idea.project_id),
+            idea.title,
+            idea.text,
+            idea.status,
+            idea.supports,
+            n_comments,
+            _local(idea.created_at, consultation),
+            _decision(idea.status, idea.decided_at),
+            idea.reject_reason,
+            idea.decided_by_name,
+            _local(idea.decided_at, consultation),
+        ]
+        for idea, n_comments in found
+    ]
+    return Table(ExportKind.IDEAS, headers, _iterate(rows), len(rows))
+
+
+async def _comments(session: AsyncSession, consultation: Consultation) -> Table:
+    found = await repo.comments(session, consultation.id)
+    headers = [
+        "comment",
+        "idea",
+        "project",
+        "reply_to",
+        "text",
+        "status",
+        "hidden_by",
+        "submitted_at",
+    ]
+    rows = [
+        [
+            comment.id,
+            idea.id,
+            idea.project_id,
+            comment.parent_id,
+            comment.text,
+            "hidden" if comment.hidden else "visible",
+            comment.hidden_by_name,
+            _local(comment.created_at, consultation),
+        ]
+        for comment, idea in found
+    ]
+    return Table(ExportKind.COMMENTS, headers, _iterate(rows), len(rows))
+
+
+async def _results(session: AsyncSession, consultation: Consultation) -> Table:
+    """The ranked counts, with labels in each language of the consultation, and how many
+    respondents of each language chose each option."""
+    results = await compute(session, consultation)
+    by_language = await repo.choice_counts_by_language(session, consultation.id)
+    languages = consultation.languages
+    source = consultation.source_language
+    headers = [
+        "language",
+        "question",
+        "question_text",
+        "rank",
+        "option",
+        "option_label",
+        "count",
+        "share_percent",
+        "respondents_asked",
+        *(f"count_{lang}" for lang in languages),
+    ]
+    rows: list[list[Cell]] = []
+    for lang in languages:
+        for qr in results.questions:
+            q = qr.question
+            for rank, ranked in enumerate(qr.options, start=1):
+                option = q.option(ranked.option_id)
+                label = option.text or option.label if option else None
+                per_language = [
+                    sum(
+                        n
+                        for (qid, oid, member_lang), n in by_language.items()
+                        if qid == q.id
+                        and oid == ranked.option_id
+                        and (member_lang or source) == other
+                    )
+                    for other in languages
+                ]
+                rows.append(
+                    [
+                        lang,
+                        q.id,
+                        consultation.text(q.text, lang),
+                        rank,
+                        ranked.option_id,
+                        consultation.text(label, lang),
+                        ranked.count,
+                        round(ranked.share * 100, 1),
+                        qr.seen,
+                        *per_language,
+                    ]
+                )
+    return Table(ExportKind.RESULTS, headers, _iterate(rows), len(rows))
+
+
+async def _iterate(rows: Iterable[list[Cell]]) -> AsyncIterator[list[Cell]]:
+    for row in rows:
+        yield row
+
+
+async def build_tables(
+    session: AsyncSession,
+    consultation: Consultation,
+    kinds: Sequence[ExportKind],
+    lang: str | None = None,
+) -> list[Table]:
+    lang = lang or consultation.source_language
+    out = []
+    for kind in kinds:
+        if kind == ExportKind.RESPONSES:
+            out.append(await _responses(session, consultation))
+        elif kind == ExportKind.IDEAS:
+            out.append(await _ideas(session, consultation, lang))
+        elif kind == ExportKind.COMMENTS:
+            out.append(await _comments(session, consultation))
+        else:
+            out.append(await _results(session, consultation))
+    return out
+
+
+# ---------------------------------------------------------------- files
+
+
+# A text cell starting with one of these is a formula to spreadsheet tools: members' texts
+# must never run as one ("CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Cell) -> str | int | float:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value  # the quote spreadsheet tools read as "text follows"
+    return value
+
+
+def _xlsx_row(sheet: Any, row: list[Cell]) -> list[Any]:
+    out: list[Any] = []
+    for value in row:
+        if isinstance(value, str) and value.startswith("="):
+            cell = WriteOnlyCell(sheet, value=value)
+            cell.data_type = "s"  # openpyxl would store it as a formula otherwise
+            out.append(cell)
+        else:
+            out.append(value)
+    return out
+
+
+async def export(
+    session: AsyncSession,
+    consultation: Consultation,
+    kinds: Sequence[ExportKind],
+    fmt: ExportFormat,
+    out_dir: Path,
+    lang: str | None = None,
+    progress: Progress | None = None,
+) -> list[Path]:
+    """Write the export files into `out_dir` and return their paths: one CSV per kind, or one
+    xlsx workbook with a sheet per kind."""
+    out_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (a local directory: instant)
+    tables = await build_tables(session, consultation, kinds, lang)
+    total = sum(t.total for t in tables)
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None and (done % 100 == 0 or done == total):
+            progress(done, total)
+
+    if progress is not None:
+        progress(0, total)
+    if fmt == ExportFormat.CSV:
+        paths = []
+        for table in tables:
+            path = out_dir / f"{consultation.id}-{table.kind}.csv"
+            # utf-8-sig writes the BOM that spreadsheet tools look for
+            with path.open("w", encoding="utf-8-sig", newline="") as fp:
+                writer = csv.writer(fp)
+                writer.writerow(table.headers)
+                async for row in table.rows:
+                    writer.writerow([_csv_cell(v) for v in row])
+                    step()
+            paths.append(path)
+        return paths
+
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    workbook = Workbook(write_only=True)
+    bold = Font(bold=True)
+    for table in tables:
+        sheet = workbook.create_sheet(str(table.kind))
+        header = []
+        for name in table.headers:
+            cell = WriteOnlyCell(sheet, value=name)
+            cell.font = bold
+            header.append(cell)
+        sheet.append(header)
+        async for row in table.rows:
+            sheet.append(_xlsx_row(sheet, row))
+            step()
+    name = "all" if len(tables) > 1 else str(tables[0].kind)
+    path = out_dir / f"{consultation.id}-{name}.xlsx"
+    workbook.save(path)
+    return [path]
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal (or wherever asked: `always=True`)."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO | None = None, always: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = always or self.stream.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total == 0:
+            return
+        filled = self.WIDTH * done // total
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        end = "\n" if done >= total else ""
+        self.stream.write(f"\rexporting [{bar}] {done}/{total} rows{end}")
+        self.stream.flush()

@@ -1,0 +1,64 @@
+"""/export for organisers: the export files, sent as documents in the private chat."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import BufferedInputFile, Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.context import AppContext
+from bot.organisers.export import ALL_KINDS, ExportFormat, ExportKind, export
+
+
+def parse_arguments(args: str | None) -> tuple[tuple[ExportKind, ...], ExportFormat] | None:
+    """'/export [responses|ideas|comments|results|all] [csv|xlsx]', in any order; None if bad."""
+    kinds: tuple[ExportKind, ...] = ALL_KINDS
+    fmt = ExportFormat.XLSX  # one workbook: the easiest to open on a phone
+    for word in (args or "").lower().split():
+        if word in ExportFormat.__members__.values():
+            fmt = ExportFormat(word)
+        elif word in ExportKind.__members__.values():
+            kinds = (ExportKind(word),)
+        elif word != "all":
+            return None
+    return kinds, fmt
+
+
+async def export_command(
+    message: Message, command: CommandObject, app: AppContext, session: AsyncSession, lang: str
+) -> None:
+    _ = app.translator.gettext
+    if message.from_user is None or not app.is_admin(message.from_user.id):
+        await message.answer(_("Cette commande est réservée aux organisateurs."))
+        return
+    parsed = parse_arguments(command.args)
+    if parsed is None:
+        await message.answer(
+            _(
+                "Je n’ai pas compris. Écrivez par exemple <code>/export</code>, "
+                "<code>/export csv</code> ou <code>/export ideas xlsx</code> "
+                "(responses, ideas, comments, results ; csv ou xlsx)."
+            )
+        )
+        return
+    kinds, fmt = parsed
+    with tempfile.TemporaryDirectory(prefix="consultbot-export-") as tmp:
+        paths = await export(session, app.consultation, kinds, fmt, Path(tmp), lang)
+        for path in paths:
+            await message.answer_document(BufferedInputFile(path.read_bytes(), filename=path.name))
+    await message.answer(
+        _(
+            "Export terminé : réponses pseudonymisées (un numéro par répondant), heures de {tz}."
+        ).format(tz=app.consultation.timezone)
+    )
+
+
+def build_router() -> Router:
+    r = Router(name="export")
+    r.message.filter(F.chat.type == "private")
+    r.message.register(export_command, Command("export"))
+    return r

@@ -1,0 +1,76 @@
+"""Organisers' and members' read-only commands: /status (admins), /results."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import Message
+from aiogram_dialog import DialogManager, StartMode
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.consultation import PhaseKind
+from bot.context import AppContext
+from bot.organisers.audit import CHAT_ENTRIES, audit_lines, html_lines
+from bot.organisers.status import status_report
+from bot.results.view import may_see_results, send_results
+from bot.text_budget import pack_lines
+from bot.ui.presenters import when
+from bot.ui.states import Announce
+from storage.repositories.members import MemberRecord
+
+
+async def status(message: Message, app: AppContext, session: AsyncSession, lang: str) -> None:
+    if message.from_user is None or not app.is_admin(message.from_user.id):
+        await message.answer(
+            app.translator.gettext("Cette commande est réservée aux organisateurs.")
+        )
+        return
+    await message.answer(await status_report(session, app, lang))
+
+
+async def announce(message: Message, app: AppContext, dialog_manager: DialogManager) -> None:
+    if message.from_user is None or not app.is_admin(message.from_user.id):
+        await message.answer(
+            app.translator.gettext("Cette commande est réservée aux organisateurs.")
+        )
+        return
+    await dialog_manager.start(Announce.audience, mode=StartMode.RESET_STACK)
+
+
+async def results(
+    message: Message, app: AppContext, session: AsyncSession, lang: str, member: MemberRecord | None
+) -> None:
+    if not may_see_results(app, member):
+        phase = app.consultation.phase(PhaseKind.RESULTS)
+        text = app.translator.gettext("Les résultats seront publiés le {date}.").format(
+            date=when(phase.starts, app.consultation, lang, time=True) if phase else "—"
+        )
+        await message.answer(text)
+        return
+    await send_results(message, app, session, lang, member)
+
+
+async def audit_log(message: Message, app: AppContext, session: AsyncSession) -> None:
+    _ = app.translator.gettext
+    if message.from_user is None or not app.is_admin(message.from_user.id):
+        await message.answer(_("Cette commande est réservée aux organisateurs."))
+        return
+    lines = await audit_lines(session, app.consultation, None, CHAT_ENTRIES)
+    if not lines:
+        await message.answer(_("Le journal est vide."))
+        return
+    header = _(
+        "<b>Journal</b> ({n} dernières entrées ; tout : <code>consultbot audit</code>)"
+    ).format(n=len(lines))
+    for part in pack_lines(header, html_lines(lines)):
+        await message.answer(part)
+
+
+def build_router() -> Router:
+    r = Router(name="admin")
+    r.message.filter(F.chat.type == "private")
+    r.message.register(status, Command("status"))
+    r.message.register(announce, Command("announce"))
+    r.message.register(results, Command("results"))
+    r.message.register(audit_log, Command("audit"))
+    return r

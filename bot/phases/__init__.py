@@ -1,0 +1,1 @@
+"""Phases: timeline, transitions, the scheduler, rehearsal."""

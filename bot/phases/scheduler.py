@@ -1,0 +1,108 @@
+"""APScheduler wiring: jobs derived from the consultation file at every start (never persisted)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.context import AppContext
+from bot.phases.transitions import run_due
+
+log = logging.getLogger(__name__)
+SAFETY_NET = timedelta(seconds=30)
+NOTIFICATION_TICK = timedelta(seconds=30)
+
+
+class PhaseEngine:
+    """Runs due transitions at start-up (catch-up), at their instant, and every 30 s anyway."""
+
+    def __init__(self, app: AppContext, wake_outbox: Callable[[], None]) -> None:
+        self.app = app
+        self.wake_outbox = wake_outbox
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self.lock = asyncio.Lock()
+
+    async def catch_up(self) -> list[str]:
+        async with self.lock:
+            try:
+                done = await run_due(self.app)
+            except Exception:  # a failed run is retried by the next tick
+                log.exception("phase engine: running due transitions failed")
+                return []
+        if done:
+            self.wake_outbox()
+        return done
+
+    async def flush_notifications(self) -> None:
+        from bot.ideas.service import IdeaService
+
+        try:
+            async with self.app.sessionmaker() as session:
+                await IdeaService(session, self.app).flush_notifications()
+        except Exception:
+            log.exception("flushing grouped notifications failed")
+
+    async def card_comments(self) -> None:
+        from bot.ideas.service import IdeaService
+
+        try:
+            async with self.app.sessionmaker() as session:
+                await IdeaService(session, self.app).card_comments()
+        except Exception:
+            log.exception("queueing batched comment cards failed")
+
+    def plan(self) -> None:
+        """One job per future event, with a stable id: a restart or a new date re-plans it."""
+        now = self.app.clock()
+        for event in self.app.timeline.events():
+            if event.at > now:
+                self.scheduler.add_job(
+                    self.catch_up,
+                    DateTrigger(run_date=event.at),
+                    id=f"transition:{event.key}",
+                    replace_existing=True,
+                    misfire_grace_time=None,
+                    coalesce=True,
+                )
+        self.scheduler.add_job(
+            self.flush_notifications,
+            IntervalTrigger(seconds=NOTIFICATION_TICK.total_seconds()),
+            id="notifications:flush",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+        self.scheduler.add_job(
+            self.card_comments,
+            IntervalTrigger(seconds=min(30.0, self.app.settings.comment_cards_every)),
+            id="comments:cards",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+        self.scheduler.add_job(
+            self.catch_up,
+            IntervalTrigger(seconds=SAFETY_NET.total_seconds()),
+            id="transition:safety-net",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+
+    async def start(self) -> None:
+        await self.catch_up()
+        self.plan()
+        self.scheduler.start()
+
+    def shutdown(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def jobs(self) -> list[str]:
+        return [job.id for job in self.scheduler.get_jobs()]

@@ -1,0 +1,342 @@
+"""What happens when a phase opens or closes, or a reminder falls due: exactly once, via the outbox."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import datetime, timedelta
+from html import escape
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.consultation import Phase, PhaseKind, Role
+from bot.context import AppContext
+from bot.ideas.service import idea_link
+from bot.organisers.alerts import AdminAlerts
+from bot.phases.timeline import Edge, Transition
+from bot.results.charts import chunks
+from bot.results.tally import (
+    MESSAGE_LIMIT,
+    Results,
+    compute,
+    pack,
+    results_heading,
+    results_intro,
+    summary_parts,
+)
+from bot.ui.presenters import when
+from storage.models import Idea
+from storage.repositories.ideas import IdeaRepository
+from storage.repositories.members import recipients
+from storage.repositories.outbox import NewDelivery, OutboxRepository
+from storage.repositories.survey import members_without_submission
+from storage.repositories.transitions import TransitionRepository
+
+log = logging.getLogger(__name__)
+
+
+FIRST_RETRY = timedelta(seconds=30)
+MAX_RETRY = timedelta(minutes=15)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """30 s, 1 min, 2 min … at most 15 minutes between two tries of a failed transition."""
+    return min(MAX_RETRY, FIRST_RETRY * 2 ** min(attempts - 1, 10))
+
+
+async def run_due(app: AppContext, now: datetime | None = None) -> list[str]:
+    """Record and act on every due transition not yet recorded, in time order. One that
+    raises is recorded as failed, retried later with a back-off, and does not hold back
+    the ones after it."""
+    now = now or app.clock()
+    done = []
+    await _prepare_charts(app, now)
+    for event in app.timeline.due(now):
+        key = f"{app.consultation.id}:{event.key}"
+        try:
+            async with app.sessionmaker() as session:
+                if not await TransitionRepository(session).claim(key, event.at, now):
+                    await session.rollback()
+                    continue
+                # The record and the messages it causes commit together: all or nothing.
+                outcome = await perform(session, app, event, now)
+                await TransitionRepository(session).set_outcome(key, outcome)
+                await session.commit()
+        except Exception as exc:
+            log.exception("transition %s failed", key)
+            await record_failure(app, event, key, now, exc)
+            done.append(f"{event.key}:failed")
+            continue
+        log.info("transition %s: %s", key, outcome)
+        done.append(f"{event.key}:{outcome}")
+    return done
+
+
+async def _prepare_charts(app: AppContext, now: datetime) -> None:
+    """Render the results charts before the results open, outside the transition's
+    transaction (a render takes seconds: no write lock may be held meanwhile)."""
+    c = app.consultation
+    keys = [
+        f"{c.id}:{e.key}"
+        for e in app.timeline.due(now)
+        if e.edge == Edge.OPEN
+        and any(p.id == e.phase_id and p.kind == PhaseKind.RESULTS for p in c.phases)
+    ]
+    if not keys:
+        return
+    async with app.sessionmaker() as session:
+        recorded = await TransitionRepository(session).all()
+        if all(key in recorded for key in keys):
+            return
+        results = await compute(session, c)
+    for lang in app.languages:
+        await app.charts.album(results, c, lang, app.translator)
+
+
+async def record_failure(
+    app: AppContext, event: Transition, key: str, now: datetime, exc: Exception
+) -> None:
+    """Kept for /status and the retry; the organisers are told once."""
+    error = f"{type(exc).__name__}: {exc}"
+    try:
+        async with app.sessionmaker() as session:
+            repo = TransitionRepository(session)
+            record = (await repo.all()).get(key)
+            attempts = (record.attempts if record is not None else 0) + 1
+            retry_at = now + retry_delay(attempts)
+            await repo.record_failure(key, event.at, now, error, retry_at)
+            await AdminAlerts(app).transition_failed(session, event.key, error, retry_at, now)
+            await session.commit()
+        app.wake_outbox()
+    except Exception:  # the database itself is down: the next run tries the transition again
+        log.exception("recording the failure of transition %s failed", key)
+
+
+async def perform(session: AsyncSession, app: AppContext, event: Transition, now: datetime) -> str:
+    phase = next(p for p in app.consultation.phases if p.id == event.phase_id)
+    open_now = phase.starts <= now <= phase.ends
+    if event.edge == Edge.CLOSE:
+        return "closed"
+    if event.edge == Edge.DIGEST:
+        return await send_digest(session, app, phase, event, now)
+    if event.edge == Edge.REMIND and any(
+        e.edge == Edge.REMIND and e.phase_id == phase.id and e.at > event.at
+        for e in app.timeline.due(now)
+    ):
+        # Several reminders fell due during downtime: members get the last one only.
+        return "merged into a later reminder"
+    if phase.kind == PhaseKind.RESULTS and event.edge == Edge.OPEN and now > phase.ends:
+        # The whole results phase passed while the bot was down: the results are still due.
+        return await broadcast_results(session, app, phase, now, late=True)
+    if not open_now:
+        # Caught up after downtime: an announcement for a phase already over would mislead.
+        return "skipped: phase over"
+    if event.edge == Edge.REMIND:
+        return await remind(session, app, phase, now, event.detail)
+    if phase.kind == PhaseKind.SURVEY:
+        return await announce_phase(session, app, phase, now, [Role.AMBASSADOR])
+    if phase.kind == PhaseKind.RESULTS:
+        return await broadcast_results(session, app, phase, now)
+    return await announce_phase(session, app, phase, now, [Role.AMBASSADOR, Role.OFFICIAL])
+
+
+async def announce_phase(
+    session: AsyncSession, app: AppContext, phase: Phase, now: datetime, roles: list[Role]
+) -> str:
+    c = app.consultation
+    people = await recipients(session, roles, c.source_language)
+    items = []
+    for member_id, lang in people:
+        with app.translator.use(lang):  # the interface strings too, not only the phase's texts
+            text = phase_announcement(app, phase, lang)
+        items.append(
+            NewDelivery(
+                dedupe_key=f"{c.id}:{phase.id}:open:{member_id}",
+                topic=f"announce:{phase.id}",
+                chat_id=member_id,
+                text=text,
+            )
+        )
+    await OutboxRepository(session).enqueue(items, now)
+    return f"announced to {len(items)}"
+
+
+def phase_announcement(app: AppContext, phase: Phase, lang: str) -> str:
+    c = app.consultation
+    _ = app.translator.gettext
+    title = escape(c.text(phase.title, lang))
+    end = when(phase.ends, c, lang, time=True)
+    lines = [_("📣 <b>{title}</b> : c’est ouvert, jusqu’au {end}.").format(title=title, end=end)]
+    if phase.description:
+        lines.append(escape(c.text(phase.description, lang)).strip())
+    if phase.projects:
+        lines.append("\n".join(f"• {escape(c.text(p.title, lang))}" for p in phase.projects))
+    lines.append(_("Touchez /start pour participer."))
+    return "\n\n".join(lines)
+
+
+async def remind(
+    session: AsyncSession, app: AppContext, phase: Phase, now: datetime, before_end: int
+) -> str:
+    c = app.consultation
+    people = await recipients(session, [Role.AMBASSADOR], c.source_language)
+    languages = dict(people)
+    pending = await members_without_submission(session, c.id, [m for m, _ in people])
+    _ = app.translator.gettext
+    items = []
+    for member_id in pending:
+        lang = languages[member_id]
+        with app.translator.use(lang):
+            text = _(
+                "⏰ Le sondage « {title} » se termine le {end}. Vous n’avez pas encore envoyé "
+                "vos réponses : touchez /start pour continuer."
+            ).format(
+                title=escape(c.text(phase.title, lang)), end=when(phase.ends, c, lang, time=True)
+            )
+        items.append(
+            NewDelivery(
+                dedupe_key=f"{c.id}:{phase.id}:remind:{before_end}:{member_id}",
+                topic=f"remind:{phase.id}",
+                chat_id=member_id,
+                text=text,
+            )
+        )
+    await OutboxRepository(session).enqueue(items, now)
+    return f"reminded {len(items)}"
+
+
+async def broadcast_results(
+    session: AsyncSession, app: AppContext, phase: Phase, now: datetime, late: bool = False
+) -> str:
+    c = app.consultation
+    results = await compute(session, c)
+    people = await recipients(session, phase.audience, c.source_language)
+    by_language: dict[str, list[int]] = defaultdict(list)
+    for member_id, lang in people:
+        by_language[lang].append(member_id)
+    outbox = OutboxRepository(session)
+    items: list[NewDelivery] = []
+    for lang, members in by_language.items():
+        note = late_note(app, phase, lang) if late else None
+        items.extend(
+            await results_deliveries(
+                outbox, app, results, lang, members, f"results:{phase.id}", note
+            )
+        )
+    await outbox.enqueue(items, now)
+    return f"results to {len(people)}" + (" (late)" if late else "")
+
+
+def late_note(app: AppContext, phase: Phase, lang: str) -> str:
+    c = app.consultation
+    return app.translator.gettext(
+        "⏳ Ces résultats arrivent en retard : le bot était indisponible pendant la phase "
+        "des résultats ({start} – {end}).",
+        locale=lang,
+    ).format(start=when(phase.starts, c, lang), end=when(phase.ends, c, lang))
+
+
+async def results_deliveries(
+    outbox: OutboxRepository,
+    app: AppContext,
+    results: Results,
+    lang: str,
+    members: list[int],
+    topic: str,
+    note: str | None = None,
+) -> list[NewDelivery]:
+    """The results phase's text, the charts as albums (each photo uploaded once per language,
+    then re-sent by file_id) and the summary parts, in that order for each member; a note
+    (e.g. "late") goes under the first album's caption."""
+    c = app.consultation
+    intro = results_intro(c, lang)
+    parts = summary_parts(results, c, lang, app.translator)
+    caption = results_heading(c, lang, app.translator)
+    album = await app.charts.album(results, c, lang, app.translator)
+    photos = [
+        await outbox.add_media(f"results-{lang}-{i + 1}.png", png, file_id=album.file_ids[i])
+        for i, png in enumerate(album.pngs)
+    ]
+    albums = [await outbox.add_album([photos[i] for i in group]) for group in chunks(len(photos))]
+    if note:  # e.g. "late": under the first album's caption
+        caption = f"{caption}\n\n{note}"
+    items = []
+    for member_id in members:
+        key = f"{c.id}:{topic}:{member_id}"
+        if intro:
+            items.append(NewDelivery(f"{key}:intro", topic, member_id, text=intro))
+        for j, album_id in enumerate(albums):
+            items.append(
+                NewDelivery(
+                    f"{key}:chart" if j == 0 else f"{key}:chart{j}",
+                    topic,
+                    member_id,
+                    text=caption if j == 0 else None,
+                    media_id=album_id,
+                )
+            )
+        for i, part in enumerate(parts):
+            items.append(NewDelivery(f"{key}:{i}", topic, member_id, text=part))
+    return items
+
+
+async def send_digest(
+    session: AsyncSession, app: AppContext, phase: Phase, event: Transition, now: datetime
+) -> str:
+    """Officials' digest of ideas approved since the last digest; nothing when nothing is new."""
+    later = [
+        e
+        for e in app.timeline.due(now)
+        if e.edge == Edge.DIGEST and e.phase_id == phase.id and e.at > event.at
+    ]
+    if later:
+        return "merged into a later digest"
+    c = app.consultation
+    prefix = f"{c.id}:{phase.id}:{Edge.DIGEST}:"
+    previous = [
+        t
+        for key, t in (await TransitionRepository(session).all()).items()
+        if key.startswith(prefix)
+        and t.status == "done"
+        and not t.outcome.startswith("merged")
+        and t.scheduled_at < event.at
+    ]
+    start = max((t.scheduled_at for t in previous), default=phase.starts - timedelta(seconds=1))
+    ideas = await IdeaRepository(session).approved_between(c.id, start, event.at)
+    if not ideas:
+        return "nothing new"
+    people = await recipients(session, [Role.OFFICIAL], c.source_language)
+    items = []
+    for member_id, lang in people:
+        for i, part in enumerate(digest_parts(app, phase, ideas, start, event.at, lang)):
+            items.append(
+                NewDelivery(
+                    f"{c.id}:digest:{event.detail}:{member_id}:{i}",
+                    f"digest:{phase.id}",
+                    member_id,
+                    text=part,
+                )
+            )
+    await OutboxRepository(session).enqueue(items, now)
+    return f"sent {len(ideas)} ideas to {len(people)}"
+
+
+def digest_parts(
+    app: AppContext, phase: Phase, ideas: list[Idea], start: datetime, end: datetime, lang: str
+) -> list[str]:
+    c = app.consultation
+    translator = app.translator
+    header = translator.ngettext(
+        "🗞 <b>{n} nouvelle idée approuvée</b> ({start} – {end})",
+        "🗞 <b>{n} nouvelles idées approuvées</b> ({start} – {end})",
+        len(ideas),
+        locale=lang,
+    ).format(n=len(ideas), start=when(max(start, phase.starts), c, lang), end=when(end, c, lang))
+    blocks = [header]
+    for project in phase.projects:
+        mine = [i for i in ideas if i.project_id == project.id]
+        if mine:
+            lines = [f"<b>{escape(c.text(project.title, lang))}</b>"]
+            lines += [f"• {escape(i.title)} — {idea_link(app, i.id)}" for i in mine]
+            blocks.append("\n".join(lines))
+    return pack(blocks, MESSAGE_LIMIT)

@@ -1,0 +1,1 @@
+"""Results: tallies, charts, the results view."""

@@ -1,0 +1,231 @@
+"""Results charts: one PNG per question, drawn for a phone screen, off the event loop, cached.
+
+matplotlib takes a good fraction of a second per chart: a render on the event loop would
+freeze every member's taps (and the outbox). `ChartCache` renders a language's album once,
+in a worker thread, and keeps the PNGs and the `file_id`s Telegram returns until the counts
+change (they are final once the survey is closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bot.consultation import Consultation
+from bot.i18n import Translator, percent
+from bot.results.tally import QuestionResult, Results
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+# Telegram albums (sendMediaGroup) hold 2 to 10 photos.
+ALBUM_MAX = 10
+# 1080 px wide at 150 dpi: Telegram keeps up to 1280 px, a phone shows it full width.
+WIDTH_IN = 7.2
+DPI = 150
+BAR_COLOR = "#2c7fb8"
+TITLE_PT = 15
+LABEL_PT = 13
+VALUE_PT = 13
+NOTE_PT = 11
+LINE_IN = 0.29  # one line of 15-pt text, with its spacing
+ROW_IN = 0.7  # one bar with its (two-line) label
+
+
+def question_chart(
+    qr: QuestionResult,
+    number: int,
+    consultation: Consultation,
+    lang: str,
+    translator: Translator,
+) -> bytes:
+    """Horizontal bars, most chosen on top, "count (percent)" at each bar's end (PNG)."""
+    fig = question_figure(qr, number, consultation, lang, translator)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", facecolor="white")
+    return buffer.getvalue()
+
+
+def question_figure(
+    qr: QuestionResult,
+    number: int,
+    consultation: Consultation,
+    lang: str,
+    translator: Translator,
+) -> Figure:
+    """The layout is computed in inches from the number of title lines and options, so the
+    title sits above the bars whatever its length (it cannot overlap them). The pyplot-free
+    Figure API: safe to use from a worker thread."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    c = consultation
+    title = textwrap.wrap(f"{number}. {c.text(qr.question.text, lang)}", 48) or [""]
+    note = translator.ngettext(
+        "{n} personne a répondu", "{n} personnes ont répondu", qr.seen, locale=lang
+    ).format(n=qr.seen)
+    rows = max(1, len(qr.options))
+    top_in = 0.2 + LINE_IN * len(title) + 0.35  # title lines, then the note
+    bars_in = ROW_IN * rows
+    bottom_in = 0.25
+    height_in = top_in + bars_in + bottom_in
+
+    fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI)
+    FigureCanvasAgg(fig)
+    fig.text(
+        0.02,
+        1 - 0.15 / height_in,
+        "\n".join(title),
+        fontsize=TITLE_PT,
+        fontweight="bold",
+        va="top",
+        ha="left",
+        linespacing=1.25,
+    )
+    fig.text(
+        0.02,
+        1 - (top_in - 0.12) / height_in,
+        note,
+        fontsize=NOTE_PT,
+        color="#555555",
+        va="bottom",
+        ha="left",
+    )
+    left = 0.37  # room for labels wrapped at 20 characters
+    ax = fig.add_axes(
+        (left, bottom_in / height_in, 0.96 - left, bars_in / height_in),
+    )
+    labels = []
+    for r in qr.options:
+        option = qr.question.option(r.option_id)
+        name = c.text(option.label, lang) if option else r.option_id
+        labels.append("\n".join(textwrap.wrap(name, 20)[:3]))
+    counts = [r.count for r in qr.options]
+    positions = list(range(len(counts)))[::-1]
+    ax.barh(positions, counts, color=BAR_COLOR, height=0.62)
+    ax.set_yticks(positions, labels, fontsize=LABEL_PT)
+    ax.set_ylim(-0.6, rows - 0.4)
+    top = max(1, max(counts, default=0))
+    ax.set_xlim(0, top * 1.45)  # room for "12 (100 %)" after the longest bar
+    for y, r in zip(positions, qr.options, strict=True):
+        ax.text(
+            r.count + top * 0.02,
+            y,
+            f"{r.count} ({percent(r.share, lang)})",
+            va="center",
+            fontsize=VALUE_PT,
+        )
+    ax.xaxis.set_visible(False)
+    ax.tick_params(axis="y", length=0)
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    return fig
+
+
+def render_album(
+    results: Results, consultation: Consultation, lang: str, translator: Translator
+) -> list[bytes]:
+    """One chart per question, in the file's order (blocking: call it from a worker thread)."""
+    return [
+        question_chart(qr, i, consultation, lang, translator)
+        for i, qr in enumerate(results.questions, start=1)
+    ]
+
+
+@dataclass
+class Album:
+    """A language's charts for one state of the counts, and their Telegram file_ids."""
+
+    fingerprint: tuple[object, ...]
+    pngs: list[bytes]
+    file_ids: list[str | None]
+    digests: list[bytes] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.digests:
+            self.digests = [_digest(png) for png in self.pngs]
+
+    @property
+    def uploaded(self) -> bool:
+        return all(self.file_ids)
+
+
+def _digest(png: bytes) -> bytes:
+    return hashlib.sha256(png).digest()
+
+
+Renderer = Callable[[Results, Consultation, str, Translator], list[bytes]]
+
+
+@dataclass
+class ChartCache:
+    """Per language: the album of the latest counts. Rendered once, in a thread."""
+
+    render: Renderer = render_album
+    albums: dict[str, Album] = field(default_factory=dict)
+    renders: int = 0
+    # A chart's bytes (digest) -> the file_id Telegram gave it, whoever uploaded it (/results
+    # or the outbox's broadcast): an unchanged question's chart is never uploaded twice.
+    uploaded: dict[bytes, str] = field(default_factory=dict)
+    _render_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _upload_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    async def album(
+        self, results: Results, consultation: Consultation, lang: str, translator: Translator
+    ) -> Album:
+        fingerprint = results.fingerprint()
+        cached = self.albums.get(lang)
+        if cached is not None and cached.fingerprint == fingerprint:
+            return cached
+        async with self._render_locks.setdefault(lang, asyncio.Lock()):
+            cached = self.albums.get(lang)
+            if cached is not None and cached.fingerprint == fingerprint:
+                return cached  # rendered by the member who was first
+            pngs = await asyncio.to_thread(self.render, results, consultation, lang, translator)
+            self.renders += 1
+            album = Album(fingerprint, pngs, [None] * len(pngs))
+            album.file_ids = [self.uploaded.get(d) for d in album.digests]
+            self.albums[lang] = album
+            self._forget_old_uploads()
+            return album
+
+    def _forget_old_uploads(self, keep: int = 200) -> None:
+        """While the survey is open the counts keep changing: forget the file_ids of charts
+        no album shows any more, so the map stays small."""
+        if len(self.uploaded) <= keep:
+            return
+        current = {d for album in self.albums.values() for d in album.digests}
+        self.uploaded = {d: f for d, f in self.uploaded.items() if d in current}
+
+    def upload_lock(self, lang: str) -> asyncio.Lock:
+        """Held while an album's photos are first uploaded: the others wait, then reuse them."""
+        return self._upload_locks.setdefault(lang, asyncio.Lock())
+
+    def remember(self, png: bytes, file_id: str) -> None:
+        """Telegram holds this chart now: every album showing it re-sends it by file_id."""
+        digest = _digest(png)
+        self.uploaded[digest] = file_id
+        for album in self.albums.values():
+            for i, d in enumerate(album.digests):
+                if d == digest:
+                    album.file_ids[i] = file_id
+
+
+def chunks(count: int, size: int = ALBUM_MAX) -> list[range]:
+    """Indexes of `count` photos in albums of at most `size`, none of a single photo if
+    avoidable (sendMediaGroup needs two): 11 -> 6 + 5, not 10 + 1."""
+    if count <= size:
+        return [range(count)] if count else []
+    groups = -(-count // size)
+    base, extra = divmod(count, groups)
+    out, start = [], 0
+    for g in range(groups):
+        n = base + (1 if g < extra else 0)
+        out.append(range(start, start + n))
+        start += n
+    return out

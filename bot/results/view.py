@@ -1,0 +1,90 @@
+"""Results on demand (/results, the menu's button): who may see them, and sending them."""
+
+from __future__ import annotations
+
+from aiogram import Bot
+from aiogram.types import BufferedInputFile, InputMediaPhoto, Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.consultation import PhaseKind
+from bot.context import AppContext
+from bot.results.charts import Album, chunks
+from bot.results.tally import (
+    compute,
+    free_text_block,
+    results_heading,
+    results_intro,
+    summary_parts,
+)
+from storage.repositories.members import MemberRecord
+from storage.repositories.survey import free_text_answers, free_text_counts
+
+LATEST_FREE_TEXTS = 3
+
+
+def may_see_results(app: AppContext, member: MemberRecord | None) -> bool:
+    """Organisers any time (a preview); everybody else once the results phase has opened."""
+    if member is None:
+        return False
+    if app.is_admin(member.id):
+        return True
+    return app.timeline.has_started(PhaseKind.RESULTS, app.clock())
+
+
+async def send_album(
+    bot: Bot, chat_id: int, album: Album, caption: str, app: AppContext, lang: str
+) -> None:
+    """The charts as albums of up to ten photos; uploaded once per language and counts,
+    then sent again by the file_ids Telegram returned."""
+    if not album.uploaded:
+        async with app.charts.upload_lock(lang):
+            if not album.uploaded:
+                await _send_groups(bot, chat_id, album, caption, app, lang)
+                return
+    await _send_groups(bot, chat_id, album, caption, app, lang)
+
+
+async def _send_groups(
+    bot: Bot, chat_id: int, album: Album, caption: str, app: AppContext, lang: str
+) -> None:
+    for group in chunks(len(album.pngs)):
+        media: list[InputMediaPhoto] = []
+        for i in group:
+            photo = album.file_ids[i] or BufferedInputFile(
+                album.pngs[i], filename=f"results-{lang}-{i + 1}.png"
+            )
+            media.append(InputMediaPhoto(media=photo, caption=caption if i == 0 else None))
+        if len(media) == 1:
+            sent = [await bot.send_photo(chat_id, media[0].media, caption=media[0].caption)]
+        else:
+            sent = await bot.send_media_group(chat_id, media)  # type: ignore[arg-type]
+        for i, message in zip(group, sent, strict=False):
+            if message.photo and album.file_ids[i] is None:
+                app.charts.remember(album.pngs[i], message.photo[-1].file_id)
+
+
+async def send_results(
+    message: Message, app: AppContext, session: AsyncSession, lang: str, member: MemberRecord | None
+) -> None:
+    """The results phase's text, the charts, the ranked counts; for organisers, the
+    free-text answers too."""
+    c = app.consultation
+    results = await compute(session, c)
+    intro = results_intro(c, lang)
+    if intro:
+        await message.answer(intro)
+    album = await app.charts.album(results, c, lang, app.translator)
+    if album.pngs and message.bot is not None:
+        heading = results_heading(c, lang, app.translator)
+        await send_album(message.bot, message.chat.id, album, heading, app, lang)
+    for part in summary_parts(results, c, lang, app.translator):
+        await message.answer(part)
+    if member is not None and app.is_admin(member.id):
+        text_questions = [q.id for q in c.questions if q.kind == "text"]
+        if text_questions:
+            counts = await free_text_counts(session, c.id)
+            latest = {
+                qid: await free_text_answers(session, c.id, [qid], LATEST_FREE_TEXTS)
+                for qid in text_questions
+            }
+            await message.answer(free_text_block(c, counts, latest, lang, app.translator))

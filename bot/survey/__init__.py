@@ -1,0 +1,1 @@
+"""The survey: question kinds, the survey service and its dialog."""

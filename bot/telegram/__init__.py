@@ -1,0 +1,1 @@
+"""Telegram plumbing: the API session, the webhook server, middlewares."""

@@ -1,0 +1,1 @@
+"""Outer and inner middlewares: database session, member, throttling, locks."""

@@ -1,0 +1,62 @@
+"""Who may use the bot in private: decided here, once, for every message and button.
+
+In an invitation-only consultation, a person without access may only open an invitation
+(`/start inv_…`), read /help, and see or erase what we hold (/mydata, /forget and its
+buttons). Commands that check their own audience (/pending, /status, /audit...) pass too."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import CallbackQuery, Message, TelegramObject
+
+from bot.context import AppContext
+from bot.members.invitations import PAYLOAD_PREFIX
+from bot.members.service import MemberService
+
+OPEN_COMMANDS = ("/help", "/mydata", "/forget", "/pending", "/status", "/audit", "/announce")
+# Callback data prefixes of the /forget confirmation (bot.members.privacy_handlers.ForgetChoice).
+OPEN_CALLBACKS = ("fg:",)
+
+
+def _command(text: str) -> tuple[str, str]:
+    head, _, args = text.strip().partition(" ")
+    return head.split("@")[0], args.strip()
+
+
+def allowed_without_access(event: TelegramObject) -> bool:
+    if isinstance(event, Message):
+        command, args = _command(event.text or "")
+        if command == "/start":
+            return args.startswith(PAYLOAD_PREFIX)
+        return command in OPEN_COMMANDS
+    if isinstance(event, CallbackQuery):
+        return (event.data or "").startswith(OPEN_CALLBACKS)
+    return False
+
+
+class AccessMiddleware(BaseMiddleware):
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        chat = data.get("event_chat")
+        if chat is not None and chat.type != "private":
+            return await handler(event, data)  # the moderation group has rules of its own
+        app: AppContext = data["app"]
+        service = MemberService(data["session"], app)
+        if service.has_access(data.get("member")) or allowed_without_access(event):
+            return await handler(event, data)
+        text = app.translator.gettext(
+            "Cette consultation est réservée aux personnes invitées. Ouvrez le lien "
+            "d’invitation reçu des organisateurs."
+        )
+        if isinstance(event, CallbackQuery):
+            await event.answer(text, show_alert=True)
+        elif isinstance(event, Message):
+            await event.answer(text)
+        return None

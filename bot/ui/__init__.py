@@ -1,0 +1,1 @@
+"""Shared interface: the menu, dialog states, widgets, presenters, error handling."""

@@ -1,0 +1,122 @@
+"""The main menu: what the current phase allows, in a few buttons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram.types import CallbackQuery, Message
+from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window
+from aiogram_dialog.widgets.kbd import Button, Column, Start
+from aiogram_dialog.widgets.text import Format
+
+from bot.consultation import PhaseKind
+from bot.context import AppContext
+from bot.results.view import may_see_results, send_results
+from bot.survey.service import SurveyService
+from bot.ui.presenters import help_text, status_text, when
+from bot.ui.states import Ideas, LanguagePick, MainMenu, Survey
+from bot.ui.widgets import T
+
+
+async def menu_getter(
+    dialog_manager: DialogManager, app: AppContext, lang: str, session: Any, **_: Any
+) -> dict[str, Any]:
+    now = app.clock()
+    c = app.consultation
+    survey = SurveyService(session, c)
+    member = dialog_manager.middleware_data.get("member")
+    survey_open = survey.is_open(now) and member is not None
+    status = await survey.status(member.id) if survey_open else "none"
+    return {
+        "title": c.text(c.title, lang),
+        "status": status_text(c, now, lang, app.translator),
+        "survey_new": survey_open and status == "none",
+        "survey_draft": survey_open and status == "draft",
+        "survey_done": survey_open and status == "submitted",
+        "results": may_see_results(app, member),
+        "ideas": app.timeline.has_started(PhaseKind.IDEAS, now),
+    }
+
+
+async def open_survey(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
+    app: AppContext = manager.middleware_data["app"]
+    if not app.timeline.is_open(PhaseKind.SURVEY, app.clock()):
+        phase = app.consultation.phase(PhaseKind.SURVEY)
+        lang = manager.middleware_data["lang"]
+        text = (
+            app.translator.gettext("Le sondage est ouvert du {start} au {end}.").format(
+                start=when(phase.starts, app.consultation, lang, time=True),
+                end=when(phase.ends, app.consultation, lang, time=True),
+            )
+            if phase
+            else app.translator.gettext("Le sondage n’est pas ouvert.")
+        )
+        await callback.answer(text, show_alert=True)
+        return
+    await manager.start(Survey.question)
+
+
+async def open_ideas(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
+    # The button is hidden before the ideas phase; a forged press is refused all the same.
+    app: AppContext = manager.middleware_data["app"]
+    phase = app.consultation.phase(PhaseKind.IDEAS)
+    if phase is None or not app.timeline.has_started(PhaseKind.IDEAS, app.clock()):
+        lang = manager.middleware_data["lang"]
+        text = (
+            app.translator.gettext("La phase des idées s’ouvre le {start}.").format(
+                start=when(phase.starts, app.consultation, lang, time=True)
+            )
+            if phase
+            else app.translator.gettext("Cette consultation n’a pas de phase d’idées.")
+        )
+        await callback.answer(text, show_alert=True)
+        return
+    await manager.start(Ideas.projects)
+
+
+async def show_results(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
+    data = manager.middleware_data
+    app: AppContext = data["app"]
+    if not may_see_results(app, data.get("member")) or not isinstance(callback.message, Message):
+        await callback.answer(app.translator.gettext("Les résultats ne sont pas encore publiés."))
+        return
+    await callback.answer()
+    await send_results(callback.message, app, data["session"], data["lang"], data.get("member"))
+    await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+
+
+async def show_help(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
+    app: AppContext = manager.middleware_data["app"]
+    await callback.answer()
+    if callback.message:
+        await callback.message.answer(help_text(app, manager.middleware_data["lang"]))
+    await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
+
+
+def menu_dialog() -> Dialog:
+    """A fresh dialog: a router can belong to one dispatcher only."""
+    return Dialog(
+        Window(
+            Format("<b>{title}</b>\n\n{status}"),
+            Column(
+                Button(
+                    T("📝 Répondre au sondage"), id="sv", on_click=open_survey, when="survey_new"
+                ),
+                Button(
+                    T("📝 Continuer le sondage"),
+                    id="sv_c",
+                    on_click=open_survey,
+                    when="survey_draft",
+                ),
+                Button(
+                    T("✏️ Revoir mes réponses"), id="sv_r", on_click=open_survey, when="survey_done"
+                ),
+                Button(T("💡 Idées"), id="ideas", on_click=open_ideas, when="ideas"),
+                Button(T("📊 Résultats"), id="res", on_click=show_results, when="results"),
+                Start(T("🌐 Langue"), id="lng", state=LanguagePick.choose),
+                Button(T("❓ Aide"), id="hlp", on_click=show_help),
+            ),
+            state=MainMenu.menu,
+            getter=menu_getter,
+        ),
+    )

@@ -1,0 +1,1 @@
+"""The `consultbot` command line: above the bot and the tools."""

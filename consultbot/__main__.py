@@ -1,0 +1,6 @@
+"""`python -m consultbot` = the `consultbot` command."""
+
+from consultbot.cli import main
+
+if __name__ == "__main__":
+    main()

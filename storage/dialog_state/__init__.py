@@ -1,0 +1,1 @@
+"""Dialog (FSM) storages, SQL and Redis, and the member lock."""

@@ -1,0 +1,126 @@
+"""One update at a time per member, across every instance sharing Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+from aiogram.fsm.storage.base import BaseEventIsolation, DefaultKeyBuilder, StorageKey
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+# A process killed mid-update leaves its lock behind: it lapses after seconds, not aiogram's
+# default minute, so the member is not ignored that long after a restart.
+LOCK_SECONDS = 5.0
+# How often a lock held by another instance is tried again (redis-py's default is 100 ms).
+RETRY_SECONDS = 0.01
+
+# Take the lock; once taken, read the member's dialog stack and the context on top of it
+# (aiogram-dialog reads both next): one round trip instead of three. A stack that does not
+# parse, or keys laid out otherwise, only means nothing is read ahead.
+_ACQUIRE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local stack = redis.call('GET', KEYS[2])
+if not stack then return {1} end
+local ok, parsed = pcall(cjson.decode, stack)
+if ok and type(parsed) == 'table' and type(parsed.intents) == 'table'
+    and #parsed.intents > 0 then
+  local key = ARGV[3] .. tostring(parsed.intents[#parsed.intents]) .. ARGV[4]
+  return {1, stack, key, redis.call('GET', key)}
+end
+return {1, stack}
+"""
+# Write what the update kept (an empty value deletes the key), then let the lock go if it is
+# still ours. The writes go whatever happened to the lock, as they did before.
+_RELEASE = """
+for i = 2, #KEYS do
+  if ARGV[i] == '' then redis.call('DEL', KEYS[i]) else redis.call('SET', KEYS[i], ARGV[i]) end
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+STACK_DESTINY = "aiogd:stack:"
+CONTEXT_DESTINY = "aiogd:context:"
+
+
+class SharedMemberLock(BaseEventIsolation):
+    """A member's next tap usually arrives while the previous update is finishing. Within
+    this process it waits on an asyncio lock, woken the moment the first is done; only the
+    update at the head of the queue takes the Redis lock, which keeps other instances out
+    and is polled every few milliseconds only while one of them holds it.
+
+    With `storage` (the Redis dialog storage, storage/dialog_state/redis_storage.py) the lock reads the
+    member's dialog stack and context in the same round trip and hands them over."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        key_builder: DefaultKeyBuilder | None = None,
+        storage: Any = None,
+    ) -> None:
+        self.redis = redis
+        self.key_builder = key_builder or DefaultKeyBuilder()
+        self.local = SimpleEventIsolation()
+        self.storage = storage
+        self.acquire = redis.register_script(_ACQUIRE)
+        self.release = redis.register_script(_RELEASE)
+
+    def _dialog_keys(self, key: StorageKey) -> tuple[str, str, str]:
+        """(stack key, context key's prefix and suffix) as the storage names them, or empty
+        strings without a storage. aiogram-dialog keys a private chat's stack by the chat."""
+        if self.storage is None:
+            return "", "", ""
+        build = self.storage.key_builder.build
+        dialog = replace(key, user_id=key.chat_id)
+        marker = "\x00"
+        context = build(replace(dialog, destiny=CONTEXT_DESTINY + marker), "data")
+        prefix, _, suffix = context.partition(marker)
+        return build(replace(dialog, destiny=STACK_DESTINY), "data"), prefix, suffix
+
+    async def _take(self, keys: list[str], args: list[Any]) -> Any:
+        """Poll until the lock is ours: another instance holding it sends no signal."""
+        for _attempt in itertools.count():
+            taken = await self.acquire(keys=keys, args=args)
+            if taken is not None:
+                return taken
+            await asyncio.sleep(RETRY_SECONDS)
+        return None  # unreachable
+
+    @asynccontextmanager
+    async def lock(self, key: StorageKey) -> AsyncGenerator[None, None]:
+        async with self.local.lock(key):
+            name = self.key_builder.build(key, "lock")
+            token = secrets.token_hex(8)
+            stack_key, prefix, suffix = self._dialog_keys(key)
+            keys = [name, stack_key or name]
+            args = [token, int(LOCK_SECONDS * 1000), prefix, suffix]
+            taken = await self._take(keys, args)
+            if stack_key:
+                read = {stack_key: taken[1] if len(taken) > 1 else None}
+                if len(taken) > 2:
+                    context_key = taken[2].decode() if isinstance(taken[2], bytes) else taken[2]
+                    read[context_key] = taken[3] if len(taken) > 3 else None
+                self.storage.read_ahead(read)
+                self.storage.begin_turn(stack_key[: stack_key.index(STACK_DESTINY)])
+            try:
+                yield
+            finally:
+                kept = self.storage.end_turn() if stack_key else {}
+                released = await self.release(
+                    keys=[name, *kept], args=[token, *(v or "" for v in kept.values())]
+                )
+                if not released:
+                    # It lapsed during a long update: another instance may have it by now.
+                    log.warning("member lock %s lapsed before the update ended", key.user_id)
+
+    async def close(self) -> None:
+        await self.local.close()
+        await self.redis.aclose(close_connection_pool=True)

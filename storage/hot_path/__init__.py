@@ -1,0 +1,1 @@
+"""The tap's hot-path statements and the inline SQLite driver they run on."""
