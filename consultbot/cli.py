@@ -203,9 +203,9 @@ async def _status(settings: Settings, consultation: Consultation) -> str:
 
     engine = make_engine(settings.database_url)
     try:
-        app = AppContext(settings, consultation, make_sessionmaker(engine), Translator())
-        async with app.sessionmaker() as session:
-            report = await status_report(session, app, consultation.source_language)
+        app = AppContext(settings, consultation)
+        async with make_sessionmaker(engine)() as session:
+            report = await status_report(session, app, Translator(), consultation.source_language)
     finally:
         await engine.dispose()
     return html.unescape(re.sub(r"<[^>]+>", "", report))
@@ -486,6 +486,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"consultbot: unexpected error: {reason}", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())
