@@ -29,14 +29,14 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from bot.consultation import Role, load_consultation  # noqa: E402
+from bot.consultation import Consultation, Role, load_consultation  # noqa: E402
 from bot.organisers.announce import announce  # noqa: E402
 from playground import BotAPIEmulator  # noqa: E402
 from storage.db import make_engine, make_sessionmaker, upgrade_async  # noqa: E402
 from storage.models import Delivery, Member, MemberRole  # noqa: E402
-from storage.repositories.survey import SurveyRepository  # noqa: E402
 from tests.support import (  # noqa: E402
     POSTGRES_URL,
+    answer_survey,
     default_document,
     postgres_database,
     seed_answers,
@@ -76,7 +76,7 @@ def arguments() -> argparse.Namespace:
     return p.parse_args()
 
 
-async def seed(url: str, ids: list[int], consultation_id: str, answers: bool) -> None:
+async def seed(url: str, ids: list[int], consultation: Consultation, answers: bool) -> None:
     """Members with the ambassador role (bulk: the repositories flush one member at a time)."""
     engine = make_engine(url)
     try:
@@ -98,14 +98,10 @@ async def seed(url: str, ids: list[int], consultation_id: str, answers: bool) ->
                 await session.flush()
                 session.add_all(MemberRole(member_id=i, role=Role.AMBASSADOR) for i in chunk)
                 await session.flush()
-            if answers:  # the seed's ten respondents, for a realistic summary and chart
-                survey = SurveyRepository(session)
-                for member_id, plan in zip(ids, seed_answers(), strict=False):
-                    response = await survey.get_or_create(consultation_id, member_id)
-                    for question_id, choices in plan.items():
-                        await survey.save_answer(response, question_id, choices, None)
-                    await survey.submit(response, now - timedelta(days=1))
             await session.commit()
+            if answers:  # the seed's ten respondents, for a realistic summary and chart
+                for member_id, plan in zip(ids, seed_answers(), strict=False):
+                    await answer_survey(session, consultation, member_id, plan)
     finally:
         await engine.dispose()
 
@@ -204,7 +200,7 @@ async def bench(args: argparse.Namespace, workdir: Path, url: str) -> int:
 
     t0 = time.monotonic()
     await upgrade_async(url)
-    await seed(url, ids, consultation.id, answers=args.results)
+    await seed(url, ids, consultation, answers=args.results)
     if not args.results:
         queued = await enqueue_announcement(url, consultation.id)
         assert queued == n, queued

@@ -18,7 +18,7 @@ from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.types import LinkPreviewOptions
 from aiogram_dialog import setup_dialogs
 from aiogram_dialog.api.protocols import MessageManagerProtocol
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.consultation import Consultation
@@ -27,7 +27,6 @@ from bot.delivery.instances import Instance, instance_name
 from bot.delivery.outbox import Outbox
 from bot.delivery.ratelimit import SendLimits
 from bot.delivery.shared_ratelimit import SharedRateLimit
-from bot.i18n import Translator
 from bot.ideas import moderation_handlers
 from bot.ideas.browse_dialog import ideas_dialog
 from bot.ideas.cards import ModeratorDirectory, card_waiting_ideas
@@ -42,6 +41,7 @@ from bot.organisers import handlers as organiser_handlers
 from bot.organisers.alerts import AdminAlerts
 from bot.organisers.announce_dialog import announce_dialog
 from bot.phases.scheduler import PhaseEngine
+from bot.services import AppServices
 from bot.survey.dialog import survey_dialog
 from bot.telegram.middlewares.access import AccessMiddleware
 from bot.telegram.middlewares.answer_once import (
@@ -90,15 +90,19 @@ def create_bot(settings: Settings, answers: CallbackAnswers | None = None) -> Bo
     return bot
 
 
-def create_storage(settings: Settings, app: AppContext) -> BaseStorage:
+def create_storage(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession] | None
+) -> BaseStorage:
+    """`sessionmaker`: the application's; unused with Redis."""
     if settings.redis_url:
         # aiogram-dialog keeps one stack per destiny: the key must include it.
         return RedisDialogStorage(
             redis_client(settings.redis_url), key_builder=DefaultKeyBuilder(with_destiny=True)
         )
-    if is_sqlite(app.sessionmaker.kw["bind"]):
+    assert sessionmaker is not None
+    if is_sqlite(sessionmaker.kw["bind"]):
         # One engine per SQLite file: its write gate must see every writer of the process.
-        return SQLStorage(app.sessionmaker)
+        return SQLStorage(sessionmaker)
     # Its own connection pool: a burst of updates must not starve the dialogs' storage.
     engine = make_engine(settings.database_url)
     return SQLStorage(make_sessionmaker(engine), engine=engine)
@@ -114,6 +118,7 @@ def create_isolation(settings: Settings, storage: BaseStorage | None = None) -> 
 
 def create_dispatcher(
     app: AppContext,
+    services: AppServices,
     storage: BaseStorage,
     message_manager: MessageManagerProtocol | None = None,
     answers: CallbackAnswers | None = None,
@@ -124,22 +129,28 @@ def create_dispatcher(
         events_isolation=create_isolation(app.settings, storage),
         app=app,
         moderators=ModeratorDirectory(),
+        **services.workflow_data(),
     )
     # Ours go before aiogram's FSM middleware, which holds the member's lock for the whole
     # update: every callback is answered and floods are dropped without queueing on it.
     dp.update.outer_middleware.unregister(dp.fsm)
     dp.fsm = MemberTurn(dp.fsm.storage, dp.fsm.events_isolation, dp.fsm.strategy)
+    translator = services.translator
     dp.update.outer_middleware(
-        AnswerEveryCallback(answers or CallbackAnswers(), app.settings.callback_answer_deadline)
+        AnswerEveryCallback(
+            app, translator, answers or CallbackAnswers(), app.settings.callback_answer_deadline
+        )
     )
     dp.update.outer_middleware(
-        ThrottlingMiddleware(app.settings.throttle_rate, app.settings.throttle_burst)
+        ThrottlingMiddleware(
+            app, translator, app.settings.throttle_rate, app.settings.throttle_burst
+        )
     )
     dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(WorkSlots(app.settings.update_concurrency))
-    dp.update.outer_middleware(DbSessionMiddleware(app.sessionmaker))
-    dp.update.outer_middleware(MemberMiddleware())
-    access = AccessMiddleware()
+    dp.update.outer_middleware(DbSessionMiddleware(app, services))
+    dp.update.outer_middleware(MemberMiddleware(app, translator))
+    access = AccessMiddleware(translator)
     dp.message.outer_middleware(access)
     dp.callback_query.outer_middleware(access)
     dp.include_routers(
@@ -167,6 +178,7 @@ def create_dispatcher(
 @dataclass
 class Application:
     app: AppContext
+    services: AppServices
     bot: Bot
     dispatcher: Dispatcher
     engine: AsyncEngine
@@ -182,22 +194,19 @@ def build(
     settings: Settings, consultation: Consultation, clock: Clock = system_clock
 ) -> Application:
     engine = make_engine(settings.database_url)
-    app = AppContext(
-        settings=settings,
-        consultation=consultation,
-        sessionmaker=make_sessionmaker(engine),
-        translator=Translator(),
-        clock=clock,
-    )
+    app = AppContext(settings=settings, consultation=consultation, clock=clock)
+    services = AppServices.create(make_sessionmaker(engine))
     answers = CallbackAnswers()
     bot = create_bot(settings, answers)
-    dispatcher = create_dispatcher(app, create_storage(settings, app), answers=answers)
-    return Application(app, bot, dispatcher, engine)
+    storage = create_storage(settings, services.sessionmaker)
+    dispatcher = create_dispatcher(app, services, storage, answers=answers)
+    return Application(app, services, bot, dispatcher, engine)
 
 
 async def run(settings: Settings, consultation: Consultation) -> None:
     application = build(settings, consultation)
     bot, dp, app = application.bot, application.dispatcher, application.app
+    services = application.services
     # The sender has its own pool too, so a burst of updates cannot stall a broadcast
     # (on SQLite the same engine: one write gate for the whole process).
     single = is_sqlite(application.engine)
@@ -214,8 +223,7 @@ async def run(settings: Settings, consultation: Consultation) -> None:
         bot,
         limits,
         clock=app.clock,
-        on_sent=app.on_delivery_sent,
-        on_photo_uploaded=app.charts.remember,
+        on_photo_uploaded=services.charts.remember,
         instance=Instance(
             outbox_sessions,
             instance_name(settings),
@@ -223,19 +231,20 @@ async def run(settings: Settings, consultation: Consultation) -> None:
             app.clock,
         ),
         max_age=timedelta(hours=settings.outbox_max_age_hours),
-        alerts=AdminAlerts(app),
+        alerts=AdminAlerts(app, services.translator),
         shared=shared,
+        # The services' doorbell: their commits wake this sender.
+        doorbell=services.doorbell,
     )
-    app.wake_outbox = outbox.wake
-    engine = PhaseEngine(app, outbox.wake)
+    engine = PhaseEngine(app, services)
     sender: asyncio.Task[None] | None = None
     try:
         me = await bot.get_me()
         app.bot_username = me.username or ""
         log.info("running as @%s for consultation %s", app.bot_username, consultation.id)
-        await MemberService.publish_commands(bot, app)
-        async with app.sessionmaker() as session:  # ideas left without a card (no group then)
-            await card_waiting_ideas(session, app, app.clock())
+        await MemberService.publish_commands(bot, app, services.translator)
+        async with services.sessionmaker() as session:  # ideas left without a card (no group)
+            await card_waiting_ideas(session, app, services.translator, app.clock())
             await session.commit()
         sender = asyncio.create_task(outbox.run(), name="outbox")
         await engine.start()

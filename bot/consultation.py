@@ -14,6 +14,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot.phases.kinds import FileChecks, PhaseKind, kind_problems, phase_type
+from bot.survey.kinds import kind_named, kind_of
+
 # Inline button texts wrap badly on phones past this; callback data needs short ids.
 MAX_LABEL_CHARS = 40
 ID_PATTERN = re.compile(r"^[a-z0-9_]{1,24}$")
@@ -21,12 +24,6 @@ DURATION_PATTERN = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 Text = dict[str, str]
-
-
-class PhaseKind(StrEnum):
-    SURVEY = "survey"
-    RESULTS = "results"
-    IDEAS = "ideas"
 
 
 class Role(StrEnum):
@@ -63,7 +60,7 @@ class Condition(_Model):
 
 class Question(_Model):
     id: str
-    kind: Literal["single", "multi", "text"]
+    kind: str  # a key of QUESTION_KINDS (bot/survey/kinds.py), checked below
     text: Text
     options: list[Option] = Field(default_factory=list)
     min: int | None = Field(default=None, ge=0)
@@ -71,17 +68,19 @@ class Question(_Model):
     when: Condition | None = None
     max_length: int = Field(default=1000, ge=1, le=4000)
 
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _known_kind(cls, value: object) -> object:
+        kind_named(value)  # the same message pydantic gave for a Literal
+        return value
+
     @property
     def min_choices(self) -> int:
-        if self.kind == "single":
-            return 1 if self.min is None else self.min
-        return self.min or 0
+        return kind_of(self).min_choices(self)
 
     @property
     def max_choices(self) -> int:
-        if self.kind == "single":
-            return 1
-        return self.max or len(self.options)
+        return kind_of(self).max_choices(self)
 
     def option(self, option_id: str) -> Option | None:
         return next((o for o in self.options if o.id == option_id), None)
@@ -406,6 +405,7 @@ def _semantic_problems(c: Consultation) -> Iterator[tuple[Loc, str]]:
     if isinstance(c.organizer, dict):
         yield from texts(("organizer",), c.organizer)
     yield from ids(("phases",), c.phases, "phase")
+    checks = FileChecks(texts, ids)
     kinds: set[PhaseKind] = set()
     previous: Phase | None = None
     for i, p in enumerate(c.phases):
@@ -441,29 +441,13 @@ def _semantic_problems(c: Consultation) -> Iterator[tuple[Loc, str]]:
                 if r <= timedelta(0) or r >= ends - starts:
                     yield (*loc, "reminders", j), "must be shorter than the phase"
         previous = p
-        if p.kind != PhaseKind.SURVEY and p.reminders:
-            yield (*loc, "reminders"), "reminders are for survey phases"
-        if p.kind == PhaseKind.RESULTS and not p.audience:
-            yield (*loc, "audience"), "say who receives the results, e.g. [official, ambassador]"
-        if p.kind != PhaseKind.RESULTS and p.audience:
-            yield (*loc, "audience"), "audience is for results phases"
-        if p.kind == PhaseKind.IDEAS:
-            if not p.projects:
-                yield (*loc, "projects"), "an ideas phase needs at least one project"
-            yield from ids((*loc, "projects"), p.projects, "project")
-            for j, proj in enumerate(p.projects):
-                yield from texts((*loc, "projects", j, "title"), proj.title, label=True)
-                yield from texts((*loc, "projects", j, "description"), proj.description)
-        else:
-            if p.projects:
-                yield (*loc, "projects"), "projects are for ideas phases"
-            if p.digest is not None:
-                yield (*loc, "digest"), "digest is for ideas phases"
+        yield from kind_problems(p, loc, checks)
         if p.digest is not None and p.digest <= timedelta(0):
             yield (*loc, "digest"), "must be a positive duration"
 
-    if PhaseKind.SURVEY in kinds and not c.questions:
-        yield ("questions",), "a survey phase needs at least one question"
+    for kind in PhaseKind:
+        if kind in kinds:
+            yield from phase_type(kind).consultation_problems(c)
     yield from ids(("questions",), c.questions, "question")
     earlier: dict[str, Question] = {}
     for i, q in enumerate(c.questions):
@@ -473,22 +457,8 @@ def _semantic_problems(c: Consultation) -> Iterator[tuple[Loc, str]]:
         for j, o in enumerate(q.options):
             yield from texts((*loc, "options", j, "label"), o.label, label=True)
             yield from texts((*loc, "options", j, "text"), o.text)
-        if q.kind == "text":
-            if q.options:
-                yield (*loc, "options"), "a text question has no options"
-            if q.max is not None:
-                yield (*loc, "max"), "a text question has no max (use max_length)"
-        else:
-            if len(q.options) < 2 and q.kind == "single":
-                yield (*loc, "options"), "a single-choice question needs at least two options"
-            if not q.options and q.kind == "multi":
-                yield (*loc, "options"), "a multi-choice question needs options"
-            if q.kind == "single" and q.max not in (None, 1):
-                yield (*loc, "max"), "a single-choice question takes one answer"
-            if q.min is not None and q.min > len(q.options):
-                yield (*loc, "min"), f"min {q.min} is more than the {len(q.options)} options"
-            if q.max is not None and q.max > len(q.options):
-                yield (*loc, "max"), f"max {q.max} is more than the {len(q.options)} options"
+        for within, message in kind_of(q).problems(q):
+            yield (*loc, *within), message
         if q.min is not None and q.max is not None and q.min > q.max:
             yield (*loc, "min"), f"min {q.min} is greater than max {q.max}"
         if q.when is not None:

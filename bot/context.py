@@ -1,18 +1,18 @@
-"""What every handler may receive by injection: the application's long-lived services."""
+"""The application's configuration, as every handler may receive it (`app`).
+
+The long-lived services (database sessions, translator, charts, the outbox's doorbell) are
+not configuration: they are in bot/services.py, built once in bot/app.py."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.consultation import Consultation
-from bot.i18n import INTERFACE_LANGUAGES, Translator
+from bot.i18n import INTERFACE_LANGUAGES
 from bot.phases.timeline import Timeline
-from bot.results.charts import ChartCache
 
 Clock = Callable[[], datetime]
 
@@ -23,24 +23,13 @@ def system_clock() -> datetime:
 
 @dataclass
 class AppContext:
-    """Built once in app.py and placed in the dispatcher's workflow data as `app`."""
+    """Built once in app.py and placed in the dispatcher's data as `app`."""
 
     settings: Settings
     consultation: Consultation
-    sessionmaker: async_sessionmaker[AsyncSession]
-    translator: Translator
     clock: Clock = system_clock
+    # Learnt from Telegram at start-up (getMe), before the first update.
     bot_username: str = ""
-    # Set by app.run once the sender runs: lets a handler's commit send at once.
-    wake_outbox: Callable[[], None] = lambda: None
-    # Hooks called with (delivery, message) when the outbox sent something (e.g. moderation cards).
-    sent_hooks: list[Callable[..., Awaitable[None]]] = field(default_factory=list)
-    # Results charts per language, rendered off the event loop, kept with their file_ids.
-    charts: ChartCache = field(default_factory=ChartCache)
-
-    async def on_delivery_sent(self, delivery: object, message: object) -> None:
-        for hook in self.sent_hooks:
-            await hook(self, delivery, message)
 
     @property
     def timeline(self) -> Timeline:

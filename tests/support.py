@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from bot.consultation import Consultation
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONSULTATION = REPO / "consultations" / "deconfinement.yaml"
@@ -146,3 +151,54 @@ def record_calls(client: Any, method: str) -> list[str]:
 
     setattr(client, method, recording)
     return calls
+
+
+async def answer_survey(
+    session: AsyncSession,
+    consultation: Consultation,
+    member_id: int,
+    answers: Mapping[str, Sequence[str] | str],
+    now: datetime | None = None,
+    submit: bool = True,
+) -> None:
+    """Store a member's answers (choices, or a text) the way the bot does, through
+    SurveyService, then submit them unless `submit` is False. The member must exist. `now`
+    (by default the middle of the survey phase) must fall while the survey is open.
+
+    Commits `session` first: the service writes on a connection of its own, which would
+    wait for the session's pending writes."""
+    from bot.consultation import PhaseKind
+    from bot.survey.service import SurveyService
+
+    await session.commit()
+    if now is None:
+        survey = consultation.phase(PhaseKind.SURVEY)
+        assert survey is not None
+        now = survey.starts + (survey.ends - survey.starts) / 2
+    service = SurveyService(session, consultation)
+    for question_id, answer in answers.items():
+        question = consultation.question(question_id)
+        assert question is not None, question_id
+        if isinstance(answer, str):
+            await service.save(member_id, question, [], answer, now)
+        else:
+            await service.save(member_id, question, list(answer), None, now)
+    if submit:
+        assert await service.submit(member_id, now), f"member {member_id}: an answer is missing"
+
+
+def consultation_with_notes() -> Consultation:
+    """The default consultation and, last, a free-text question `notes` (optional) asked of
+    those who chose `inclusion` among the challenges: a text answer that a change can hide."""
+    from bot.consultation import parse_consultation
+
+    document = default_document()
+    notes = {
+        "id": "notes",
+        "kind": "text",
+        "text": {"fr": "Une remarque ?", "nl": "Een opmerking?", "en": "A remark?"},
+        "min": 0,
+        "when": {"question": "challenges", "any": ["inclusion"]},
+    }
+    document["questions"].append(notes)
+    return parse_consultation(yaml.safe_dump(document, allow_unicode=True))

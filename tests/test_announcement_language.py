@@ -19,7 +19,7 @@ async def test_the_survey_announcement_speaks_each_members_language(
 ) -> None:
     await add_members(sessionmaker)  # ambassadors in fr, nl and en
     h = timedelta(hours=1)
-    app = make_app(
+    w = make_app(
         tmp_path,
         sessionmaker,
         {
@@ -28,7 +28,7 @@ async def test_the_survey_announcement_speaks_each_members_language(
             "ideas": (NOW + 121 * h, NOW + 300 * h),
         },
     )
-    await run_due(app, NOW)
+    await run_due(w.app, w.services, NOW)
     async with sessionmaker() as session:
         texts = dict(
             (

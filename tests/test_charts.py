@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import threading
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any
 
 from aiogram.types import BufferedInputFile, Chat, InputMediaPhoto, Message, PhotoSize
@@ -95,25 +94,21 @@ async def test_an_album_is_rendered_once_per_language_and_counts() -> None:
 
 async def test_a_second_results_reuses_the_file_ids_instead_of_uploading() -> None:
     cache = ChartCache()
-    app = SimpleNamespace(charts=cache)
     bot = PhotoBot()
     album = await cache.album(seed_results(), C, "en", Translator())
-    await send_album(bot, 7, album, "Results", app, "en")  # type: ignore[arg-type]
+    await send_album(bot, 7, album, "Results", cache, "en")
     assert bot.sent == [["upload"] * 7]
     again = await cache.album(seed_results(), C, "en", Translator())
-    await send_album(bot, 8, again, "Results", app, "en")  # type: ignore[arg-type]
+    await send_album(bot, 8, again, "Results", cache, "en")
     assert bot.sent[1] == ["file_id"] * 7
     assert cache.renders == 1
 
 
 async def test_members_tapping_together_upload_the_album_once() -> None:
     cache = ChartCache()
-    app = SimpleNamespace(charts=cache)
     bot = PhotoBot()
     album = await cache.album(seed_results(), C, "fr", Translator())
-    await asyncio.gather(
-        *(send_album(bot, chat, album, "R", app, "fr") for chat in range(5))  # type: ignore[arg-type]
-    )
+    await asyncio.gather(*(send_album(bot, chat, album, "R", cache, "fr") for chat in range(5)))
     assert sorted(bot.sent) == [["file_id"] * 7] * 4 + [["upload"] * 7]
 
 
@@ -121,12 +116,11 @@ async def test_a_chart_the_broadcast_uploaded_is_not_uploaded_again() -> None:
     """The outbox reports its uploads (bytes, file_id): /results then sends by file_id, and
     a question whose counts did not change keeps its file_id in a new album."""
     cache = ChartCache()
-    app = SimpleNamespace(charts=cache)
     album = await cache.album(seed_results(), C, "nl", Translator())
     for i, png in enumerate(album.pngs):
         cache.remember(png, f"from-outbox-{i}")
     bot = PhotoBot()
-    await send_album(bot, 9, album, "R", app, "nl")  # type: ignore[arg-type]
+    await send_album(bot, 9, album, "R", cache, "nl")
     assert bot.sent == [["file_id"] * 7]
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot.ideas.service import IdeaService
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Comment, NotificationState
 from storage.repositories.members import MemberRepository
@@ -21,15 +20,15 @@ async def test_two_first_comments_at_once_keep_both_and_notify_once(
     engine = make_engine(postgres_url)
     sessionmaker = make_sessionmaker(engine)
     try:
-        app = make_app(tmp_path, sessionmaker, Clock(NOW))
+        w = make_app(tmp_path, sessionmaker, Clock(NOW))
         await add_member(sessionmaker, 7, "Anne")  # every idea's author
         for member_id in (8, 9):
             await add_member(sessionmaker, member_id, f"M{member_id}")
-        ideas = [await seed_idea(app, 7, f"Idée {i}") for i in range(8)]
+        ideas = [await seed_idea(w, 7, f"Idée {i}") for i in range(8)]
 
         async def comment(member_id: int, idea_id: int) -> None:
             async with sessionmaker() as session:
-                service = IdeaService(session, app)
+                service = w.use(session).ideas
                 member = await MemberRepository(session).get(member_id)
                 idea = await service.repo.get(idea_id)
                 assert member is not None and idea is not None

@@ -23,7 +23,7 @@ from bot.app import create_dispatcher
 from bot.config import Settings
 from bot.consultation import load_consultation
 from bot.context import AppContext
-from bot.i18n import Translator
+from bot.services import AppServices, UpdateServices
 from storage.db import make_engine, make_sessionmaker, upgrade_async
 from storage.dialog_state.sql_storage import SQLStorage
 from storage.repositories.survey import SurveyRepository
@@ -73,15 +73,28 @@ class Clock:
 
 
 @dataclass
-class Harness:
+class Wired:
+    """The configuration and the long-lived services, as bot/app.py wires them."""
+
     app: AppContext
+    services: AppServices
+
+    def use(self, session: AsyncSession) -> UpdateServices:
+        """The use cases over `session`, as a handler gets them."""
+        return UpdateServices(session, self.app, self.services)
+
+
+@dataclass
+class Harness(Wired):
     storage: SQLStorage
     clock: Clock
     bot: RecordingBot = field(default_factory=RecordingBot)
     messages: MockMessageManager = field(default_factory=MockMessageManager)
 
     def dispatcher(self) -> Dispatcher:
-        return create_dispatcher(self.app, self.storage, message_manager=self.messages)
+        return create_dispatcher(
+            self.app, self.services, self.storage, message_manager=self.messages
+        )
 
     def client(
         self, user_id: int = 7, language: str | None = "fr", dp: Dispatcher | None = None
@@ -97,7 +110,7 @@ class Harness:
         await client.click(self.last(), button(text))
 
     async def answers(self, member_id: int) -> dict[str, tuple[str, ...]]:
-        async with self.app.sessionmaker() as session:
+        async with self.services.sessionmaker() as session:
             repo = SurveyRepository(session)
             response = await repo.response(self.app.consultation.id, member_id)
             if response is None:
@@ -105,7 +118,7 @@ class Harness:
             return {q: a.choices for q, a in (await repo.answers(response.id)).items()}
 
     async def status(self, member_id: int) -> str | None:
-        async with self.app.sessionmaker() as session:
+        async with self.services.sessionmaker() as session:
             response = await SurveyRepository(session).response(self.app.consultation.id, member_id)
             return response.status if response else None
 
@@ -127,11 +140,9 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
             callback_answer_deadline=60,
         ),
         consultation=load_consultation(path),
-        sessionmaker=sessionmaker,
-        translator=Translator(),
         clock=clock,
     )
-    yield Harness(app, SQLStorage(sessionmaker), clock)
+    yield Harness(app, AppServices.create(sessionmaker), SQLStorage(sessionmaker), clock)
     await engine.dispose()
 
 
@@ -363,7 +374,7 @@ async def test_mydata_then_forget(harness: Harness) -> None:
     await client.click(prompt, button("Oui, tout effacer"))
     assert h.bot.alerts()[-1] == "Vos données ont été effacées."
     assert await h.status(7) is None
-    async with h.app.sessionmaker() as session:
+    async with h.services.sessionmaker() as session:
         from storage.models import Member
 
         assert await session.get(Member, 7) is None
@@ -373,7 +384,7 @@ async def test_mydata_then_forget(harness: Harness) -> None:
 
 async def test_shared_idea_link_survives_the_language_question(harness: Harness) -> None:
     h = harness
-    async with h.app.sessionmaker() as session:
+    async with h.services.sessionmaker() as session:
         from storage.repositories.ideas import IdeaRepository
         from storage.repositories.members import MemberRepository
 
@@ -406,7 +417,7 @@ async def test_announce_for_organisers_only(harness: Harness) -> None:
     assert "envoyée à 2 personnes" in confirm  # the admin too became an ambassador at /announce
     await h.click(admin, "Envoyer")
     assert h.bot.alerts()[-1] == "Annonce envoyée à 2 membres."
-    async with h.app.sessionmaker() as session:
+    async with h.services.sessionmaker() as session:
         from sqlalchemy import select
 
         from storage.models import Delivery

@@ -29,12 +29,12 @@ from bot.organisers.export_handlers import parse_arguments
 from storage.db import make_engine, make_sessionmaker, upgrade
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRepository
-from storage.repositories.survey import SurveyRepository
 from tests.support import (
     DEFAULT_CONSULTATION,
     REPO,
     SEED_COUNTS,
     SEED_RESPONDENTS,
+    answer_survey,
     seed_answers,
 )
 
@@ -43,22 +43,23 @@ LANGUAGES = ["fr", "fr", "fr", "fr", "nl", "nl", "nl", "en", "en", "fr"]
 SECRET_NAME = "Zéphyrine"  # a respondent's name: must appear in no export
 
 
-async def seed(sessionmaker: async_sessionmaker[AsyncSession], consultation: Consultation) -> None:
-    """The seed's ten respondents (and one unfinished draft), three ideas, three comments."""
+async def seed(
+    sessionmaker: async_sessionmaker[AsyncSession], consultation: Consultation, t0: datetime = T0
+) -> None:
+    """The seed's ten respondents (and one unfinished draft), three ideas, three comments.
+    The answers are stored as the bot stores them: `t0` (and the next two hours) must fall
+    while the consultation's survey is open."""
     async with sessionmaker() as session:
         members = MemberRepository(session)
-        survey = SurveyRepository(session)
         for i, answers in enumerate(seed_answers()):
             member, _ = await members.get_or_create(1000 + i, f"{SECRET_NAME} {i}")
             await members.set_language(member, LANGUAGES[i])
             await members.add_role(member, Role.AMBASSADOR)
-            response = await survey.get_or_create(consultation.id, member.id)
-            for question, choices in answers.items():
-                await survey.save_answer(response, question, choices, None)
-            await survey.submit(response, T0 + timedelta(minutes=10 * (SEED_RESPONDENTS - i)))
+            submitted = t0 + timedelta(minutes=10 * (SEED_RESPONDENTS - i))
+            await answer_survey(session, consultation, member.id, answers, submitted)
         draft_member, _ = await members.get_or_create(2000, "Draft")
-        draft = await survey.get_or_create(consultation.id, draft_member.id)
-        await survey.save_answer(draft, "challenges", ["nuisances"], None)
+        draft = {"challenges": ["nuisances"]}
+        await answer_survey(session, consultation, draft_member.id, draft, t0, submit=False)
 
         ideas = IdeaRepository(session)
         now = T0 + timedelta(days=10)

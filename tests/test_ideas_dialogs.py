@@ -23,15 +23,16 @@ from bot.consultation import Role, load_consultation
 from bot.context import AppContext
 from bot.i18n import Translator
 from bot.ideas.cards import REASONS
-from bot.ideas.service import Decision, IdeaService, idea_link
+from bot.ideas.service import Decision, idea_link
 from bot.phases.transitions import run_due
+from bot.services import AppServices
 from storage.db import make_engine, make_sessionmaker, upgrade_async
 from storage.dialog_state.sql_storage import SQLStorage
 from storage.models import Comment, Delivery, Idea, NotificationState, Support
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRepository
 from tests.support import default_document, with_dates, write_document
-from tests.test_dialogs import Clock, Harness, button
+from tests.test_dialogs import Clock, Harness, Wired, button
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 IDEAS_START = NOW - timedelta(days=2)
@@ -65,13 +66,13 @@ def make_app(
     clock: Clock,
     dates: dict[str, tuple[datetime, datetime]] | None = None,
     **document: Any,
-) -> AppContext:
+) -> Wired:
     doc = with_dates(default_document(), dates or ideas_dates())
     for phase in doc["phases"]:
         if phase["id"] == "ideas":
             phase.update(document)
     path = write_document(tmp_path / "ideas.yaml", doc)
-    return AppContext(
+    app = AppContext(
         settings=Settings(
             bot_token=None,
             database_url="sqlite://",
@@ -81,11 +82,10 @@ def make_app(
             callback_answer_deadline=60,
         ),
         consultation=load_consultation(path),
-        sessionmaker=sessionmaker,
-        translator=Translator(),
         clock=clock,
         bot_username="consultbot_test_bot",
     )
+    return Wired(app, AppServices.create(sessionmaker))
 
 
 # ----------------------------------------------------------------- fixtures and helpers
@@ -98,7 +98,8 @@ async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     engine = make_engine(url)
     sessionmaker = make_sessionmaker(engine)
     clock = Clock(NOW)
-    yield Harness(make_app(tmp_path, sessionmaker, clock), SQLStorage(sessionmaker), clock)
+    w = make_app(tmp_path, sessionmaker, clock)
+    yield Harness(w.app, w.services, SQLStorage(sessionmaker), clock)
     await engine.dispose()
 
 
@@ -128,7 +129,7 @@ async def add_member(
 
 
 async def seed_idea(
-    app: AppContext,
+    w: Wired,
     author_id: int,
     title: str,
     text: str = "Un texte.",
@@ -137,11 +138,11 @@ async def seed_idea(
     at: datetime | None = None,
 ) -> int:
     """An idea written straight into the database (the author must exist)."""
-    now = at or app.clock()
-    async with app.sessionmaker() as session:
+    now = at or w.app.clock()
+    async with w.services.sessionmaker() as session:
         repo = IdeaRepository(session)
         idea = await repo.create(
-            app.consultation.id, project, author_id, f"m{author_id}", title, text, now
+            w.app.consultation.id, project, author_id, f"m{author_id}", title, text, now
         )
         if status != "pending":
             await repo.decide(idea.id, status, 1, "Modo", None, now)
@@ -149,15 +150,15 @@ async def seed_idea(
         return idea.id
 
 
-async def idea_row(app: AppContext, idea_id: int) -> Idea:
-    async with app.sessionmaker() as session:
+async def idea_row(w: Wired, idea_id: int) -> Idea:
+    async with w.services.sessionmaker() as session:
         idea = await session.get(Idea, idea_id)
         assert idea is not None
         return idea
 
 
-async def rows(app: AppContext, model: Any, *where: Any) -> list[Any]:
-    async with app.sessionmaker() as session:
+async def rows(w: Wired, model: Any, *where: Any) -> list[Any]:
+    async with w.services.sessionmaker() as session:
         return list((await session.scalars(select(model).where(*where))).all())
 
 
@@ -266,7 +267,7 @@ async def test_submit_happy_path_with_limits_and_non_text_input(h: Harness) -> N
     assert "se reposer en se promenant" in preview
 
     await h.click(anne, "Envoyer aux modérateurs")
-    [idea] = await rows(h.app, Idea)
+    [idea] = await rows(h, Idea)
     assert h.bot.alerts()[-1] == t(
         "Merci ! Votre idée n° {id} est en attente de modération. Vous serez prévenu de la "
         "décision."
@@ -276,7 +277,7 @@ async def test_submit_happy_path_with_limits_and_non_text_input(h: Harness) -> N
     assert idea.text == "Pour que les aînés puissent se reposer en se promenant."
     assert idea.author_name == "Anne"
     # One moderation card, through the outbox, for the moderation group, with the two buttons.
-    [card] = await deliveries(h.app.sessionmaker, "moderation")
+    [card] = await deliveries(h.services.sessionmaker, "moderation")
     assert card.chat_id == MOD_CHAT and card.is_group and card.status == "pending"
     assert f"Nouvelle idée n° {idea.id}" in (card.text or "")
     assert "Des bancs dans les parcs" in (card.text or "") and "Par Anne" in (card.text or "")
@@ -287,20 +288,20 @@ async def test_submit_happy_path_with_limits_and_non_text_input(h: Harness) -> N
 
 
 async def test_similar_ideas_offered_and_support_instead(h: Harness) -> None:
-    await add_member(h.app.sessionmaker, 50, "Bob")
+    await add_member(h.services.sessionmaker, 50, "Bob")
     similar = [
         "Ouvrir les écoles de devoirs le samedi",
         "Ouvrir les écoles de devoirs le dimanche",
         "Ouvrir les écoles de devoirs le mercredi",
         "Ouvrir les écoles de devoirs pendant les vacances",
     ]
-    ids = [await seed_idea(h.app, 50, title, "Écoles de devoirs ouvertes.") for title in similar]
+    ids = [await seed_idea(h, 50, title, "Écoles de devoirs ouvertes.") for title in similar]
     # Same words, but another project, or not approved: never offered.
     other_project = await seed_idea(
-        h.app, 50, "Ouvrir les écoles de devoirs le samedi", project="nuisances"
+        h, 50, "Ouvrir les écoles de devoirs le samedi", project="nuisances"
     )
-    pending = await seed_idea(h.app, 50, "Ouvrir les écoles de devoirs le samedi", status="pending")
-    await seed_idea(h.app, 50, "Planter des arbres en ville", "Des arbres.")
+    pending = await seed_idea(h, 50, "Ouvrir les écoles de devoirs le samedi", status="pending")
+    await seed_idea(h, 50, "Planter des arbres en ville", "Des arbres.")
 
     dp = h.dispatcher()
     anne = member_client(h, dp, 7)
@@ -319,11 +320,11 @@ async def test_similar_ideas_offered_and_support_instead(h: Harness) -> None:
 
     await anne.click(preview, button("👍 Ouvrir les écoles de devoirs le samedi"))
     assert h.bot.alerts()[-1] == t("Merci ! Vous soutenez « {title} ».").format(title=similar[0])
-    assert (await idea_row(h.app, ids[0])).supports == 1
-    assert [s.member_id for s in await rows(h.app, Support)] == [7]
+    assert (await idea_row(h, ids[0])).supports == 1
+    assert [s.member_id for s in await rows(h, Support)] == [7]
     # Nothing was submitted instead, and no card went to the moderators.
-    assert await rows(h.app, Idea, Idea.author_id == 7) == []
-    assert await deliveries(h.app.sessionmaker, "moderation") == []
+    assert await rows(h, Idea, Idea.author_id == 7) == []
+    assert await deliveries(h.services.sessionmaker, "moderation") == []
 
 
 async def test_dialogs_started_within_one_second_keep_their_own_contexts(
@@ -343,7 +344,7 @@ async def test_dialogs_started_within_one_second_keep_their_own_contexts(
     await anne.send("Pour que les aînés puissent se reposer.")
     assert "Aperçu" in (h.last().text or "")
     await h.click(anne, "Envoyer aux modérateurs")
-    [idea] = await rows(h.app, Idea)
+    [idea] = await rows(h, Idea)
     thanks = t(
         "Merci ! Votre idée n° {id} est en attente de modération. Vous serez prévenu de la "
         "décision."
@@ -360,11 +361,11 @@ async def test_dialogs_started_within_one_second_keep_their_own_contexts(
 
 
 async def test_my_ideas_lists_pending_and_withdraw_once(h: Harness) -> None:
-    await add_member(h.app.sessionmaker, 7, "Anne")
-    mine = await seed_idea(h.app, 7, "Une idée en attente", status="pending")
-    await seed_idea(h.app, 7, "Une idée approuvée", status="approved")
-    rejected = await seed_idea(h.app, 7, "Une idée rejetée", status="pending")
-    async with h.app.sessionmaker() as session:
+    await add_member(h.services.sessionmaker, 7, "Anne")
+    mine = await seed_idea(h, 7, "Une idée en attente", status="pending")
+    await seed_idea(h, 7, "Une idée approuvée", status="approved")
+    rejected = await seed_idea(h, 7, "Une idée rejetée", status="pending")
+    async with h.services.sessionmaker() as session:
         await IdeaRepository(session).decide(rejected, "rejected", 1, "Modo", "duplicate", NOW)
         await session.commit()
 
@@ -387,7 +388,7 @@ async def test_my_ideas_lists_pending_and_withdraw_once(h: Harness) -> None:
     assert "Statut : ⏳ en attente de modération" in (detail.text or "")
     await h.click(anne, "Retirer cette idée")
     assert h.bot.alerts()[-1] == "Idée retirée."
-    assert (await idea_row(h.app, mine)).status == "withdrawn"
+    assert (await idea_row(h, mine)).status == "withdrawn"
     # The screen now says so, without the button...
     assert "Statut : ↩️ retirée" in (h.last().text or "")
     assert "Retirer cette idée" not in str(h.last().reply_markup)
@@ -396,28 +397,28 @@ async def test_my_ideas_lists_pending_and_withdraw_once(h: Harness) -> None:
     assert h.bot.alerts()[-1] == (
         "Cette idée n’est plus en attente : elle ne peut plus être retirée."
     )
-    assert (await idea_row(h.app, mine)).status == "withdrawn"
+    assert (await idea_row(h, mine)).status == "withdrawn"
 
 
 async def test_someone_else_cannot_withdraw_or_read_a_pending_idea(h: Harness) -> None:
-    await add_member(h.app.sessionmaker, 7, "Anne")
-    pending = await seed_idea(h.app, 7, "Secret encore", status="pending")
+    await add_member(h.services.sessionmaker, 7, "Anne")
+    pending = await seed_idea(h, 7, "Secret encore", status="pending")
     dp = h.dispatcher()
     bob = member_client(h, dp, 8, "Bob")
     await bob.send(f"/start idea_{pending}")
     assert "Cette idée n’est pas (ou plus) disponible." in (h.last().text or "")
     assert "Secret encore" not in (h.last().text or "")
-    assert (await idea_row(h.app, pending)).status == "pending"
+    assert (await idea_row(h, pending)).status == "pending"
 
 
 # ----------------------------------------------------------------------------- browse
 
 
 async def test_browse_sort_and_paginate(h: Harness) -> None:
-    await add_member(h.app.sessionmaker, 50, "Bob")
+    await add_member(h.services.sessionmaker, 50, "Bob")
     for i in range(7):
-        idea_id = await seed_idea(h.app, 50, f"Idée numéro {i}", at=NOW - timedelta(hours=10 - i))
-        async with h.app.sessionmaker() as session:
+        idea_id = await seed_idea(h, 50, f"Idée numéro {i}", at=NOW - timedelta(hours=10 - i))
+        async with h.services.sessionmaker() as session:
             await session.execute(
                 update(Idea).where(Idea.id == idea_id).values(supports=(i * 3) % 7)
             )
@@ -444,8 +445,8 @@ async def test_browse_sort_and_paginate(h: Harness) -> None:
 
 
 async def test_support_toggles_comment_reply_and_report(h: Harness) -> None:
-    await add_member(h.app.sessionmaker, 50, "Bob", lang="nl")
-    idea_id = await seed_idea(h.app, 50, "Un potager partagé", "Au pied des immeubles.")
+    await add_member(h.services.sessionmaker, 50, "Bob", lang="nl")
+    idea_id = await seed_idea(h, 50, "Un potager partagé", "Au pied des immeubles.")
     dp = h.dispatcher()
     anne = member_client(h, dp, 7)
     await open_ideas(h, anne)
@@ -458,8 +459,8 @@ async def test_support_toggles_comment_reply_and_report(h: Harness) -> None:
     assert idea_link(h.app, idea_id) in (screen.text or "")
 
     async def supports() -> tuple[int, int]:
-        idea = await idea_row(h.app, idea_id)
-        return idea.supports, len(await rows(h.app, Support, Support.idea_id == idea_id))
+        idea = await idea_row(h, idea_id)
+        return idea.supports, len(await rows(h, Support, Support.idea_id == idea_id))
 
     assert await supports() == (0, 0)
     await h.click(anne, "Soutenir")
@@ -485,7 +486,7 @@ async def test_support_toggles_comment_reply_and_report(h: Harness) -> None:
     await anne.send("Bonne idée, je peux aider.")
     assert h.bot.texts()[-1] == "💬 Commentaire publié."
     assert "1. <b>Anne</b> : Bonne idée, je peux aider." in (h.last().text or "")
-    [first] = await rows(h.app, Comment)
+    [first] = await rows(h, Comment)
     assert (first.idea_id, first.parent_id, first.author_id) == (idea_id, None, 7)
 
     # Reply to it (one level).
@@ -494,7 +495,7 @@ async def test_support_toggles_comment_reply_and_report(h: Harness) -> None:
     await h.click(anne, "↩️ 1. Anne")
     assert "Écrivez votre réponse à Anne" in (h.last().text or "")
     await anne.send("Le samedi matin, par exemple.")
-    reply = (await rows(h.app, Comment, Comment.parent_id.is_not(None)))[0]
+    reply = (await rows(h, Comment, Comment.parent_id.is_not(None)))[0]
     assert (reply.parent_id, reply.text) == (first.id, "Le samedi matin, par exemple.")
     text = h.last().text or ""
     assert "    ↩️ 2. <b>Anne</b> : Le samedi matin, par exemple." in text
@@ -505,17 +506,17 @@ async def test_support_toggles_comment_reply_and_report(h: Harness) -> None:
 
     # The first comment went to the moderators at once, with a Hide button; the reply, written
     # within a minute, waits for the next batched card. The author was told (grouped).
-    cards = await deliveries(h.app.sessionmaker, "moderation", MOD_CHAT)
+    cards = await deliveries(h.services.sessionmaker, "moderation", MOD_CHAT)
     assert len(cards) == 1
     assert "Bonne idée, je peux aider." in (cards[0].text or "")
     h.clock.now = NOW + timedelta(seconds=h.app.settings.comment_cards_every)
-    async with h.app.sessionmaker() as session:
-        assert await IdeaService(session, h.app).card_comments() == 1
-    cards = await deliveries(h.app.sessionmaker, "moderation", MOD_CHAT)
+    async with h.services.sessionmaker() as session:
+        assert await h.use(session).ideas.card_comments() == 1
+    cards = await deliveries(h.services.sessionmaker, "moderation", MOD_CHAT)
     assert len(cards) == 2
     assert all("🙈 Masquer" in (c.reply_markup or "") for c in cards)
     assert "Le samedi matin, par exemple." in (cards[1].text or "")
-    [note] = await deliveries(h.app.sessionmaker, "notification", 50)
+    [note] = await deliveries(h.services.sessionmaker, "notification", 50)
     assert "Un potager partagé" in (note.text or "")
 
     # Report the idea: once.
@@ -530,7 +531,7 @@ async def test_support_toggles_comment_reply_and_report(h: Harness) -> None:
     assert markup_texts(h.last())[1:-1] == ["💬 1. Anne", "💬 2. Anne"]
     await h.click(anne, "💬 2. Anne")
     assert h.bot.alerts()[-1] == "Merci : les modérateurs vont examiner ce signalement."
-    reports = await deliveries(h.app.sessionmaker, "moderation", MOD_CHAT)
+    reports = await deliveries(h.services.sessionmaker, "moderation", MOD_CHAT)
     assert len(reports) == 4
     assert "Idée signalée" in (reports[2].text or "") and "Un potager partagé" in (
         reports[2].text or ""
@@ -541,9 +542,9 @@ async def test_support_toggles_comment_reply_and_report(h: Harness) -> None:
 
 
 async def test_comments_are_paginated(h: Harness) -> None:
-    await add_member(h.app.sessionmaker, 50, "Bob")
-    idea_id = await seed_idea(h.app, 50, "Beaucoup de commentaires")
-    async with h.app.sessionmaker() as session:
+    await add_member(h.services.sessionmaker, 50, "Bob")
+    idea_id = await seed_idea(h, 50, "Beaucoup de commentaires")
+    async with h.services.sessionmaker() as session:
         repo = IdeaRepository(session)
         for i in range(7):
             await repo.add_comment(idea_id, 50, "Bob", f"commentaire {i + 1}", None, NOW)
@@ -561,8 +562,8 @@ async def test_comments_are_paginated(h: Harness) -> None:
 
 
 async def test_phase_closed_support_and_comment_refused_idea_readable(h: Harness) -> None:
-    await add_member(h.app.sessionmaker, 50, "Bob")
-    idea_id = await seed_idea(h.app, 50, "Un potager partagé", "Au pied des immeubles.")
+    await add_member(h.services.sessionmaker, 50, "Bob")
+    idea_id = await seed_idea(h, 50, "Un potager partagé", "Au pied des immeubles.")
     dp = h.dispatcher()
     anne = member_client(h, dp, 7)
     await anne.send(f"/start idea_{idea_id}")
@@ -575,12 +576,12 @@ async def test_phase_closed_support_and_comment_refused_idea_readable(h: Harness
     # A comment typed before the end and sent after it: refused, clearly.
     await anne.send("Trop tard ?")
     assert CLOSED in h.bot.texts()
-    assert await rows(h.app, Comment) == []
+    assert await rows(h, Comment) == []
     # The old screen's Support button: refused, nothing stored.
     await anne.click(screen, button("Soutenir"))
     assert h.bot.alerts()[-1] == CLOSED
-    assert await rows(h.app, Support) == []
-    assert (await idea_row(h.app, idea_id)).supports == 0
+    assert await rows(h, Support) == []
+    assert (await idea_row(h, idea_id)).supports == 0
     await anne.click(comment_prompt, button("Annuler"))
 
     # Still readable from the menu, without the buttons that would change anything.
@@ -603,8 +604,8 @@ async def test_phase_closed_while_writing_an_idea(h: Harness) -> None:
     h.clock.now = IDEAS_END + timedelta(seconds=1)
     await anne.send("Le texte arrive trop tard.")
     assert h.bot.texts()[-1] == ("La phase des idées est close : on ne peut plus proposer d’idée.")
-    assert await rows(h.app, Idea) == []
-    assert await deliveries(h.app.sessionmaker, "moderation") == []
+    assert await rows(h, Idea) == []
+    assert await deliveries(h.services.sessionmaker, "moderation") == []
 
 
 # ---------------------------------------------------------------- use cases, both databases
@@ -612,25 +613,25 @@ async def test_phase_closed_while_writing_an_idea(h: Harness) -> None:
 
 def db_app(
     tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession], **document: Any
-) -> AppContext:
+) -> Wired:
     return make_app(tmp_path, sessionmaker, Clock(NOW), **document)
 
 
 async def test_decide_first_moderator_wins(
     tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    app = db_app(tmp_path, sessionmaker)
+    w = db_app(tmp_path, sessionmaker)
     await add_member(sessionmaker, 7, "Anne", lang="nl")
     await add_member(sessionmaker, 8, "Emma", lang="en")
-    first = await seed_idea(app, 7, "Des bancs", status="pending")
-    second = await seed_idea(app, 8, "Des arbres", status="pending")
+    first = await seed_idea(w, 7, "Des bancs", status="pending")
+    second = await seed_idea(w, 8, "Des arbres", status="pending")
 
     async with sessionmaker() as session:
-        result = await IdeaService(session, app).decide(first, True, 601, "Mia Modo")
+        result = await w.use(session).ideas.decide(first, True, 601, "Mia Modo")
     assert result.outcome == Decision.DONE
     assert result.idea is not None and result.idea.status == "approved"
     async with sessionmaker() as session:
-        late = await IdeaService(session, app).decide(first, False, 602, "Noé", "duplicate")
+        late = await w.use(session).ideas.decide(first, False, 602, "Noé", "duplicate")
     assert late.outcome == Decision.ALREADY
     assert late.idea is not None
     assert (late.idea.status, late.idea.decided_by, late.idea.decided_by_name) == (
@@ -639,10 +640,10 @@ async def test_decide_first_moderator_wins(
         "Mia Modo",
     )
     async with sessionmaker() as session:
-        missing = await IdeaService(session, app).decide(999_999, True, 601, "Mia Modo")
+        missing = await w.use(session).ideas.decide(999_999, True, 601, "Mia Modo")
     assert missing.outcome == Decision.MISSING and missing.idea is None
 
-    stored = await idea_row(app, first)
+    stored = await idea_row(w, first)
     assert (stored.status, stored.decided_by_name, stored.reject_reason) == (
         "approved",
         "Mia Modo",
@@ -652,11 +653,11 @@ async def test_decide_first_moderator_wins(
     [told] = await deliveries(sessionmaker, "decision", 7)
     assert told.text == t(
         "✅ Votre idée « {title} » a été approuvée : elle est visible par tous.\n{link}", "nl"
-    ).format(title="Des bancs", link=idea_link(app, first))
+    ).format(title="Des bancs", link=idea_link(w.app, first))
 
     # A rejection with a reason among the presets, told in English.
     async with sessionmaker() as session:
-        rejected = await IdeaService(session, app).decide(second, False, 602, "Noé", "offensive")
+        rejected = await w.use(session).ideas.decide(second, False, 602, "Noé", "offensive")
     assert rejected.outcome == Decision.DONE
     [told] = await deliveries(sessionmaker, "decision", 8)
     assert told.text == t(
@@ -669,13 +670,13 @@ async def test_decide_first_moderator_wins(
 async def test_decide_concurrently_exactly_one_wins(
     tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    app = db_app(tmp_path, sessionmaker)
+    w = db_app(tmp_path, sessionmaker)
     await add_member(sessionmaker, 7, "Anne")
-    idea_id = await seed_idea(app, 7, "Disputée", status="pending")
+    idea_id = await seed_idea(w, 7, "Disputée", status="pending")
 
     async def decide(moderator: int) -> Decision:
         async with sessionmaker() as session:
-            result = await IdeaService(session, app).decide(
+            result = await w.use(session).ideas.decide(
                 idea_id, moderator % 2 == 0, moderator, f"Modo {moderator}", "other"
             )
             return result.outcome
@@ -689,15 +690,15 @@ async def test_comment_notifications_grouped_per_ten_minutes(
     tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     clock = Clock(NOW)
-    app = make_app(tmp_path, sessionmaker, clock)
+    w = make_app(tmp_path, sessionmaker, clock)
     await add_member(sessionmaker, 7, "Anne", lang="nl")  # the idea's author
     await add_member(sessionmaker, 8, "Bob")
     await add_member(sessionmaker, 9, "Chloé")
-    idea_id = await seed_idea(app, 7, "Un potager partagé")
+    idea_id = await seed_idea(w, 7, "Un potager partagé")
 
     async def comment(member_id: int, text: str, parent: int | None = None) -> int:
         async with sessionmaker() as session:
-            service = IdeaService(session, app)
+            service = w.use(session).ideas
             member = await MemberRepository(session).get(member_id)
             idea = await service.repo.get(idea_id)
             assert member is not None and idea is not None
@@ -706,7 +707,7 @@ async def test_comment_notifications_grouped_per_ten_minutes(
 
     async def flush() -> int:
         async with sessionmaker() as session:
-            return await IdeaService(session, app).flush_notifications()
+            return await w.use(session).ideas.flush_notifications()
 
     def note(n: int, lang: str) -> str:
         return TR.ngettext(
@@ -716,7 +717,7 @@ async def test_comment_notifications_grouped_per_ten_minutes(
             locale=lang,
         ).format(n=n, title="Un potager partagé")
 
-    link = idea_link(app, idea_id)
+    link = idea_link(w.app, idea_id)
     bob_comment = await comment(8, "Premier !")  # the author is told at once
     notes = await deliveries(sessionmaker, "notification", 7)
     assert [d.text for d in notes] == [f"{note(1, 'nl')}\n{link}"]
@@ -765,30 +766,30 @@ async def test_digest_of_newly_approved_ideas_for_officials(
 ) -> None:
     starts = NOW
     clock = Clock(starts)
-    app = make_app(
+    w = make_app(
         tmp_path, sessionmaker, clock, ideas_dates(starts, starts + timedelta(days=30)), digest="7d"
     )
     await add_member(sessionmaker, 3, "Olivia", lang="en", role=Role.OFFICIAL)
     await add_member(sessionmaker, 4, "Omer", lang="fr", role=Role.OFFICIAL)
     await add_member(sessionmaker, 7, "Anne")  # an ambassador: no digest
-    await run_due(app, starts + timedelta(minutes=1))  # the ideas phase opened
+    await run_due(w.app, w.services, starts + timedelta(minutes=1))  # the ideas phase opened
 
     approved = []
     for day, title, project in [
         (1, "Des bancs", "inclusion"),
         (2, "Des arbres", "living_together"),
     ]:
-        idea_id = await seed_idea(app, 7, title, project=project, status="pending")
+        idea_id = await seed_idea(w, 7, title, project=project, status="pending")
         clock.now = starts + timedelta(days=day)
         async with sessionmaker() as session:
-            await IdeaService(session, app).decide(idea_id, True, 601, "Mia")
+            await w.use(session).ideas.decide(idea_id, True, 601, "Mia")
         approved.append(idea_id)
-    still_pending = await seed_idea(app, 7, "Pas encore décidée", status="pending")
-    rejected = await seed_idea(app, 7, "Refusée", status="pending")
+    still_pending = await seed_idea(w, 7, "Pas encore décidée", status="pending")
+    rejected = await seed_idea(w, 7, "Refusée", status="pending")
     async with sessionmaker() as session:
-        await IdeaService(session, app).decide(rejected, False, 601, "Mia", "duplicate")
+        await w.use(session).ideas.decide(rejected, False, 601, "Mia", "duplicate")
 
-    done = await run_due(app, starts + timedelta(days=7, minutes=1))
+    done = await run_due(w.app, w.services, starts + timedelta(days=7, minutes=1))
     assert "ideas:digest:1:sent 2 ideas to 2" in done
     digests = await deliveries(sessionmaker, "digest:ideas")
     assert sorted(d.chat_id for d in digests) == [3, 4]  # one delivery per official
@@ -802,32 +803,32 @@ async def test_digest_of_newly_approved_ideas_for_officials(
         ).split("{n}")[0]
     )
     for idea_id, title in zip(approved, ["Des bancs", "Des arbres"], strict=True):
-        assert f"• {title} — {idea_link(app, idea_id)}" in english
+        assert f"• {title} — {idea_link(w.app, idea_id)}" in english
     assert "Pas encore décidée" not in english and "Refusée" not in english
-    assert idea_link(app, still_pending) not in english
-    assert idea_link(app, rejected) not in english
+    assert idea_link(w.app, still_pending) not in english
+    assert idea_link(w.app, rejected) not in english
 
     # A week without newly approved ideas: nothing is sent.
-    done = await run_due(app, starts + timedelta(days=14, minutes=1))
+    done = await run_due(w.app, w.services, starts + timedelta(days=14, minutes=1))
     assert done == ["ideas:digest:2:nothing new"]
     assert len(await deliveries(sessionmaker, "digest:ideas")) == 2
     # Run again: each digest happens once.
-    assert await run_due(app, starts + timedelta(days=14, minutes=2)) == []
+    assert await run_due(w.app, w.services, starts + timedelta(days=14, minutes=2)) == []
 
 
 async def test_moderation_cards_in_the_moderation_language(
     tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    app = db_app(tmp_path, sessionmaker)
-    assert app.moderation_language == "fr"  # by default, the consultation's first language
-    app.settings = app.settings.model_copy(update={"moderation_language": "de"})
-    assert app.moderation_language == "fr"  # not a language of the consultation
-    app.settings = app.settings.model_copy(update={"moderation_language": "nl"})
+    w = db_app(tmp_path, sessionmaker)
+    assert w.app.moderation_language == "fr"  # by default, the consultation's first language
+    w.app.settings = w.app.settings.model_copy(update={"moderation_language": "de"})
+    assert w.app.moderation_language == "fr"  # not a language of the consultation
+    w.app.settings = w.app.settings.model_copy(update={"moderation_language": "nl"})
     await add_member(sessionmaker, 7, "Anne", lang="fr")
     async with sessionmaker() as session:
         member = await MemberRepository(session).get(7)
         assert member is not None
-        idea = await IdeaService(session, app).submit(member, "inclusion", "Bancs", "Au parc.")
+        idea = await w.use(session).ideas.submit(member, "inclusion", "Bancs", "Au parc.")
     [card] = await deliveries(sessionmaker, "moderation")
     head = t("💡 <b>Nouvelle idée n° {id}</b> — {project}", "nl").format(
         id=idea.id, project="Inclusie"

@@ -40,7 +40,7 @@ async def test_three_hundred_updates_at_once_wait_for_a_connection() -> None:
     # members every update failed before reaching a handler.
     await reachable()
     settings = Settings(bot_token=None, redis_url=REDIS_URL)
-    storage = create_storage(settings, app=None)  # type: ignore[arg-type]
+    storage = create_storage(settings, sessionmaker=None)
     isolation = create_isolation(settings)
     try:
 

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consultation import Role
 from bot.ideas.cards import ModeratorDirectory, comments_card, idea_card
-from bot.ideas.service import MAX_ID, IdeaService, parse_id
+from bot.ideas.service import MAX_ID, parse_id
 from bot.members.privacy import forget
 from bot.phases.transitions import digest_parts
 from bot.text_budget import MESSAGE_LIMIT, clip_html, pages
@@ -44,7 +44,7 @@ from storage.models import (
 )
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRepository
-from tests.test_dialogs import Harness, RecordingBot, button
+from tests.test_dialogs import Harness, RecordingBot, Wired, button
 from tests.test_ideas_dialogs import (
     MOD_CHAT,
     NOW,
@@ -84,15 +84,15 @@ def card_buttons(delivery: Delivery) -> dict[str, str]:
     return {b["text"]: b["callback_data"] for row in markup["inline_keyboard"] for b in row}
 
 
-async def submit(app: Any, member_id: int, title: str, text: str) -> int:
-    async with app.sessionmaker() as session:
+async def submit(w: Wired, member_id: int, title: str, text: str) -> int:
+    async with w.services.sessionmaker() as session:
         member = await MemberRepository(session).get(member_id)
         assert member is not None
-        return (await IdeaService(session, app).submit(member, "inclusion", title, text)).id
+        return (await w.use(session).ideas.submit(member, "inclusion", title, text)).id
 
 
-async def mark_sent(app: Any, delivery_id: int, message_id: int) -> None:
-    async with app.sessionmaker() as session:
+async def mark_sent(w: Wired, delivery_id: int, message_id: int) -> None:
+    async with w.services.sessionmaker() as session:
         await session.execute(
             update(Delivery)
             .where(Delivery.id == delivery_id)
@@ -126,25 +126,25 @@ async def test_ids_are_never_reused_on_either_database(
 async def test_erase_resubmit_and_press_the_old_card(h: Harness) -> None:
     """The old card's ✅ can never approve the new idea: new id, new card, old press refused."""
     dp = h.dispatcher()
-    await add_member(h.app.sessionmaker, 7, "Anne")
-    old_id = await submit(h.app, 7, "Des bancs", "Un texte anodin.")
-    [old_card] = await deliveries(h.app.sessionmaker, "moderation")
+    await add_member(h.services.sessionmaker, 7, "Anne")
+    old_id = await submit(h, 7, "Des bancs", "Un texte anodin.")
+    [old_card] = await deliveries(h.services.sessionmaker, "moderation")
     old_approve = card_buttons(old_card)["✅ Approuver"]
-    await mark_sent(h.app, old_card.id, 501)
-    async with h.app.sessionmaker() as session:
-        await forget(session, h.app, 7)
+    await mark_sent(h, old_card.id, 501)
+    async with h.services.sessionmaker() as session:
+        await forget(session, h.app, h.services.translator, 7)
 
-    await add_member(h.app.sessionmaker, 7, "Anne")  # she comes back
-    new_id = await submit(h.app, 7, "Autre chose", "Un texte que personne n’a vu.")
+    await add_member(h.services.sessionmaker, 7, "Anne")  # she comes back
+    new_id = await submit(h, 7, "Autre chose", "Un texte que personne n’a vu.")
     assert new_id != old_id
-    cards = await deliveries(h.app.sessionmaker, "moderation")
+    cards = await deliveries(h.services.sessionmaker, "moderation")
     assert len(cards) == 2  # the new card was not swallowed by the old one's dedupe key
     assert f"n° {new_id}" in (cards[1].text or "") and cards[1].status == "pending"
 
     await press_in_group(h, dp, ADMIN, old_approve)
     assert "Retirée par son auteur" in h.bot.alerts()[-1]
-    assert (await idea_row(h.app, new_id)).status == "pending"
-    assert (await idea_row(h.app, old_id)).status == "withdrawn"
+    assert (await idea_row(h, new_id)).status == "pending"
+    assert (await idea_row(h, old_id)).status == "withdrawn"
 
 
 def test_migration_keeps_rows_and_continues_above_ids_in_dedupe_keys(
@@ -287,7 +287,7 @@ async def test_invite_only_access_decided_for_every_private_update(h: Harness) -
     # An invitation opens the door.
     from bot.members.invitations import create_invitation
 
-    async with h.app.sessionmaker() as session:
+    async with h.services.sessionmaker() as session:
         token = await create_invitation(session, Role.AMBASSADOR, 1, None, NOW)
     await stranger.send(f"/start inv_{token}")
     assert t("✅ Invitation acceptée : bienvenue !") in h.bot.texts()
@@ -299,9 +299,9 @@ async def test_invite_only_access_decided_for_every_private_update(h: Harness) -
 
 
 async def test_idea_screen_and_pending_fit_telegram_limits(h: Harness) -> None:
-    await add_member(h.app.sessionmaker, 50, "B" * 100)
-    idea_id = await seed_idea(h.app, 50, "&" * 100, "<" * 2000)
-    async with h.app.sessionmaker() as session:
+    await add_member(h.services.sessionmaker, 50, "B" * 100)
+    idea_id = await seed_idea(h, 50, "&" * 100, "<" * 2000)
+    async with h.services.sessionmaker() as session:
         repo = IdeaRepository(session)
         for i in range(7):
             await repo.add_comment(idea_id, 50, "C" * 100, f"{i}" + "&" * 999, None, NOW)
@@ -322,7 +322,7 @@ async def test_idea_screen_and_pending_fit_telegram_limits(h: Harness) -> None:
 
     # /pending with many long titles: several messages, each within the limit, every idea.
     for i in range(60):
-        await seed_idea(h.app, 50, f"{i:02d}" + "&" * 98, status="pending")
+        await seed_idea(h, 50, f"{i:02d}" + "&" * 98, status="pending")
     admin = member_client(h, dp, ADMIN, "Admin")
     await admin.send("/pending")
     sent = [c.text for c in h.bot.calls if isinstance(c, SendMessage)]
@@ -338,7 +338,7 @@ async def test_mydata_with_long_free_texts_fits(h: Harness) -> None:
     dp = h.dispatcher()
     anne = member_client(h, dp, 7)
     await anne.send("/start")
-    async with h.app.sessionmaker() as session:
+    async with h.services.sessionmaker() as session:
         response = Response(consultation_id=h.app.consultation.id, member_id=7, status="draft")
         session.add(response)
         await session.flush()
@@ -353,16 +353,18 @@ async def test_mydata_with_long_free_texts_fits(h: Harness) -> None:
 
 
 async def test_cards_and_digests_fit_telegram_limits(h: Harness) -> None:
-    await add_member(h.app.sessionmaker, 50, "Bob")
-    idea_id = await seed_idea(h.app, 50, "&" * 100, "&" * 2000, status="pending")
-    idea = await idea_row(h.app, idea_id)
-    assert len(idea_card(h.app, idea, "fr")) <= MESSAGE_LIMIT
+    await add_member(h.services.sessionmaker, 50, "Bob")
+    idea_id = await seed_idea(h, 50, "&" * 100, "&" * 2000, status="pending")
+    idea = await idea_row(h, idea_id)
+    assert len(idea_card(h.app, h.services.translator, idea, "fr")) <= MESSAGE_LIMIT
     comment = Comment(id=5, idea_id=idea_id, author_name="&" * 128, text="<" * 1000, parent_id=None)
-    text, markup = comments_card(h.app, [(idea, comment)] * 8, "fr")
+    text, markup = comments_card(h.services.translator, [(idea, comment)] * 8, "fr")
     assert len(text) <= MESSAGE_LIMIT and len(markup.inline_keyboard) == 8
     ideas = [Idea(id=i, project_id="inclusion", title="&" * 100) for i in range(1, 80)]
     phase = h.app.consultation.phases[-1]
-    parts = digest_parts(h.app, phase, ideas, NOW - timedelta(days=7), NOW, "fr")
+    parts = digest_parts(
+        h.app, h.services.translator, phase, ideas, NOW - timedelta(days=7), NOW, "fr"
+    )
     assert len(parts) > 1 and all(len(p) <= MESSAGE_LIMIT for p in parts)
 
 
@@ -379,7 +381,7 @@ def test_budget_helpers() -> None:
 async def test_forget_erases_the_member_and_nothing_of_anyone_else(
     tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    app = db_app(tmp_path, sessionmaker)
+    w = db_app(tmp_path, sessionmaker)
     secret_name, secret_title = "Zéphyrine", "Titre-secret-4242"
     secret_text, secret_comment = "Texte-secret-4242", "Commentaire-secret-4242"
     me = 987_654_321
@@ -387,13 +389,13 @@ async def test_forget_erases_the_member_and_nothing_of_anyone_else(
     await add_member(sessionmaker, 8, "Bob")
     await add_member(sessionmaker, 9, "Chloé", role=Role.OFFICIAL)
     await add_member(sessionmaker, 601, "Mia", role=Role.MODERATOR)
-    approved = await seed_idea(app, me, secret_title, secret_text)
-    pending = await submit(app, me, secret_title + "-bis", secret_text + "-bis")
-    unsent = await submit(app, me, secret_title + "-ter", secret_text + "-ter")
-    bobs = await seed_idea(app, 8, "L’idée de Bob", "Sur les bancs.", status="pending")
+    approved = await seed_idea(w, me, secret_title, secret_text)
+    pending = await submit(w, me, secret_title + "-bis", secret_text + "-bis")
+    unsent = await submit(w, me, secret_title + "-ter", secret_text + "-ter")
+    bobs = await seed_idea(w, 8, "L’idée de Bob", "Sur les bancs.", status="pending")
 
     async with sessionmaker() as session:
-        service = IdeaService(session, app)
+        service = w.use(session).ideas
         repo = service.repo
         member = await MemberRepository(session).get(me)
         bob = await MemberRepository(session).get(8)
@@ -412,14 +414,20 @@ async def test_forget_erases_the_member_and_nothing_of_anyone_else(
     # Mia (a moderator) decided and hid: those copies of her name go when she erases hers.
     # A digest quoting the member's idea went to Chloé; the first group card was sent.
     async with sessionmaker() as session:
-        await IdeaService(session, app).card_comments()
-        await IdeaService(session, app).decide(bobs, True, 601, "Mia")
+        await w.use(session).ideas.card_comments()
+        await w.use(session).ideas.decide(bobs, True, 601, "Mia")
         await session.execute(
             update(Idea).where(Idea.id == approved).values(decided_by=601, decided_by_name="Mia")
         )
         await session.commit()
     for part in digest_parts(
-        app, app.consultation.phases[-1], [await idea_row(app, approved)], NOW, NOW, "fr"
+        w.app,
+        w.services.translator,
+        w.app.consultation.phases[-1],
+        [await idea_row(w, approved)],
+        NOW,
+        NOW,
+        "fr",
     ):
         async with sessionmaker() as session:
             from storage.repositories.outbox import NewDelivery, OutboxRepository
@@ -430,13 +438,13 @@ async def test_forget_erases_the_member_and_nothing_of_anyone_else(
             await session.commit()
     card = (await deliveries(sessionmaker, "moderation"))[0]
     assert secret_title in (card.text or "")
-    await mark_sent(app, card.id, 777)
+    await mark_sent(w, card.id, 777)
     group_cards_before = {d.id for d in await deliveries(sessionmaker, "moderation")}
 
     async with sessionmaker() as session:
-        edits = await forget(session, app, me)
+        edits = await forget(session, w.app, w.services.translator, me)
     async with sessionmaker() as session:
-        await forget(session, app, 601)
+        await forget(session, w.app, w.services.translator, 601)
 
     # Every table, every column: nothing of the member remains.
     async with sessionmaker() as session:
@@ -455,19 +463,19 @@ async def test_forget_erases_the_member_and_nothing_of_anyone_else(
                 assert "601" not in [str(v) for v in row], (table.name, cells)
     # The threads of others stay: Bob's comment on the erased idea, Bob's reply to the erased
     # comment; the erased ones are anonymised, not deleted.
-    comments = {c.id: c for c in await rows(app, Comment)}
+    comments = {c.id: c for c in await rows(w, Comment)}
     assert comments[bob_on_mine_id].text == "Bob répond à l’idée."
     assert comments[bob_reply_id].parent_id == mine_id
     assert (comments[mine_id].author_id, comments[mine_id].text) == (None, "")
     assert comments[mine_id].erased_at is not None
-    ideas = {i.id: i for i in await rows(app, Idea)}
+    ideas = {i.id: i for i in await rows(w, Idea)}
     assert ideas[approved].status == "approved" and ideas[approved].erased_at is not None
     assert ideas[pending].status == ideas[unsent].status == "withdrawn"
     assert ideas[bobs].supports == 0 and ideas[bobs].decided_by_name is None
-    assert await rows(app, Support) == []
-    assert [r.reporter_id for r in await rows(app, Report)] == [8]  # Bob's report stays
+    assert await rows(w, Support) == []
+    assert [r.reporter_id for r in await rows(w, Report)] == [8]  # Bob's report stays
     # Deliveries: none to the member; the pending card cancelled, the sent one edited.
-    everything = await rows(app, Delivery)
+    everything = await rows(w, Delivery)
     assert not [d for d in everything if d.chat_id == me]
     by_id = {d.id: d for d in everything}
     unsent_card = next(d for d in everything if d.dedupe_key.endswith(f":card:idea:{unsent}"))
@@ -477,7 +485,7 @@ async def test_forget_erases_the_member_and_nothing_of_anyone_else(
     assert [e.message_id for e in edits] == [777]
     assert group_cards_before <= set(by_id)  # redacted, not lost
     # Erasure is logged, without saying who.
-    entries = await rows(app, AuditEntry, AuditEntry.action == "member.erase")
+    entries = await rows(w, AuditEntry, AuditEntry.action == "member.erase")
     assert len(entries) == 2 and all(e.actor_id is None and e.target_id is None for e in entries)
 
 
@@ -487,9 +495,9 @@ async def test_forget_edits_group_cards_and_nothing_but_a_message_registers_agai
     dp = h.dispatcher()
     anne = member_client(h, dp, 7)
     await anne.send("/start")
-    idea_id = await submit(h.app, 7, "Des bancs", "Texte.")
-    [card] = await deliveries(h.app.sessionmaker, "moderation")
-    await mark_sent(h.app, card.id, 321)
+    idea_id = await submit(h, 7, "Des bancs", "Texte.")
+    [card] = await deliveries(h.services.sessionmaker, "moderation")
+    await mark_sent(h, card.id, 321)
     await anne.send("/forget")
     sent = [c for c in h.bot.calls if isinstance(c, SendMessage)][-1]
     prompt = Message(
@@ -504,10 +512,10 @@ async def test_forget_edits_group_cards_and_nothing_but_a_message_registers_agai
     assert [(e.message_id, e.text) for e in edit] == [
         (321, t("🗑 Contenu effacé à la demande de son auteur."))
     ]
-    assert (await idea_row(h.app, idea_id)).title == ""
+    assert (await idea_row(h, idea_id)).title == ""
     from storage.models import FsmRecord
 
-    assert [r.key for r in await rows(h.app, FsmRecord) if ":7:" in r.key] == []
+    assert [r.key for r in await rows(h, FsmRecord) if ":7:" in r.key] == []
     # Blocking the bot afterwards, or pressing an old button, does not register her again.
     bot_user = User(id=42, is_bot=True, first_name="bot")
     kicked = ChatMemberUpdated(
@@ -519,11 +527,11 @@ async def test_forget_edits_group_cards_and_nothing_but_a_message_registers_agai
     )
     await dp.feed_update(h.bot, Update(update_id=77_001, my_chat_member=kicked))
     await anne.click(prompt, button("Annuler"))
-    async with h.app.sessionmaker() as session:
+    async with h.services.sessionmaker() as session:
         assert await session.get(Member, 7) is None
     # Her own message does.
     await anne.send("/start")
-    async with h.app.sessionmaker() as session:
+    async with h.services.sessionmaker() as session:
         assert await session.get(Member, 7) is not None
 
 
@@ -534,15 +542,15 @@ async def test_quotas_are_polite_and_configurable(h: Harness) -> None:
     h.app.settings = h.app.settings.model_copy(
         update={"quota_ideas_per_day": 2, "quota_comments_per_hour": 2, "quota_reports_per_day": 1}
     )
-    await add_member(h.app.sessionmaker, 7, "Anne")
-    await add_member(h.app.sessionmaker, 50, "Bob")
+    await add_member(h.services.sessionmaker, 7, "Anne")
+    await add_member(h.services.sessionmaker, 50, "Bob")
     for i in range(2):
-        await submit(h.app, 7, f"Idée {i}", "Texte.")
+        await submit(h, 7, f"Idée {i}", "Texte.")
     dp = h.dispatcher()
     anne = member_client(h, dp, 7)
     await open_ideas(h, anne)
     await h.click(anne, "Proposer une idée")
-    assert h.bot.alerts()[-1] == h.app.translator.ngettext(
+    assert h.bot.alerts()[-1] == h.services.translator.ngettext(
         "Vous avez déjà proposé {n} idée ces dernières 24 heures : c’est le maximum. "
         "Merci ! Revenez demain pour la suivante.",
         "Vous avez déjà proposé {n} idées ces dernières 24 heures : c’est le maximum. "
@@ -556,41 +564,41 @@ async def test_quotas_are_polite_and_configurable(h: Harness) -> None:
     assert "Pour quel projet ?" in (h.last().text or "")
     h.clock.now = NOW
 
-    bobs = await seed_idea(h.app, 50, "Un potager", "Texte.")
+    bobs = await seed_idea(h, 50, "Un potager", "Texte.")
     await anne.send(f"/start idea_{bobs}")
     for i in range(2):
         await h.click(anne, "Commenter")
         await anne.send(f"Commentaire {i}")
     await h.click(anne, "Commenter")
     assert "cette dernière heure" in h.bot.alerts()[-1]
-    assert len(await rows(h.app, Comment)) == 2
+    assert len(await rows(h, Comment)) == 2
     await h.click(anne, "Signaler")
     await h.click(anne, "L’idée elle-même")
     await h.click(anne, "Signaler")
     assert "signalement ces dernières 24 heures" in h.bot.alerts()[-1]
-    assert len(await rows(h.app, Report)) == 1
+    assert len(await rows(h, Report)) == 1
 
 
 async def test_comment_cards_are_batched(h: Harness) -> None:
-    await add_member(h.app.sessionmaker, 50, "Bob")
-    idea_id = await seed_idea(h.app, 50, "Un potager", "Texte.")
-    async with h.app.sessionmaker() as session:
-        service = IdeaService(session, h.app)
+    await add_member(h.services.sessionmaker, 50, "Bob")
+    idea_id = await seed_idea(h, 50, "Un potager", "Texte.")
+    async with h.services.sessionmaker() as session:
+        service = h.use(session).ideas
         bob = await MemberRepository(session).get(50)
         idea = await service.repo.get(idea_id)
         assert bob is not None and idea is not None
         for i in range(40):
             await service.comment(bob, idea, f"Commentaire {i}", None)
-    cards = await deliveries(h.app.sessionmaker, "moderation")
+    cards = await deliveries(h.services.sessionmaker, "moderation")
     assert len(cards) == 1  # the first at once; the others wait for the next round
     rounds = 0
-    while len(await rows(h.app, Comment, Comment.carded_at.is_(None))) and rounds < 10:
+    while len(await rows(h, Comment, Comment.carded_at.is_(None))) and rounds < 10:
         rounds += 1
         h.clock.now = NOW + timedelta(seconds=h.app.settings.comment_cards_every * rounds)
-        async with h.app.sessionmaker() as session:
-            queued = await IdeaService(session, h.app).card_comments()
+        async with h.services.sessionmaker() as session:
+            queued = await h.use(session).ideas.card_comments()
         assert 1 <= queued <= 3
-    cards = await deliveries(h.app.sessionmaker, "moderation")
+    cards = await deliveries(h.services.sessionmaker, "moderation")
     assert rounds == 2 and len(cards) == 1 + 3 + 2
     shown = "\n".join(c.text or "" for c in cards)
     assert all(f"Commentaire {i}\n" in shown + "\n" for i in range(40))
@@ -602,11 +610,11 @@ async def test_comment_cards_are_batched(h: Harness) -> None:
 
 async def test_audit_log_records_and_shows(h: Harness, tmp_path: Path) -> None:
     dp = h.dispatcher()
-    await add_member(h.app.sessionmaker, 50, "Bob")
-    idea_id = await seed_idea(h.app, 50, "Un potager", "Texte.", status="pending")
-    other = await seed_idea(h.app, 50, "Autre", "Texte.", status="pending")
-    async with h.app.sessionmaker() as session:
-        service = IdeaService(session, h.app)
+    await add_member(h.services.sessionmaker, 50, "Bob")
+    idea_id = await seed_idea(h, 50, "Un potager", "Texte.", status="pending")
+    other = await seed_idea(h, 50, "Autre", "Texte.", status="pending")
+    async with h.services.sessionmaker() as session:
+        service = h.use(session).ideas
         await service.decide(idea_id, True, ADMIN, "Mia")
         await service.decide(other, False, ADMIN, "Mia", "duplicate")
         await service.hide_idea(idea_id, ADMIN, "Mia")
@@ -615,17 +623,17 @@ async def test_audit_log_records_and_shows(h: Harness, tmp_path: Path) -> None:
         await service.hide_comment(comment.id, ADMIN, "Mia")
     from bot.members.invitations import create_invitation
 
-    async with h.app.sessionmaker() as session:
+    async with h.services.sessionmaker() as session:
         token = await create_invitation(session, Role.OFFICIAL, 3, timedelta(days=7), NOW)
     anne = member_client(h, dp, 7)
     await anne.send(f"/start inv_{token}")
     from bot.organisers.announce import announce
 
-    async with h.app.sessionmaker() as session:
+    async with h.services.sessionmaker() as session:
         await announce(session, h.app.consultation.id, "all", "Salut", NOW, "d1", ADMIN, "Mia")
-    async with h.app.sessionmaker() as session:
-        await forget(session, h.app, 50)
-    actions = [e.action for e in await rows(h.app, AuditEntry)]
+    async with h.services.sessionmaker() as session:
+        await forget(session, h.app, h.services.translator, 50)
+    actions = [e.action for e in await rows(h, AuditEntry)]
     assert actions == [
         "idea.approve",
         "idea.reject",
@@ -701,7 +709,7 @@ async def test_hidden_buttons_are_checked_again(h: Harness) -> None:
 
     # Comment on her own pending idea (the screen shows it to her, without the buttons).
     h.clock.now = NOW
-    mine = await seed_idea(h.app, 7, "En attente", status="pending")
+    mine = await seed_idea(h, 7, "En attente", status="pending")
     await anne.send(f"/start idea_{mine}")
     screen = h.last()
     assert "Commenter" not in str(screen.reply_markup)
@@ -780,8 +788,8 @@ async def test_chat_member_update_refreshes_the_moderators(h: Harness) -> None:
     bot = AdminsBot()
     h.bot = bot
     dp = h.dispatcher()
-    await add_member(h.app.sessionmaker, 50, "Bob")
-    idea_id = await seed_idea(h.app, 50, "Un potager", status="pending")
+    await add_member(h.services.sessionmaker, 50, "Bob")
+    idea_id = await seed_idea(h, 50, "Un potager", status="pending")
     await press_in_group(h, dp, 601, f"mi:reject:{idea_id}:")
     assert bot.calls.count(GetChatAdministrators(chat_id=MOD_CHAT)) == 1
     bot.admins = []
@@ -795,7 +803,7 @@ async def test_chat_member_update_refreshes_the_moderators(h: Harness) -> None:
     await dp.feed_update(bot, Update(update_id=88_001, chat_member=demoted))
     await press_in_group(h, dp, 601, f"mi:approve:{idea_id}:")
     assert h.bot.alerts()[-1] == t("Seuls les modérateurs peuvent décider.")
-    assert (await idea_row(h.app, idea_id)).status == "pending"
+    assert (await idea_row(h, idea_id)).status == "pending"
     assert "chat_member" in dp.resolve_used_update_types()
 
 

@@ -16,7 +16,6 @@ from aiogram.types import Chat, Message, Update, User
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.ideas.cards import card_waiting_ideas
-from bot.ideas.service import IdeaService
 from storage.db import make_engine, make_sessionmaker, upgrade_async
 from storage.dialog_state.sql_storage import SQLStorage
 from storage.repositories.chats import ChatRepository
@@ -57,8 +56,8 @@ async def h(tmp_path: Path) -> AsyncIterator[Harness]:
     engine = make_engine(url)
     sessionmaker = make_sessionmaker(engine)
     clock = Clock(NOW)
-    app = make_app(tmp_path, sessionmaker, clock)
-    yield Harness(app, SQLStorage(sessionmaker), clock, bot=GroupBot())
+    w = make_app(tmp_path, sessionmaker, clock)
+    yield Harness(w.app, w.services, SQLStorage(sessionmaker), clock, bot=GroupBot())
     await engine.dispose()
 
 
@@ -68,10 +67,10 @@ async def current_chat(sessionmaker: async_sessionmaker[AsyncSession], chat_id: 
 
 
 async def submit_idea(h: Harness, author: int, title: str) -> int:
-    async with h.app.sessionmaker() as session:
+    async with h.services.sessionmaker() as session:
         member = await MemberRepository(session).get(author)
         assert member is not None
-        idea = await IdeaService(session, h.app).submit(member, "inclusion", title, "Un texte.")
+        idea = await h.use(session).ideas.submit(member, "inclusion", title, "Un texte.")
         return idea.id
 
 
@@ -114,20 +113,20 @@ async def test_outbox_follows_a_group_upgraded_to_a_supergroup(
 
 @pytest.mark.parametrize("told_in", ["old group", "new supergroup"])
 async def test_migration_message_moves_the_moderation_group(h: Harness, told_in: str) -> None:
-    await add_member(h.app.sessionmaker, 7, "Anne")
+    await add_member(h.services.sessionmaker, 7, "Anne")
     before = await submit_idea(h, 7, "Avant la migration")
     dp = h.dispatcher()
     # Some other group's upgrade is none of our business.
     await group_update(h, dp, -555, 900, migrate_to_chat_id=-100555)
-    assert await current_chat(h.app.sessionmaker, -555) == -555
+    assert await current_chat(h.services.sessionmaker, -555) == -555
     if told_in == "old group":
         await group_update(h, dp, MOD_CHAT, 901, migrate_to_chat_id=SUPERGROUP)
     else:
         await group_update(h, dp, SUPERGROUP, 901, migrate_from_chat_id=MOD_CHAT)
-    assert await current_chat(h.app.sessionmaker, MOD_CHAT) == SUPERGROUP
+    assert await current_chat(h.services.sessionmaker, MOD_CHAT) == SUPERGROUP
     # The card waiting for the old group goes to the new one; new cards go there too.
     after = await submit_idea(h, 7, "Après la migration")
-    cards = await deliveries(h.app.sessionmaker, "moderation")
+    cards = await deliveries(h.services.sessionmaker, "moderation")
     assert [(c.chat_id, c.status) for c in cards] == [(SUPERGROUP, "pending")] * 2
     assert f"n° {before}" in (cards[0].text or "")
     assert f"n° {after}" in (cards[1].text or "")
@@ -141,7 +140,7 @@ async def test_migration_message_moves_the_moderation_group(h: Harness, told_in:
         reply_markup=json.loads(cards[1].reply_markup or "null"),
     )
     await client.click(card, button("Approuver"))
-    assert (await idea_row(h.app, after)).status == "approved"
+    assert (await idea_row(h, after)).status == "approved"
 
 
 # --------------------------------------------------------------- ideas never carded
@@ -150,23 +149,23 @@ async def test_migration_message_moves_the_moderation_group(h: Harness, told_in:
 async def test_ideas_submitted_without_a_group_are_carded_once_one_is_set(
     tmp_path: Path, h: Harness
 ) -> None:
-    await add_member(h.app.sessionmaker, 7, "Anne")
-    without = make_app(tmp_path, h.app.sessionmaker, h.clock)
+    await add_member(h.services.sessionmaker, 7, "Anne")
+    without = make_app(tmp_path, h.services.sessionmaker, h.clock).app
     without.settings = without.settings.model_copy(update={"moderation_chat_id": None})
-    no_group = Harness(without, h.storage, h.clock)
+    no_group = Harness(without, h.services, h.storage, h.clock)
     first = await submit_idea(no_group, 7, "Sans groupe 1")
     second = await submit_idea(no_group, 7, "Sans groupe 2")
-    async with h.app.sessionmaker() as session:
-        assert await card_waiting_ideas(session, without, NOW) == 0
-    assert await deliveries(h.app.sessionmaker, "moderation") == []
+    async with h.services.sessionmaker() as session:
+        assert await card_waiting_ideas(session, without, h.services.translator, NOW) == 0
+    assert await deliveries(h.services.sessionmaker, "moderation") == []
     # Start-up with MODERATION_CHAT_ID set (app.run does this before polling).
-    async with h.app.sessionmaker() as session:
-        assert await card_waiting_ideas(session, h.app, NOW) == 2
+    async with h.services.sessionmaker() as session:
+        assert await card_waiting_ideas(session, h.app, h.services.translator, NOW) == 2
         await session.commit()
-    async with h.app.sessionmaker() as session:
-        assert await card_waiting_ideas(session, h.app, NOW) == 0  # once
+    async with h.services.sessionmaker() as session:
+        assert await card_waiting_ideas(session, h.app, h.services.translator, NOW) == 0  # once
         await session.commit()
-    cards = await deliveries(h.app.sessionmaker, "moderation", MOD_CHAT)
+    cards = await deliveries(h.services.sessionmaker, "moderation", MOD_CHAT)
     assert [f"n° {first}" in (c.text or "") for c in cards] == [True, False]
     assert f"n° {second}" in (cards[1].text or "")
 
@@ -189,18 +188,18 @@ def as_message(call: SendMessage, chat_id: int) -> Message:
 
 
 async def test_pending_offers_to_send_a_card_again(h: Harness) -> None:
-    await add_member(h.app.sessionmaker, 7, "Anne")
-    await add_member(h.app.sessionmaker, 8, "Bob")
-    idea_id = await seed_idea(h.app, 7, "Carte perdue", status="pending")
-    decided = await seed_idea(h.app, 7, "Déjà décidée", status="pending")
+    await add_member(h.services.sessionmaker, 7, "Anne")
+    await add_member(h.services.sessionmaker, 8, "Bob")
+    idea_id = await seed_idea(h, 7, "Carte perdue", status="pending")
+    decided = await seed_idea(h, 7, "Déjà décidée", status="pending")
     dp = h.dispatcher()
     moderator = h.client(user_id=1, dp=dp)  # an organiser (ADMIN_IDS)
     await moderator.send("/pending")
     listing = last_sent(h)
     assert "Carte perdue" in listing.text and "🔁" in str(listing.reply_markup)
     # Decided meanwhile: its button says so and sends nothing.
-    async with h.app.sessionmaker() as session:
-        await IdeaService(session, h.app).decide(decided, True, 1, "Mia")
+    async with h.services.sessionmaker() as session:
+        await h.use(session).ideas.decide(decided, True, 1, "Mia")
     await moderator.click(as_message(listing, 1), button(f"n° {decided}"))
     assert "Déjà décidé" in h.bot.alerts()[-1]
 
@@ -209,7 +208,7 @@ async def test_pending_offers_to_send_a_card_again(h: Harness) -> None:
     assert "renvoyée au groupe de modération" in h.bot.alerts()[-1]
     again = [
         d
-        for d in await deliveries(h.app.sessionmaker, "moderation", MOD_CHAT)
+        for d in await deliveries(h.services.sessionmaker, "moderation", MOD_CHAT)
         if ":again:" in d.dedupe_key
     ]
     assert len(again) == 1 and f"n° {idea_id}" in (again[0].text or "")
@@ -221,4 +220,4 @@ async def test_pending_offers_to_send_a_card_again(h: Harness) -> None:
     h.clock.now = NOW.replace(minute=30)
     await other.click(as_message(listing, 8), button(f"n° {idea_id}"))
     assert "réservée aux modérateurs" in h.bot.alerts()[-1]
-    assert len(await deliveries(h.app.sessionmaker, "moderation", MOD_CHAT)) == 1
+    assert len(await deliveries(h.services.sessionmaker, "moderation", MOD_CHAT)) == 1

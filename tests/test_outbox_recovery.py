@@ -51,12 +51,10 @@ class FakeClock:
         return time.monotonic() + (self.now - self.start).total_seconds()
 
 
-def app_context(sessionmaker: async_sessionmaker[AsyncSession], clock: FakeClock) -> AppContext:
+def app_context(clock: FakeClock) -> AppContext:
     return AppContext(
         settings=Settings(bot_token=None, admin_ids=frozenset({ADMIN})),
         consultation=load_consultation(DEFAULT_CONSULTATION),
-        sessionmaker=sessionmaker,
-        translator=Translator(),
         clock=clock,
     )
 
@@ -134,7 +132,7 @@ async def test_gives_up_after_max_age_lists_alerts_and_requeues(
         clock=clock,
         monotonic=clock.monotonic,
         max_age=timedelta(hours=1),
-        alerts=AdminAlerts(app_context(sessionmaker, clock)),
+        alerts=AdminAlerts(app_context(clock), Translator()),
     )
     await outbox.instance.register()
     for _ in range(30):
@@ -165,7 +163,7 @@ async def test_gives_up_after_max_age_lists_alerts_and_requeues(
 
     # /status names them, and says how to send them again.
     async with sessionmaker() as session:
-        report = await status_report(session, app_context(sessionmaker, clock), "fr")
+        report = await status_report(session, app_context(clock), Translator(), "fr")
     assert "Envois en échec (les plus récents) :" in report
     assert f"• #{current.id} results:r → 2 : gave up after 1 h" in report
     assert "consultbot outbox retry ID" in report
@@ -298,7 +296,7 @@ async def test_moderation_group_failing_alerts_the_admins_once(
         SendLimits(per_second=100),
         clock=clock,
         monotonic=clock.monotonic,
-        alerts=AdminAlerts(app_context(sessionmaker, clock)),
+        alerts=AdminAlerts(app_context(clock), Translator()),
     )
     await outbox.instance.register()
     await drain(outbox)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.consultation import PhaseKind
+from bot.phases.kinds import phase_type
 from bot.phases.rehearsal import (
     AFTER,
     OPENING_MARGIN,
@@ -69,6 +70,14 @@ def test_compressed_back_to_back_with_scaled_reminders_and_digest(tmp_path: Path
     assert all(NOW <= e.at <= ideas.ends for e in events)
 
 
+def test_each_kind_has_its_rehearsal_length(tmp_path: Path) -> None:
+    document, original = read_document(DEFAULT_CONSULTATION)
+    copy = write_copy(tmp_path / "c.yaml", compressed(document, original, {}, NOW))
+    assert [p.ends - p.starts for p in copy.phases] == [
+        phase_type(p.kind).rehearsal_length for p in original.phases
+    ]
+
+
 def test_a_reminder_longer_than_a_tiny_phase_is_left_out(tmp_path: Path) -> None:
     document, original = read_document(DEFAULT_CONSULTATION)
     durations = parse_durations("1m", "1m", "1m")
@@ -78,6 +87,10 @@ def test_a_reminder_longer_than_a_tiny_phase_is_left_out(tmp_path: Path) -> None
 
 def test_durations_and_start_parsing() -> None:
     assert parse_durations("1h", "5m", "2d")[PhaseKind.IDEAS] == timedelta(days=2)
+    # In the registry's order; a kind left out keeps its rehearsal length.
+    assert parse_durations("1h") == {PhaseKind.SURVEY: timedelta(hours=1)}
+    with pytest.raises(ValueError, match="one per phase kind"):
+        parse_durations("1h", "5m", "2d", "1m")
     with pytest.raises(ValueError, match="not a duration"):
         parse_durations("10 minutes", "5m", "30m")
     tz = read_document(DEFAULT_CONSULTATION)[1].tz

@@ -13,8 +13,8 @@ from bot.i18n import Translator
 from bot.results.charts import chunks, question_figure, render_album
 from bot.results.tally import Results, compute, pack, rank, results_intro, summary_parts
 from storage.repositories.members import MemberRepository
-from storage.repositories.survey import SurveyRepository, Tally
-from tests.support import DEFAULT_CONSULTATION, SEED_COUNTS, seed_answers
+from storage.repositories.survey import Tally
+from tests.support import DEFAULT_CONSULTATION, SEED_COUNTS, answer_survey, seed_answers
 
 C = load_consultation(DEFAULT_CONSULTATION)
 NOW = datetime(2020, 5, 16, 12, 0, tzinfo=UTC)
@@ -24,17 +24,10 @@ async def store(sessionmaker: async_sessionmaker[AsyncSession], submit: bool = T
     async with sessionmaker() as session:
         for i, answers in enumerate(seed_answers(), start=100):
             await MemberRepository(session).get_or_create(i, f"m{i}")
-            repo = SurveyRepository(session)
-            response = await repo.get_or_create(C.id, i)
-            for qid, choices in answers.items():
-                await repo.save_answer(response, qid, choices, None)
-            if submit:
-                await repo.submit(response, NOW)
+            await answer_survey(session, C, i, answers, NOW, submit=submit)
         # A draft never counts.
         await MemberRepository(session).get_or_create(999, "draft")
-        draft = await SurveyRepository(session).get_or_create(C.id, 999)
-        await SurveyRepository(session).save_answer(draft, "challenges", ["nuisances"], None)
-        await session.commit()
+        await answer_survey(session, C, 999, {"challenges": ["nuisances"]}, NOW, submit=False)
 
 
 async def test_ranking_reproduces_the_seed(sessionmaker: async_sessionmaker[AsyncSession]) -> None:

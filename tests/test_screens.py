@@ -27,7 +27,8 @@ from bot.i18n import LANGUAGE_NAMES
 from bot.ui import states
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRepository
-from storage.repositories.survey import SurveyRepository, free_text_answers
+from storage.repositories.survey import free_text_answers
+from tests.support import answer_survey, seed_answers
 from tests.test_dialogs import NOW, Harness, RecordingBot, harness  # noqa: F401
 
 ADMIN = 1  # in the harness's ADMIN_IDS: sees every screen, the organisers' too
@@ -175,7 +176,7 @@ async def take_the_tour(h: Harness, lang: str) -> Tour:
 
     # The ideas phase.
     h.clock.now = NOW + timedelta(days=15)
-    async with h.app.sessionmaker() as session:
+    async with h.services.sessionmaker() as session:
         other, _ = await MemberRepository(session).get_or_create(50, "Zoé")
         repo = IdeaRepository(session)
         c = h.app.consultation
@@ -295,15 +296,12 @@ async def test_results_show_free_text_answers_to_organisers_only(
         min=0,
     )
     h.app.consultation = c = c.model_copy(update={"questions": [*c.questions, remarks]})
-    async with h.app.sessionmaker() as session:
+    async with h.services.sessionmaker() as session:
         for i in range(5):
             await MemberRepository(session).get_or_create(200 + i, f"m{i}")
-            repo = SurveyRepository(session)
-            response = await repo.get_or_create(c.id, 200 + i)
-            await repo.save_answer(response, "challenges", ["inclusion"], None)
-            await repo.save_answer(response, "remarks", [], f"Remarque {i}" if i != 2 else "")
-            await repo.submit(response, NOW + timedelta(minutes=i))
-        await session.commit()
+            remark = f"Remarque {i}" if i != 2 else ""
+            answers = {**seed_answers()[i], "remarks": remark}
+            await answer_survey(session, c, 200 + i, answers, NOW + timedelta(minutes=i))
         assert len(await free_text_answers(session, c.id, ["remarks"])) == 4
     admin = h.client(user_id=ADMIN, language="en")
     await admin.send("/results")

@@ -14,13 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.consultation import Role
 from bot.delivery.ratelimit import SendLimits
 from bot.delivery.shared_ratelimit import SharedRateLimit
-from bot.ideas.service import IdeaService
 from bot.organisers.announce import announce
 from storage.db import make_engine, make_sessionmaker
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRepository
 from tests.support import REDIS_URL, unique_name
-from tests.test_dialogs import Clock
+from tests.test_dialogs import Clock, Wired
 from tests.test_ideas_dialogs import NOW, add_member, deliveries, make_app, seed_idea
 
 
@@ -47,13 +46,12 @@ async def test_one_notification_flusher_at_a_time(tmp_path: Path, postgres_url: 
             # ... the other instance's flush skips them instead of sending them too.
             async with sessionmaker() as session:
                 assert (
-                    await asyncio.wait_for(IdeaService(session, second).flush_notifications(), 10)
-                    == 0
+                    await asyncio.wait_for(second.use(session).ideas.flush_notifications(), 10) == 0
                 )
             await holding.rollback()
 
         flushes = await asyncio.gather(
-            *(_flush(sessionmaker, app) for app in (first, second, first, second))
+            *(_flush(sessionmaker, w) for w in (first, second, first, second))
         )
         assert sorted(flushes) == [0, 0, 0, 1]
         assert len(await deliveries(sessionmaker, "notification", 7)) == 1
@@ -61,9 +59,9 @@ async def test_one_notification_flusher_at_a_time(tmp_path: Path, postgres_url: 
         await engine.dispose()
 
 
-async def _flush(sessionmaker: async_sessionmaker[AsyncSession], app: object) -> int:
+async def _flush(sessionmaker: async_sessionmaker[AsyncSession], w: Wired) -> int:
     async with sessionmaker() as session:
-        return await IdeaService(session, app).flush_notifications()  # type: ignore[arg-type]
+        return await w.use(session).ideas.flush_notifications()
 
 
 async def test_announce_confirmed_twice_is_queued_once(

@@ -11,14 +11,21 @@ import pytest
 from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.consultation import Role
+from bot.consultation import PhaseKind, Role
 from bot.members.invitations import create_invitation, hash_token, redeem
+from bot.survey.service import SurveyService
 from storage.dialog_state.sql_storage import SQLStorage
 from storage.redis_pool import redis_client
 from storage.repositories.invitations import Redeem
 from storage.repositories.members import MemberRepository
 from storage.repositories.survey import SurveyRepository
-from tests.support import REDIS_URL, record_calls
+from tests.support import (
+    REDIS_URL,
+    answer_survey,
+    consultation_with_notes,
+    record_calls,
+    seed_answers,
+)
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -26,32 +33,37 @@ NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 async def test_answers_are_saved_replaced_and_submitted(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
+    c = consultation_with_notes()
+    survey = c.phase(PhaseKind.SURVEY)
+    assert survey is not None
+    now = survey.starts + timedelta(days=1)
+    challenges, notes = c.question("challenges"), c.question("notes")
+    assert challenges is not None and notes is not None
     async with sessionmaker() as session:
         member, created = await MemberRepository(session).get_or_create(42, "Anne")
         assert created
-        repo = SurveyRepository(session)
-        response = await repo.get_or_create("c1", member.id)
-        await repo.save_answer(response, "challenges", ["inclusion", "strategy"], None)
-        await repo.save_answer(response, "notes", [], "Plus de bancs")
         await session.commit()
+        service = SurveyService(session, c)
+        await service.save(member.id, challenges, ["inclusion", "strategy"], None, now)
+        await service.save(member.id, notes, [], "Plus de bancs", now)
     async with sessionmaker() as session:
         repo = SurveyRepository(session)
-        response = await repo.response("c1", 42)
+        response = await repo.response(c.id, 42)
         assert response is not None and response.status == "draft"
         answers = await repo.answers(response.id)
         assert set(answers["challenges"].choices) == {"inclusion", "strategy"}
         assert answers["notes"].text == "Plus de bancs"
-        await repo.save_answer(response, "challenges", ["nuisances"], None)
-        await repo.drop_answers(response, ["notes"])
-        await repo.submit(response, NOW)
-        await session.commit()
+        # Without `inclusion`, the notes are no longer asked: their answer goes.
+        await SurveyService(session, c).save(42, challenges, ["nuisances"], None, now)
+        rest = {q: choices for q, choices in seed_answers()[0].items() if q != "challenges"}
+        await answer_survey(session, c, 42, rest, now)  # and submit
     async with sessionmaker() as session:
         repo = SurveyRepository(session)
-        response = await repo.response("c1", 42)
+        response = await repo.response(c.id, 42)
         assert response is not None and response.status == "submitted"
-        assert await repo.answers(response.id) == {
-            "challenges": type(answers["challenges"])(("nuisances",), None)
-        }
+        answers = await repo.answers(response.id)
+        assert set(answers) == {"challenges", *rest}
+        assert answers["challenges"] == type(answers["challenges"])(("nuisances",), None)
 
 
 async def test_members_roles_and_blocking(sessionmaker: async_sessionmaker[AsyncSession]) -> None:

@@ -19,9 +19,11 @@ from bot.context import AppContext
 from bot.i18n import Translator
 from bot.organisers.status import status_report
 from bot.phases.transitions import run_due
+from bot.services import AppServices
 from bot.ui.presenters import when
 from storage.models import Delivery, PhaseTransition
 from tests.support import default_document, with_dates, write_document
+from tests.test_dialogs import Wired
 from tests.test_transitions import add_members, count
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -44,17 +46,16 @@ def make_app(
     dates: dict[str, tuple[datetime, datetime]],
     clock: Clock,
     **survey: Any,
-) -> AppContext:
+) -> Wired:
     document = with_dates(default_document(), dates)
     document["phases"][0].update(survey)
     path = write_document(tmp_path / "c.yaml", document)
-    return AppContext(
+    app = AppContext(
         settings=Settings(bot_token=None, admin_ids=frozenset({ADMIN})),
         consultation=load_consultation(path),
-        sessionmaker=sessionmaker,
-        translator=Translator(),
         clock=clock,
     )
+    return Wired(app, AppServices.create(sessionmaker))
 
 
 async def transition(
@@ -82,7 +83,7 @@ async def test_a_failing_transition_is_retried_and_reported_without_blocking(
         "results": (NOW + 41 * H, NOW + 50 * H),
         "ideas": (NOW + 51 * H, NOW + 100 * H),
     }
-    app = make_app(tmp_path, sessionmaker, dates, clock)
+    w = make_app(tmp_path, sessionmaker, dates, clock)
     real_announce = bot.phases.transitions.announce_phase
 
     async def broken(*args: Any, **kwargs: Any) -> str:
@@ -90,7 +91,10 @@ async def test_a_failing_transition_is_retried_and_reported_without_blocking(
 
     monkeypatch.setattr(bot.phases.transitions, "announce_phase", broken)
     # The opening fails; the reminder after it still goes out.
-    assert await run_due(app) == ["survey:open:failed", "survey:remind:172800:reminded 2"]
+    assert await run_due(w.app, w.services) == [
+        "survey:open:failed",
+        "survey:remind:172800:reminded 2",
+    ]
     record = await transition(sessionmaker, "survey:open")
     assert record is not None
     assert (record.status, record.attempts) == ("failed", 1)
@@ -103,16 +107,16 @@ async def test_a_failing_transition_is_retried_and_reported_without_blocking(
     assert alert.chat_id == ADMIN
     assert "survey:open" in (alert.text or "") and "RuntimeError" in (alert.text or "")
     async with sessionmaker() as session:
-        report = await status_report(session, app, "fr")
+        report = await status_report(session, w.app, w.services.translator, "fr")
     assert TR.gettext("Transitions en échec :", "fr") in report
     assert "survey:open — 1 essai(s)" in report
     assert "• remind:172800" not in report and "survey:remind:172800 — reminded 2" in report
 
     # Not before its retry; then retried with a longer back-off; not alerted again.
     clock.now = NOW + timedelta(seconds=29)
-    assert await run_due(app) == []
+    assert await run_due(w.app, w.services) == []
     clock.now = NOW + timedelta(seconds=31)
-    assert await run_due(app) == ["survey:open:failed"]
+    assert await run_due(w.app, w.services) == ["survey:open:failed"]
     record = await transition(sessionmaker, "survey:open")
     assert record is not None and record.attempts == 2
     assert record.next_attempt_at == clock.now + timedelta(minutes=1)
@@ -121,14 +125,14 @@ async def test_a_failing_transition_is_retried_and_reported_without_blocking(
     # Fixed: the next retry performs it, once.
     monkeypatch.setattr(bot.phases.transitions, "announce_phase", real_announce)
     clock.now += timedelta(minutes=1)
-    assert await run_due(app) == ["survey:open:announced to 3"]
+    assert await run_due(w.app, w.services) == ["survey:open:announced to 3"]
     record = await transition(sessionmaker, "survey:open")
     assert record is not None
     assert (record.status, record.outcome, record.error) == ("done", "announced to 3", None)
-    assert await run_due(app) == []
+    assert await run_due(w.app, w.services) == []
     assert await count(sessionmaker, "announce:") == 3
     async with sessionmaker() as session:
-        report = await status_report(session, app, "fr")
+        report = await status_report(session, w.app, w.services.translator, "fr")
     assert TR.gettext("Transitions en échec :", "fr") not in report
 
 
@@ -141,8 +145,8 @@ async def test_results_phase_passed_during_downtime_sent_late(
         "results": (NOW - 50 * H, NOW - 2 * H),  # entirely while the bot was down
         "ideas": (NOW + H, NOW + 100 * H),
     }
-    app = make_app(tmp_path, sessionmaker, dates, Clock())
-    done = await run_due(app)
+    w = make_app(tmp_path, sessionmaker, dates, Clock())
+    done = await run_due(w.app, w.services)
     assert "results:open:results to 4 (late)" in done
     async with sessionmaker() as session:
         charts = list(
@@ -155,7 +159,7 @@ async def test_results_phase_passed_during_downtime_sent_late(
             ).all()
         )
     assert len(charts) == 4
-    c = app.consultation
+    c = w.app.consultation
     phase = c.phases[1]
     languages = {1: "fr", 2: "nl", 3: "en", 4: "en"}
     for chart in charts:
@@ -185,8 +189,8 @@ async def test_overdue_reminders_are_merged_into_one(
         "results": (NOW + 21 * H, NOW + 30 * H),
         "ideas": (NOW + 31 * H, NOW + 100 * H),
     }
-    app = make_app(tmp_path, sessionmaker, dates, Clock(), reminders=["48h", "24h"])
-    done = await run_due(app)
+    w = make_app(tmp_path, sessionmaker, dates, Clock(), reminders=["48h", "24h"])
+    done = await run_due(w.app, w.services)
     assert "survey:remind:172800:merged into a later reminder" in done
     assert "survey:remind:86400:reminded 2" in done
     assert await count(sessionmaker, "remind:") == 2  # one each for the two who did not submit

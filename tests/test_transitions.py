@@ -12,27 +12,29 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.consultation import Role, load_consultation
 from bot.context import AppContext
-from bot.i18n import Translator
 from bot.phases.transitions import run_due
+from bot.services import AppServices
 from storage.models import Delivery, PhaseTransition
 from storage.repositories.members import MemberRepository
-from storage.repositories.survey import SurveyRepository
-from tests.support import default_document, with_dates, write_document
+from tests.support import (
+    DEFAULT_CONSULTATION,
+    answer_survey,
+    default_document,
+    seed_answers,
+    with_dates,
+    write_document,
+)
+from tests.test_dialogs import Wired
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
-def make_app(
-    tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession], dates: dict
-) -> AppContext:
+def make_app(tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession], dates: dict) -> Wired:
     path = write_document(tmp_path / "c.yaml", with_dates(default_document(), dates))
-    return AppContext(
-        settings=Settings(bot_token=None),
-        consultation=load_consultation(path),
-        sessionmaker=sessionmaker,
-        translator=Translator(),
-        clock=lambda: NOW,
+    app = AppContext(
+        settings=Settings(bot_token=None), consultation=load_consultation(path), clock=lambda: NOW
     )
+    return Wired(app, AppServices.create(sessionmaker))
 
 
 async def add_members(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
@@ -47,9 +49,7 @@ async def add_members(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
             member, _ = await repo.get_or_create(i, f"m{i}")
             await repo.set_language(member, lang)
             await repo.add_role(member, role)
-        response = await SurveyRepository(session).get_or_create("deconfinement-2020", 4)
-        await SurveyRepository(session).submit(response, NOW)
-        await session.commit()
+        await answer_survey(session, load_consultation(DEFAULT_CONSULTATION), 4, seed_answers()[0])
 
 
 async def count(sessionmaker: async_sessionmaker[AsyncSession], topic: str) -> int:
@@ -69,7 +69,7 @@ async def test_catch_up_runs_each_transition_once_in_order(
     h = timedelta(hours=1)
     # The bot was down while the survey opened, its reminder fell due and it closed;
     # the results phase is open now.
-    app = make_app(
+    w = make_app(
         tmp_path,
         sessionmaker,
         {
@@ -78,7 +78,7 @@ async def test_catch_up_runs_each_transition_once_in_order(
             "ideas": (NOW + 11 * h, NOW + 100 * h),
         },
     )
-    done = await run_due(app)
+    done = await run_due(w.app, w.services)
     assert done == [
         "survey:open:skipped: phase over",
         "survey:remind:172800:skipped: phase over",
@@ -89,7 +89,7 @@ async def test_catch_up_runs_each_transition_once_in_order(
     assert await count(sessionmaker, "results:") >= 8
     assert await count(sessionmaker, "announce:") == 0
     before = await count(sessionmaker, "")
-    assert await run_due(app) == []  # a restart changes nothing
+    assert await run_due(w.app, w.services) == []  # a restart changes nothing
     assert await count(sessionmaker, "") == before
 
 
@@ -98,7 +98,7 @@ async def test_concurrent_runs_act_once(
 ) -> None:
     await add_members(sessionmaker)
     h = timedelta(hours=1)
-    app = make_app(
+    w = make_app(
         tmp_path,
         sessionmaker,
         {
@@ -108,7 +108,7 @@ async def test_concurrent_runs_act_once(
         },
     )
     # Two instances starting at the same moment.
-    first, second = await asyncio.gather(run_due(app), run_due(app))
+    first, second = await asyncio.gather(run_due(w.app, w.services), run_due(w.app, w.services))
     assert sorted(first + second) == [
         "survey:open:announced to 3",
         "survey:remind:172800:reminded 2",
@@ -127,7 +127,7 @@ async def test_concurrent_runs_act_once(
                 Delivery.chat_id == 2, Delivery.topic.startswith("announce")
             )
         )
-        assert dutch is not None and app.consultation.phases[0].title["nl"] in dutch
+        assert dutch is not None and w.app.consultation.phases[0].title["nl"] in dutch
         assert await session.scalar(select(func.count()).select_from(PhaseTransition)) == 2
 
 
@@ -136,7 +136,7 @@ async def test_changed_dates_replan_without_repeating(
 ) -> None:
     await add_members(sessionmaker)
     h = timedelta(hours=1)
-    app = make_app(
+    w = make_app(
         tmp_path,
         sessionmaker,
         {
@@ -145,10 +145,10 @@ async def test_changed_dates_replan_without_repeating(
             "ideas": (NOW + 111 * h, NOW + 200 * h),
         },
     )
-    assert await run_due(app) == ["survey:open:announced to 3"]
+    assert await run_due(w.app, w.services) == ["survey:open:announced to 3"]
     # The organisers move the survey's end earlier: the reminder is now due, the opening
     # is not repeated.
-    app2 = make_app(
+    w2 = make_app(
         tmp_path,
         sessionmaker,
         {
@@ -157,5 +157,5 @@ async def test_changed_dates_replan_without_repeating(
             "ideas": (NOW + 21 * h, NOW + 200 * h),
         },
     )
-    assert await run_due(app2) == ["survey:remind:172800:reminded 2"]
+    assert await run_due(w2.app, w2.services) == ["survey:remind:172800:reminded 2"]
     assert await count(sessionmaker, "announce:survey") == 3

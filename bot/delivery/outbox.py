@@ -24,6 +24,7 @@ from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, InputMediaPho
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.context import Clock, system_clock
+from bot.delivery.doorbell import OutboxDoorbell
 from bot.delivery.instances import Instance
 from bot.delivery.ratelimit import RateLimiter, SendLimits
 from bot.delivery.shared_ratelimit import SharedRateLimit
@@ -63,6 +64,7 @@ class Outbox:
         alerts: AdminAlerts | None = None,
         shared: SharedRateLimit | None = None,
         on_photo_uploaded: Callable[[bytes, str], None] | None = None,
+        doorbell: OutboxDoorbell | None = None,
     ) -> None:
         # Told (bytes, file_id) when an album photo was uploaded: /results reuses it.
         self.on_photo_uploaded = on_photo_uploaded
@@ -74,7 +76,8 @@ class Outbox:
         self.monotonic = monotonic
         self.batch = batch or max(1, int(limits.per_second * CLAIM_SECONDS))
         self.slots = asyncio.Semaphore(concurrency)
-        self.wakeup = asyncio.Event()
+        # Rung by whoever queued deliveries (bot/app.py hands the same one to the services).
+        self.doorbell = doorbell or OutboxDoorbell()
         self.in_flight: set[int] = set()
         self.tasks: set[asyncio.Task[None]] = set()
         self.upload_locks: dict[int, asyncio.Lock] = {}
@@ -91,7 +94,7 @@ class Outbox:
 
     def wake(self) -> None:
         """Called after a commit that queued deliveries, so they leave at once."""
-        self.wakeup.set()
+        self.doorbell.ring()
 
     async def _flush_sent(self) -> None:
         """Write the buffered 'sent' results in one transaction; keep them on failure."""
@@ -109,7 +112,7 @@ class Outbox:
             self.sent_buffer[:0] = batch
             return
         self.owned.difference_update(delivery_id for delivery_id, _ in batch)
-        self.wakeup.set()  # those chats' next messages may now be claimed
+        self.doorbell.ring()  # those chats' next messages may now be claimed
 
     async def _flush_loop(self) -> None:
         while True:
@@ -154,9 +157,7 @@ class Outbox:
         timeout = 1.0
         if due is not None:
             timeout = min(timeout, max(0.05, (due - self.clock()).total_seconds()))
-        self.wakeup.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wakeup.wait(), timeout)
+        await self.doorbell.wait(timeout)
         # Python 3.11's wait_for loses a cancellation that arrives as the event is set: the
         # sender then ran on forever after shutdown asked it to stop.
         task = asyncio.current_task()
@@ -271,7 +272,7 @@ class Outbox:
                 self.owned.discard(row.id)
             self.in_flight.discard(row.chat_id)
             self.slots.release()
-            self.wakeup.set()
+            self.doorbell.ring()
 
     async def _send(self, row: Delivery) -> Message:
         markup = (

@@ -4,6 +4,7 @@ comments; support, comment, reply, report."""
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -14,22 +15,27 @@ from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button, Column, Group, Row, Select, Start, SwitchTo
 from aiogram_dialog.widgets.text import Format
 
+from bot.consultation import PhaseKind
 from bot.context import AppContext
+from bot.i18n import Translator
 from bot.ideas.cards import comment_text_html, idea_title_html
 from bot.ideas.service import (
     COMMENT_MAX,
-    IdeaService,
     Quota,
     TextProblem,
     check_text,
     idea_link,
     parse_id,
 )
+from bot.ideas.submit_dialog import SubmitStart
+from bot.services import UpdateServices
 from bot.text_budget import clip_html, fit, pages
+from bot.ui.deps import lang_of, member_of, services_of, translator_of
+from bot.ui.dialog_data import DialogRecord, Entry, StartRecord
 from bot.ui.states import Ideas, MainMenu, MyIdeas, SubmitIdea
 from bot.ui.widgets import Choices, T, tell
 from storage.models import Comment, Idea
-from storage.repositories.ideas import IdeaRepository
+from storage.repositories.members import MemberRecord
 
 PAGE = 5
 # The idea screen: the idea itself is cut to leave this much for a page of comments, and a
@@ -39,17 +45,30 @@ COMMENTS_BUDGET = 1800
 COMMENT_SHOWN = 700
 
 
-def _ctx(manager: DialogManager) -> tuple[AppContext, IdeaService, str]:
-    data = manager.middleware_data
-    return data["app"], IdeaService(data["session"], data["app"]), data["lang"]
+class BrowseData(DialogRecord):
+    """What the ideas dialog keeps between its screens."""
+
+    project = Entry[str | None]("project", None)  # the project listed; None: opened on an idea
+    page = Entry[int]("page", 0)  # of its ideas
+    sort = Entry[str]("sort", "new")  # "new" | "top" (most supported first)
+    idea = Entry[int]("idea", 0)  # the idea on screen
+    comments_page = Entry[int]("cpage", 0)  # of its comments
+    parent = Entry[int | None]("parent", None)  # the comment being replied to, if any
+    parent_name = Entry[str | None]("parent_name", None)  # its author
+
+
+@dataclass(frozen=True)
+class IdeasStart(StartRecord):
+    """Start data: open the dialog on one idea (a shared link, a member's own idea)."""
+
+    idea: int | None = None
 
 
 async def _closed(event: CallbackQuery | Message, manager: DialogManager) -> bool:
     """True (after telling the member) when the ideas phase no longer allows this."""
-    app, service, _ = _ctx(manager)
-    if service.is_open():
+    if services_of(manager).ideas.is_open():
         return False
-    text = app.translator.gettext(
+    text = translator_of(manager).gettext(
         "La phase des idées est close : les idées restent lisibles, mais on ne peut plus "
         "en proposer, les soutenir ni les commenter."
     )
@@ -58,79 +77,86 @@ async def _closed(event: CallbackQuery | Message, manager: DialogManager) -> boo
 
 
 async def on_start(start_data: Any, manager: DialogManager) -> None:
-    if isinstance(start_data, dict) and "idea" in start_data:
-        manager.dialog_data["idea"] = parse_id(start_data["idea"]) or 0
+    start = IdeasStart.load(start_data)
+    if start.idea is not None:
+        BrowseData.of(manager).idea = parse_id(start.idea) or 0
 
 
 async def projects_getter(
-    dialog_manager: DialogManager, app: AppContext, lang: str, **_: Any
+    app: AppContext, lang: str, services: UpdateServices, **_: Any
 ) -> dict[str, Any]:
-    _app, service, _lang = _ctx(dialog_manager)
     c = app.consultation
-    from bot.consultation import PhaseKind
-
     phase = c.phase(PhaseKind.IDEAS)
+    ideas = services.ideas
     return {
         "title": escape(c.text(phase.title, lang)) if phase else "",
         "description": escape(c.text(phase.description, lang)) if phase else "",
-        "projects": [(p.id, c.text(p.title, lang)) for p in service.projects()],
-        "open": service.is_open(),
+        "projects": [(p.id, c.text(p.title, lang)) for p in ideas.projects()],
+        "open": ideas.is_open(),
     }
 
 
 async def on_project(
     callback: CallbackQuery, _: Any, manager: DialogManager, project_id: str
 ) -> None:
-    _app, service, _lang = _ctx(manager)
-    if service.project(project_id) is None:
+    if services_of(manager).ideas.project(project_id) is None:
         await callback.answer()
         return
-    manager.dialog_data.update(project=project_id, page=0)
+    data = BrowseData.of(manager)
+    data.project, data.page = project_id, 0
     await manager.switch_to(Ideas.project)
 
 
 async def project_getter(
-    dialog_manager: DialogManager, app: AppContext, lang: str, session: Any, **_: Any
+    dialog_manager: DialogManager,
+    app: AppContext,
+    lang: str,
+    translator: Translator,
+    services: UpdateServices,
+    **_: Any,
 ) -> dict[str, Any]:
-    _app, service, _lang = _ctx(dialog_manager)
-    data = dialog_manager.dialog_data
-    project = service.project(data.get("project", "")) or service.projects()[0]
-    by_support = data.get("sort") == "top"
-    page = int(data.get("page", 0))
-    ideas, total = await IdeaRepository(session).approved(
+    ideas = services.ideas
+    data = BrowseData.of(dialog_manager)
+    project = ideas.project(data.project or "") or ideas.projects()[0]
+    by_support = data.sort == "top"
+    page = data.page
+    listed, total = await ideas.repo.approved(
         app.consultation.id, project.id, by_support, page * PAGE, PAGE
     )
-    translator = app.translator
     return {
         "project": escape(app.consultation.text(project.title, lang)),
         "description": escape(app.consultation.text(project.description, lang)),
         "count": translator.ngettext("{n} idée approuvée", "{n} idées approuvées", total).format(
             n=total
         ),
-        "ideas": [(i.id, f"💡 {_label(app, i, lang)} · 👍 {i.supports}") for i in ideas],
+        "ideas": [(i.id, f"💡 {_label(translator, i)} · 👍 {i.supports}") for i in listed],
         "has_prev": page > 0,
         "has_next": (page + 1) * PAGE < total,
         "by_new": not by_support,
         "by_top": by_support,
-        "open": service.is_open(),
+        "open": ideas.is_open(),
         "empty": total == 0,
     }
 
 
 async def on_page(callback: CallbackQuery, button: Button, manager: DialogManager) -> None:
-    key = "cpage" if button.widget_id.startswith("c") else "page"
+    data = BrowseData.of(manager)
     step = 1 if button.widget_id.endswith("next") else -1
-    manager.dialog_data[key] = max(0, int(manager.dialog_data.get(key, 0)) + step)
+    if button.widget_id.startswith("c"):
+        data.comments_page = max(0, data.comments_page + step)
+    else:
+        data.page = max(0, data.page + step)
 
 
 async def on_sort(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    manager.dialog_data["sort"] = "new" if manager.dialog_data.get("sort") == "top" else "top"
-    manager.dialog_data["page"] = 0
+    data = BrowseData.of(manager)
+    data.sort = "new" if data.sort == "top" else "top"
+    data.page = 0
 
 
-def _label(app: AppContext, idea: Idea, lang: str) -> str:
+def _label(translator: Translator, idea: Idea) -> str:
     if idea.erased_at is not None or not idea.title:
-        return app.translator.gettext("(idée effacée par son auteur)")
+        return translator.gettext("(idée effacée par son auteur)")
     return idea.title[:48]
 
 
@@ -139,7 +165,8 @@ async def on_idea(callback: CallbackQuery, _: Any, manager: DialogManager, idea_
     if number is None:
         await callback.answer()
         return
-    manager.dialog_data.update(idea=number, cpage=0)
+    data = BrowseData.of(manager)
+    data.idea, data.comments_page = number, 0
     await manager.switch_to(Ideas.idea)
 
 
@@ -148,18 +175,16 @@ def _visible(idea: Idea | None, member_id: int | None) -> bool:
 
 
 async def _current_idea(manager: DialogManager) -> Idea | None:
-    idea = await IdeaRepository(manager.middleware_data["session"]).get(
-        int(manager.dialog_data.get("idea", 0))
-    )
-    member = manager.middleware_data.get("member")
+    idea = await services_of(manager).ideas.repo.get(BrowseData.of(manager).idea)
+    member = member_of(manager)
     return idea if _visible(idea, member.id if member else None) else None
 
 
-def _comment_line(app: AppContext, comment: Comment, number: int, lang: str) -> str:
+def _comment_line(translator: Translator, comment: Comment, number: int, lang: str) -> str:
     indent = "    ↩️ " if comment.parent_id else ""
     name = clip_html(comment.author_name or "—", 40)
-    text = comment_text_html(app, comment, lang, COMMENT_SHOWN)
-    line = app.translator.gettext("{number}. <b>{name}</b> : {text}", locale=lang)
+    text = comment_text_html(translator, comment, lang, COMMENT_SHOWN)
+    line = translator.gettext("{number}. <b>{name}</b> : {text}", locale=lang)
     return indent + line.format(number=number, name=name, text=text)
 
 
@@ -168,24 +193,27 @@ async def _page_comments(
 ) -> tuple[list[tuple[int, Comment, str]], int, int, int]:
     """The current page's (number, comment, line), the page, the page count and the total:
     pages hold what fits in COMMENTS_BUDGET, so long comments make shorter pages."""
-    app: AppContext = manager.middleware_data["app"]
-    lang = manager.middleware_data["lang"]
-    comments = await IdeaRepository(manager.middleware_data["session"]).threads(
-        int(manager.dialog_data.get("idea", 0))
-    )
-    lines = [_comment_line(app, c, n, lang) for n, c in enumerate(comments, start=1)]
+    translator, lang = translator_of(manager), lang_of(manager)
+    data = BrowseData.of(manager)
+    comments = await services_of(manager).ideas.repo.threads(data.idea)
+    lines = [_comment_line(translator, c, n, lang) for n, c in enumerate(comments, start=1)]
     ranges = pages([len(line) + 1 for line in lines], COMMENTS_BUDGET, PAGE)
-    page = min(int(manager.dialog_data.get("cpage", 0)), len(ranges) - 1)
+    page = min(data.comments_page, len(ranges) - 1)
     start, end = ranges[page]
     shown = [(n + 1, comments[n], lines[n]) for n in range(start, end)]
     return shown, page, len(ranges), len(comments)
 
 
 async def idea_getter(
-    dialog_manager: DialogManager, app: AppContext, lang: str, **_: Any
+    dialog_manager: DialogManager,
+    app: AppContext,
+    lang: str,
+    translator: Translator,
+    services: UpdateServices,
+    member: MemberRecord | None = None,
+    **_: Any,
 ) -> dict[str, Any]:
-    _app, service, _lang = _ctx(dialog_manager)
-    translator = app.translator
+    ideas = services.ideas
     idea = await _current_idea(dialog_manager)
     if idea is None:
         return {
@@ -199,17 +227,16 @@ async def idea_getter(
             "c_prev": False,
             "c_next": False,
         }
-    member = dialog_manager.middleware_data.get("member")
-    supported = member is not None and await service.repo.has_support(idea.id, member.id)
+    supported = member is not None and await ideas.repo.has_support(idea.id, member.id)
     shown, page, page_count, total = await _page_comments(dialog_manager)
-    project = service.project(idea.project_id)
+    project = ideas.project(idea.project_id)
     text = (
         translator.gettext("🗑 Contenu effacé à la demande de son auteur.")
         if idea.erased_at is not None
         else clip_html(idea.text, IDEA_TEXT_SHOWN)
     )
     lines = [
-        f"💡 <b>{idea_title_html(app, idea, lang, 200)}</b>",
+        f"💡 <b>{idea_title_html(translator, idea, lang, 200)}</b>",
         f"<i>{escape(app.consultation.text(project.title, lang)) if project else ''}</i>",
         "",
         text,
@@ -233,7 +260,7 @@ async def idea_getter(
         lines.append(f"({page + 1} / {page_count})")
     lines.append("")
     lines.append(idea_link(app, idea.id))
-    open_ = service.is_open() and idea.status == "approved"
+    open_ = ideas.is_open() and idea.status == "approved"
     result = {
         "missing": False,
         "present": True,
@@ -252,15 +279,14 @@ async def idea_getter(
 async def on_support(callback: CallbackQuery, button: Button, manager: DialogManager) -> None:
     if await _closed(callback, manager):
         return
-    app, service, _ = _ctx(manager)
+    _ = translator_of(manager).gettext
     idea = await _current_idea(manager)
-    member = manager.middleware_data.get("member")
+    member = member_of(manager)
     if idea is None or member is None or idea.status != "approved":
-        await callback.answer(app.translator.gettext("Cette idée n’est pas (ou plus) disponible."))
+        await callback.answer(_("Cette idée n’est pas (ou plus) disponible."))
         return
     on = button.widget_id == "sup"
-    changed = await service.set_support(member, idea.id, on)
-    _ = app.translator.gettext
+    changed = await services_of(manager).ideas.set_support(member, idea.id, on)
     if on:
         text = _("Merci pour votre soutien !") if changed else _("Vous soutenez déjà cette idée.")
     else:
@@ -272,14 +298,16 @@ async def _may_comment(callback: CallbackQuery, manager: DialogManager) -> bool:
     """What the hidden Comment/Reply buttons stand for, checked again on a (forged) press."""
     if await _closed(callback, manager):
         return False
-    app, service, _ = _ctx(manager)
+    ideas = services_of(manager).ideas
     idea = await _current_idea(manager)
-    member = manager.middleware_data.get("member")
+    member = member_of(manager)
     if idea is None or member is None or idea.status != "approved":
-        await callback.answer(app.translator.gettext("Cette idée n’est pas (ou plus) disponible."))
+        await callback.answer(
+            translator_of(manager).gettext("Cette idée n’est pas (ou plus) disponible.")
+        )
         return False
-    if not await service.within_quota(member, Quota.COMMENTS):
-        await callback.answer(service.quota_text(Quota.COMMENTS), show_alert=True)
+    if not await ideas.within_quota(member, Quota.COMMENTS):
+        await callback.answer(ideas.quota_text(Quota.COMMENTS), show_alert=True)
         return False
     return True
 
@@ -287,7 +315,7 @@ async def _may_comment(callback: CallbackQuery, manager: DialogManager) -> bool:
 async def on_comment_start(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
     if not await _may_comment(callback, manager):
         return
-    manager.dialog_data["parent"] = None
+    BrowseData.of(manager).parent = None
     await manager.switch_to(Ideas.comment)
 
 
@@ -298,28 +326,30 @@ async def on_reply_start(callback: CallbackQuery, _: Button, manager: DialogMana
 
 
 async def on_report_start(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    app, service, _ = _ctx(manager)
-    member = manager.middleware_data.get("member")
+    ideas = services_of(manager).ideas
+    member = member_of(manager)
     if await _current_idea(manager) is None or member is None:
-        await callback.answer(app.translator.gettext("Cette idée n’est pas (ou plus) disponible."))
+        await callback.answer(
+            translator_of(manager).gettext("Cette idée n’est pas (ou plus) disponible.")
+        )
         return
-    if not await service.within_quota(member, Quota.REPORTS):
-        await callback.answer(service.quota_text(Quota.REPORTS), show_alert=True)
+    if not await ideas.within_quota(member, Quota.REPORTS):
+        await callback.answer(ideas.quota_text(Quota.REPORTS), show_alert=True)
         return
     await manager.switch_to(Ideas.report_pick)
 
 
-def _name(app: AppContext, comment: Comment) -> str:
+def _name(comment: Comment) -> str:
     if comment.erased_at is not None or not comment.author_name:
         return "—"
     return comment.author_name[:20]
 
 
-async def reply_getter(dialog_manager: DialogManager, app: AppContext, **_: Any) -> dict[str, Any]:
+async def reply_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
     shown, _page, _count, _total = await _page_comments(dialog_manager)
     return {
-        "targets": [(c.id, f"{n}. {_name(app, c)}") for n, c, _ in shown if c.parent_id is None],
-        "all_targets": [(c.id, f"{n}. {_name(app, c)}") for n, c, _ in shown],
+        "targets": [(c.id, f"{n}. {_name(c)}") for n, c, _ in shown if c.parent_id is None],
+        "all_targets": [(c.id, f"{n}. {_name(c)}") for n, c, _ in shown],
     }
 
 
@@ -329,21 +359,21 @@ async def on_reply_target(
     if await _closed(callback, manager):
         return
     number = parse_id(comment_id)
-    session = manager.middleware_data["session"]
-    comment = await IdeaRepository(session).comment(number) if number else None
-    if comment is None or comment.hidden or comment.idea_id != manager.dialog_data.get("idea"):
+    data = BrowseData.of(manager)
+    comment = await services_of(manager).ideas.repo.comment(number) if number else None
+    if comment is None or comment.hidden or comment.idea_id != data.idea:
         await callback.answer()
         return
-    manager.dialog_data["parent"] = comment.id
-    manager.dialog_data["parent_name"] = comment.author_name
+    data.parent, data.parent_name = comment.id, comment.author_name
     await manager.switch_to(Ideas.comment)
 
 
 async def comment_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+    data = BrowseData.of(dialog_manager)
     return {
-        "reply": dialog_manager.dialog_data.get("parent") is not None,
-        "new": dialog_manager.dialog_data.get("parent") is None,
-        "name": escape(dialog_manager.dialog_data.get("parent_name") or ""),
+        "reply": data.parent is not None,
+        "new": data.parent is None,
+        "name": escape(data.parent_name or ""),
         "max": COMMENT_MAX,
     }
 
@@ -353,8 +383,8 @@ async def on_comment_text(message: Message, _: MessageInput, manager: DialogMana
         manager.show_mode = ShowMode.SEND
         await manager.switch_to(Ideas.idea)
         return
-    app, service, _lang = _ctx(manager)
-    translator = app.translator
+    translator = translator_of(manager)
+    ideas = services_of(manager).ideas
     problem = check_text(message.text, COMMENT_MAX)
     if problem is not None:
         await message.answer(
@@ -367,30 +397,29 @@ async def on_comment_text(message: Message, _: MessageInput, manager: DialogMana
         manager.show_mode = ShowMode.SEND
         return
     idea = await _current_idea(manager)
-    member = manager.middleware_data.get("member")
+    member = member_of(manager)
     if idea is None or member is None or idea.status != "approved":
         await message.answer(translator.gettext("Cette idée n’est pas (ou plus) disponible."))
         manager.show_mode = ShowMode.SEND
         await manager.switch_to(Ideas.idea)
         return
-    if not await service.within_quota(member, Quota.COMMENTS):
-        await message.answer(service.quota_text(Quota.COMMENTS))
+    if not await ideas.within_quota(member, Quota.COMMENTS):
+        await message.answer(ideas.quota_text(Quota.COMMENTS))
         manager.show_mode = ShowMode.SEND
         await manager.switch_to(Ideas.idea)
         return
-    parent_id = manager.dialog_data.get("parent")
-    parent = await service.repo.comment(parent_id) if parent_id else None
+    parent_id = BrowseData.of(manager).parent
+    parent = await ideas.repo.comment(parent_id) if parent_id else None
     if parent is not None and (parent.idea_id != idea.id or parent.parent_id is not None):
         parent = None
-    await service.comment(member, idea, message.text or "", parent)
+    await ideas.comment(member, idea, message.text or "", parent)
     await message.answer(translator.gettext("💬 Commentaire publié."))
     manager.show_mode = ShowMode.SEND
     await manager.switch_to(Ideas.idea)
 
 
 async def on_not_text(message: Message, _: MessageInput, manager: DialogManager) -> None:
-    app: AppContext = manager.middleware_data["app"]
-    await message.answer(app.translator.gettext("Envoyez du texte, s’il vous plaît."))
+    await message.answer(translator_of(manager).gettext("Envoyez du texte, s’il vous plaît."))
     manager.show_mode = ShowMode.SEND
 
 
@@ -409,10 +438,10 @@ async def on_report_comment(
 
 
 async def _report(callback: CallbackQuery, manager: DialogManager, comment_id: int | None) -> None:
-    app, service, _ = _ctx(manager)
+    ideas = services_of(manager).ideas
     idea = await _current_idea(manager)
-    member = manager.middleware_data.get("member")
-    comment = await service.repo.comment(comment_id) if comment_id else None
+    member = member_of(manager)
+    comment = await ideas.repo.comment(comment_id) if comment_id else None
     if (
         idea is None
         or member is None
@@ -420,48 +449,46 @@ async def _report(callback: CallbackQuery, manager: DialogManager, comment_id: i
     ):
         await callback.answer()
         return
-    if not await service.within_quota(member, Quota.REPORTS):
-        await callback.answer(service.quota_text(Quota.REPORTS), show_alert=True)
+    if not await ideas.within_quota(member, Quota.REPORTS):
+        await callback.answer(ideas.quota_text(Quota.REPORTS), show_alert=True)
         return
-    new = await service.report(member, idea, comment)
+    new = await ideas.report(member, idea, comment)
+    _ = translator_of(manager).gettext
     await callback.answer(
-        app.translator.gettext("Merci : les modérateurs vont examiner ce signalement.")
+        _("Merci : les modérateurs vont examiner ce signalement.")
         if new
-        else app.translator.gettext("Vous l’avez déjà signalé : merci."),
+        else _("Vous l’avez déjà signalé : merci."),
         show_alert=True,
     )
     await manager.switch_to(Ideas.idea)
 
 
 async def on_idea_back(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    if "project" not in manager.dialog_data:
-        idea = await IdeaRepository(manager.middleware_data["session"]).get(
-            int(manager.dialog_data.get("idea", 0))
-        )
+    data = BrowseData.of(manager)
+    if data.project is None:
+        idea = await services_of(manager).ideas.repo.get(data.idea)
         if idea is None:
             await manager.switch_to(Ideas.projects)
             return
-        manager.dialog_data.update(project=idea.project_id, page=0)
+        data.project, data.page = idea.project_id, 0
     await manager.switch_to(Ideas.project)
 
 
 async def on_propose(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
     if await _closed(callback, manager):
         return
-    _app, service, _lang = _ctx(manager)
-    member = manager.middleware_data.get("member")
+    ideas = services_of(manager).ideas
+    member = member_of(manager)
     if member is None:
         await callback.answer()
         return
-    if not await service.within_quota(member, Quota.IDEAS):
-        await callback.answer(service.quota_text(Quota.IDEAS), show_alert=True)
+    if not await ideas.within_quota(member, Quota.IDEAS):
+        await callback.answer(ideas.quota_text(Quota.IDEAS), show_alert=True)
         return
     project = (
-        manager.dialog_data.get("project")
-        if manager.current_context().state == Ideas.project
-        else None
+        BrowseData.of(manager).project if manager.current_context().state == Ideas.project else None
     )
-    await manager.start(SubmitIdea.project, data={"project": project} if project else None)
+    await manager.start(SubmitIdea.project, data=SubmitStart(project).dump() if project else None)
 
 
 async def to_menu(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:

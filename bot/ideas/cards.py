@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Role
 from bot.context import AppContext
-from bot.i18n import N_
+from bot.i18n import N_, Translator
 from bot.text_budget import clip_html
 from storage.models import Comment, Idea
 from storage.repositories.chats import ChatRepository
@@ -123,19 +123,23 @@ def idea_card_key(app: AppContext, idea_id: int) -> str:
     return f"{app.consultation.id}:card:idea:{idea_id}"
 
 
-def idea_card_delivery(app: AppContext, idea: Idea, chat_id: int, key: str) -> NewDelivery:
+def idea_card_delivery(
+    app: AppContext, translator: Translator, idea: Idea, chat_id: int, key: str
+) -> NewDelivery:
     lang = app.moderation_language
     return NewDelivery(
         key,
         "moderation",
         chat_id,
-        text=idea_card(app, idea, lang),
-        reply_markup=markup_json(decision_keyboard(app, idea.id, lang)),
+        text=idea_card(app, translator, idea, lang),
+        reply_markup=markup_json(decision_keyboard(translator, idea.id, lang)),
         is_group=True,
     )
 
 
-async def card_waiting_ideas(session: AsyncSession, app: AppContext, now: datetime) -> int:
+async def card_waiting_ideas(
+    session: AsyncSession, app: AppContext, translator: Translator, now: datetime
+) -> int:
     """Queue the card of every pending idea that never had one (submitted while no group was
     configured); returns how many. The caller commits."""
     chat_id = await moderation_chat_id(session, app)
@@ -148,26 +152,38 @@ async def card_waiting_ideas(session: AsyncSession, app: AppContext, now: dateti
         if await outbox.delivery(idea_card_key(app, idea.id)) is None
     ]
     await outbox.enqueue(
-        [idea_card_delivery(app, i, chat_id, idea_card_key(app, i.id)) for i in missing], now
+        [
+            idea_card_delivery(app, translator, i, chat_id, idea_card_key(app, i.id))
+            for i in missing
+        ],
+        now,
     )
     if missing:
         log.info("moderation: %d waiting idea(s) carded to the group %s", len(missing), chat_id)
     return len(missing)
 
 
-async def resend_card(session: AsyncSession, app: AppContext, idea: Idea, now: datetime) -> bool:
+async def resend_card(
+    session: AsyncSession, app: AppContext, translator: Translator, idea: Idea, now: datetime
+) -> bool:
     """Queue the idea's card again (lost, deleted, or the bot was out of the group); at most
     once a minute per idea, so a double tap sends one. False without a moderation group."""
     chat_id = await moderation_chat_id(session, app)
     if chat_id is None:
         return False
     key = f"{idea_card_key(app, idea.id)}:again:{int(now.timestamp()) // 60}"
-    await OutboxRepository(session).enqueue([idea_card_delivery(app, idea, chat_id, key)], now)
+    delivery = idea_card_delivery(app, translator, idea, chat_id, key)
+    await OutboxRepository(session).enqueue([delivery], now)
     return True
 
 
 async def follow_chat_migration(
-    session: AsyncSession, app: AppContext, old_chat_id: int, new_chat_id: int, now: datetime
+    session: AsyncSession,
+    app: AppContext,
+    translator: Translator,
+    old_chat_id: int,
+    new_chat_id: int,
+    now: datetime,
 ) -> bool:
     """The moderation group became a supergroup: store its new id (used from now on), move
     what waits for the old one, and card what was never carded. The caller commits."""
@@ -175,7 +191,7 @@ async def follow_chat_migration(
         return False
     await ChatRepository(session).record_migration(old_chat_id, new_chat_id, now)
     await OutboxRepository(session).move_chat(old_chat_id, new_chat_id, now)
-    await card_waiting_ideas(session, app, now)
+    await card_waiting_ideas(session, app, translator, now)
     log.warning("moderation: the group %s is now the supergroup %s", old_chat_id, new_chat_id)
     return True
 
@@ -184,8 +200,8 @@ def markup_json(markup: InlineKeyboardMarkup) -> str:
     return json.dumps(markup.model_dump(exclude_none=True), ensure_ascii=False)
 
 
-def decision_keyboard(app: AppContext, idea_id: int, lang: str) -> InlineKeyboardMarkup:
-    _ = app.translator.gettext
+def decision_keyboard(translator: Translator, idea_id: int, lang: str) -> InlineKeyboardMarkup:
+    _ = translator.gettext
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
@@ -202,8 +218,8 @@ def decision_keyboard(app: AppContext, idea_id: int, lang: str) -> InlineKeyboar
     )
 
 
-def reasons_keyboard(app: AppContext, idea_id: int, lang: str) -> InlineKeyboardMarkup:
-    _ = app.translator.gettext
+def reasons_keyboard(translator: Translator, idea_id: int, lang: str) -> InlineKeyboardMarkup:
+    _ = translator.gettext
     rows = [
         [
             InlineKeyboardButton(
@@ -224,12 +240,12 @@ def reasons_keyboard(app: AppContext, idea_id: int, lang: str) -> InlineKeyboard
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def hide_keyboard(app: AppContext, comment_id: int, lang: str) -> InlineKeyboardMarkup:
+def hide_keyboard(translator: Translator, comment_id: int, lang: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
                 InlineKeyboardButton(
-                    text=app.translator.gettext("🙈 Masquer", locale=lang),
+                    text=translator.gettext("🙈 Masquer", locale=lang),
                     callback_data=CommentAction(action="hide", comment=comment_id).pack(),
                 )
             ]
@@ -237,12 +253,12 @@ def hide_keyboard(app: AppContext, comment_id: int, lang: str) -> InlineKeyboard
     )
 
 
-def hide_idea_keyboard(app: AppContext, idea_id: int, lang: str) -> InlineKeyboardMarkup:
+def hide_idea_keyboard(translator: Translator, idea_id: int, lang: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
                 InlineKeyboardButton(
-                    text=app.translator.gettext("🙈 Retirer l’idée", locale=lang),
+                    text=translator.gettext("🙈 Retirer l’idée", locale=lang),
                     callback_data=IdeaAction(action="hide", idea=idea_id).pack(),
                 )
             ]
@@ -250,28 +266,30 @@ def hide_idea_keyboard(app: AppContext, idea_id: int, lang: str) -> InlineKeyboa
     )
 
 
-def erased_line(app: AppContext, lang: str) -> str:
-    return app.translator.gettext("🗑 Contenu effacé à la demande de son auteur.", locale=lang)
+def erased_line(translator: Translator, lang: str) -> str:
+    return translator.gettext("🗑 Contenu effacé à la demande de son auteur.", locale=lang)
 
 
-def idea_title_html(app: AppContext, idea: Idea, lang: str, limit: int = 300) -> str:
+def idea_title_html(translator: Translator, idea: Idea, lang: str, limit: int = 300) -> str:
     if idea.erased_at is not None or not idea.title:
-        return app.translator.gettext("(idée effacée par son auteur)", locale=lang)
+        return translator.gettext("(idée effacée par son auteur)", locale=lang)
     return clip_html(idea.title, limit)
 
 
-def comment_text_html(app: AppContext, comment: Comment, lang: str, limit: int) -> str:
+def comment_text_html(translator: Translator, comment: Comment, lang: str, limit: int) -> str:
     if comment.erased_at is not None:
-        return erased_line(app, lang)
+        return erased_line(translator, lang)
     return clip_html(comment.text, limit)
 
 
-def idea_card(app: AppContext, idea: Idea, lang: str) -> str:
+def idea_card(app: AppContext, translator: Translator, idea: Idea, lang: str) -> str:
     c = app.consultation
-    _ = app.translator.gettext
+    _ = translator.gettext
     phase = next((p for p in c.phases if p.project(idea.project_id)), None)
     project = phase.project(idea.project_id) if phase else None
-    body = erased_line(app, lang) if idea.erased_at is not None else clip_html(idea.text, 3000)
+    body = (
+        erased_line(translator, lang) if idea.erased_at is not None else clip_html(idea.text, 3000)
+    )
     return "\n".join(
         [
             _("💡 <b>Nouvelle idée n° {id}</b> — {project}", locale=lang).format(
@@ -279,7 +297,7 @@ def idea_card(app: AppContext, idea: Idea, lang: str) -> str:
                 project=escape(c.text(project.title, lang)) if project else idea.project_id,
             ),
             "",
-            f"<b>{idea_title_html(app, idea, lang)}</b>",
+            f"<b>{idea_title_html(translator, idea, lang)}</b>",
             body,
             "",
             _("Par {name}", locale=lang).format(name=clip_html(idea.author_name or "—", 130)),
@@ -287,8 +305,10 @@ def idea_card(app: AppContext, idea: Idea, lang: str) -> str:
     )
 
 
-def comment_card(app: AppContext, idea: Idea, comment: Comment, lang: str, reported: bool) -> str:
-    _ = app.translator.gettext
+def comment_card(
+    translator: Translator, idea: Idea, comment: Comment, lang: str, reported: bool
+) -> str:
+    _ = translator.gettext
     head = (
         _("⚠️ <b>Commentaire signalé</b> sur l’idée n° {id} « {title} »", locale=lang)
         if reported
@@ -296,9 +316,9 @@ def comment_card(app: AppContext, idea: Idea, comment: Comment, lang: str, repor
     )
     return "\n".join(
         [
-            head.format(id=idea.id, title=idea_title_html(app, idea, lang)),
+            head.format(id=idea.id, title=idea_title_html(translator, idea, lang)),
             "",
-            comment_text_html(app, comment, lang, 3000),
+            comment_text_html(translator, comment, lang, 3000),
             "",
             _("Par {name}", locale=lang).format(name=clip_html(comment.author_name or "—", 130)),
         ]
@@ -311,12 +331,12 @@ def comment_line(comment: Comment) -> str:
 
 
 def comments_card(
-    app: AppContext, items: Sequence[tuple[Idea, Comment]], lang: str
+    translator: Translator, items: Sequence[tuple[Idea, Comment]], lang: str
 ) -> tuple[str, InlineKeyboardMarkup]:
     """Several new comments in one card (the group gets 20 messages a minute), one 🙈 each."""
-    _ = app.translator.gettext
+    _ = translator.gettext
     lines = [
-        app.translator.ngettext(
+        translator.ngettext(
             "💬 <b>{n} nouveau commentaire</b>",
             "💬 <b>{n} nouveaux commentaires</b>",
             len(items),
@@ -328,7 +348,7 @@ def comments_card(
         lines.append("")
         lines.append(
             _("n° {comment} · idée n° {id} « {title} »", locale=lang).format(
-                comment=comment.id, id=idea.id, title=idea_title_html(app, idea, lang, 60)
+                comment=comment.id, id=idea.id, title=idea_title_html(translator, idea, lang, 60)
             )
         )
         lines.append(comment_line(comment))
@@ -343,8 +363,8 @@ def comments_card(
     return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def decision_line(app: AppContext, idea: Idea, lang: str) -> str:
-    _ = app.translator.gettext
+def decision_line(app: AppContext, translator: Translator, idea: Idea, lang: str) -> str:
+    _ = translator.gettext
     from bot.ui.presenters import when
 
     moment = when(idea.decided_at, app.consultation, lang, time=True) if idea.decided_at else ""

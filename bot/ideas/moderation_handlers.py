@@ -14,6 +14,8 @@ from aiogram.types import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
+from bot.delivery.doorbell import OutboxDoorbell
+from bot.i18n import Translator
 from bot.ideas.cards import (
     REASONS,
     CommentAction,
@@ -28,7 +30,8 @@ from bot.ideas.cards import (
     reasons_keyboard,
     resend_card,
 )
-from bot.ideas.service import Decision, IdeaService, parse_id
+from bot.ideas.service import Decision, parse_id
+from bot.services import UpdateServices
 from bot.text_budget import MESSAGE_BUDGET, clip_html, fit, pack_lines
 from storage.models import Idea
 from storage.repositories.ideas import IdeaRepository
@@ -49,11 +52,12 @@ async def _allowed(
     query: CallbackQuery,
     bot: Bot,
     app: AppContext,
+    translator: Translator,
     session: AsyncSession,
     moderators: ModeratorDirectory,
     member: MemberRecord | None,
 ) -> bool:
-    _ = app.translator.gettext
+    _ = translator.gettext
     chat_id = await moderation_chat_id(session, app)
     in_group = (
         query.message is not None and chat_id is not None and query.message.chat.id == chat_id
@@ -74,15 +78,17 @@ async def on_idea_action(
     callback_data: IdeaAction,
     bot: Bot,
     app: AppContext,
+    translator: Translator,
     session: AsyncSession,
+    services: UpdateServices,
     moderators: ModeratorDirectory,
     member: MemberRecord | None,
 ) -> None:
-    if not await _allowed(query, bot, app, session, moderators, member):
+    if not await _allowed(query, bot, app, translator, session, moderators, member):
         return
-    _ = app.translator.gettext
+    _ = translator.gettext
     lang = _lang(app)
-    service = IdeaService(session, app)
+    service = services.ideas
     action = callback_data.action
     idea_id = parse_id(callback_data.idea)
     idea = await IdeaRepository(session).get(idea_id) if idea_id else None
@@ -92,12 +98,12 @@ async def on_idea_action(
     message = query.message
     if action in ("reject", "back"):
         if idea.status != "pending":
-            await _already(query, app, idea)
+            await _already(query, app, translator, idea)
             return
         keyboard = (
-            reasons_keyboard(app, idea.id, lang)
+            reasons_keyboard(translator, idea.id, lang)
             if action == "reject"
-            else decision_keyboard(app, idea.id, lang)
+            else decision_keyboard(translator, idea.id, lang)
         )
         await query.answer(_("Choisissez la raison du rejet.") if action == "reject" else None)
         if isinstance(message, Message):
@@ -121,21 +127,27 @@ async def on_idea_action(
         await query.answer(_("Ce bouton n’est plus actif."))
         return
     if result.outcome == Decision.ALREADY and result.idea is not None:
-        await _already(query, app, result.idea)
+        await _already(query, app, translator, result.idea)
         return
     assert result.idea is not None
-    await query.answer(decision_line(app, result.idea, lang)[:200])
+    line = decision_line(app, translator, result.idea, lang)
+    await query.answer(line[:200])
     if isinstance(message, Message):
-        body = idea_card(app, result.idea, lang) if action != "hide" else (message.html_text or "")
-        line = decision_line(app, result.idea, lang)
+        body = (
+            idea_card(app, translator, result.idea, lang)
+            if action != "hide"
+            else (message.html_text or "")
+        )
         await message.edit_text(
             fit(body, MESSAGE_BUDGET - len(line) - 2) + f"\n\n{line}", reply_markup=None
         )
 
 
-async def _already(query: CallbackQuery, app: AppContext, idea: Idea) -> None:
-    _ = app.translator.gettext
-    line = decision_line(app, idea, _lang(app)) or _("Déjà traitée.")
+async def _already(
+    query: CallbackQuery, app: AppContext, translator: Translator, idea: Idea
+) -> None:
+    _ = translator.gettext
+    line = decision_line(app, translator, idea, _lang(app)) or _("Déjà traitée.")
     await query.answer(_("Déjà décidé : {decision}").format(decision=line)[:200], show_alert=True)
 
 
@@ -144,13 +156,15 @@ async def on_comment_action(
     callback_data: CommentAction,
     bot: Bot,
     app: AppContext,
+    translator: Translator,
     session: AsyncSession,
+    services: UpdateServices,
     moderators: ModeratorDirectory,
     member: MemberRecord | None,
 ) -> None:
-    if not await _allowed(query, bot, app, session, moderators, member):
+    if not await _allowed(query, bot, app, translator, session, moderators, member):
         return
-    _ = app.translator.gettext
+    _ = translator.gettext
     repo = IdeaRepository(session)
     comment_id = parse_id(callback_data.comment)
     comment = await repo.comment(comment_id) if comment_id else None
@@ -158,7 +172,7 @@ async def on_comment_action(
         await query.answer(_("Ce commentaire n’existe plus."), show_alert=True)
         return
     name = query.from_user.full_name
-    hidden = await IdeaService(session, app).hide_comment(comment.id, query.from_user.id, name)
+    hidden = await services.ideas.hide_comment(comment.id, query.from_user.id, name)
     if not hidden:
         comment = await repo.comment(comment.id)
         await query.answer(
@@ -188,12 +202,14 @@ async def pending(
     message: Message,
     bot: Bot,
     app: AppContext,
+    translator: Translator,
     session: AsyncSession,
+    services: UpdateServices,
     moderators: ModeratorDirectory,
     member: MemberRecord | None,
     lang: str,
 ) -> None:
-    _ = app.translator.gettext
+    _ = translator.gettext
     chat_id = await moderation_chat_id(session, app)
     if message.from_user is None or not await moderators.is_moderator(
         bot, app, message.from_user.id, member, chat_id
@@ -205,10 +221,9 @@ async def pending(
         await message.answer(_("Aucune idée n’attend de décision."))
         return
     header = _("<b>Idées en attente ({n})</b>").format(n=len(ideas))
-    service = IdeaService(session, app)
     lines = []
     for idea in ideas[:PENDING_LISTED]:
-        project = service.project(idea.project_id)
+        project = services.ideas.project(idea.project_id)
         title = app.consultation.text(project.title, lang) if project else idea.project_id
         lines.append(
             _("• n° {id} — {project} : <b>{title}</b>").format(
@@ -248,12 +263,14 @@ async def on_pending_action(
     callback_data: PendingAction,
     bot: Bot,
     app: AppContext,
+    translator: Translator,
     session: AsyncSession,
+    doorbell: OutboxDoorbell,
     moderators: ModeratorDirectory,
     member: MemberRecord | None,
 ) -> None:
     """🔁 under /pending: the idea's card sent to the moderation group again."""
-    _ = app.translator.gettext
+    _ = translator.gettext
     chat_id = await moderation_chat_id(session, app)
     if not await moderators.is_moderator(bot, app, query.from_user.id, member, chat_id):
         await query.answer(_("Cette commande est réservée aux modérateurs."), show_alert=True)
@@ -263,19 +280,25 @@ async def on_pending_action(
         await query.answer(_("Cette idée n’existe plus."), show_alert=True)
         return
     if idea.status != "pending":
-        await _already(query, app, idea)
+        await _already(query, app, translator, idea)
         return
-    if not await resend_card(session, app, idea, app.clock()):
+    if not await resend_card(session, app, translator, idea, app.clock()):
         await query.answer(_("Aucun groupe de modération n’est configuré."), show_alert=True)
         return
     await session.commit()
-    app.wake_outbox()
+    doorbell.ring()
     await query.answer(
         _("La carte de l’idée n° {id} est renvoyée au groupe de modération.").format(id=idea.id)
     )
 
 
-async def on_chat_migrated(message: Message, app: AppContext, session: AsyncSession) -> None:
+async def on_chat_migrated(
+    message: Message,
+    app: AppContext,
+    translator: Translator,
+    session: AsyncSession,
+    doorbell: OutboxDoorbell,
+) -> None:
     """Telegram upgraded a group to a supergroup (new id): told in the old chat
     (migrate_to_chat_id) and in the new one (migrate_from_chat_id)."""
     if message.migrate_to_chat_id is not None:
@@ -284,9 +307,9 @@ async def on_chat_migrated(message: Message, app: AppContext, session: AsyncSess
         old, new = message.migrate_from_chat_id, message.chat.id
     else:
         return
-    if await follow_chat_migration(session, app, old, new, app.clock()):
+    if await follow_chat_migration(session, app, translator, old, new, app.clock()):
         await session.commit()
-        app.wake_outbox()
+        doorbell.ring()
 
 
 async def group_member_changed(

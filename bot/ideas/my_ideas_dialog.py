@@ -11,13 +11,18 @@ from aiogram_dialog.widgets.kbd import Button, Cancel, Column, SwitchTo
 from aiogram_dialog.widgets.text import Format
 
 from bot.context import AppContext
-from bot.i18n import N_
+from bot.i18n import N_, Translator
+from bot.ideas.browse_dialog import IdeasStart
 from bot.ideas.cards import REASONS
-from bot.ideas.service import IdeaService, idea_link, parse_id
+from bot.ideas.service import idea_link, parse_id
+from bot.services import UpdateServices
 from bot.text_budget import clip_html
+from bot.ui.deps import member_of, services_of, translator_of
+from bot.ui.dialog_data import DialogRecord, Entry
 from bot.ui.states import Ideas, MyIdeas
 from bot.ui.widgets import Choices, T
 from storage.models import Idea
+from storage.repositories.members import MemberRecord
 
 STATUS = {
     "pending": ("⏳", N_("en attente de modération")),
@@ -28,17 +33,14 @@ STATUS = {
 }
 
 
-def _service(manager: DialogManager) -> IdeaService:
-    return IdeaService(manager.middleware_data["session"], manager.middleware_data["app"])
+class MyIdeasData(DialogRecord):
+    idea = Entry[int]("idea", 0)  # the idea shown in detail
 
 
-async def list_getter(dialog_manager: DialogManager, app: AppContext, **_: Any) -> dict[str, Any]:
-    member = dialog_manager.middleware_data.get("member")
-    ideas = (
-        await _service(dialog_manager).repo.by_author(app.consultation.id, member.id)
-        if member
-        else []
-    )
+async def list_getter(
+    app: AppContext, services: UpdateServices, member: MemberRecord | None = None, **_: Any
+) -> dict[str, Any]:
+    ideas = await services.ideas.repo.by_author(app.consultation.id, member.id) if member else []
     return {
         "ideas": [(i.id, f"{STATUS.get(i.status, ('•', ''))[0]} {i.title[:50]}") for i in ideas],
         "none": not ideas,
@@ -50,26 +52,30 @@ async def on_pick(callback: CallbackQuery, _: Any, manager: DialogManager, idea_
     if number is None:
         await callback.answer()
         return
-    manager.dialog_data["idea"] = number
+    MyIdeasData.of(manager).idea = number
     await manager.switch_to(MyIdeas.detail)
 
 
 async def _mine(manager: DialogManager) -> Idea | None:
-    member = manager.middleware_data.get("member")
-    idea = await _service(manager).repo.get(int(manager.dialog_data.get("idea", 0)))
+    member = member_of(manager)
+    idea = await services_of(manager).ideas.repo.get(MyIdeasData.of(manager).idea)
     return idea if idea is not None and member is not None and idea.author_id == member.id else None
 
 
 async def detail_getter(
-    dialog_manager: DialogManager, app: AppContext, lang: str, **kwargs: Any
+    dialog_manager: DialogManager,
+    app: AppContext,
+    lang: str,
+    translator: Translator,
+    services: UpdateServices,
+    **kwargs: Any,
 ) -> dict[str, Any]:
-    _ = app.translator.gettext
+    _ = translator.gettext
     idea = await _mine(dialog_manager)
     if idea is None:
         return {"body": _("Cette idée n’est pas (ou plus) disponible."), "pending": False}
     icon, label = STATUS.get(idea.status, ("•", ""))
-    service = _service(dialog_manager)
-    project = service.project(idea.project_id)
+    project = services.ideas.project(idea.project_id)
     lines = [
         f"<b>{clip_html(idea.title, 200)}</b>",
         f"<i>{escape(app.consultation.text(project.title, lang)) if project else ''}</i>",
@@ -86,7 +92,7 @@ async def detail_getter(
         )
     if idea.status == "approved":
         lines.append(
-            app.translator.ngettext("👍 {n} soutien", "👍 {n} soutiens", idea.supports).format(
+            translator.ngettext("👍 {n} soutien", "👍 {n} soutiens", idea.supports).format(
                 n=idea.supports
             )
         )
@@ -99,18 +105,18 @@ async def detail_getter(
 
 
 async def on_withdraw(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    app: AppContext = manager.middleware_data["app"]
     idea = await _mine(manager)
-    member = manager.middleware_data.get("member")
+    member = member_of(manager)
     done = (
         idea is not None
         and member is not None
-        and await _service(manager).withdraw(member, idea.id)
+        and await services_of(manager).ideas.withdraw(member, idea.id)
     )
+    translator = translator_of(manager)
     await callback.answer(
-        app.translator.gettext("Idée retirée.")
+        translator.gettext("Idée retirée.")
         if done
-        else app.translator.gettext(
+        else translator.gettext(
             "Cette idée n’est plus en attente : elle ne peut plus être retirée."
         ),
         show_alert=not done,
@@ -120,10 +126,11 @@ async def on_withdraw(callback: CallbackQuery, _: Button, manager: DialogManager
 async def on_open(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
     idea = await _mine(manager)
     if idea is None or idea.status != "approved":  # the button is hidden otherwise
-        app: AppContext = manager.middleware_data["app"]
-        await callback.answer(app.translator.gettext("Cette idée n’est pas (ou plus) disponible."))
+        await callback.answer(
+            translator_of(manager).gettext("Cette idée n’est pas (ou plus) disponible.")
+        )
         return
-    await manager.start(Ideas.idea, data={"idea": idea.id})
+    await manager.start(Ideas.idea, data=IdeasStart(idea.id).dump())
 
 
 def my_ideas_dialog() -> Dialog:

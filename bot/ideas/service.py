@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import PhaseKind, Project
 from bot.context import AppContext
+from bot.delivery.doorbell import OutboxDoorbell
+from bot.i18n import Translator
 from bot.ideas.cards import (
     CARD_COMMENTS,
     REASONS,
@@ -89,9 +91,18 @@ def idea_link(app: AppContext, idea_id: int) -> str:
 
 
 class IdeaService:
-    def __init__(self, session: AsyncSession, app: AppContext) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        app: AppContext,
+        translator: Translator,
+        doorbell: OutboxDoorbell,
+    ) -> None:
         self.session = session
         self.app = app
+        self.translator = translator
+        # Rung after each commit that queued deliveries: they leave at once.
+        self.doorbell = doorbell
         self.repo = IdeaRepository(session)
         self.outbox = OutboxRepository(session)
 
@@ -137,7 +148,7 @@ class IdeaService:
         return await count(member.id, self.app.clock() - window) < limit
 
     def quota_text(self, quota: Quota) -> str:
-        translator = self.app.translator
+        translator = self.translator
         settings = self.app.settings
         if quota == Quota.IDEAS:
             n = settings.quota_ideas_per_day
@@ -188,11 +199,15 @@ class IdeaService:
         chat_id = await moderation_chat_id(self.session, self.app)
         if chat_id is not None:
             await self.outbox.enqueue(
-                [idea_card_delivery(self.app, idea, chat_id, idea_card_key(self.app, idea.id))],
+                [
+                    idea_card_delivery(
+                        self.app, self.translator, idea, chat_id, idea_card_key(self.app, idea.id)
+                    )
+                ],
                 now,
             )
         await self.session.commit()
-        self.app.wake_outbox()
+        self.doorbell.ring()
         return idea
 
     async def withdraw(self, member: MemberRecord, idea_id: int) -> bool:
@@ -233,7 +248,7 @@ class IdeaService:
         if idea.author_id is not None:
             await self._notify_author_of_decision(idea, now)
         await self.session.commit()
-        self.app.wake_outbox()
+        self.doorbell.ring()
         return DecisionResult(Decision.DONE, idea)
 
     async def hide_idea(
@@ -274,7 +289,7 @@ class IdeaService:
 
     async def _notify_author_of_decision(self, idea: Idea, now: datetime) -> None:
         lang = await self._language(idea.author_id)
-        _ = self.app.translator.gettext
+        _ = self.translator.gettext
         title = escape(idea.title)
         if idea.status == "approved":
             text = _(
@@ -330,7 +345,7 @@ class IdeaService:
         if parent is not None and parent.author_id not in (None, member.id, idea.author_id):
             await self._note(parent.author_id, idea, replies=True, now=now)  # type: ignore[arg-type]
         await self.session.commit()
-        self.app.wake_outbox()
+        self.doorbell.ring()
         return comment
 
     async def card_comments(self) -> int:
@@ -338,7 +353,7 @@ class IdeaService:
         cards = await self._card_comments(self.app.clock())
         await self.session.commit()
         if cards:
-            self.app.wake_outbox()
+            self.doorbell.ring()
         return cards
 
     async def _card_comments(self, now: datetime) -> int:
@@ -355,7 +370,7 @@ class IdeaService:
         items = []
         for start in range(0, len(waiting), CARD_COMMENTS):
             chunk = waiting[start : start + CARD_COMMENTS]
-            text, markup = comments_card(self.app, chunk, self.group_lang)
+            text, markup = comments_card(self.translator, chunk, self.group_lang)
             items.append(
                 NewDelivery(
                     f"{self.app.consultation.id}:card:comments:{chunk[0][1].id}",
@@ -383,7 +398,7 @@ class IdeaService:
 
     async def _send_note(self, state: NotificationState, idea: Idea, now: datetime) -> None:
         lang = await self._language(state.member_id)
-        translator = self.app.translator
+        translator = self.translator
         parts = []
         if state.pending_comments:
             parts.append(
@@ -429,7 +444,7 @@ class IdeaService:
                 await self._send_note(state, idea, now)
         await self.session.commit()
         if states:
-            self.app.wake_outbox()
+            self.doorbell.ring()
         return len(states)
 
     async def report(self, member: MemberRecord, idea: Idea, comment: Comment | None) -> bool:
@@ -445,15 +460,15 @@ class IdeaService:
         if chat_id is not None:
             lang = self.group_lang
             if comment is not None:
-                text = comment_card(self.app, idea, comment, lang, reported=True)
-                markup = hide_keyboard(self.app, comment.id, lang)
+                text = comment_card(self.translator, idea, comment, lang, reported=True)
+                markup = hide_keyboard(self.translator, comment.id, lang)
             else:
                 text = (
-                    self.app.translator.gettext("⚠️ <b>Idée signalée</b>", locale=lang)
+                    self.translator.gettext("⚠️ <b>Idée signalée</b>", locale=lang)
                     + "\n\n"
-                    + idea_card(self.app, idea, lang)
+                    + idea_card(self.app, self.translator, idea, lang)
                 )
-                markup = hide_idea_keyboard(self.app, idea.id, lang)
+                markup = hide_idea_keyboard(self.translator, idea.id, lang)
             await self.outbox.enqueue(
                 [
                     NewDelivery(
@@ -469,5 +484,5 @@ class IdeaService:
                 now,
             )
         await self.session.commit()
-        self.app.wake_outbox()
+        self.doorbell.ring()
         return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -13,65 +14,80 @@ from aiogram_dialog.widgets.kbd import Button, Cancel, Column, SwitchTo
 from aiogram_dialog.widgets.text import Format
 
 from bot.context import AppContext
+from bot.i18n import Translator
 from bot.ideas.service import (
     TEXT_MAX,
     TITLE_MAX,
-    IdeaService,
     Quota,
     TextProblem,
     check_text,
     parse_id,
 )
+from bot.services import UpdateServices
 from bot.text_budget import clip_html
+from bot.ui.deps import member_of, services_of, translator_of
+from bot.ui.dialog_data import DialogRecord, Entry, StartRecord
 from bot.ui.states import SubmitIdea
 from bot.ui.widgets import Choices, T, tell
+from storage.repositories.members import MemberRecord
 
 
-def _ctx(manager: DialogManager) -> tuple[AppContext, IdeaService]:
-    data = manager.middleware_data
-    return data["app"], IdeaService(data["session"], data["app"])
+class DraftData(DialogRecord):
+    """The idea being written."""
+
+    project = Entry[str | None]("project", None)
+    title = Entry[str | None]("title", None)
+    text = Entry[str | None]("text", None)
 
 
-async def _guard(event: CallbackQuery | Message, manager: DialogManager) -> bool:
-    app, service = _ctx(manager)
-    if service.is_open() and manager.middleware_data.get("member") is not None:
-        return True
-    text = app.translator.gettext("La phase des idées est close : on ne peut plus proposer d’idée.")
+@dataclass(frozen=True)
+class SubmitStart(StartRecord):
+    """Start data: the project already chosen (proposing from a project's list)."""
+
+    project: str | None = None
+
+
+async def _guard(event: CallbackQuery | Message, manager: DialogManager) -> MemberRecord | None:
+    """The member, while the ideas phase is open; else None (they are told, the dialog ends)."""
+    member = member_of(manager)
+    if services_of(manager).ideas.is_open() and member is not None:
+        return member
+    text = translator_of(manager).gettext(
+        "La phase des idées est close : on ne peut plus proposer d’idée."
+    )
     await tell(event, text)
     await manager.done()
-    return False
+    return None
 
 
 async def on_start(start_data: Any, manager: DialogManager) -> None:
-    _app, service = _ctx(manager)
-    project = start_data.get("project") if isinstance(start_data, dict) else None
-    if project and service.project(project):
-        manager.dialog_data["project"] = project
+    project = SubmitStart.load(start_data).project
+    if project and services_of(manager).ideas.project(project):
+        DraftData.of(manager).project = project
         await manager.switch_to(SubmitIdea.title)
 
 
 async def projects_getter(
-    dialog_manager: DialogManager, app: AppContext, lang: str, **_: Any
+    app: AppContext, lang: str, services: UpdateServices, **_: Any
 ) -> dict[str, Any]:
-    _app, service = _ctx(dialog_manager)
-    return {"projects": [(p.id, app.consultation.text(p.title, lang)) for p in service.projects()]}
+    projects = services.ideas.projects()
+    return {"projects": [(p.id, app.consultation.text(p.title, lang)) for p in projects]}
 
 
 async def on_project(
     callback: CallbackQuery, _: Any, manager: DialogManager, project_id: str
 ) -> None:
-    _app, service = _ctx(manager)
-    if not await _guard(callback, manager):
+    if await _guard(callback, manager) is None:
         return
-    if service.project(project_id) is None:
+    if services_of(manager).ideas.project(project_id) is None:
         await callback.answer()
         return
-    manager.dialog_data["project"] = project_id
+    DraftData.of(manager).project = project_id
     await manager.switch_to(SubmitIdea.title)
 
 
-def _problem_text(app: AppContext, problem: TextProblem, value: str, limit: int) -> str:
-    _ = app.translator.gettext
+def _problem_text(translator: Translator, problem: TextProblem, value: str, limit: int) -> str:
+    _ = translator.gettext
     if problem == TextProblem.EMPTY:
         return _("Ce message est vide : écrivez du texte, s’il vous plaît.")
     return _(
@@ -81,53 +97,56 @@ def _problem_text(app: AppContext, problem: TextProblem, value: str, limit: int)
 
 
 async def on_title(message: Message, _: MessageInput, manager: DialogManager) -> None:
-    await _take(message, manager, "title", TITLE_MAX)
+    if await _take(message, manager, TITLE_MAX):
+        data = DraftData.of(manager)
+        data.title = (message.text or "").strip()
+        await manager.switch_to(SubmitIdea.text if data.text is None else SubmitIdea.preview)
 
 
 async def on_text(message: Message, _: MessageInput, manager: DialogManager) -> None:
-    await _take(message, manager, "text", TEXT_MAX)
-
-
-async def _take(message: Message, manager: DialogManager, field: str, limit: int) -> None:
-    manager.show_mode = ShowMode.SEND
-    if not await _guard(message, manager):
-        return
-    app, _service = _ctx(manager)
-    value = message.text or ""
-    problem = check_text(value, limit)
-    if problem is not None:
-        await message.answer(_problem_text(app, problem, value, limit))
-        return
-    manager.dialog_data[field] = value.strip()
-    if field == "title" and "text" not in manager.dialog_data:
-        await manager.switch_to(SubmitIdea.text)
-    else:
+    if await _take(message, manager, TEXT_MAX):
+        DraftData.of(manager).text = (message.text or "").strip()
         await manager.switch_to(SubmitIdea.preview)
 
 
+async def _take(message: Message, manager: DialogManager, limit: int) -> bool:
+    """Whether the message is a title or text to keep (else the member is told why not)."""
+    manager.show_mode = ShowMode.SEND
+    if await _guard(message, manager) is None:
+        return False
+    value = message.text or ""
+    problem = check_text(value, limit)
+    if problem is not None:
+        await message.answer(_problem_text(translator_of(manager), problem, value, limit))
+        return False
+    return True
+
+
 async def on_not_text(message: Message, _: MessageInput, manager: DialogManager) -> None:
-    app, _service = _ctx(manager)
     await message.answer(
-        app.translator.gettext("Seul du texte est accepté ici : écrivez votre idée avec des mots.")
+        translator_of(manager).gettext(
+            "Seul du texte est accepté ici : écrivez votre idée avec des mots."
+        )
     )
     manager.show_mode = ShowMode.SEND
 
 
 async def preview_getter(
-    dialog_manager: DialogManager, app: AppContext, lang: str, **_: Any
+    dialog_manager: DialogManager,
+    app: AppContext,
+    lang: str,
+    services: UpdateServices,
+    **_: Any,
 ) -> dict[str, Any]:
-    _app, service = _ctx(dialog_manager)
-    data = dialog_manager.dialog_data
-    project = service.project(data.get("project", ""))
-    similar = (
-        await service.similar(project.id, data.get("title", ""), data.get("text", ""))
-        if project
-        else []
-    )
+    ideas = services.ideas
+    data = DraftData.of(dialog_manager)
+    title, text = data.title or "", data.text or ""
+    project = ideas.project(data.project or "")
+    similar = await ideas.similar(project.id, title, text) if project else []
     return {
         "project": escape(app.consultation.text(project.title, lang)) if project else "",
-        "title": clip_html(data.get("title", ""), 300),
-        "text": clip_html(data.get("text", ""), 3000),
+        "title": clip_html(title, 300),
+        "text": clip_html(text, 3000),
         "similar": [(i.id, f"👍 {i.title[:40]}") for i in similar],
         "has_similar": bool(similar),
     }
@@ -136,45 +155,46 @@ async def preview_getter(
 async def on_support_instead(
     callback: CallbackQuery, _: Any, manager: DialogManager, idea_id: str
 ) -> None:
-    if not await _guard(callback, manager):
+    member = await _guard(callback, manager)
+    if member is None:
         return
-    app, service = _ctx(manager)
+    ideas = services_of(manager).ideas
     number = parse_id(idea_id)
-    idea = await service.repo.get(number) if number else None
+    idea = await ideas.repo.get(number) if number else None
     if idea is None or idea.status != "approved":
         await callback.answer()
         return
-    await service.set_support(manager.middleware_data["member"], idea.id, True)
+    await ideas.set_support(member, idea.id, True)
     await callback.answer(
-        app.translator.gettext("Merci ! Vous soutenez « {title} ».").format(title=idea.title)[:200],
+        translator_of(manager)
+        .gettext("Merci ! Vous soutenez « {title} ».")
+        .format(title=idea.title)[:200],
         show_alert=True,
     )
     await manager.done()
 
 
 async def on_confirm(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    if not await _guard(callback, manager):
+    member = await _guard(callback, manager)
+    if member is None:
         return
-    app, service = _ctx(manager)
-    data = manager.dialog_data
-    if (
-        service.project(data.get("project", "")) is None
-        or not data.get("title")
-        or not data.get("text")
-    ):
+    ideas = services_of(manager).ideas
+    data = DraftData.of(manager)
+    project, title, text = data.project, data.title, data.text
+    if project is None or ideas.project(project) is None or not title or not text:
         await callback.answer()
         await manager.switch_to(SubmitIdea.project)
         return
-    if not await service.within_quota(manager.middleware_data["member"], Quota.IDEAS):
-        await callback.answer(service.quota_text(Quota.IDEAS), show_alert=True)
+    if not await ideas.within_quota(member, Quota.IDEAS):
+        await callback.answer(ideas.quota_text(Quota.IDEAS), show_alert=True)
         return
-    idea = await service.submit(
-        manager.middleware_data["member"], data["project"], data["title"], data["text"]
-    )
+    idea = await ideas.submit(member, project, title, text)
     await callback.answer(
-        app.translator.gettext(
+        translator_of(manager)
+        .gettext(
             "Merci ! Votre idée n° {id} est en attente de modération. Vous serez prévenu de la décision."
-        ).format(id=idea.id),
+        )
+        .format(id=idea.id),
         show_alert=True,
     )
     await manager.done()

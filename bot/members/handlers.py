@@ -6,20 +6,22 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import DialogManager, ShowMode, StartMode
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
+from bot.i18n import Translator
+from bot.ideas.browse_dialog import IdeasStart
 from bot.ideas.service import IDEA_PAYLOAD, parse_id
 from bot.members.invitations import PAYLOAD_PREFIX
-from bot.members.service import MemberService
+from bot.members.language_dialog import LanguageStart
+from bot.services import UpdateServices
 from bot.ui.presenters import help_text, welcome_text
 from bot.ui.states import Ideas, LanguagePick, MainMenu
 from storage.repositories.invitations import Redeem
 from storage.repositories.members import MemberRecord
 
 
-def invitation_text(app: AppContext, outcome: Redeem) -> str:
-    _ = app.translator.gettext
+def invitation_text(translator: Translator, outcome: Redeem) -> str:
+    _ = translator.gettext
     return {
         Redeem.OK: _("✅ Invitation acceptée : bienvenue !"),
         Redeem.ALREADY: _("Vous avez déjà utilisé cette invitation : bienvenue à nouveau !"),
@@ -40,18 +42,19 @@ async def start(
     command: CommandObject,
     dialog_manager: DialogManager,
     app: AppContext,
-    session: AsyncSession,
+    translator: Translator,
+    services: UpdateServices,
     member: MemberRecord,
     lang: str,
 ) -> None:
-    service = MemberService(session, app)
+    members = services.members
     payload = (command.args or "").strip()
     if payload.startswith(PAYLOAD_PREFIX):
-        outcome = await service.use_invitation(member, payload.removeprefix(PAYLOAD_PREFIX))
-        await message.answer(invitation_text(app, outcome.outcome))
-    if not service.has_access(member):
+        outcome = await members.use_invitation(member, payload.removeprefix(PAYLOAD_PREFIX))
+        await message.answer(invitation_text(translator, outcome.outcome))
+    if not members.has_access(member):
         await message.answer(
-            app.translator.gettext(
+            translator.gettext(
                 "Cette consultation est réservée aux personnes invitées. Ouvrez le lien "
                 "d’invitation reçu des organisateurs."
             )
@@ -61,20 +64,18 @@ async def start(
     idea_id = parse_id(payload.removeprefix(IDEA_PAYLOAD)) if shared else None
     if shared and idea_id is None:
         # A mangled or forged link: say so, then the menu as usual.
-        await message.answer(
-            app.translator.gettext("Ce lien ne mène à aucune idée : voici le menu.")
-        )
+        await message.answer(translator.gettext("Ce lien ne mène à aucune idée : voici le menu."))
     if member.language is None:
         # Language first; the shared idea (if any) opens right after.
-        data = {"welcome": True, "idea": idea_id}
+        data = LanguageStart(welcome=True, idea=idea_id).dump()
         await dialog_manager.start(LanguagePick.choose, data=data, mode=StartMode.RESET_STACK)
         return
     if idea_id is not None:
         # Opened from a shared link: straight to the idea, with the menu under it.
         await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
-        await dialog_manager.start(Ideas.idea, data={"idea": idea_id})
+        await dialog_manager.start(Ideas.idea, data=IdeasStart(idea_id).dump())
         return
-    await message.answer(welcome_text(app, lang))
+    await message.answer(welcome_text(app, translator, lang))
     await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
 
 
@@ -86,22 +87,24 @@ async def language(message: Message, dialog_manager: DialogManager) -> None:
     await dialog_manager.start(LanguagePick.choose, mode=StartMode.RESET_STACK)
 
 
-async def help_command(message: Message, app: AppContext, lang: str) -> None:
-    await message.answer(help_text(app, lang))
+async def help_command(
+    message: Message, app: AppContext, translator: Translator, lang: str
+) -> None:
+    await message.answer(help_text(app, translator, lang))
 
 
-async def fallback(message: Message, dialog_manager: DialogManager, app: AppContext) -> None:
+async def fallback(message: Message, dialog_manager: DialogManager, translator: Translator) -> None:
     """Anything else outside a dialog: say how to go on, then show the menu."""
     await message.answer(
-        app.translator.gettext("Je n’ai pas compris. Voici le menu : utilisez les boutons.")
+        translator.gettext("Je n’ai pas compris. Voici le menu : utilisez les boutons.")
     )
     await dialog_manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
-async def unknown_button(query: CallbackQuery, app: AppContext) -> None:
+async def unknown_button(query: CallbackQuery, translator: Translator) -> None:
     """A button no handler recognises (forged, or from an older version): answered, so the
     client stops waiting."""
-    await query.answer(app.translator.gettext("Ce bouton n’est plus actif."))
+    await query.answer(translator.gettext("Ce bouton n’est plus actif."))
 
 
 def build_router() -> Router:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiogram.types import CallbackQuery
@@ -11,10 +12,22 @@ from aiogram_dialog.widgets.text import Const
 
 from bot.context import AppContext
 from bot.i18n import LANGUAGE_NAMES
+from bot.ideas.browse_dialog import IdeasStart
 from bot.members.service import MemberService
+from bot.ui.deps import app_of, member_of, services_of, translator_of
+from bot.ui.dialog_data import StartRecord
 from bot.ui.presenters import welcome_text
 from bot.ui.states import Ideas, LanguagePick, MainMenu
 from bot.ui.widgets import Choices
+
+
+@dataclass(frozen=True)
+class LanguageStart(StartRecord):
+    """Start data: a newcomer's /start is welcomed once the language is chosen, and the idea
+    of a shared link (if any) opens after the menu."""
+
+    welcome: bool = False
+    idea: int | None = None
 
 
 async def languages_getter(app: AppContext, lang: str, **_: Any) -> dict[str, Any]:
@@ -27,22 +40,24 @@ async def languages_getter(app: AppContext, lang: str, **_: Any) -> dict[str, An
 
 
 async def on_language(callback: CallbackQuery, _: Any, manager: DialogManager, code: str) -> None:
-    data = manager.middleware_data
-    app: AppContext = data["app"]
-    if code not in app.languages or data.get("member") is None:
+    app, member = app_of(manager), member_of(manager)
+    if code not in app.languages or member is None:
         await callback.answer()
         return
-    await MemberService(data["session"], app).set_language(data["member"], code)
-    with app.translator.use(code):
-        await callback.answer(app.translator.gettext("Langue enregistrée."))
+    await services_of(manager).members.set_language(member, code)
+    translator = translator_of(manager)
+    with translator.use(code):
+        await callback.answer(translator.gettext("Langue enregistrée."))
         if callback.bot is not None:
-            await MemberService.set_chat_commands(callback.bot, app, callback.from_user.id, code)
-        start_data = manager.start_data if isinstance(manager.start_data, dict) else {}
-        if start_data.get("welcome") and callback.message is not None:
-            await callback.message.answer(welcome_text(app, code))
+            await MemberService.set_chat_commands(
+                callback.bot, app, translator, callback.from_user.id, code
+            )
+        start = LanguageStart.load(manager.start_data)  # read before the stack is reset
+        if start.welcome and callback.message is not None:
+            await callback.message.answer(welcome_text(app, translator, code))
         await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
-        if start_data.get("idea"):
-            await manager.start(Ideas.idea, data={"idea": start_data["idea"]})
+        if start.idea:
+            await manager.start(Ideas.idea, data=IdeasStart(start.idea).dump())
 
 
 def language_dialog() -> Dialog:

@@ -14,7 +14,7 @@ from aiogram.types import InlineKeyboardMarkup
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
-from bot.i18n import language_name, role_name
+from bot.i18n import Translator, language_name, role_name
 from bot.ideas.cards import comment_line, erased_line
 from bot.organisers import audit
 from bot.text_budget import clip_html, pack_lines
@@ -36,10 +36,10 @@ ANSWER_SHOWN = 1500
 
 
 async def my_data_messages(
-    session: AsyncSession, app: AppContext, member_id: int, lang: str
+    session: AsyncSession, app: AppContext, translator: Translator, member_id: int, lang: str
 ) -> list[str]:
     """What we hold, in as many messages as it takes (free-text answers can be long)."""
-    _ = app.translator.gettext
+    _ = translator.gettext
     data = await personal_data(session, member_id)
     if not data:
         return [_("Nous ne conservons aucune donnée à votre sujet.")]
@@ -92,7 +92,9 @@ class GroupEdit:
     reply_markup: str | None
 
 
-async def forget(session: AsyncSession, app: AppContext, member_id: int) -> list[GroupEdit]:
+async def forget(
+    session: AsyncSession, app: AppContext, translator: Translator, member_id: int
+) -> list[GroupEdit]:
     """Erase the member (see storage.repositories.members.erase) and every copy of what they
     wrote in the outbox, in one transaction. Returns the group cards to edit afterwards."""
     now = app.clock()
@@ -101,7 +103,7 @@ async def forget(session: AsyncSession, app: AppContext, member_id: int) -> list
     erased = await erase(session, member_id, f":{member_id}:{member_id}:", now)
     await delete_chat_deliveries(session, member_id)
 
-    neutral = erased_line(app, lang)
+    neutral = erased_line(translator, lang)
     edits: dict[int, GroupEdit] = {}
     # Cards of their own ideas and comments (and reports about them): cancelled or replaced.
     keys = [f"{c.id}:card:idea:{i}" for i in erased.idea_ids]

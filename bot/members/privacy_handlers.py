@@ -10,6 +10,7 @@ from aiogram_dialog import DialogManager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
+from bot.i18n import Translator
 from bot.members.privacy import edit_group_cards, forget, my_data_messages
 from storage.repositories.members import MemberRecord
 
@@ -19,19 +20,22 @@ class ForgetChoice(CallbackData, prefix="fg"):
 
 
 async def my_data(
-    message: Message, app: AppContext, session: AsyncSession, member: MemberRecord | None, lang: str
+    message: Message,
+    app: AppContext,
+    translator: Translator,
+    session: AsyncSession,
+    member: MemberRecord | None,
+    lang: str,
 ) -> None:
     if member is None:
-        await message.answer(
-            app.translator.gettext("Nous ne conservons aucune donnée à votre sujet.")
-        )
+        await message.answer(translator.gettext("Nous ne conservons aucune donnée à votre sujet."))
         return
-    for part in await my_data_messages(session, app, member.id, lang):
+    for part in await my_data_messages(session, app, translator, member.id, lang):
         await message.answer(part)
 
 
-async def forget_command(message: Message, app: AppContext) -> None:
-    _ = app.translator.gettext
+async def forget_command(message: Message, translator: Translator) -> None:
+    _ = translator.gettext
     keyboard = InlineKeyboardMarkup(
         inline_keyboard=[
             [
@@ -58,10 +62,11 @@ async def forget_choice(
     callback_data: ForgetChoice,
     bot: Bot,
     app: AppContext,
+    translator: Translator,
     session: AsyncSession,
     dialog_manager: DialogManager,
 ) -> None:
-    _ = app.translator.gettext
+    _ = translator.gettext
     if not callback_data.confirm:
         await query.answer(_("Rien n’a été effacé."))
         if isinstance(query.message, Message):
@@ -71,7 +76,7 @@ async def forget_choice(
     # An empty stack that remembers no message is stored as nothing at all: aiogram-dialog
     # saves the stack after this handler, and must not write the member's key back.
     dialog_manager.current_stack().last_message_id = None
-    edits = await forget(session, app, query.from_user.id)
+    edits = await forget(session, app, translator, query.from_user.id)
     await query.answer(_("Vos données ont été effacées."), show_alert=True)
     if isinstance(query.message, Message):
         await query.message.edit_text(

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Role
 from bot.context import AppContext
-from bot.i18n import N_
+from bot.i18n import N_, Translator
 from bot.members.invitations import redeem
 from bot.organisers import audit
 from storage.repositories.audit import AuditRepository
@@ -92,31 +92,33 @@ class MemberService:
         )
 
     @staticmethod
-    def commands(app: AppContext, lang: str, admin: bool = False) -> list[BotCommand]:
+    def commands(translator: Translator, lang: str, admin: bool = False) -> list[BotCommand]:
         pairs = MEMBER_COMMANDS + (ADMIN_COMMANDS if admin else [])
         return [
-            BotCommand(command=name, description=app.translator.gettext(desc, locale=lang))
+            BotCommand(command=name, description=translator.gettext(desc, locale=lang))
             for name, desc in pairs
         ]
 
     @staticmethod
-    async def publish_commands(bot: Bot, app: AppContext) -> None:
+    async def publish_commands(bot: Bot, app: AppContext, translator: Translator) -> None:
         """The command menu per language, and the admins' longer one."""
         scope = BotCommandScopeAllPrivateChats()
         source = app.consultation.source_language
-        await bot.set_my_commands(MemberService.commands(app, source), scope=scope)
+        await bot.set_my_commands(MemberService.commands(translator, source), scope=scope)
         for lang in app.languages:
             await bot.set_my_commands(
-                MemberService.commands(app, lang), scope=scope, language_code=lang
+                MemberService.commands(translator, lang), scope=scope, language_code=lang
             )
         for admin_id in app.settings.admin_ids:
-            await MemberService.set_chat_commands(bot, app, admin_id, source)
+            await MemberService.set_chat_commands(bot, app, translator, admin_id, source)
 
     @staticmethod
-    async def set_chat_commands(bot: Bot, app: AppContext, chat_id: int, lang: str) -> None:
+    async def set_chat_commands(
+        bot: Bot, app: AppContext, translator: Translator, chat_id: int, lang: str
+    ) -> None:
         try:
             await bot.set_my_commands(
-                MemberService.commands(app, lang, admin=app.is_admin(chat_id)),
+                MemberService.commands(translator, lang, admin=app.is_admin(chat_id)),
                 scope=BotCommandScopeChat(chat_id=chat_id),
             )
         except TelegramAPIError as exc:  # an admin who never opened the chat

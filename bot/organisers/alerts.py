@@ -10,6 +10,7 @@ from html import escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
+from bot.i18n import Translator
 from bot.ui.presenters import when
 from storage.models import Delivery
 from storage.repositories.members import languages_of
@@ -24,8 +25,9 @@ GROUP_AFTER = 3
 
 
 class AdminAlerts:
-    def __init__(self, app: AppContext) -> None:
+    def __init__(self, app: AppContext, translator: Translator) -> None:
         self.app = app
+        self.translator = translator
         self.raised: set[str] = set()  # keys already queued by this process
 
     def _bucket(self, now: datetime) -> int:
@@ -63,7 +65,7 @@ class AdminAlerts:
         if row.topic == ALERT_TOPIC:
             return False  # never an alert about an alert
         attempts = row.attempts + 1
-        translator = self.app.translator
+        translator = self.translator
         if row.is_group:
             if not permanent and attempts < GROUP_AFTER:
                 return False
@@ -96,7 +98,7 @@ class AdminAlerts:
     ) -> bool:
         """A phase transition raised: said once per transition (its retries are in /status)."""
         c = self.app.consultation
-        translator = self.app.translator
+        translator = self.translator
 
         def text(lang: str) -> str:
             return translator.gettext(

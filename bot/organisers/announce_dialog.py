@@ -10,10 +10,12 @@ from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Row
 from aiogram_dialog.widgets.text import Format
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.context import AppContext
-from bot.i18n import N_
+from bot.i18n import N_, Translator
 from bot.organisers.announce import AUDIENCES, announce, audience_size
+from bot.ui.deps import app_of, doorbell_of, session_of, translator_of
+from bot.ui.dialog_data import DialogRecord, Entry
 from bot.ui.states import Announce
 from bot.ui.widgets import Choices, T
 
@@ -25,72 +27,73 @@ AUDIENCE_NAMES = {
 }
 
 
-def _admin(manager: DialogManager) -> bool:
-    app: AppContext = manager.middleware_data["app"]
-    user = manager.middleware_data.get("event_from_user")
-    return user is not None and app.is_admin(user.id)
+class AnnounceData(DialogRecord):
+    audience = Entry[str]("audience", "amb")  # a key of AUDIENCES
+    html = Entry[str | None]("html", None)  # the announcement, as the organiser formatted it
 
 
-async def audiences_getter(app: AppContext, **_: Any) -> dict[str, Any]:
-    return {"audiences": [(k, app.translator.gettext(v)) for k, v in AUDIENCE_NAMES.items()]}
+async def audiences_getter(translator: Translator, **_: Any) -> dict[str, Any]:
+    return {"audiences": [(k, translator.gettext(v)) for k, v in AUDIENCE_NAMES.items()]}
 
 
 async def on_audience(callback: CallbackQuery, _: Any, manager: DialogManager, key: str) -> None:
-    if key not in AUDIENCES or not _admin(manager):
+    if key not in AUDIENCES or not app_of(manager).is_admin(callback.from_user.id):
         await callback.answer()
         return
-    manager.dialog_data["audience"] = key
+    AnnounceData.of(manager).audience = key
     await manager.switch_to(Announce.text)
 
 
 async def on_text(message: Message, _: MessageInput, manager: DialogManager) -> None:
-    manager.dialog_data["html"] = message.html_text
+    AnnounceData.of(manager).html = message.html_text
     await manager.switch_to(Announce.confirm)
 
 
 async def on_not_text(message: Message, _: MessageInput, manager: DialogManager) -> None:
-    app: AppContext = manager.middleware_data["app"]
-    await message.answer(app.translator.gettext("Envoyez le texte de l’annonce, s’il vous plaît."))
+    await message.answer(
+        translator_of(manager).gettext("Envoyez le texte de l’annonce, s’il vous plaît.")
+    )
     manager.show_mode = ShowMode.SEND
 
 
 async def confirm_getter(
-    dialog_manager: DialogManager, app: AppContext, session: Any, **_: Any
+    dialog_manager: DialogManager, translator: Translator, session: AsyncSession, **_: Any
 ) -> dict[str, Any]:
-    key = dialog_manager.dialog_data.get("audience", "amb")
-    count = await audience_size(session, key)
+    data = AnnounceData.of(dialog_manager)
+    count = await audience_size(session, data.audience)
     return {
-        "question": app.translator.ngettext(
+        "question": translator.ngettext(
             "Cette annonce sera envoyée à {count} personne : {audience}. Confirmer ?",
             "Cette annonce sera envoyée à {count} personnes : {audience}. Confirmer ?",
             count,
-        ).format(count=count, audience=app.translator.gettext(AUDIENCE_NAMES[key])),
-        "html": dialog_manager.dialog_data.get("html", ""),
+        ).format(count=count, audience=translator.gettext(AUDIENCE_NAMES[data.audience])),
+        "html": data.html or "",
     }
 
 
 async def on_send(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    app: AppContext = manager.middleware_data["app"]
-    if not _admin(manager) or "html" not in manager.dialog_data:
+    app = app_of(manager)
+    data = AnnounceData.of(manager)
+    if not app.is_admin(callback.from_user.id) or data.html is None:
         await callback.answer()
         await manager.done()
         return
     count = await announce(
-        manager.middleware_data["session"],
+        session_of(manager),
         app.consultation.id,
-        manager.dialog_data["audience"],
-        manager.dialog_data["html"],
+        data.audience,
+        data.html,
         app.clock(),
         # The dialog's id: the same announcement is queued once, however often it is confirmed.
         manager.current_context().id,
         callback.from_user.id,
         callback.from_user.full_name,
     )
-    app.wake_outbox()
+    doorbell_of(manager).ring()
     await callback.answer(
-        app.translator.ngettext(
-            "Annonce envoyée à {n} membre.", "Annonce envoyée à {n} membres.", count
-        ).format(n=count),
+        translator_of(manager)
+        .ngettext("Annonce envoyée à {n} membre.", "Annonce envoyée à {n} membres.", count)
+        .format(n=count),
         show_alert=True,
     )
     await manager.done()

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation
 from bot.results.tally import compute
+from bot.survey.kinds import kind_of
 from storage.repositories import export as repo
 
 Cell = str | int | float | datetime | None
@@ -70,10 +71,7 @@ def _local(moment: datetime | None, consultation: Consultation) -> datetime | No
 def response_headers(consultation: Consultation) -> list[str]:
     headers = ["respondent", "language", "submitted_at"]
     for q in consultation.questions:
-        if q.kind == "multi":
-            headers.extend(f"{q.id}:{o.id}" for o in q.options)
-        else:  # single: the chosen option's id; text: the answer itself
-            headers.append(q.id)
+        headers.extend(kind_of(q).export_headers(q))
     return headers
 
 
@@ -86,15 +84,14 @@ def response_row(
         _local(response.submitted_at, consultation),
     ]
     for q in consultation.questions:
-        asked = q.id in response.seen
-        chosen = response.choices.get(q.id, set())
-        if q.kind == "multi":
-            # Empty cells for a question never asked (its condition was not met).
-            row.extend((1 if o.id in chosen else 0) if asked else None for o in q.options)
-        elif q.kind == "single":
-            row.append(next(iter(sorted(chosen)), None))
-        else:
-            row.append(response.texts.get(q.id))
+        row.extend(
+            kind_of(q).export_cells(
+                q,
+                q.id in response.seen,
+                response.choices.get(q.id, set()),
+                response.texts.get(q.id),
+            )
+        )
     return row
 
 

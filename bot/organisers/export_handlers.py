@@ -11,6 +11,7 @@ from aiogram.types import BufferedInputFile, Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
+from bot.i18n import Translator
 from bot.organisers.export import ALL_KINDS, ExportFormat, ExportKind, export
 
 
@@ -29,9 +30,14 @@ def parse_arguments(args: str | None) -> tuple[tuple[ExportKind, ...], ExportFor
 
 
 async def export_command(
-    message: Message, command: CommandObject, app: AppContext, session: AsyncSession, lang: str
+    message: Message,
+    command: CommandObject,
+    app: AppContext,
+    translator: Translator,
+    session: AsyncSession,
+    lang: str,
 ) -> None:
-    _ = app.translator.gettext
+    _ = translator.gettext
     if message.from_user is None or not app.is_admin(message.from_user.id):
         await message.answer(_("Cette commande est réservée aux organisateurs."))
         return

@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import PhaseKind
 from bot.context import AppContext
+from bot.i18n import Translator
 from bot.organisers.audit import CHAT_ENTRIES, audit_lines, html_lines
 from bot.organisers.status import status_report
+from bot.results.charts import ChartCache
 from bot.results.view import may_see_results, send_results
 from bot.text_budget import pack_lines
 from bot.ui.presenters import when
@@ -19,39 +21,47 @@ from bot.ui.states import Announce
 from storage.repositories.members import MemberRecord
 
 
-async def status(message: Message, app: AppContext, session: AsyncSession, lang: str) -> None:
+async def status(
+    message: Message, app: AppContext, translator: Translator, session: AsyncSession, lang: str
+) -> None:
     if message.from_user is None or not app.is_admin(message.from_user.id):
-        await message.answer(
-            app.translator.gettext("Cette commande est réservée aux organisateurs.")
-        )
+        await message.answer(translator.gettext("Cette commande est réservée aux organisateurs."))
         return
-    await message.answer(await status_report(session, app, lang))
+    await message.answer(await status_report(session, app, translator, lang))
 
 
-async def announce(message: Message, app: AppContext, dialog_manager: DialogManager) -> None:
+async def announce(
+    message: Message, app: AppContext, translator: Translator, dialog_manager: DialogManager
+) -> None:
     if message.from_user is None or not app.is_admin(message.from_user.id):
-        await message.answer(
-            app.translator.gettext("Cette commande est réservée aux organisateurs.")
-        )
+        await message.answer(translator.gettext("Cette commande est réservée aux organisateurs."))
         return
     await dialog_manager.start(Announce.audience, mode=StartMode.RESET_STACK)
 
 
 async def results(
-    message: Message, app: AppContext, session: AsyncSession, lang: str, member: MemberRecord | None
+    message: Message,
+    app: AppContext,
+    translator: Translator,
+    charts: ChartCache,
+    session: AsyncSession,
+    lang: str,
+    member: MemberRecord | None,
 ) -> None:
     if not may_see_results(app, member):
         phase = app.consultation.phase(PhaseKind.RESULTS)
-        text = app.translator.gettext("Les résultats seront publiés le {date}.").format(
+        text = translator.gettext("Les résultats seront publiés le {date}.").format(
             date=when(phase.starts, app.consultation, lang, time=True) if phase else "—"
         )
         await message.answer(text)
         return
-    await send_results(message, app, session, lang, member)
+    await send_results(message, app, charts, translator, session, lang, member)
 
 
-async def audit_log(message: Message, app: AppContext, session: AsyncSession) -> None:
-    _ = app.translator.gettext
+async def audit_log(
+    message: Message, app: AppContext, translator: Translator, session: AsyncSession
+) -> None:
+    _ = translator.gettext
     if message.from_user is None or not app.is_admin(message.from_user.id):
         await message.answer(_("Cette commande est réservée aux organisateurs."))
         return

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
+from bot.i18n import Translator
 from bot.ui.presenters import timeline_text, when
 from storage.models import Member, Response
 from storage.repositories.instances import InstanceRepository
@@ -19,8 +20,10 @@ STATUSES = ("sent", "pending", "sending", "failed", "blocked")
 FAILED_SHOWN = 5
 
 
-async def status_report(session: AsyncSession, app: AppContext, lang: str) -> str:
-    _ = app.translator.gettext
+async def status_report(
+    session: AsyncSession, app: AppContext, translator: Translator, lang: str
+) -> str:
+    _ = translator.gettext
     c = app.consultation
     now = app.clock()
     members = await session.scalar(select(func.count()).select_from(Member)) or 0
@@ -37,7 +40,7 @@ async def status_report(session: AsyncSession, app: AppContext, lang: str) -> st
     transitions = await TransitionRepository(session).all()
     lines = [
         _("<b>État de la consultation</b>"),
-        timeline_text(c, now, lang, app.translator),
+        timeline_text(c, now, lang, translator),
         "",
         _("Membres : {members} · réponses envoyées : {submitted} · brouillons : {drafts}").format(
             members=members,

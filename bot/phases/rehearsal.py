@@ -15,17 +15,11 @@ from typing import Any
 import yaml
 
 from bot.consultation import Consultation, PhaseKind, parse_consultation, parse_duration
+from bot.phases.kinds import PHASE_TYPES, phase_type
 
 AFTER = "after"  # a pseudo-phase: every phase is over
 # A phase "opens now" a little in the past, so it is open when the bot starts.
 OPENING_MARGIN = timedelta(seconds=5)
-DEFAULT_DURATIONS = {
-    PhaseKind.SURVEY: timedelta(minutes=10),
-    PhaseKind.RESULTS: timedelta(minutes=5),
-    PhaseKind.IDEAS: timedelta(minutes=30),
-}
-# Officials' digests no closer together than this, however short the ideas phase.
-MIN_DIGEST = timedelta(minutes=5)
 
 
 def read_document(path: Path) -> tuple[dict[str, Any], Consultation]:
@@ -81,11 +75,13 @@ def compressed(
     start: datetime,
 ) -> dict[str, Any]:
     """Phases back to back from `start`, each lasting its kind's duration; reminders and the
-    digest period scaled in proportion, so a rehearsal meets every event of the real run."""
+    kinds' periods (the digest) scaled in proportion, so a rehearsal meets every event of the
+    real run."""
     doc = _copy(document)
     at = start.astimezone(UTC)
     for raw, phase in zip(doc["phases"], consultation.phases, strict=True):
-        length = durations.get(phase.kind, DEFAULT_DURATIONS[phase.kind])
+        kind = phase_type(phase.kind)
+        length = durations.get(phase.kind, kind.rehearsal_length)
         ratio = length / (phase.ends - phase.starts)
         raw["starts"] = _local(at, consultation)
         raw["ends"] = _local(at + length, consultation)
@@ -93,20 +89,19 @@ def compressed(
             # In whole minutes; one that would fall before the opening is left out.
             minutes = [_minutes(r * ratio) for r in phase.reminders]
             raw["reminders"] = [f"{m}m" for m in minutes if timedelta(minutes=m) < length]
-        if phase.kind == PhaseKind.IDEAS:
-            digest = (phase.digest or timedelta(days=7)) * ratio
-            raw["digest"] = f"{_minutes(max(digest, MIN_DIGEST))}m"
+        for key, period in kind.rehearsal_keys(phase, ratio).items():
+            raw[key] = f"{_minutes(period)}m"
         at += length
     return doc
 
 
-def parse_durations(survey: str, results: str, ideas: str) -> dict[PhaseKind, timedelta]:
-    """'10m', '5m', '30m' -> durations per phase kind; ValueError with the wording to fix."""
-    out = {
-        PhaseKind.SURVEY: parse_duration(survey),
-        PhaseKind.RESULTS: parse_duration(results),
-        PhaseKind.IDEAS: parse_duration(ideas),
-    }
+def parse_durations(*lengths: str) -> dict[PhaseKind, timedelta]:
+    """'10m', '5m', '30m' -> durations per phase kind, in the registry's order (the command
+    line's --survey, --results, --ideas); a kind left out keeps its rehearsal length.
+    ValueError with the wording to fix."""
+    if len(lengths) > len(PHASE_TYPES):
+        raise ValueError(f"at most {len(PHASE_TYPES)} durations, one per phase kind")
+    out = {kind: parse_duration(length) for kind, length in zip(PHASE_TYPES, lengths, strict=False)}
     for kind, length in out.items():
         if length < timedelta(minutes=1):
             raise ValueError(f"--{kind} must last at least a minute")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from datetime import UTC, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -13,6 +12,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.context import AppContext
 from bot.phases.transitions import run_due
+from bot.services import AppServices, UpdateServices
 
 log = logging.getLogger(__name__)
 SAFETY_NET = timedelta(seconds=30)
@@ -22,38 +22,34 @@ NOTIFICATION_TICK = timedelta(seconds=30)
 class PhaseEngine:
     """Runs due transitions at start-up (catch-up), at their instant, and every 30 s anyway."""
 
-    def __init__(self, app: AppContext, wake_outbox: Callable[[], None]) -> None:
+    def __init__(self, app: AppContext, services: AppServices) -> None:
         self.app = app
-        self.wake_outbox = wake_outbox
+        self.services = services
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.lock = asyncio.Lock()
 
     async def catch_up(self) -> list[str]:
         async with self.lock:
             try:
-                done = await run_due(self.app)
+                done = await run_due(self.app, self.services)
             except Exception:  # a failed run is retried by the next tick
                 log.exception("phase engine: running due transitions failed")
                 return []
         if done:
-            self.wake_outbox()
+            self.services.doorbell.ring()
         return done
 
     async def flush_notifications(self) -> None:
-        from bot.ideas.service import IdeaService
-
         try:
-            async with self.app.sessionmaker() as session:
-                await IdeaService(session, self.app).flush_notifications()
+            async with self.services.sessionmaker() as session:
+                await UpdateServices(session, self.app, self.services).ideas.flush_notifications()
         except Exception:
             log.exception("flushing grouped notifications failed")
 
     async def card_comments(self) -> None:
-        from bot.ideas.service import IdeaService
-
         try:
-            async with self.app.sessionmaker() as session:
-                await IdeaService(session, self.app).card_comments()
+            async with self.services.sessionmaker() as session:
+                await UpdateServices(session, self.app, self.services).ideas.card_comments()
         except Exception:
             log.exception("queueing batched comment cards failed")
 

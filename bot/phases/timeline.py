@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from bot.consultation import Consultation, Phase, PhaseKind
-
-DEFAULT_DIGEST = timedelta(days=7)
+from bot.phases.kinds import phase_type
 
 
 class Edge(StrEnum):
@@ -69,27 +68,15 @@ class Timeline:
         return sorted(out)
 
     def events(self) -> list[Transition]:
-        """Transitions and reminders, in time order: what the phase engine acts on."""
+        """Transitions, reminders and the kinds' own events (e.g. digests), in time order: what
+        the phase engine acts on."""
         out = self.transitions()
         for i, phase in enumerate(self.consultation.phases):
             for reminder in phase.reminders:
                 seconds = int(reminder.total_seconds())
                 out.append(Transition(phase.ends - reminder, 2 * i, phase.id, Edge.REMIND, seconds))
-            if phase.kind == PhaseKind.IDEAS:
-                out.extend(self._digests(phase, 2 * i))
+            out.extend(phase_type(phase.kind).events(phase, 2 * i))
         return sorted(out)
-
-    @staticmethod
-    def _digests(phase: Phase, order: int) -> list[Transition]:
-        """Every `digest` period after the opening, and a last one at the end."""
-        period = phase.digest or DEFAULT_DIGEST
-        out = []
-        n, at = 1, phase.starts + period
-        while at < phase.ends:
-            out.append(Transition(at, order, phase.id, Edge.DIGEST, n))
-            n, at = n + 1, at + period
-        out.append(Transition(phase.ends, order, phase.id, Edge.DIGEST, n))
-        return out
 
     def due(self, now: datetime) -> list[Transition]:
         return [t for t in self.events() if t.at <= now]

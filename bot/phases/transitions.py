@@ -9,10 +9,12 @@ from html import escape
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.consultation import Phase, PhaseKind, Role
+from bot.consultation import Phase, Role
 from bot.context import AppContext
+from bot.i18n import Translator
 from bot.ideas.service import idea_link
 from bot.organisers.alerts import AdminAlerts
+from bot.phases.kinds import Preparation, phase_type
 from bot.phases.timeline import Edge, Transition
 from bot.results.charts import chunks
 from bot.results.tally import (
@@ -24,6 +26,7 @@ from bot.results.tally import (
     results_intro,
     summary_parts,
 )
+from bot.services import AppServices
 from bot.ui.presenters import when
 from storage.models import Idea
 from storage.repositories.ideas import IdeaRepository
@@ -44,27 +47,27 @@ def retry_delay(attempts: int) -> timedelta:
     return min(MAX_RETRY, FIRST_RETRY * 2 ** min(attempts - 1, 10))
 
 
-async def run_due(app: AppContext, now: datetime | None = None) -> list[str]:
+async def run_due(app: AppContext, services: AppServices, now: datetime | None = None) -> list[str]:
     """Record and act on every due transition not yet recorded, in time order. One that
     raises is recorded as failed, retried later with a back-off, and does not hold back
     the ones after it."""
     now = now or app.clock()
     done = []
-    await _prepare_charts(app, now)
+    await _prepare_openings(app, services, now)
     for event in app.timeline.due(now):
         key = f"{app.consultation.id}:{event.key}"
         try:
-            async with app.sessionmaker() as session:
+            async with services.sessionmaker() as session:
                 if not await TransitionRepository(session).claim(key, event.at, now):
                     await session.rollback()
                     continue
                 # The record and the messages it causes commit together: all or nothing.
-                outcome = await perform(session, app, event, now)
+                outcome = await perform(session, app, services, event, now)
                 await TransitionRepository(session).set_outcome(key, outcome)
                 await session.commit()
         except Exception as exc:
             log.exception("transition %s failed", key)
-            await record_failure(app, event, key, now, exc)
+            await record_failure(app, services, event, key, now, exc)
             done.append(f"{event.key}:failed")
             continue
         log.info("transition %s: %s", key, outcome)
@@ -72,83 +75,104 @@ async def run_due(app: AppContext, now: datetime | None = None) -> list[str]:
     return done
 
 
-async def _prepare_charts(app: AppContext, now: datetime) -> None:
-    """Render the results charts before the results open, outside the transition's
-    transaction (a render takes seconds: no write lock may be held meanwhile)."""
+async def _prepare_openings(app: AppContext, services: AppServices, now: datetime) -> None:
+    """Before the due openings not yet recorded, what their kinds need done outside the
+    transition's transaction (e.g. the results charts: no write lock may be held meanwhile)."""
     c = app.consultation
-    keys = [
-        f"{c.id}:{e.key}"
-        for e in app.timeline.due(now)
-        if e.edge == Edge.OPEN
-        and any(p.id == e.phase_id and p.kind == PhaseKind.RESULTS for p in c.phases)
-    ]
-    if not keys:
+    kinds = {p.id: phase_type(p.kind) for p in c.phases}
+    work: dict[str, Preparation] = {}
+    for e in app.timeline.due(now):
+        prepare = kinds[e.phase_id].opening_preparation() if e.edge == Edge.OPEN else None
+        if prepare is not None:
+            work[f"{c.id}:{e.key}"] = prepare
+    if not work:
         return
-    async with app.sessionmaker() as session:
+    async with services.sessionmaker() as session:
         recorded = await TransitionRepository(session).all()
-        if all(key in recorded for key in keys):
-            return
+    for key, prepare in work.items():
+        if key not in recorded:
+            await prepare(app, services)
+
+
+async def render_results_charts(app: AppContext, services: AppServices) -> None:
+    """The results charts in every language, rendered before the results open (a render
+    takes seconds) and kept for the opening's deliveries."""
+    c = app.consultation
+    async with services.sessionmaker() as session:
         results = await compute(session, c)
     for lang in app.languages:
-        await app.charts.album(results, c, lang, app.translator)
+        await services.charts.album(results, c, lang, services.translator)
 
 
 async def record_failure(
-    app: AppContext, event: Transition, key: str, now: datetime, exc: Exception
+    app: AppContext,
+    services: AppServices,
+    event: Transition,
+    key: str,
+    now: datetime,
+    exc: Exception,
 ) -> None:
     """Kept for /status and the retry; the organisers are told once."""
     error = f"{type(exc).__name__}: {exc}"
     try:
-        async with app.sessionmaker() as session:
+        async with services.sessionmaker() as session:
             repo = TransitionRepository(session)
             record = (await repo.all()).get(key)
             attempts = (record.attempts if record is not None else 0) + 1
             retry_at = now + retry_delay(attempts)
             await repo.record_failure(key, event.at, now, error, retry_at)
-            await AdminAlerts(app).transition_failed(session, event.key, error, retry_at, now)
+            alerts = AdminAlerts(app, services.translator)
+            await alerts.transition_failed(session, event.key, error, retry_at, now)
             await session.commit()
-        app.wake_outbox()
+        services.doorbell.ring()
     except Exception:  # the database itself is down: the next run tries the transition again
         log.exception("recording the failure of transition %s failed", key)
 
 
-async def perform(session: AsyncSession, app: AppContext, event: Transition, now: datetime) -> str:
+async def perform(
+    session: AsyncSession, app: AppContext, services: AppServices, event: Transition, now: datetime
+) -> str:
     phase = next(p for p in app.consultation.phases if p.id == event.phase_id)
+    kind = phase_type(phase.kind)
     open_now = phase.starts <= now <= phase.ends
     if event.edge == Edge.CLOSE:
-        return "closed"
+        return await kind.closed(session, app, services, phase, now)
     if event.edge == Edge.DIGEST:
-        return await send_digest(session, app, phase, event, now)
+        return await kind.digested(session, app, services, phase, event, now)
     if event.edge == Edge.REMIND and any(
         e.edge == Edge.REMIND and e.phase_id == phase.id and e.at > event.at
         for e in app.timeline.due(now)
     ):
         # Several reminders fell due during downtime: members get the last one only.
         return "merged into a later reminder"
-    if phase.kind == PhaseKind.RESULTS and event.edge == Edge.OPEN and now > phase.ends:
-        # The whole results phase passed while the bot was down: the results are still due.
-        return await broadcast_results(session, app, phase, now, late=True)
+    if event.edge == Edge.OPEN and now > phase.ends:
+        # The whole phase passed while the bot was down: its kind says whether it is still due.
+        late = await kind.opened_late(session, app, services, phase, now)
+        if late is not None:
+            return late
     if not open_now:
         # Caught up after downtime: an announcement for a phase already over would mislead.
         return "skipped: phase over"
     if event.edge == Edge.REMIND:
-        return await remind(session, app, phase, now, event.detail)
-    if phase.kind == PhaseKind.SURVEY:
-        return await announce_phase(session, app, phase, now, [Role.AMBASSADOR])
-    if phase.kind == PhaseKind.RESULTS:
-        return await broadcast_results(session, app, phase, now)
-    return await announce_phase(session, app, phase, now, [Role.AMBASSADOR, Role.OFFICIAL])
+        return await kind.reminded(session, app, services, phase, now, event.detail)
+    return await kind.opened(session, app, services, phase, now)
 
 
 async def announce_phase(
-    session: AsyncSession, app: AppContext, phase: Phase, now: datetime, roles: list[Role]
+    session: AsyncSession,
+    app: AppContext,
+    services: AppServices,
+    phase: Phase,
+    now: datetime,
+    roles: list[Role],
 ) -> str:
     c = app.consultation
+    translator = services.translator
     people = await recipients(session, roles, c.source_language)
     items = []
     for member_id, lang in people:
-        with app.translator.use(lang):  # the interface strings too, not only the phase's texts
-            text = phase_announcement(app, phase, lang)
+        with translator.use(lang):  # the interface strings too, not only the phase's texts
+            text = phase_announcement(app, translator, phase, lang)
         items.append(
             NewDelivery(
                 dedupe_key=f"{c.id}:{phase.id}:open:{member_id}",
@@ -161,9 +185,9 @@ async def announce_phase(
     return f"announced to {len(items)}"
 
 
-def phase_announcement(app: AppContext, phase: Phase, lang: str) -> str:
+def phase_announcement(app: AppContext, translator: Translator, phase: Phase, lang: str) -> str:
     c = app.consultation
-    _ = app.translator.gettext
+    _ = translator.gettext
     title = escape(c.text(phase.title, lang))
     end = when(phase.ends, c, lang, time=True)
     lines = [_("📣 <b>{title}</b> : c’est ouvert, jusqu’au {end}.").format(title=title, end=end)]
@@ -176,17 +200,23 @@ def phase_announcement(app: AppContext, phase: Phase, lang: str) -> str:
 
 
 async def remind(
-    session: AsyncSession, app: AppContext, phase: Phase, now: datetime, before_end: int
+    session: AsyncSession,
+    app: AppContext,
+    services: AppServices,
+    phase: Phase,
+    now: datetime,
+    before_end: int,
 ) -> str:
     c = app.consultation
     people = await recipients(session, [Role.AMBASSADOR], c.source_language)
     languages = dict(people)
     pending = await members_without_submission(session, c.id, [m for m, _ in people])
-    _ = app.translator.gettext
+    translator = services.translator
+    _ = translator.gettext
     items = []
     for member_id in pending:
         lang = languages[member_id]
-        with app.translator.use(lang):
+        with translator.use(lang):
             text = _(
                 "⏰ Le sondage « {title} » se termine le {end}. Vous n’avez pas encore envoyé "
                 "vos réponses : touchez /start pour continuer."
@@ -206,7 +236,12 @@ async def remind(
 
 
 async def broadcast_results(
-    session: AsyncSession, app: AppContext, phase: Phase, now: datetime, late: bool = False
+    session: AsyncSession,
+    app: AppContext,
+    services: AppServices,
+    phase: Phase,
+    now: datetime,
+    late: bool = False,
 ) -> str:
     c = app.consultation
     results = await compute(session, c)
@@ -217,19 +252,19 @@ async def broadcast_results(
     outbox = OutboxRepository(session)
     items: list[NewDelivery] = []
     for lang, members in by_language.items():
-        note = late_note(app, phase, lang) if late else None
+        note = late_note(app, services.translator, phase, lang) if late else None
         items.extend(
             await results_deliveries(
-                outbox, app, results, lang, members, f"results:{phase.id}", note
+                outbox, app, services, results, lang, members, f"results:{phase.id}", note
             )
         )
     await outbox.enqueue(items, now)
     return f"results to {len(people)}" + (" (late)" if late else "")
 
 
-def late_note(app: AppContext, phase: Phase, lang: str) -> str:
+def late_note(app: AppContext, translator: Translator, phase: Phase, lang: str) -> str:
     c = app.consultation
-    return app.translator.gettext(
+    return translator.gettext(
         "⏳ Ces résultats arrivent en retard : le bot était indisponible pendant la phase "
         "des résultats ({start} – {end}).",
         locale=lang,
@@ -239,6 +274,7 @@ def late_note(app: AppContext, phase: Phase, lang: str) -> str:
 async def results_deliveries(
     outbox: OutboxRepository,
     app: AppContext,
+    services: AppServices,
     results: Results,
     lang: str,
     members: list[int],
@@ -250,9 +286,10 @@ async def results_deliveries(
     (e.g. "late") goes under the first album's caption."""
     c = app.consultation
     intro = results_intro(c, lang)
-    parts = summary_parts(results, c, lang, app.translator)
-    caption = results_heading(c, lang, app.translator)
-    album = await app.charts.album(results, c, lang, app.translator)
+    translator = services.translator
+    parts = summary_parts(results, c, lang, translator)
+    caption = results_heading(c, lang, translator)
+    album = await services.charts.album(results, c, lang, translator)
     photos = [
         await outbox.add_media(f"results-{lang}-{i + 1}.png", png, file_id=album.file_ids[i])
         for i, png in enumerate(album.pngs)
@@ -281,7 +318,12 @@ async def results_deliveries(
 
 
 async def send_digest(
-    session: AsyncSession, app: AppContext, phase: Phase, event: Transition, now: datetime
+    session: AsyncSession,
+    app: AppContext,
+    services: AppServices,
+    phase: Phase,
+    event: Transition,
+    now: datetime,
 ) -> str:
     """Officials' digest of ideas approved since the last digest; nothing when nothing is new."""
     later = [
@@ -308,7 +350,8 @@ async def send_digest(
     people = await recipients(session, [Role.OFFICIAL], c.source_language)
     items = []
     for member_id, lang in people:
-        for i, part in enumerate(digest_parts(app, phase, ideas, start, event.at, lang)):
+        parts = digest_parts(app, services.translator, phase, ideas, start, event.at, lang)
+        for i, part in enumerate(parts):
             items.append(
                 NewDelivery(
                     f"{c.id}:digest:{event.detail}:{member_id}:{i}",
@@ -322,10 +365,15 @@ async def send_digest(
 
 
 def digest_parts(
-    app: AppContext, phase: Phase, ideas: list[Idea], start: datetime, end: datetime, lang: str
+    app: AppContext,
+    translator: Translator,
+    phase: Phase,
+    ideas: list[Idea],
+    start: datetime,
+    end: datetime,
+    lang: str,
 ) -> list[str]:
     c = app.consultation
-    translator = app.translator
     header = translator.ngettext(
         "🗞 <b>{n} nouvelle idée approuvée</b> ({start} – {end})",
         "🗞 <b>{n} nouvelles idées approuvées</b> ({start} – {end})",

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation, PhaseKind, Question
 from bot.i18n import Translator, percent
+from bot.survey.kinds import kind_of
 from bot.text_budget import clip_line, join_within
 from storage.repositories.survey import FreeText, Tally, tally
 
@@ -45,12 +46,20 @@ class Results:
         )
 
 
+def counted_questions(consultation: Consultation) -> list[Question]:
+    """The questions whose answers are counted per option (ranked, charted)."""
+    return [q for q in consultation.questions if kind_of(q).counted]
+
+
+def free_text_questions(consultation: Consultation) -> list[Question]:
+    """The questions whose answers are listed as free text, to organisers only."""
+    return [q for q in consultation.questions if not kind_of(q).counted]
+
+
 def rank(consultation: Consultation, counts: Tally) -> Results:
     """Options by count, ties in file order; shares over those who saw each question."""
     out = []
-    for q in consultation.questions:
-        if q.kind == "text":
-            continue
+    for q in counted_questions(consultation):
         seen = counts.seen.get(q.id, 0)
         ranked = [
             RankedOption(o.id, n, n / seen if seen else 0.0)
@@ -130,7 +139,7 @@ def free_text_block(
     """For organisers: per text question, how many answered and the latest few answers."""
     c = consultation
     _ = translator.gettext
-    questions = [q for q in c.questions if q.kind == "text"]
+    questions = free_text_questions(c)
     if not questions:
         return ""
     lines = [_("🔒 <b>Réponses libres</b> (organisateurs seulement)", locale=lang)]

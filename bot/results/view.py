@@ -8,10 +8,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import PhaseKind
 from bot.context import AppContext
-from bot.results.charts import Album, chunks
+from bot.i18n import Translator
+from bot.results.charts import Album, ChartCache, chunks
 from bot.results.tally import (
     compute,
     free_text_block,
+    free_text_questions,
     results_heading,
     results_intro,
     summary_parts,
@@ -32,20 +34,20 @@ def may_see_results(app: AppContext, member: MemberRecord | None) -> bool:
 
 
 async def send_album(
-    bot: Bot, chat_id: int, album: Album, caption: str, app: AppContext, lang: str
+    bot: Bot, chat_id: int, album: Album, caption: str, charts: ChartCache, lang: str
 ) -> None:
     """The charts as albums of up to ten photos; uploaded once per language and counts,
     then sent again by the file_ids Telegram returned."""
     if not album.uploaded:
-        async with app.charts.upload_lock(lang):
+        async with charts.upload_lock(lang):
             if not album.uploaded:
-                await _send_groups(bot, chat_id, album, caption, app, lang)
+                await _send_groups(bot, chat_id, album, caption, charts, lang)
                 return
-    await _send_groups(bot, chat_id, album, caption, app, lang)
+    await _send_groups(bot, chat_id, album, caption, charts, lang)
 
 
 async def _send_groups(
-    bot: Bot, chat_id: int, album: Album, caption: str, app: AppContext, lang: str
+    bot: Bot, chat_id: int, album: Album, caption: str, charts: ChartCache, lang: str
 ) -> None:
     for group in chunks(len(album.pngs)):
         media: list[InputMediaPhoto] = []
@@ -60,11 +62,17 @@ async def _send_groups(
             sent = await bot.send_media_group(chat_id, media)  # type: ignore[arg-type]
         for i, message in zip(group, sent, strict=False):
             if message.photo and album.file_ids[i] is None:
-                app.charts.remember(album.pngs[i], message.photo[-1].file_id)
+                charts.remember(album.pngs[i], message.photo[-1].file_id)
 
 
 async def send_results(
-    message: Message, app: AppContext, session: AsyncSession, lang: str, member: MemberRecord | None
+    message: Message,
+    app: AppContext,
+    charts: ChartCache,
+    translator: Translator,
+    session: AsyncSession,
+    lang: str,
+    member: MemberRecord | None,
 ) -> None:
     """The results phase's text, the charts, the ranked counts; for organisers, the
     free-text answers too."""
@@ -73,18 +81,18 @@ async def send_results(
     intro = results_intro(c, lang)
     if intro:
         await message.answer(intro)
-    album = await app.charts.album(results, c, lang, app.translator)
+    album = await charts.album(results, c, lang, translator)
     if album.pngs and message.bot is not None:
-        heading = results_heading(c, lang, app.translator)
-        await send_album(message.bot, message.chat.id, album, heading, app, lang)
-    for part in summary_parts(results, c, lang, app.translator):
+        heading = results_heading(c, lang, translator)
+        await send_album(message.bot, message.chat.id, album, heading, charts, lang)
+    for part in summary_parts(results, c, lang, translator):
         await message.answer(part)
     if member is not None and app.is_admin(member.id):
-        text_questions = [q.id for q in c.questions if q.kind == "text"]
+        text_questions = [q.id for q in free_text_questions(c)]
         if text_questions:
             counts = await free_text_counts(session, c.id)
             latest = {
                 qid: await free_text_answers(session, c.id, [qid], LATEST_FREE_TEXTS)
                 for qid in text_questions
             }
-            await message.answer(free_text_block(c, counts, latest, lang, app.translator))
+            await message.answer(free_text_block(c, counts, latest, lang, translator))

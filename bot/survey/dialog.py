@@ -14,34 +14,96 @@ from aiogram_dialog.widgets.text import Format
 
 from bot.consultation import PhaseKind, Question
 from bot.context import AppContext
-from bot.members.service import MemberService
+from bot.i18n import Translator
+from bot.services import UpdateServices
+from bot.survey.kinds import kind_of
 from bot.survey.service import (
     AnswerProblem,
     SurveyClosed,
     SurveyService,
     check_answer,
     first_unanswered,
+    stored_answer,
     visible_questions,
 )
+from bot.ui.deps import app_of, member_of, services_of, translator_of
 from bot.ui.presenters import option_details, when
 from bot.ui.states import MainMenu, Survey
 from bot.ui.widgets import Choices, T, tell
+from storage.repositories.members import MemberRecord
 from storage.repositories.survey import StoredAnswer
 
 
+class SurveyData:
+    """The survey dialog's data, typed; reads and writes go straight to `dialog_data`.
+
+    The short keys are what the FSM storage holds: a dialog begun before an upgrade resumes."""
+
+    def __init__(self, dialog_data: dict[str, Any]) -> None:
+        self._data = dialog_data
+
+    @classmethod
+    def of(cls, manager: DialogManager) -> SurveyData:
+        return cls(manager.dialog_data)
+
+    @property
+    def question_id(self) -> str:
+        """The question on screen."""
+        return str(self._data.get("q", ""))
+
+    @property
+    def selected(self) -> list[str]:
+        """The options ticked on screen (a copy)."""
+        return list(self._data.get("sel", []))
+
+    @selected.setter
+    def selected(self, value: list[str]) -> None:
+        self._data["sel"] = list(value)
+
+    @property
+    def text(self) -> str | None:
+        """The answer typed on screen."""
+        return self._data.get("txt")
+
+    @text.setter
+    def text(self, value: str | None) -> None:
+        self._data["txt"] = value
+
+    @property
+    def answers(self) -> dict[str, StoredAnswer]:
+        """The member's stored answers as the last write left them (a copy kept here)."""
+        raw: dict[str, list[Any]] = self._data.get("ans", {})
+        return {qid: StoredAnswer(tuple(choices), text) for qid, (choices, text) in raw.items()}
+
+    @answers.setter
+    def answers(self, value: dict[str, StoredAnswer]) -> None:
+        self._data["ans"] = {q: [list(a.choices), a.text] for q, a in value.items()}
+
+    @property
+    def reviewing(self) -> bool:
+        """Came from the review screen: confirming goes back there."""
+        return bool(self._data.get("rv"))
+
+    @reviewing.setter
+    def reviewing(self, value: bool) -> None:
+        self._data["rv"] = value
+
+    def enter(self, question: Question, answers: dict[str, StoredAnswer]) -> None:
+        """Put `question` on screen, with its stored answer."""
+        stored = answers.get(question.id)
+        self._data["q"] = question.id
+        self.selected = list(stored.choices) if stored else []
+        self.text = stored.text if stored else None
+
+
 def _service(manager: DialogManager) -> tuple[AppContext, SurveyService]:
-    app: AppContext = manager.middleware_data["app"]
-    return app, SurveyService(manager.middleware_data["session"], app.consultation, app.clock)
+    return app_of(manager), services_of(manager).survey
 
 
 def _member_id(manager: DialogManager) -> int:
-    return manager.middleware_data["member"].id
-
-
-def _answers(manager: DialogManager) -> dict[str, StoredAnswer]:
-    """The member's stored answers as the last write left them (a copy kept in the dialog)."""
-    raw: dict[str, list[Any]] = manager.dialog_data.get("ans", {})
-    return {qid: StoredAnswer(tuple(choices), text) for qid, (choices, text) in raw.items()}
+    member = member_of(manager)
+    assert member is not None  # the access middleware lets no one else into the survey
+    return member.id
 
 
 def _unchanged(
@@ -50,21 +112,15 @@ def _unchanged(
     """Whether storing this answer would change nothing (the order of choices aside)."""
     if stored is None:
         return False
-    if question.kind == "text":
-        return stored.text == text
-    return set(stored.choices) == set(choices)
-
-
-def _keep(manager: DialogManager, answers: dict[str, StoredAnswer]) -> None:
-    manager.dialog_data["ans"] = {q: [list(a.choices), a.text] for q, a in answers.items()}
+    new = stored_answer(question, choices, text)
+    return (set(stored.choices), stored.text) == (set(new.choices), new.text)
 
 
 async def _guard(event: CallbackQuery | Message, manager: DialogManager) -> bool:
     """Answering is allowed only while the survey phase is open, to members who may answer."""
     app, service = _service(manager)
-    _ = app.translator.gettext
-    member = manager.middleware_data.get("member")
-    if not MemberService(manager.middleware_data["session"], app).may_answer(member):
+    _ = translator_of(manager).gettext
+    if not services_of(manager).members.may_answer(member_of(manager)):
         reason = _("Ce sondage est réservé aux membres invités.")
     elif not service.is_open(app.clock()):
         reason = _("Le sondage est clos : vos réponses ne peuvent plus être modifiées.")
@@ -77,10 +133,9 @@ async def _guard(event: CallbackQuery | Message, manager: DialogManager) -> bool
 
 async def _closed_meanwhile(event: CallbackQuery | Message, manager: DialogManager) -> None:
     """The survey closed between the screen and the answer: nothing was stored."""
-    app: AppContext = manager.middleware_data["app"]
     await tell(
         event,
-        app.translator.gettext(
+        translator_of(manager).gettext(
             "Le sondage vient de se clore : cette dernière réponse n’a pas pu être enregistrée. "
             "Merci pour votre participation !"
         ),
@@ -97,7 +152,8 @@ async def _store_screen(
 ) -> dict[str, StoredAnswer] | None:
     """Store a valid answer unless it is already stored; the member's answers after it, or
     None when the survey closed meanwhile (the member is told, back at the menu)."""
-    answers = _answers(manager)
+    data = SurveyData.of(manager)
+    answers = data.answers
     if _unchanged(answers.get(question.id), question, choices, text):
         return answers
     app, service = _service(manager)
@@ -108,71 +164,55 @@ async def _store_screen(
     except SurveyClosed:
         await _closed_meanwhile(event, manager)
         return None
-    _keep(manager, answers)
+    data.answers = answers
     return answers
-
-
-def _enter(manager: DialogManager, question: Question, answers: dict[str, StoredAnswer]) -> None:
-    stored = answers.get(question.id)
-    manager.dialog_data["q"] = question.id
-    manager.dialog_data["sel"] = list(stored.choices) if stored else []
-    manager.dialog_data["txt"] = stored.text if stored else None
 
 
 async def on_survey_start(start_data: Any, manager: DialogManager) -> None:
     app, service = _service(manager)
     state = await service.state(_member_id(manager))
-    _keep(manager, state.answers)
+    data = SurveyData.of(manager)
+    data.answers = state.answers
     pending = first_unanswered(app.consultation, state.answers)
     visible = visible_questions(app.consultation, state.answers)
     if pending is None and state.answers:
-        manager.dialog_data["rv"] = True
+        data.reviewing = True
         await manager.switch_to(Survey.review)
         return
-    _enter(manager, visible[pending or 0], state.answers)
+    data.enter(visible[pending or 0], state.answers)
 
 
 def _current(manager: DialogManager) -> Question:
-    app: AppContext = manager.middleware_data["app"]
-    question = app.consultation.question(manager.dialog_data.get("q", ""))
+    app = app_of(manager)
+    question = app.consultation.question(SurveyData.of(manager).question_id)
     return question or app.consultation.questions[0]
 
 
 async def question_getter(
-    dialog_manager: DialogManager, app: AppContext, lang: str, **kwargs: Any
+    dialog_manager: DialogManager,
+    app: AppContext,
+    lang: str,
+    translator: Translator,
+    **kwargs: Any,
 ) -> dict[str, Any]:
     c = app.consultation
-    _ = app.translator.gettext
-    ngettext = app.translator.ngettext
+    data = SurveyData.of(dialog_manager)
     question = _current(dialog_manager)
-    answers = _answers(dialog_manager)
-    answers.setdefault(question.id, StoredAnswer(tuple(dialog_manager.dialog_data.get("sel", []))))
+    kind = kind_of(question)
+    answers = data.answers
+    answers.setdefault(question.id, StoredAnswer(tuple(data.selected)))
     visible = [q.id for q in visible_questions(c, answers)]
     position = visible.index(question.id) + 1 if question.id in visible else 1
-    selected = set(dialog_manager.dialog_data.get("sel", []))
-    on, off = ("🔘", "⚪") if question.kind == "single" else ("✅", "▫️")
+    selected = set(data.selected)
+    on, off = kind.marks
     # The question travels with the option: after a crash the screen may be one step ahead
     # of the stored dialog position, and the tap must still mean what the member saw.
     items = [
         (f"{question.id}.{o.id}", f"{on if o.id in selected else off} {c.text(o.label, lang)}")
         for o in question.options
     ]
-    details = option_details(question, c, lang, app.translator)
-    if question.kind == "text":
-        hint = _("Écrivez votre réponse dans un message.")
-        draft = dialog_manager.dialog_data.get("txt")
-        if draft:
-            hint += "\n" + _("Votre réponse : {answer}").format(answer=escape(draft))
-    elif question.kind == "single":
-        hint = _("Touchez votre réponse.")
-    else:
-        hint = _("Touchez une ou plusieurs réponses, puis « Suivant ».")
-        if question.min_choices > 1:
-            n = question.min_choices
-            hint += " " + ngettext("Au moins {n} réponse.", "Au moins {n} réponses.", n).format(n=n)
-        if question.max_choices < len(question.options):
-            n = question.max_choices
-            hint += " " + ngettext("Au plus {n} réponse.", "Au plus {n} réponses.", n).format(n=n)
+    details = option_details(question, c, lang, translator)
+    hint = kind.hint(question, translator, data.text)
     body = "\n\n".join(
         part
         for part in (
@@ -187,16 +227,16 @@ async def question_getter(
         "body": body,
         "options": items,
         "has_options": bool(items),
-        "is_text": question.kind == "text",
-        "review_return": bool(dialog_manager.dialog_data.get("rv")),
-        "forward": not dialog_manager.dialog_data.get("rv"),
+        "is_text": kind.takes_text,
+        "review_return": data.reviewing,
+        "forward": not data.reviewing,
         "first": position == 1,
     }
 
 
-def problem_text(app: AppContext, problem: AnswerProblem, question: Question) -> str:
-    _ = app.translator.gettext
-    ngettext = app.translator.ngettext
+def problem_text(translator: Translator, problem: AnswerProblem, question: Question) -> str:
+    _ = translator.gettext
+    ngettext = translator.ngettext
     if problem == AnswerProblem.TOO_FEW:
         n = question.min_choices
         return ngettext(
@@ -217,13 +257,13 @@ def problem_text(app: AppContext, problem: AnswerProblem, question: Question) ->
 
 
 async def _save_and_advance(event: CallbackQuery | Message, manager: DialogManager) -> None:
-    app: AppContext = manager.middleware_data["app"]
+    app = app_of(manager)
+    data = SurveyData.of(manager)
     question = _current(manager)
-    choices = list(manager.dialog_data.get("sel", []))
-    text = manager.dialog_data.get("txt")
+    choices, text = data.selected, data.text
     problem = check_answer(question, choices, text)
     if problem is not None:
-        message = problem_text(app, problem, question)
+        message = problem_text(translator_of(manager), problem, question)
         await tell(event, message)
         return
     answers = await _store_screen(event, manager, question, choices, text)
@@ -232,18 +272,18 @@ async def _save_and_advance(event: CallbackQuery | Message, manager: DialogManag
     visible = visible_questions(app.consultation, answers)
     ids = [q.id for q in visible]
     pending = first_unanswered(app.consultation, answers)
-    if manager.dialog_data.get("rv"):
+    if data.reviewing:
         # Back to the review, unless the change revealed a question still to answer.
         if pending is None:
             await manager.switch_to(Survey.review)
         else:
-            _enter(manager, visible[pending], answers)
+            data.enter(visible[pending], answers)
         return
     after = ids.index(question.id) + 1 if question.id in ids else len(ids)
     if after < len(visible):
-        _enter(manager, visible[after], answers)
+        data.enter(visible[after], answers)
     elif pending is not None:
-        _enter(manager, visible[pending], answers)
+        data.enter(visible[pending], answers)
     else:
         await manager.switch_to(Survey.review)
 
@@ -252,52 +292,51 @@ async def on_option(callback: CallbackQuery, _: Any, manager: DialogManager, ite
     if not await _guard(callback, manager):
         return
     app, service = _service(manager)
+    data = SurveyData.of(manager)
     question_id, _dot, option_id = item_id.partition(".")
     question = _current(manager)
     if question_id != question.id:
         state = await service.state(_member_id(manager))
-        _keep(manager, state.answers)
+        data.answers = state.answers
         shown = next(
             (q for q in visible_questions(app.consultation, state.answers) if q.id == question_id),
             None,
         )
         if shown is None:
-            await callback.answer(problem_text(app, AnswerProblem.UNKNOWN_OPTION, question))
+            text = problem_text(translator_of(manager), AnswerProblem.UNKNOWN_OPTION, question)
+            await callback.answer(text)
             return
-        _enter(manager, shown, state.answers)
+        data.enter(shown, state.answers)
         question = shown
     if question.option(option_id) is None:
-        await callback.answer(problem_text(app, AnswerProblem.UNKNOWN_OPTION, question))
+        text = problem_text(translator_of(manager), AnswerProblem.UNKNOWN_OPTION, question)
+        await callback.answer(text)
         return
-    selected: list[str] = list(manager.dialog_data.get("sel", []))
-    if question.kind == "single":
-        manager.dialog_data["sel"] = [option_id]
+    kind = kind_of(question)
+    picked = kind.pick(question, data.selected, option_id)
+    if isinstance(picked, AnswerProblem):
+        await callback.answer(
+            problem_text(translator_of(manager), picked, question), show_alert=True
+        )
+        return
+    data.selected = picked
+    if kind.answers_at_once:
         await _save_and_advance(callback, manager)
         return
-    if option_id in selected:
-        selected.remove(option_id)
-    elif len(selected) >= question.max_choices:
-        await callback.answer(problem_text(app, AnswerProblem.TOO_MANY, question), show_alert=True)
-        return
-    else:
-        selected.append(option_id)
-    # Keep the file's order so stored answers and the review read naturally.
-    order = [o.id for o in question.options]
-    manager.dialog_data["sel"] = selected = sorted(selected, key=order.index)
     # Every pick is stored at once, so no way out of the screen loses it: a valid selection
     # becomes the answer, an invalid one (too few) leaves the question unanswered.
-    known = _answers(manager)
+    known = data.answers
     try:
-        if check_answer(question, selected, None) is None:
+        if check_answer(question, picked, None) is None:
             answers = await service.save(
-                _member_id(manager), question, selected, None, app.clock(), known=known
+                _member_id(manager), question, picked, None, app.clock(), known=known
             )
         else:
             answers = await service.clear(_member_id(manager), question, app.clock(), known=known)
     except SurveyClosed:
         await _closed_meanwhile(callback, manager)
         return
-    _keep(manager, answers)
+    data.answers = answers
 
 
 async def on_next(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
@@ -308,10 +347,10 @@ async def on_next(callback: CallbackQuery, _: Button, manager: DialogManager) ->
 async def on_back(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
     if not await _guard(callback, manager):
         return
-    app: AppContext = manager.middleware_data["app"]
+    app = app_of(manager)
+    data = SurveyData.of(manager)
     question = _current(manager)
-    choices = list(manager.dialog_data.get("sel", []))
-    text = manager.dialog_data.get("txt")
+    choices, text = data.selected, data.text
     # Leaving a screen saves what it holds, when it is a valid answer.
     if check_answer(question, choices, text) is None:
         stored = await _store_screen(callback, manager, question, choices, text)
@@ -319,8 +358,8 @@ async def on_back(callback: CallbackQuery, _: Button, manager: DialogManager) ->
             return
         answers = stored
     else:
-        answers = _answers(manager)
-    if manager.dialog_data.get("rv") and first_unanswered(app.consultation, answers) is None:
+        answers = data.answers
+    if data.reviewing and first_unanswered(app.consultation, answers) is None:
         await manager.switch_to(Survey.review)
         return
     ids = [q.id for q in visible_questions(app.consultation, answers)]
@@ -330,49 +369,52 @@ async def on_back(callback: CallbackQuery, _: Button, manager: DialogManager) ->
         return
     target = app.consultation.question(ids[position - 1])
     assert target is not None
-    _enter(manager, target, answers)
+    data.enter(target, answers)
 
 
 async def on_text(message: Message, _: MessageInput, manager: DialogManager) -> None:
     if not await _guard(message, manager):
         return
     question = _current(manager)
-    if question.kind != "text":
+    if not kind_of(question).takes_text:
         await on_other_input(message, _, manager)
         return
-    manager.dialog_data["txt"] = (message.text or "").strip()
+    SurveyData.of(manager).text = (message.text or "").strip()
     await _save_and_advance(message, manager)
 
 
 async def on_other_input(message: Message, _: MessageInput, manager: DialogManager) -> None:
-    app: AppContext = manager.middleware_data["app"]
+    translator = translator_of(manager)
     question = _current(manager)
-    if question.kind == "text" and manager.current_context().state == Survey.question:
-        text = app.translator.gettext("Envoyez votre réponse sous forme de texte, s’il vous plaît.")
+    if kind_of(question).takes_text and manager.current_context().state == Survey.question:
+        text = translator.gettext("Envoyez votre réponse sous forme de texte, s’il vous plaît.")
     else:
-        text = app.translator.gettext("Utilisez les boutons sous la question, s’il vous plaît.")
+        text = translator.gettext("Utilisez les boutons sous la question, s’il vous plaît.")
     await message.answer(text)
     manager.show_mode = ShowMode.SEND
 
 
 async def review_getter(
-    dialog_manager: DialogManager, app: AppContext, lang: str, **kwargs: Any
+    dialog_manager: DialogManager,
+    app: AppContext,
+    lang: str,
+    translator: Translator,
+    services: UpdateServices,
+    member: MemberRecord | None,
+    **kwargs: Any,
 ) -> dict[str, Any]:
     c = app.consultation
-    _ = app.translator.gettext
-    _app, service = _service(dialog_manager)
-    state = await service.state(_member_id(dialog_manager))
+    _ = translator.gettext
+    assert member is not None  # as in _member_id
+    state = await services.survey.state(member.id)
     lines = []
     buttons = []
     for i, q in enumerate(visible_questions(c, state.answers), start=1):
         stored = state.answers.get(q.id)
         if stored is None:
             answer = _("(pas encore de réponse)")
-        elif q.kind == "text":
-            answer = escape(stored.text or "—")
         else:
-            labels = [c.text(o.label, lang) for o in q.options if o.id in stored.choices]
-            answer = escape(", ".join(labels)) if labels else "—"
+            answer = kind_of(q).shown_answer(q, stored.choices, stored.text, c, lang)
         lines.append(f"<b>{i}. {escape(c.text(q.text, lang))}</b>\n→ {answer}")
         buttons.append((q.id, f"✏️ {i}"))
     survey = c.phase(PhaseKind.SURVEY)
@@ -392,14 +434,15 @@ async def on_edit(
     if not await _guard(callback, manager):
         return
     app, service = _service(manager)
+    data = SurveyData.of(manager)
     state = await service.state(_member_id(manager))
-    _keep(manager, state.answers)
+    data.answers = state.answers
     visible = {q.id: q for q in visible_questions(app.consultation, state.answers)}
     if question_id not in visible:
-        await callback.answer(app.translator.gettext("Cette question n’est plus posée."))
+        await callback.answer(translator_of(manager).gettext("Cette question n’est plus posée."))
         return
-    manager.dialog_data["rv"] = True
-    _enter(manager, visible[question_id], state.answers)
+    data.reviewing = True
+    data.enter(visible[question_id], state.answers)
     await manager.switch_to(Survey.question)
 
 
@@ -415,14 +458,15 @@ async def on_submit(callback: CallbackQuery, _: Button, manager: DialogManager) 
     if submitted:
         await manager.switch_to(Survey.done)
         return
+    data = SurveyData.of(manager)
     state = await service.state(_member_id(manager))
-    _keep(manager, state.answers)
+    data.answers = state.answers
     pending = first_unanswered(app.consultation, state.answers)
     visible = visible_questions(app.consultation, state.answers)
     await callback.answer(
-        app.translator.gettext("Il reste une question sans réponse."), show_alert=True
+        translator_of(manager).gettext("Il reste une question sans réponse."), show_alert=True
     )
-    _enter(manager, visible[pending or 0], state.answers)
+    data.enter(visible[pending or 0], state.answers)
     await manager.switch_to(Survey.question)
 
 

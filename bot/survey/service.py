@@ -5,23 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation, PhaseKind, Question
 from bot.phases.timeline import Timeline
+from bot.survey.kinds import AnswerProblem, kind_of
 from storage.repositories.survey import AnswerWrite, StoredAnswer, SurveyRepository
 
 Answers = Mapping[str, StoredAnswer]
-
-
-class AnswerProblem(StrEnum):
-    TOO_FEW = "too_few"
-    TOO_MANY = "too_many"
-    EMPTY_TEXT = "empty_text"
-    TEXT_TOO_LONG = "text_too_long"
-    UNKNOWN_OPTION = "unknown_option"
 
 
 def is_visible(question: Question, answers: Answers) -> bool:
@@ -67,20 +59,13 @@ def hidden_by(consultation: Consultation, question: Question, choices: list[str]
 
 
 def check_answer(question: Question, choices: list[str], text: str | None) -> AnswerProblem | None:
-    if question.kind == "text":
-        value = (text or "").strip()
-        if not value and question.min_choices > 0:
-            return AnswerProblem.EMPTY_TEXT
-        if len(value) > question.max_length:
-            return AnswerProblem.TEXT_TOO_LONG
-        return None
-    if any(question.option(c) is None for c in choices):
-        return AnswerProblem.UNKNOWN_OPTION
-    if len(choices) < question.min_choices:
-        return AnswerProblem.TOO_FEW
-    if len(choices) > question.max_choices:
-        return AnswerProblem.TOO_MANY
-    return None
+    """Why this answer cannot be stored (its kind decides), or None when it can."""
+    return kind_of(question).check(question, choices, text)
+
+
+def stored_answer(question: Question, choices: list[str], text: str | None) -> StoredAnswer:
+    """What storing this (valid) answer keeps: choices or text, as the question's kind takes."""
+    return StoredAnswer(*kind_of(question).stored(choices, text))
 
 
 def first_unanswered(consultation: Consultation, answers: Answers) -> int | None:
@@ -150,10 +135,7 @@ class SurveyService:
         open at commit time (on PostgreSQL, when the one statement that stores it is sent).
         A transaction of its own, outside the update's session, without the ORM."""
         drop = hidden_by(self.consultation, question, choices)
-        stored = StoredAnswer(
-            () if question.kind == "text" else tuple(dict.fromkeys(choices)),
-            text if question.kind == "text" else None,
-        )
+        stored = stored_answer(question, choices, text)
         write = AnswerWrite(
             self.consultation.id, member_id, question.id, stored.choices, stored.text, now, drop
         )

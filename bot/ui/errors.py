@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from functools import partial
 
 from aiogram import F, Router
 from aiogram.filters import ExceptionTypeFilter
-from aiogram.types import ErrorEvent
+from aiogram.types import Chat, ErrorEvent
 from aiogram_dialog import DialogManager, ShowMode, StartMode
 from aiogram_dialog.api.exceptions import OutdatedIntent, UnknownIntent, UnknownState
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.context import AppContext
+from bot.i18n import Translator
+from bot.ui.deps import use_session
 from bot.ui.states import MainMenu
 
 log = logging.getLogger(__name__)
@@ -36,31 +39,38 @@ class RecentMenus:
 
 
 async def stale_button(
-    event: ErrorEvent, dialog_manager: DialogManager, menus: RecentMenus, **data: Any
+    event: ErrorEvent,
+    dialog_manager: DialogManager,
+    app: AppContext,
+    translator: Translator,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    lang: str | None = None,
+    event_chat: Chat | None = None,
+    *,
+    menus: RecentMenus,
 ) -> None:
-    app: AppContext = data["app"]
-    with app.translator.use(data.get("lang", app.consultation.source_language)):
-        text = app.translator.gettext("Ce bouton n’est plus actif : voici le menu à jour.")
+    with translator.use(lang or app.consultation.source_language):
+        text = translator.gettext("Ce bouton n’est plus actif : voici le menu à jour.")
         query = event.update.callback_query
         if query is not None:
             await query.answer(text)
-        chat = data.get("event_chat")
-        if chat is not None and chat.type == "private" and menus.first(chat.id):
+        if event_chat is not None and event_chat.type == "private" and menus.first(event_chat.id):
             # The update's own session closed with the failed handler: the menu gets a new one.
-            async with app.sessionmaker() as session:
-                dialog_manager.middleware_data["session"] = session
+            async with sessionmaker() as session:
+                use_session(dialog_manager, session)
                 await dialog_manager.start(
                     MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND
                 )
 
 
-async def unexpected(event: ErrorEvent, **data: Any) -> None:
+async def unexpected(
+    event: ErrorEvent, app: AppContext, translator: Translator, lang: str | None = None
+) -> None:
     log.exception(
         "error while handling update %s", event.update.update_id, exc_info=event.exception
     )
-    app: AppContext = data["app"]
-    with app.translator.use(data.get("lang", app.consultation.source_language)):
-        text = app.translator.gettext("Désolé, une erreur est survenue. Réessayez dans un instant.")
+    with translator.use(lang or app.consultation.source_language):
+        text = translator.gettext("Désolé, une erreur est survenue. Réessayez dans un instant.")
         if event.update.callback_query is not None:
             await event.update.callback_query.answer(text)
         elif event.update.message is not None and event.update.message.chat.type == "private":
@@ -69,11 +79,8 @@ async def unexpected(event: ErrorEvent, **data: Any) -> None:
 
 def build_router() -> Router:
     r = Router(name="errors")
-    menus = RecentMenus()
-
-    async def on_stale(event: ErrorEvent, dialog_manager: DialogManager, **data: Any) -> None:
-        await stale_button(event, dialog_manager, menus, **data)
-
+    # The menus sent lately by this dispatcher's router.
+    on_stale = partial(stale_button, menus=RecentMenus())
     r.errors.register(on_stale, ExceptionTypeFilter(UnknownIntent, OutdatedIntent, UnknownState))
     r.errors.register(unexpected, F.update.callback_query | F.update.message)
     return r

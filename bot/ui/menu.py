@@ -11,45 +11,47 @@ from aiogram_dialog.widgets.text import Format
 
 from bot.consultation import PhaseKind
 from bot.context import AppContext
+from bot.i18n import Translator
+from bot.phases.kinds import PHASE_TYPES
 from bot.results.view import may_see_results, send_results
-from bot.survey.service import SurveyService
+from bot.ui.deps import app_of, charts_of, lang_of, member_of, session_of, translator_of
 from bot.ui.presenters import help_text, status_text, when
 from bot.ui.states import Ideas, LanguagePick, MainMenu, Survey
 from bot.ui.widgets import T
+from storage.repositories.members import MemberRecord
 
 
 async def menu_getter(
-    dialog_manager: DialogManager, app: AppContext, lang: str, session: Any, **_: Any
+    app: AppContext,
+    lang: str,
+    translator: Translator,
+    session: Any,
+    member: MemberRecord | None = None,
+    **_: Any,
 ) -> dict[str, Any]:
     now = app.clock()
     c = app.consultation
-    survey = SurveyService(session, c)
-    member = dialog_manager.middleware_data.get("member")
-    survey_open = survey.is_open(now) and member is not None
-    status = await survey.status(member.id) if survey_open else "none"
-    return {
+    data: dict[str, Any] = {
         "title": c.text(c.title, lang),
-        "status": status_text(c, now, lang, app.translator),
-        "survey_new": survey_open and status == "none",
-        "survey_draft": survey_open and status == "draft",
-        "survey_done": survey_open and status == "submitted",
-        "results": may_see_results(app, member),
-        "ideas": app.timeline.has_started(PhaseKind.IDEAS, now),
+        "status": status_text(c, now, lang, translator),
     }
+    for kind in PHASE_TYPES.values():  # each kind's flags show its buttons below
+        data.update(await kind.menu_flags(app, session, member, now))
+    return data
 
 
 async def open_survey(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    app: AppContext = manager.middleware_data["app"]
+    app = app_of(manager)
     if not app.timeline.is_open(PhaseKind.SURVEY, app.clock()):
         phase = app.consultation.phase(PhaseKind.SURVEY)
-        lang = manager.middleware_data["lang"]
+        lang, translator = lang_of(manager), translator_of(manager)
         text = (
-            app.translator.gettext("Le sondage est ouvert du {start} au {end}.").format(
+            translator.gettext("Le sondage est ouvert du {start} au {end}.").format(
                 start=when(phase.starts, app.consultation, lang, time=True),
                 end=when(phase.ends, app.consultation, lang, time=True),
             )
             if phase
-            else app.translator.gettext("Le sondage n’est pas ouvert.")
+            else translator.gettext("Le sondage n’est pas ouvert.")
         )
         await callback.answer(text, show_alert=True)
         return
@@ -58,16 +60,16 @@ async def open_survey(callback: CallbackQuery, _: Button, manager: DialogManager
 
 async def open_ideas(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
     # The button is hidden before the ideas phase; a forged press is refused all the same.
-    app: AppContext = manager.middleware_data["app"]
+    app = app_of(manager)
     phase = app.consultation.phase(PhaseKind.IDEAS)
     if phase is None or not app.timeline.has_started(PhaseKind.IDEAS, app.clock()):
-        lang = manager.middleware_data["lang"]
+        lang, translator = lang_of(manager), translator_of(manager)
         text = (
-            app.translator.gettext("La phase des idées s’ouvre le {start}.").format(
+            translator.gettext("La phase des idées s’ouvre le {start}.").format(
                 start=when(phase.starts, app.consultation, lang, time=True)
             )
             if phase
-            else app.translator.gettext("Cette consultation n’a pas de phase d’idées.")
+            else translator.gettext("Cette consultation n’a pas de phase d’idées.")
         )
         await callback.answer(text, show_alert=True)
         return
@@ -75,21 +77,28 @@ async def open_ideas(callback: CallbackQuery, _: Button, manager: DialogManager)
 
 
 async def show_results(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    data = manager.middleware_data
-    app: AppContext = data["app"]
-    if not may_see_results(app, data.get("member")) or not isinstance(callback.message, Message):
-        await callback.answer(app.translator.gettext("Les résultats ne sont pas encore publiés."))
+    app, member, translator = app_of(manager), member_of(manager), translator_of(manager)
+    if not may_see_results(app, member) or not isinstance(callback.message, Message):
+        await callback.answer(translator.gettext("Les résultats ne sont pas encore publiés."))
         return
     await callback.answer()
-    await send_results(callback.message, app, data["session"], data["lang"], data.get("member"))
+    await send_results(
+        callback.message,
+        app,
+        charts_of(manager),
+        translator,
+        session_of(manager),
+        lang_of(manager),
+        member,
+    )
     await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 
 async def show_help(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    app: AppContext = manager.middleware_data["app"]
     await callback.answer()
     if callback.message:
-        await callback.message.answer(help_text(app, manager.middleware_data["lang"]))
+        text = help_text(app_of(manager), translator_of(manager), lang_of(manager))
+        await callback.message.answer(text)
     await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK)
 
 

@@ -120,21 +120,21 @@ def status_text(
     return _("La consultation est terminée. Merci pour votre participation !")
 
 
-def welcome_text(app: AppContext, lang: str) -> str:
+def welcome_text(app: AppContext, translator: Translator, lang: str) -> str:
     c = app.consultation
     parts = [
         f"<b>{escape(c.text(c.title, lang))}</b>",
         f"<i>{escape(c.text(c.organizer, lang))}</i>",
         escape(c.text(c.intro, lang)).strip(),
-        timeline_text(c, app.clock(), lang, app.translator),
+        timeline_text(c, app.clock(), lang, translator),
     ]
     return "\n\n".join(p for p in parts if p)
 
 
-def help_text(app: AppContext, lang: str) -> str:
+def help_text(app: AppContext, translator: Translator, lang: str) -> str:
     from bot.members.service import MEMBER_COMMANDS
 
-    _ = app.translator.gettext
+    _ = translator.gettext
     commands = "\n".join(f"/{name} — {_(desc)}" for name, desc in MEMBER_COMMANDS)
     return "\n\n".join(
         [
@@ -145,6 +145,6 @@ def help_text(app: AppContext, lang: str) -> str:
             ),
             commands,
             _("<b>Calendrier</b>"),
-            timeline_text(app.consultation, app.clock(), lang, app.translator),
+            timeline_text(app.consultation, app.clock(), lang, translator),
         ]
     )

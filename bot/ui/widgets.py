@@ -11,7 +11,7 @@ from aiogram_dialog.widgets.common import WhenCondition
 from aiogram_dialog.widgets.kbd import Select
 from aiogram_dialog.widgets.text import Format, Text
 
-from bot.context import AppContext
+from bot.ui.deps import translator_of
 
 
 class T(Text):
@@ -22,8 +22,7 @@ class T(Text):
         self.msgid = msgid
 
     async def _render_text(self, data: dict[str, Any], manager: DialogManager) -> str:
-        app: AppContext = manager.middleware_data["app"]
-        translated = app.translator.gettext(self.msgid)
+        translated = translator_of(manager).gettext(self.msgid)
         return translated.format_map(data) if data else translated
 
 

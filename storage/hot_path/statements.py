@@ -16,6 +16,12 @@ a savepoint. Here they are prebuilt Core statements run on a plain connection:
 
 Rows come back as the driver gives them: select plain columns (text, integers), not
 datetimes or booleans, and convert them in the repository.
+
+A survey answer is stored by the statements of `SurveyRepository.store`
+(storage/repositories/survey.py) run here on SQLite; on PostgreSQL by one call of
+`consultbot_store_answer`, the function of migration 0007 that runs the same statements
+(`SurveyRepository.store_at_once`, autocommitted). tests/test_store_parity.py checks that both
+leave the same rows.
 """
 
 from __future__ import annotations

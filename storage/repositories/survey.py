@@ -1,4 +1,10 @@
-"""Survey responses: drafts saved question by question, submission, erasure."""
+"""Survey responses: drafts saved question by question, submission, tallies.
+
+Answers are written one way, by bot/survey/service.py's SurveyService through the statements
+below; the session only reads. Two store paths stay in step (tests/test_store_parity.py):
+`SurveyRepository.store` (SQLite, any database but PostgreSQL) and, on PostgreSQL, the function
+`consultbot_store_answer` of migration 0007 (`store_at_once`).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.hot_path.statements import Direct, Runner
 from storage.models import AnswerChoice, QuestionAnswer, Response, UtcDateTime
-from storage.upsert import insert_for, upsert_for
+from storage.upsert import insert_for
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,9 @@ def _tap_statements(dialect: str) -> TapStatements:
     )
 
 
-# PostgreSQL: store_answer's statements in one round trip, in a function of migration 0007.
+# PostgreSQL: `SurveyRepository.store`'s statements (TapStatements.response, drop_choices,
+# drop_answer, answer, choices) in one round trip: the function consultbot_store_answer of
+# storage/migrations/versions/0007_store_answer_function.py. A change to one is made to both.
 _STORE_AT_ONCE = sa.text(
     "SELECT consultbot_store_answer(:c, :m, :now, :q, :t, :chosen, :dropped)"
 ).bindparams(
@@ -134,8 +142,9 @@ Answers = dict[str, "StoredAnswer"]
 
 
 class SurveyRepository:
-    """Responses through the session, and a survey tap's statements through `direct`
-    (storage/hot_path/statements.py): a runner from `direct.reading()` or `direct.writing()`."""
+    """Responses read through the session, and a survey tap's statements through `direct`
+    (storage/hot_path/statements.py): a runner from `direct.reading()` or `direct.writing()`.
+    Every write goes through the statements (SurveyService), none through the ORM."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -152,28 +161,6 @@ class SurveyRepository:
                 Response.consultation_id == consultation_id, Response.member_id == member_id
             )
         )
-
-    async def get_or_create(self, consultation_id: str, member_id: int) -> Response:
-        """The member's response, created if needed and locked until the transaction ends.
-
-        Every write to a response's answers starts here: the row lock (FOR UPDATE on
-        PostgreSQL; SQLite has one writer anyway) makes two devices of one member take turns,
-        so a delete-then-insert never interleaves with another one (two options stored on a
-        single-choice question). ON CONFLICT: two first answers at once create one response."""
-        insert = upsert_for(self.session)
-        await self.session.execute(
-            insert(Response)
-            .values(consultation_id=consultation_id, member_id=member_id, status="draft")
-            .on_conflict_do_nothing(index_elements=["consultation_id", "member_id"])
-        )
-        response = await self.session.scalar(
-            select(Response)
-            .where(Response.consultation_id == consultation_id, Response.member_id == member_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        assert response is not None
-        return response
 
     async def answers(self, response_id: int, db: Runner | None = None) -> Answers:
         """A response's answers, read through the session or, with `db`, a direct runner."""
@@ -198,21 +185,13 @@ class SurveyRepository:
         rows = await db.rows(self.sql.draft, {"c": consultation_id, "m": member_id})
         return (rows[0][0], rows[0][1]) if rows else None
 
-    async def save_answer(
-        self, response: Response, question_id: str, choices: Iterable[str], text: str | None
-    ) -> None:
-        await self.drop_answers(response, [question_id])
-        self.session.add(
-            QuestionAnswer(response_id=response.id, question_id=question_id, text=text)
-        )
-        for option_id in dict.fromkeys(choices):
-            self.session.add(
-                AnswerChoice(response_id=response.id, question_id=question_id, option_id=option_id)
-            )
-        await self.session.flush()
-
     async def store(self, db: Runner, write: AnswerWrite) -> None:
-        """Replace one answer (and drop others) in a few plain statements.
+        """Replace one answer (and drop others) in a few plain statements, in `db`'s
+        transaction: the store path of SQLite (run by storage/hot_path/statements.py).
+
+        PostgreSQL stores the same rows with one call of `consultbot_store_answer`, the
+        function of migration 0007 (`store_at_once`): a change here is made there too, in a
+        new migration; tests/test_store_parity.py compares the two.
 
         The upsert of the response row comes first: on PostgreSQL it locks that row until
         commit, so two devices of one member store their answers one after the other.
@@ -237,7 +216,10 @@ class SurveyRepository:
 
     async def store_at_once(self, write: AnswerWrite) -> None:
         """`store` in one round trip, committed (PostgreSQL, `stores_at_once`): the function
-        locks the response row first and reads fresh data after it, as `store`'s transaction."""
+        locks the response row first and reads fresh data after it, as `store`'s transaction.
+
+        It runs the statements `store` runs on SQLite (`_tap_statements`, compiled by
+        storage/hot_path/statements.py), written in PL/pgSQL by migration 0007."""
         w = write
         params = {
             "c": w.consultation_id,
@@ -278,27 +260,6 @@ class SurveyRepository:
         drops = [{"r": found[0][0], "q": q} for q in question_ids]
         await db.run(sql.drop_choices, drops)
         await db.run(sql.drop_answer, drops)
-
-    async def drop_answers(self, response: Response, question_ids: Iterable[str]) -> None:
-        ids = list(question_ids)
-        if not ids:
-            return
-        await self.session.execute(
-            delete(AnswerChoice).where(
-                AnswerChoice.response_id == response.id, AnswerChoice.question_id.in_(ids)
-            )
-        )
-        await self.session.execute(
-            delete(QuestionAnswer).where(
-                QuestionAnswer.response_id == response.id, QuestionAnswer.question_id.in_(ids)
-            )
-        )
-
-    async def submit(self, response: Response, now: datetime) -> None:
-        response.status = "submitted"
-        response.submitted_at = now
-        response.updated_at = now
-        await self.session.flush()
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ from tests.test_export import option_columns, seed
 
 async def test_export_command_sends_documents_to_organisers_only(e2e: E2E) -> None:
     now = datetime.now(UTC)
-    path = e2e.consultation(survey_now(now - timedelta(days=20), survey_days=5))
+    answered = now - timedelta(days=20)
+    path = e2e.consultation(survey_now(answered, survey_days=5))
     await upgrade_async(e2e.database_url)
     engine = make_engine(e2e.database_url)
     try:
-        await seed(make_sessionmaker(engine), load_consultation(path))
+        await seed(make_sessionmaker(engine), load_consultation(path), answered)
     finally:
         await engine.dispose()
     admin = e2e.emulator.add_user(ADMIN_ID, "Olga", "fr")

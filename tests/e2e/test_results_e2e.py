@@ -23,9 +23,8 @@ from playground import BotAPIEmulator, TranscriptEntry
 from storage.db import make_engine, make_sessionmaker, upgrade_async
 from storage.models import Delivery, Member, MemberRole, PhaseTransition
 from storage.repositories.members import MemberRepository
-from storage.repositories.survey import SurveyRepository
 from tests.e2e.conftest import ADMIN_ID, E2E
-from tests.support import REPO, SEED_COUNTS, SEED_RESPONDENTS, seed_answers
+from tests.support import REPO, SEED_COUNTS, SEED_RESPONDENTS, answer_survey, seed_answers
 
 TR = Translator()
 LANGUAGES = ("fr", "nl", "en")
@@ -61,21 +60,17 @@ async def seed_ambassadors(
     people: list[tuple[int, str, str]],
     answers: list[dict[str, list[str]]],
 ) -> None:
-    """Members (id, name, language) with the ambassador role; the first ones submit `answers`."""
-    now = datetime.now(UTC) - timedelta(hours=1)
+    """Members (id, name, language) with the ambassador role; the first ones submit `answers`
+    (dated while the survey was open)."""
     async with sessionmaker() as session:
         members = MemberRepository(session)
-        survey = SurveyRepository(session)
-        for i, (member_id, name, lang) in enumerate(people):
+        for member_id, name, lang in people:
             member, _ = await members.get_or_create(member_id, name)
             await members.set_language(member, lang)
             await members.add_role(member, Role.AMBASSADOR)
-            if i < len(answers):
-                response = await survey.get_or_create(consultation.id, member_id)
-                for question_id, choices in answers[i].items():
-                    await survey.save_answer(response, question_id, choices, None)
-                await survey.submit(response, now)
         await session.commit()
+        for (member_id, _name, _lang), plan in zip(people, answers, strict=False):
+            await answer_survey(session, consultation, member_id, plan)
 
 
 async def invitation_link(database_url: str, role: str, uses: int) -> str:

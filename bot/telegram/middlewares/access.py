@@ -12,9 +12,9 @@ from typing import Any
 from aiogram import BaseMiddleware
 from aiogram.types import CallbackQuery, Message, TelegramObject
 
-from bot.context import AppContext
+from bot.i18n import Translator
 from bot.members.invitations import PAYLOAD_PREFIX
-from bot.members.service import MemberService
+from bot.services import UpdateServices
 
 OPEN_COMMANDS = ("/help", "/mydata", "/forget", "/pending", "/status", "/audit", "/announce")
 # Callback data prefixes of the /forget confirmation (bot.members.privacy_handlers.ForgetChoice).
@@ -38,6 +38,9 @@ def allowed_without_access(event: TelegramObject) -> bool:
 
 
 class AccessMiddleware(BaseMiddleware):
+    def __init__(self, translator: Translator) -> None:
+        self.translator = translator
+
     async def __call__(
         self,
         handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
@@ -47,11 +50,10 @@ class AccessMiddleware(BaseMiddleware):
         chat = data.get("event_chat")
         if chat is not None and chat.type != "private":
             return await handler(event, data)  # the moderation group has rules of its own
-        app: AppContext = data["app"]
-        service = MemberService(data["session"], app)
-        if service.has_access(data.get("member")) or allowed_without_access(event):
+        services: UpdateServices = data["services"]
+        if services.members.has_access(data.get("member")) or allowed_without_access(event):
             return await handler(event, data)
-        text = app.translator.gettext(
+        text = self.translator.gettext(
             "Cette consultation est réservée aux personnes invitées. Ouvrez le lien "
             "d’invitation reçu des organisateurs."
         )

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from aiogram.methods import TelegramMethod
 
     from bot.context import AppContext
+    from bot.i18n import Translator
 
 log = logging.getLogger(__name__)
 REMEMBERED = 10_000
@@ -82,7 +83,15 @@ class AnswerCallbackOnce(BaseRequestMiddleware):
 
 
 class AnswerEveryCallback(BaseMiddleware):
-    def __init__(self, answers: CallbackAnswers, deadline: float = 0.8) -> None:
+    def __init__(
+        self,
+        app: AppContext,
+        translator: Translator,
+        answers: CallbackAnswers,
+        deadline: float = 0.8,
+    ) -> None:
+        self.app = app
+        self.translator = translator
         self.answers = answers
         self.deadline = deadline
 
@@ -115,10 +124,9 @@ class AnswerEveryCallback(BaseMiddleware):
         with contextlib.suppress(TelegramAPIError, OSError, asyncio.TimeoutError):
             await bot.answer_callback_query(query_id, text=text)
 
-    @staticmethod
-    def _unhandled_text(data: dict[str, Any], query: Any) -> str:
-        app: AppContext = data["app"]
+    def _unhandled_text(self, data: dict[str, Any], query: Any) -> str:
+        app = self.app
         lang = data.get("lang") or pick_language([query.from_user.language_code], app.languages)
-        return app.translator.gettext(
+        return self.translator.gettext(
             "Ce bouton n’est plus actif.", locale=lang or app.consultation.source_language
         )

@@ -1,4 +1,5 @@
-"""One database session per update, injected as `session`."""
+"""One database session per update, injected as `session`, with the use cases bound to it
+as `services` (each made when first used)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.context import AppContext
+from bot.services import AppServices, UpdateServices
 
 
 class DbSessionMiddleware(BaseMiddleware):
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self.sessionmaker = sessionmaker
+    def __init__(self, app: AppContext, services: AppServices) -> None:
+        self.app = app
+        self.services = services
+        self.sessionmaker = services.sessionmaker
 
     async def __call__(
         self,
@@ -22,4 +27,5 @@ class DbSessionMiddleware(BaseMiddleware):
     ) -> Any:
         async with self.sessionmaker() as session:
             data["session"] = session
+            data["services"] = UpdateServices(session, self.app, self.services)
             return await handler(event, data)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Role
 from bot.context import AppContext
-from bot.i18n import pick_language
+from bot.i18n import Translator, pick_language
 from bot.members.invitations import PAYLOAD_PREFIX
 from storage.repositories.members import MemberRepository
 
@@ -36,13 +36,17 @@ def _registers(event: TelegramObject, app: AppContext, user_id: int) -> bool:
 
 
 class MemberMiddleware(BaseMiddleware):
+    def __init__(self, app: AppContext, translator: Translator) -> None:
+        self.app = app
+        self.translator = translator
+
     async def __call__(
         self,
         handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
         event: TelegramObject,
         data: dict[str, Any],
     ) -> Any:
-        app: AppContext = data["app"]
+        app = self.app
         user: User | None = data.get("event_from_user")
         chat: Chat | None = data.get("event_chat")
         lang = pick_language([user.language_code if user else None], app.languages)
@@ -66,5 +70,5 @@ class MemberMiddleware(BaseMiddleware):
             data["member"] = member
         data["lang"] = lang or app.consultation.source_language
         data["lang_chosen"] = lang is not None
-        with app.translator.use(data["lang"]):
+        with self.translator.use(data["lang"]):
             return await handler(event, data)

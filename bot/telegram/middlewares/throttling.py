@@ -10,13 +10,20 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update, User
 
 from bot.context import AppContext
-from bot.i18n import pick_language
+from bot.i18n import Translator, pick_language
 
 
 class ThrottlingMiddleware(BaseMiddleware):
     def __init__(
-        self, rate: float = 4.0, burst: int = 12, clock: Callable[[], float] = time.monotonic
-    ):
+        self,
+        app: AppContext,
+        translator: Translator,
+        rate: float = 4.0,
+        burst: int = 12,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.app = app
+        self.translator = translator
         self.rate = rate
         self.burst = burst
         self.clock = clock
@@ -50,9 +57,9 @@ class ThrottlingMiddleware(BaseMiddleware):
         allowed, warn = self.allow(user.id)
         if allowed:
             return await handler(event, data)
-        app: AppContext = data["app"]
+        app = self.app
         lang = pick_language([user.language_code], app.languages) or app.default_language
-        text = app.translator.gettext(
+        text = self.translator.gettext(
             "Doucement, s’il vous plaît : réessayez dans un instant.", locale=lang
         )
         if query is not None:

@@ -1,0 +1,82 @@
+"""The application's services: the long-lived ones, built once in bot/app.py, and the use
+cases of one update, bound to its database session.
+
+Handlers and getters declare what they use as typed parameters (aiogram passes the
+dispatcher's and the middlewares' data by name): `translator: Translator`,
+`services: UpdateServices`. Dialog callbacks get them through bot/ui/deps.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.context import AppContext
+from bot.delivery.doorbell import OutboxDoorbell
+from bot.i18n import Translator
+from bot.ideas.service import IdeaService
+from bot.members.service import MemberService
+from bot.results.charts import ChartCache
+from bot.survey.service import SurveyService
+
+
+@dataclass(frozen=True)
+class AppServices:
+    """What lives as long as the process; each is in the dispatcher's data under its name."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    translator: Translator
+    # Results charts per language, rendered off the event loop, kept with their file_ids.
+    charts: ChartCache
+    # Rung after a commit that queued deliveries: the outbox sends them at once.
+    doorbell: OutboxDoorbell
+
+    @classmethod
+    def create(cls, sessionmaker: async_sessionmaker[AsyncSession]) -> AppServices:
+        return cls(sessionmaker, Translator(), ChartCache(), OutboxDoorbell())
+
+    def workflow_data(self) -> dict[str, Any]:
+        """The dispatcher's data: each service under its own name (`translator`, …)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class UpdateServices:
+    """The use cases bound to one database session (an update's, or a scheduler job's), each
+    made on first use: an update needs one of them, or none. In the handler data as
+    `services` (bot/telegram/middlewares/database.py)."""
+
+    # Made for every update: slots and plain properties (functools.cached_property takes a
+    # lock on Python 3.11), so that an update that needs none costs next to nothing.
+    __slots__ = ("_app", "_ideas", "_members", "_shared", "_survey", "session")
+
+    def __init__(self, session: AsyncSession, app: AppContext, shared: AppServices) -> None:
+        self.session = session
+        self._app = app
+        self._shared = shared
+        self._ideas: IdeaService | None = None
+        self._members: MemberService | None = None
+        self._survey: SurveyService | None = None
+
+    def with_session(self, session: AsyncSession) -> UpdateServices:
+        """The same use cases over another session (the update's own one was closed)."""
+        return UpdateServices(session, self._app, self._shared)
+
+    @property
+    def ideas(self) -> IdeaService:
+        if self._ideas is None:
+            shared = self._shared
+            self._ideas = IdeaService(self.session, self._app, shared.translator, shared.doorbell)
+        return self._ideas
+
+    @property
+    def members(self) -> MemberService:
+        if self._members is None:
+            self._members = MemberService(self.session, self._app)
+        return self._members
+
+    @property
+    def survey(self) -> SurveyService:
+        if self._survey is None:
+            self._survey = SurveyService(self.session, self._app.consultation, self._app.clock)
+        return self._survey
