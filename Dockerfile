@@ -8,13 +8,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# The locked versions, exactly as `make install` uses them (the test tools in the lock are
-# left out of the image).
+# pg_dump and pg_restore for `consultbot backup` on PostgreSQL.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends postgresql-client \
+    && rm -rf /var/lib/apt/lists/*
+
+# The runtime's locked versions, exactly as `make install` uses them; the test tools are
+# locked apart (requirements-dev.lock) and stay out of the image.
 COPY requirements.lock ./
-RUN grep -viE '^(pytest|pytest-asyncio|ruff|iniconfig|pluggy|pygments)==' requirements.lock \
-        > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt \
-    && rm /tmp/requirements.txt
+RUN pip install -r requirements.lock
 
 # The application runs from its source tree: the catalogs (locales/) sit next to bot/.
 COPY pyproject.toml ./

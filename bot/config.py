@@ -12,7 +12,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/consultbot.db"
 TOKEN_PATTERN = re.compile(r"^\d{3,20}:[A-Za-z0-9_-]{30,64}$")
-# What Telegram accepts as a webhook secret_token.
+# What Telegram accepts as a webhook secret_token, at least 16 long: a short one is guessed
+# by whoever finds the URL, who could then post updates as any member.
+WEBHOOK_SECRET_MIN = 16
 WEBHOOK_SECRET_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
@@ -125,11 +127,16 @@ class Settings(BaseSettings):
         if not secret:
             raise ValueError(
                 "WEBHOOK_URL is set without WEBHOOK_SECRET: anyone who finds the URL could "
-                "post updates as any user. Set WEBHOOK_SECRET (1-256 of A-Z a-z 0-9 _ -)."
+                "post updates as any user. Set WEBHOOK_SECRET (16-256 of A-Z a-z 0-9 _ -)."
             )
         if not WEBHOOK_SECRET_PATTERN.match(secret):
             raise ValueError(
                 "WEBHOOK_SECRET may only hold 1-256 of A-Z a-z 0-9 _ - (Telegram's rule)"
+            )
+        if len(secret) < WEBHOOK_SECRET_MIN:
+            raise ValueError(
+                f"WEBHOOK_SECRET is too short ({len(secret)} characters): use at least "
+                f"{WEBHOOK_SECRET_MIN}, e.g. from `openssl rand -hex 16`"
             )
         return self
 

@@ -40,9 +40,26 @@ def _consultation(path: Path) -> Consultation:
         ) from None
 
 
+def _refuse_damaged(settings: Settings) -> None:
+    from sqlalchemy.engine import make_url
+
+    from storage.db import integrity_problem
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    db = Path(url.database)
+    if db.exists() and db.stat().st_size and (problem := integrity_problem(db, quick=True)):
+        raise Failure(
+            f"the database {db} is damaged ({problem}): the bot will not start on it. Restore "
+            "the last good backup (README: Migrations, backups and restore)."
+        )
+
+
 def _migrate(settings: Settings) -> None:
     from storage.db import safe_url, upgrade
 
+    _refuse_damaged(settings)
     try:
         upgrade(settings.database_url)
     except Exception as exc:  # the driver's own errors differ per backend
@@ -55,6 +72,41 @@ def _migrate(settings: Settings) -> None:
             f"cannot open the database {safe_url(settings.database_url)}: {reason}. "
             "Check DATABASE_URL and that the database server is running."
         ) from None
+
+
+def _require_schema(settings: Settings) -> None:
+    """Commands other than `run` and `migrate` never migrate: an older bot may still be
+    serving this database, and a schema it does not know would break it."""
+    from storage.db import current_revision, head_revision, safe_url
+
+    try:
+        current = asyncio.run(current_revision(settings.database_url))
+    except Exception as exc:  # the driver's own errors differ per backend
+        reason = (
+            str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] or type(exc).__name__
+        )
+        raise Failure(
+            f"cannot open the database {safe_url(settings.database_url)}: {reason}. "
+            "Check DATABASE_URL and that the database server is running."
+        ) from None
+    head = head_revision()
+    if current != head:
+        raise Failure(
+            f"the database schema is at {current or 'nothing yet (an empty database)'}; this "
+            f"version of consultbot needs {head}. Upgrade it with `consultbot migrate` "
+            "(README: Migrations, backups and restore), then run this command again."
+        )
+
+
+def _confirm(question: str, yes: bool) -> None:
+    """Destructive commands ask first; `--yes` answers for scripts."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise Failure(f"{question} Not asked without a terminal: add --yes to confirm.")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    if answer not in ("y", "yes", "o", "oui", "j", "ja"):
+        raise Failure("cancelled: nothing was changed")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -107,46 +159,79 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def cmd_backup(args: argparse.Namespace) -> None:
-    """An online copy of the SQLite database; on PostgreSQL, the pg_dump line to run."""
+    """An online, checked copy: SQLite's backup API, or pg_dump on PostgreSQL."""
     from datetime import UTC, datetime
 
     from sqlalchemy.engine import make_url
 
-    from storage.db import backup_sqlite, safe_url
+    from storage.db import backup_sqlite, integrity_problem, safe_url
 
     settings = load_settings()
     url = make_url(settings.database_url)
+    stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}"
     if url.get_backend_name() == "postgresql":
-        target = args.out or Path(f"consultbot-{datetime.now(UTC):%Y%m%d-%H%M%S}.dump")
-        print(
-            "PostgreSQL: back up with pg_dump (custom format; restore with pg_restore; the "
-            "password from PGPASSWORD or ~/.pgpass):\n"
-            f"pg_dump --format=custom --file={target} "
-            f"'{_libpq_url(url)}'"
-        )
+        _pg_dump(url, args.out or Path(f"consultbot-{stamp}.dump"))
         return
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         raise Failure(f"cannot back up {safe_url(settings.database_url)}: not a database file")
     source = Path(url.database)
     if not source.exists():
         raise Failure(f"no database at {source}: nothing to back up")
-    out = args.out or source.with_name(
-        f"{source.stem}-{datetime.now(UTC):%Y%m%d-%H%M%S}{source.suffix}"
-    )
+    out = args.out or source.with_name(f"{source.stem}-{stamp}{source.suffix}")
     if out.exists():
         raise Failure(f"{out} exists already: choose another --out")
     backup_sqlite(source, out)
-    print(f"database copied to {out}")
+    problem = integrity_problem(out)
+    if problem:
+        out.unlink()
+        raise Failure(
+            f"the database {source} is damaged ({problem}): no backup written. Restore the "
+            "last good backup (README: Migrations, backups and restore)."
+        )
+    print(f"database copied to {out} (integrity checked)")
+
+
+def _pg_dump(url: URL, out: Path) -> None:
+    """pg_dump in its custom format, then read back by pg_restore --list. The password goes
+    to pg_dump through PGPASSWORD, never on a command line or in what is printed."""
+    import shutil
+    import subprocess
+
+    if out.exists():
+        raise Failure(f"{out} exists already: choose another --out")
+    if shutil.which("pg_dump") is None or shutil.which("pg_restore") is None:
+        raise Failure(
+            "pg_dump and pg_restore are needed (Debian: apt-get install postgresql-client)"
+        )
+    env = {**os.environ, **({"PGPASSWORD": url.password} if url.password else {})}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.touch(mode=0o600)
+    dumped = subprocess.run(
+        ["pg_dump", "--format=custom", f"--file={out}", f"--dbname={_libpq_url(url)}"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    listed = (
+        subprocess.run(["pg_restore", "--list", str(out)], capture_output=True, text=True)
+        if dumped.returncode == 0
+        else dumped
+    )
+    if listed.returncode != 0:
+        out.unlink(missing_ok=True)
+        reason = (listed.stderr or "no message").strip().splitlines()[-1]
+        raise Failure(f"pg_dump failed: {reason}")
+    print(f"database dumped to {out} (pg_dump custom format; restore with pg_restore)")
 
 
 def _libpq_url(url: URL) -> str:
-    """postgresql+asyncpg://… -> postgresql://… (what pg_dump understands), password hidden."""
-    return url.set(drivername="postgresql").render_as_string(hide_password=True)
+    """postgresql+asyncpg://… -> postgresql://… (what pg_dump understands), no password."""
+    return url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
 
 
 def cmd_invite(args: argparse.Namespace) -> None:
     settings = load_settings()
-    _migrate(settings)
+    _require_schema(settings)
     try:
         expires = parse_duration(args.expires) if args.expires else None
     except ValueError as exc:
@@ -188,7 +273,7 @@ async def _invite(
 def cmd_status(args: argparse.Namespace) -> None:
     settings = load_settings()
     consultation = _consultation(settings.consultation_file)
-    _migrate(settings)
+    _require_schema(settings)
     print(asyncio.run(_status(settings, consultation)))
 
 
@@ -214,7 +299,7 @@ async def _status(settings: Settings, consultation: Consultation) -> str:
 def cmd_audit(args: argparse.Namespace) -> None:
     settings = load_settings()
     consultation = _consultation(settings.consultation_file)
-    _migrate(settings)
+    _require_schema(settings)
     from datetime import UTC, datetime
 
     from bot.organisers.audit import parse_since
@@ -244,7 +329,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     settings = load_settings()
     consultation = _consultation(args.file or settings.consultation_file)
-    _migrate(settings)
+    _require_schema(settings)
     kinds = kinds_for(args.what)
     paths = asyncio.run(_export(settings, consultation, kinds, ExportFormat(args.format), args.out))
     for path in paths:
@@ -341,9 +426,11 @@ def cmd_rehearse(args: argparse.Namespace) -> None:
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     settings = load_settings()
-    _migrate(settings)
+    _require_schema(settings)
     if args.action == "retry" and not args.ids and not args.all:
         raise Failure("outbox retry: give the ids of failed messages, or --all")
+    if args.action == "retry" and args.all:
+        _confirm("Queue every failed message again? Each is sent once more.", args.yes)
     print(asyncio.run(_outbox(settings, args.action, args.ids, args.all)))
     return 0
 
@@ -409,7 +496,8 @@ def parser() -> argparse.ArgumentParser:
     retry = actions.add_parser("retry", help="queue failed messages again")
     retry.add_argument("ids", nargs="*", type=int, help="ids from `consultbot outbox failed`")
     retry.add_argument("--all", action="store_true", help="every failed message")
-    outbox.set_defaults(func=cmd_outbox, ids=[], all=False)
+    retry.add_argument("--yes", action="store_true", help="do not ask before --all")
+    outbox.set_defaults(func=cmd_outbox, ids=[], all=False, yes=False)
     invite = sub.add_parser("invite", help="create an invitation link")
     invite.add_argument("role", choices=[r.value for r in Role])
     invite.add_argument("--uses", type=int, default=None, help="how many people may use it")
@@ -485,4 +573,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = redaction.redact(f"{type(exc).__name__}: {exc}", secrets)
         print(f"consultbot: unexpected error: {reason}", file=sys.stderr)
         return 1
-

@@ -28,9 +28,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def _prepare_sqlite_path(url: str) -> None:
+    """The database's folder 0700 and file 0600 when this creates them: members' data."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(parsed.database)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not path.exists():
+            path.touch(mode=0o600)
 
 
 def make_engine(url: str, *, sqlite_busy_timeout: float = 30.0, **kwargs: Any) -> AsyncEngine:
@@ -217,7 +221,8 @@ def backup_sqlite(source: Path, destination: Path) -> None:
     the bot writes, WAL included)."""
     import sqlite3
 
-    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    destination.touch(mode=0o600)  # members' data: the owner's only
     src = sqlite3.connect(source)
     try:
         dst = sqlite3.connect(destination)
@@ -228,6 +233,24 @@ def backup_sqlite(source: Path, destination: Path) -> None:
             dst.close()
     finally:
         src.close()
+
+
+def integrity_problem(db: Path, quick: bool = False) -> str | None:
+    """What SQLite's integrity check finds wrong with a database file, or None when sound
+    (`quick`: PRAGMA quick_check, which skips the indexes' contents: for a start-up)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            pragma = "quick_check" if quick else "integrity_check"
+            rows = conn.execute(f"PRAGMA {pragma}").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    found = [str(r[0]) for r in rows]
+    return None if found == ["ok"] else "; ".join(found[:3])
 
 
 def _sqlite_revision(db: Path) -> str | None:
@@ -291,6 +314,32 @@ def upgrade(url: str, revision: str = "head", migrations: Path = MIGRATIONS) -> 
                 command.upgrade(cfg, revision)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def head_revision(migrations: Path = MIGRATIONS) -> str:
+    from alembic.script import ScriptDirectory
+
+    return str(
+        ScriptDirectory.from_config(alembic_config("sqlite://", migrations)).get_current_head()
+    )
+
+
+async def current_revision(url: str) -> str | None:
+    """The schema's revision, or None for a database nothing was migrated into. Reads only:
+    a missing SQLite file is not created."""
+    db = _sqlite_file(url)
+    if db is not None:
+        return await asyncio.to_thread(_sqlite_revision, db)
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: MigrationContext.configure(sync).get_current_revision()
+            )
+    finally:
+        await engine.dispose()
 
 
 async def upgrade_async(url: str, revision: str = "head") -> None:

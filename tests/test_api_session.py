@@ -15,7 +15,12 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError
 from aiogram.methods import SendMessage, SendPhoto
-from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.types import (
+    BufferedInputFile,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+)
 from aiohttp import web
 
 from bot.telegram.session import JsonSession
@@ -37,7 +42,10 @@ def make_bot(emu: BotAPIEmulator, session_class: type[AiohttpSession]) -> Bot:
     return Bot(
         TOKEN,
         session=session_class(api=TelegramAPIServer.from_base(emu.base_url)),
-        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+        # as bot/app.py sets it (link_preview_is_disabled sends a deprecated parameter)
+        default=DefaultBotProperties(
+            parse_mode=ParseMode.HTML, link_preview=LinkPreviewOptions(is_disabled=True)
+        ),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -73,8 +74,37 @@ def test_unreachable_database(tmp_path: Path, url: str) -> None:
     assert_clean_failure(result, "cannot open the database", "Check DATABASE_URL")
 
 
-def test_invite_prints_a_deep_link(tmp_path: Path) -> None:
+def migrated(tmp_path: Path) -> str:
     url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    result = consultbot(["migrate"], tmp_path, DATABASE_URL=url)
+    assert result.returncode == 0, result.stderr
+    return url
+
+
+@pytest.mark.parametrize(
+    "command", [["status"], ["audit"], ["export"], ["outbox", "failed"], ["invite", "official"]]
+)
+def test_commands_other_than_run_and_migrate_never_migrate(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # They migrated the schema from under a running older bot.
+    from storage.db import head_revision, upgrade
+
+    db = tmp_path / "db.sqlite"
+    url = f"sqlite+aiosqlite:///{db}"
+    env = {"DATABASE_URL": url, "CONSULTATION_FILE": str(DEFAULT_CONSULTATION)}
+    assert_clean_failure(consultbot(command, tmp_path, **env), "consultbot migrate", "empty")
+    assert not db.exists()  # not even created
+    upgrade(url, "0006")  # an older bot's schema
+    behind = consultbot(command, tmp_path, **env)
+    assert_clean_failure(behind, "is at 0006", head_revision(), "consultbot migrate")
+    assert sqlite3.connect(db).execute("SELECT version_num FROM alembic_version").fetchone() == (
+        "0006",
+    )
+
+
+def test_invite_prints_a_deep_link(tmp_path: Path) -> None:
+    url = migrated(tmp_path)
     result = consultbot(
         ["invite", "official", "--uses", "3", "--expires", "7d", "--username", "consult_bot"],
         tmp_path,
@@ -91,7 +121,7 @@ def test_invite_prints_a_deep_link(tmp_path: Path) -> None:
 
 
 def test_status_prints_the_timeline(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    url = migrated(tmp_path)
     result = consultbot(
         ["status"], tmp_path, DATABASE_URL=url, CONSULTATION_FILE=str(DEFAULT_CONSULTATION)
     )
@@ -123,7 +153,7 @@ def test_malformed_api_url_never_prints_the_token(tmp_path: Path, api_url: str) 
 
 
 def test_audit_lists_entries_since(tmp_path: Path) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    url = migrated(tmp_path)
     env = {"DATABASE_URL": url, "CONSULTATION_FILE": str(DEFAULT_CONSULTATION)}
     empty = consultbot(["audit"], tmp_path, **env)
     assert empty.returncode == 0, empty.stderr
@@ -171,15 +201,117 @@ def test_backup_copies_the_live_sqlite_database(tmp_path: Path) -> None:
     assert dated.returncode == 0 and "consultbot-" in dated.stdout
 
 
-def test_backup_on_postgres_prints_the_pg_dump_line(tmp_path: Path) -> None:
-    url = "postgresql+asyncpg://bot:secret@db.example:5432/consult"
-    result = consultbot(["backup", "--out", "x.dump"], tmp_path, DATABASE_URL=url)
-    assert result.returncode == 0, result.stderr
-    assert (
-        "pg_dump --format=custom --file=x.dump 'postgresql://bot:***@db.example:5432/consult'"
-        in (result.stdout)
+def test_a_damaged_sqlite_database_is_not_backed_up(tmp_path: Path) -> None:
+    # A corrupted file was "copied" with exit code 0.
+    db = tmp_path / "consultbot.db"
+    url = f"sqlite+aiosqlite:///{db}"
+    assert consultbot(["migrate"], tmp_path, DATABASE_URL=url).returncode == 0
+    data = bytearray(db.read_bytes())
+    page = 4096
+    data[page * 2 : page * 2 + 64] = b"\xff" * 64  # a b-tree page's header overwritten
+    db.write_bytes(bytes(data))
+    out = tmp_path / "copy.db"
+    result = consultbot(["backup", "--out", str(out)], tmp_path, DATABASE_URL=url)
+    assert_clean_failure(result, "is damaged", "no backup written")
+    assert not out.exists()
+    started = consultbot(
+        ["run"],
+        tmp_path,
+        DATABASE_URL=url,
+        BOT_TOKEN=TOKEN,
+        CONSULTATION_FILE=str(DEFAULT_CONSULTATION),
     )
-    assert "secret" not in result.stdout
+    assert_clean_failure(started, "is damaged", "will not start")
+
+
+def test_sqlite_backup_then_restore(tmp_path: Path) -> None:
+    db = tmp_path / "data" / "consultbot.db"
+    url = f"sqlite+aiosqlite:///{db}"
+    assert consultbot(["migrate"], tmp_path, DATABASE_URL=url).returncode == 0
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO members (id, first_name, blocked, created_at) "
+            "VALUES (5, 'Anne', 0, '2026-01-01')"
+        )
+    out = tmp_path / "backups" / "copy.db"
+    assert consultbot(["backup", "--out", str(out)], tmp_path, DATABASE_URL=url).returncode == 0
+    assert out.stat().st_mode & 0o777 == 0o600  # members' data: the owner's only
+    assert db.stat().st_mode & 0o777 == 0o600 and db.parent.stat().st_mode & 0o777 == 0o700
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM members")
+    # The README's restore: the database and its -wal/-shm aside, the backup in its place.
+    for suffix in ("", "-wal", "-shm"):
+        aside = db.with_name(db.name + suffix)
+        if aside.exists():
+            aside.rename(aside.with_name(aside.name + ".before-restore"))
+    db.write_bytes(out.read_bytes())
+    assert consultbot(["migrate"], tmp_path, DATABASE_URL=url).returncode == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT first_name FROM members").fetchall() == [("Anne",)]
+
+
+def test_postgresql_backup_runs_pg_dump_and_restores(tmp_path: Path, postgres_url: str) -> None:
+    # It printed a pg_dump line whose password was the masked "***".
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from tests.support import postgres_database, unique_name
+
+    async def rows(url: str) -> list[tuple[object, ...]]:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                result = await conn.execute(text("SELECT id, first_name FROM members"))
+                return [tuple(r) for r in result]
+        finally:
+            await engine.dispose()
+
+    async def insert(url: str) -> None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO members (id, first_name, blocked, created_at) "
+                        "VALUES (5, 'Anne', false, now())"
+                    )
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(insert(postgres_url))
+    out = tmp_path / "consultbot.dump"
+    result = consultbot(["backup", "--out", str(out)], tmp_path, DATABASE_URL=postgres_url)
+    assert result.returncode == 0, result.stderr
+    assert "***" not in result.stdout and str(out) in result.stdout
+    assert out.stat().st_mode & 0o777 == 0o600
+    # The README's restore, into a new database.
+    name = unique_name("restored")
+    restored = asyncio.run(postgres_database(name, create=True))
+    try:
+        target = make_url(restored).set(drivername="postgresql").render_as_string(False)
+        done = subprocess.run(
+            ["pg_restore", "--no-owner", f"--dbname={target}", str(out)],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stderr
+        assert asyncio.run(rows(restored)) == [(5, "Anne")]
+        status = consultbot(
+            ["status"],
+            tmp_path,
+            DATABASE_URL=restored,
+            CONSULTATION_FILE=str(DEFAULT_CONSULTATION),
+        )
+        assert status.returncode == 0, status.stderr  # the schema came back at head
+    finally:
+        asyncio.run(postgres_database(name, create=False))
 
 
 def test_log_level_is_read_and_per_update_lines_only_at_debug() -> None:

@@ -4,15 +4,20 @@ SQLAlchemy would write, a transaction means what it says, and writers still take
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.db import make_engine, make_sessionmaker, upgrade_async
+from storage.hot_path import statements
+from storage.hot_path.sqlite_driver import BUSY_MESSAGES
 from storage.hot_path.statements import ASYNCPG_POOL_SIZE, Direct
 from storage.models import Member, Response
 from storage.repositories.members import MemberRepository
@@ -109,10 +114,20 @@ async def test_a_default_sqlalchemy_would_fill_in_must_be_given(
 
 
 async def test_direct_writers_wait_for_a_session_that_writes(
-    sqlite_file: async_sessionmaker[AsyncSession],
+    sqlite_file: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     direct = _direct(sqlite_file)
     order: list[str] = []
+    at_gate = asyncio.Event()
+    holding = direct.gate.holding
+
+    @contextlib.asynccontextmanager
+    async def noted() -> AsyncIterator[None]:
+        at_gate.set()  # nothing awaits between here and the gate's lock
+        async with holding():
+            yield
+
+    monkeypatch.setattr(direct.gate, "holding", noted)
     async with sqlite_file() as session:
         await session.execute(ADD_MEMBER, {"id": 1, "name": "Anne", "at": NOW})
 
@@ -122,8 +137,8 @@ async def test_direct_writers_wait_for_a_session_that_writes(
             order.append("direct")
 
         writer = asyncio.create_task(direct_write())
-        await asyncio.sleep(0.05)
-        assert not writer.done()  # the session holds the gate
+        await at_gate.wait()
+        assert direct.gate.lock.locked() and not writer.done()  # the session holds the gate
         order.append("session")
         await session.commit()
     await asyncio.wait_for(writer, 5)
@@ -133,18 +148,33 @@ async def test_direct_writers_wait_for_a_session_that_writes(
 
 
 async def test_another_process_holding_the_file_is_waited_for(
-    sqlite_file: async_sessionmaker[AsyncSession], tmp_path: Path
+    sqlite_file: async_sessionmaker[AsyncSession], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     other = sqlite3.connect(tmp_path / "d.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     direct = _direct(sqlite_file)
+    refused = asyncio.Event()
+    retry_busy = statements.retry_busy
+
+    async def noted(call: Callable[[], Any], busy_timeout: float) -> Any:
+        def attempt() -> Any:
+            try:
+                return call()
+            except sqlite3.OperationalError as exc:
+                if str(exc).startswith(BUSY_MESSAGES):
+                    refused.set()  # "database is locked": the writer now waits and retries
+                raise
+
+        return await retry_busy(attempt, busy_timeout)
+
+    monkeypatch.setattr(statements, "retry_busy", noted)
 
     async def direct_write() -> None:
         async with direct.writing() as db:
             await db.run(ADD_MEMBER, {"id": 1, "name": "Anne", "at": NOW})
 
     writer = asyncio.create_task(direct_write())
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(refused.wait(), 30)
     assert not writer.done()
     other.execute("COMMIT")
     other.close()

@@ -93,27 +93,97 @@ async def test_one_update_at_a_time_per_member_across_instances() -> None:
             await instance.close()
 
 
-async def test_a_lock_that_lapsed_mid_update_does_not_fail_the_update(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_a_slow_update_keeps_its_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The lock lapsed after LOCK_SECONDS whatever the update was doing: another instance then
+    # ran the member's next update beside it.
     await reachable()
-    monkeypatch.setattr(member_lock, "LOCK_SECONDS", 0.1)
+    monkeypatch.setattr(member_lock, "LOCK_SECONDS", 0.3)
     lock = SharedMemberLock(redis_client(REDIS_URL))
-    redis_key = lock.key_builder.build(key(3), "lock")
+    other = SharedMemberLock(redis_client(REDIS_URL))  # another instance
+    entered = asyncio.Event()
     try:
-        async with lock.lock(key(3)):
-            # A very slow handler: Redis lets the lock go after LOCK_SECONDS.
-            for _ in range(100):
-                if not await lock.redis.exists(redis_key):
-                    break
-                await asyncio.sleep(0.05)
-            assert not await lock.redis.exists(redis_key)
-        assert "lapsed" in caplog.text
-        # And the member is served again at once.
-        async with asyncio.timeout(2), lock.lock(key(3)):
-            assert await lock.redis.exists(redis_key)
+
+        async def slow_update() -> None:
+            async with lock.lock(key(4)):
+                entered.set()
+                await asyncio.sleep(1.2)  # four lock lifetimes: the handler's own work
+
+        slow = asyncio.create_task(slow_update())
+        await entered.wait()
+        overtaken = asyncio.create_task(other.lock(key(4)).__aenter__())
+        done, _ = await asyncio.wait({slow, overtaken}, return_when=asyncio.FIRST_COMPLETED)
+        assert done == {slow}, "the other instance took the lock of a running update"
+        await overtaken  # and gets it once the slow update is over
     finally:
         await lock.close()
+        await other.close()
+
+
+async def test_a_lost_lock_writes_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    # The release wrote the update's dialog state even when the lock was gone: a slow update
+    # overwrote newer state another instance had written under the lock meanwhile.
+    from uuid import uuid4
+
+    from storage.dialog_state.redis_storage import RedisDialogStorage
+
+    await reachable()
+    builder = DefaultKeyBuilder(with_destiny=True, prefix=f"lost-{uuid4().hex[:8]}")
+    storage = RedisDialogStorage(redis_client(REDIS_URL), key_builder=builder)
+    other_storage = RedisDialogStorage(redis_client(REDIS_URL), key_builder=builder)
+    lock = SharedMemberLock(redis_client(REDIS_URL), storage=storage)
+    other = SharedMemberLock(redis_client(REDIS_URL), storage=other_storage)
+    member = StorageKey(bot_id=BOT_ID, chat_id=5, user_id=5, destiny="default")
+    stack = replace(member, destiny="aiogd:stack:")
+    name = lock.key_builder.build(member, "lock")
+
+    async def other_update() -> None:
+        async with other.lock(member):
+            await other_storage.set_data(stack, {"intents": ["newer"]})
+
+    try:
+        async with lock.lock(member):
+            await storage.set_data(stack, {"intents": ["old"]})
+            await lock.redis.delete(name)  # lapsed: the process was frozen, say
+            await asyncio.create_task(other_update())  # another instance, meanwhile
+        assert await other_storage.get_data(stack) == {"intents": ["newer"]}
+        assert "lost" in caplog.text
+        # And the member is served again at once.
+        async with asyncio.timeout(2), lock.lock(member):
+            assert await lock.redis.exists(name)
+    finally:
+        for closing in (lock, other, storage, other_storage):
+            await closing.close()
+
+
+async def test_redis_connections_dropped_are_retried() -> None:
+    # A Redis restart drops every pooled connection: the first command on each then failed,
+    # 40 of 40 member turns with it.
+    from uuid import uuid4
+
+    from storage.dialog_state.redis_storage import RedisDialogStorage
+
+    await reachable()
+    builder = DefaultKeyBuilder(with_destiny=True, prefix=f"blip-{uuid4().hex[:8]}")
+    storage = RedisDialogStorage(redis_client(REDIS_URL), key_builder=builder)
+    lock = SharedMemberLock(redis_client(REDIS_URL), storage=storage)
+    admin = redis_client(REDIS_URL)
+
+    async def turn(user: int) -> dict[str, Any]:
+        member = StorageKey(bot_id=BOT_ID, chat_id=user, user_id=user, destiny="default")
+        async with lock.lock(member):
+            await storage.set_data(member, {"n": user})
+            return await storage.get_data(member)
+
+    try:
+        await asyncio.gather(*(turn(80_000 + i) for i in range(40)))  # the pools fill
+        killed = await admin.execute_command("CLIENT KILL", "TYPE", "normal", "SKIPME", "yes")
+        assert killed >= 2
+        results = await asyncio.gather(*(turn(80_000 + i) for i in range(40)))
+        assert [r["n"] for r in results] == [80_000 + i for i in range(40)]
+    finally:
+        for closing in (lock, storage):
+            await closing.close()
+        await admin.aclose()
 
 
 async def test_the_lock_reads_the_members_dialog_ahead_in_its_round_trip() -> None:

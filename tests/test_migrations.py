@@ -192,13 +192,15 @@ def test_the_sqlite_file_is_copied_before_an_upgrade_that_applies_something(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("fresh.db.bak")]
 
 
+# Imported (the slow part) before saying it is ready, then all start at the go file together.
 UPGRADER = """
 import sys, time
 from pathlib import Path
+from storage.db import upgrade
+Path(sys.argv[3]).touch()
 go = Path(sys.argv[2])
 while not go.exists():
     time.sleep(0.005)
-from storage.db import upgrade
 upgrade(sys.argv[1])
 """
 
@@ -206,18 +208,25 @@ upgrade(sys.argv[1])
 def _upgrade_together(url: str, tmp_path: Path, n: int = 3) -> list[str]:
     """`n` processes (instances starting together) upgrade at once; their failures."""
     go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{i}" for i in range(n)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", UPGRADER, url, str(go)],
+            [sys.executable, "-c", UPGRADER, url, str(go), str(flag)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(n)
+        for flag in ready
     ]
-    time.sleep(1.5)  # let them import; they wait for the go file
+    # Every one imported and waiting (however slow the machine), or one already failed.
+    deadline = time.monotonic() + 120
+    while not all(flag.exists() for flag in ready):
+        if any(proc.poll() is not None for proc in procs):
+            break  # its error is reported below
+        assert time.monotonic() < deadline, "the upgraders did not start"
+        time.sleep(0.01)
     go.touch()
     failures = []
     for proc in procs:

@@ -74,7 +74,11 @@ def test_outbox_failed_and_retry(tmp_path: Path) -> None:
         "k1": ("failed", 0),
         "k2": ("pending", 0),
     }
-    rest = consultbot(["outbox", "retry", "--all"], tmp_path, DATABASE_URL=url)
+    # Re-queueing everything asks first; without a terminal it wants --yes, and changes nothing.
+    unasked = consultbot(["outbox", "retry", "--all"], tmp_path, DATABASE_URL=url)
+    assert_clean_failure(unasked, "add --yes")
+    assert asyncio.run(_statuses(url))["k1"] == ("failed", 0)
+    rest = consultbot(["outbox", "retry", "--all", "--yes"], tmp_path, DATABASE_URL=url)
     assert rest.returncode == 0 and rest.stdout.startswith("1 message(s) queued again")
     empty = consultbot(["outbox", "failed"], tmp_path, DATABASE_URL=url)
     assert empty.stdout.strip() == "no failed messages"

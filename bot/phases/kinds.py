@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from bot.consultation import Consultation, Loc, Phase
     from bot.context import AppContext
     from bot.phases.timeline import Transition
-    from bot.services import AppServices
+    from bot.services import AppServices, UpdateServices
     from storage.repositories.members import MemberRecord
 
     Located = Iterator[tuple[Loc, str]]
@@ -164,7 +164,7 @@ class PhaseType:
     # ---------------------------------------------------------------- the main menu
 
     async def menu_flags(
-        self, app: AppContext, session: AsyncSession, member: MemberRecord | None, now: datetime
+        self, app: AppContext, services: UpdateServices, member: MemberRecord | None, now: datetime
     ) -> dict[str, bool]:
         """The menu getter's flags that show this kind's buttons (`when=` in the menu)."""
         return {}
@@ -194,11 +194,9 @@ class SurveyPhase(PhaseType):
         return await transitions.remind(session, app, services, phase, now, before_end)
 
     async def menu_flags(
-        self, app: AppContext, session: AsyncSession, member: MemberRecord | None, now: datetime
+        self, app: AppContext, services: UpdateServices, member: MemberRecord | None, now: datetime
     ) -> dict[str, bool]:
-        from bot.survey.service import SurveyService
-
-        survey = SurveyService(session, app.consultation)
+        survey = services.survey
         # None: no button, the survey is closed (or the reader not a member).
         status = (
             await survey.status(member.id) if member is not None and survey.is_open(now) else None
@@ -250,7 +248,7 @@ class ResultsPhase(PhaseType):
         return await transitions.broadcast_results(session, app, services, phase, now, late=True)
 
     async def menu_flags(
-        self, app: AppContext, session: AsyncSession, member: MemberRecord | None, now: datetime
+        self, app: AppContext, services: UpdateServices, member: MemberRecord | None, now: datetime
     ) -> dict[str, bool]:
         from bot.results.view import may_see_results
 
@@ -309,7 +307,7 @@ class IdeasPhase(PhaseType):
         return await transitions.send_digest(session, app, services, phase, event, now)
 
     async def menu_flags(
-        self, app: AppContext, session: AsyncSession, member: MemberRecord | None, now: datetime
+        self, app: AppContext, services: UpdateServices, member: MemberRecord | None, now: datetime
     ) -> dict[str, bool]:
         return {"ideas": app.timeline.has_started(self.kind, now)}
 

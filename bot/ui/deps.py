@@ -27,7 +27,7 @@ def app_of(manager: DialogManager) -> AppContext:
 
 
 def session_of(manager: DialogManager) -> AsyncSession:
-    """The update's database session (DatabaseMiddleware)."""
+    """The update's database session (DbSessionMiddleware)."""
     return manager.middleware_data["session"]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window
@@ -20,12 +20,15 @@ from bot.ui.states import Ideas, LanguagePick, MainMenu, Survey
 from bot.ui.widgets import T
 from storage.repositories.members import MemberRecord
 
+if TYPE_CHECKING:
+    from bot.services import UpdateServices
+
 
 async def menu_getter(
     app: AppContext,
     lang: str,
     translator: Translator,
-    session: Any,
+    services: UpdateServices,
     member: MemberRecord | None = None,
     **_: Any,
 ) -> dict[str, Any]:
@@ -36,7 +39,7 @@ async def menu_getter(
         "status": status_text(c, now, lang, translator),
     }
     for kind in PHASE_TYPES.values():  # each kind's flags show its buttons below
-        data.update(await kind.menu_flags(app, session, member, now))
+        data.update(await kind.menu_flags(app, services, member, now))
     return data
 
 

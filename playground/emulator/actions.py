@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from .html import utf16_len
 from .model import ApiError, CallbackAnswer, Click, TranscriptEntry, _Chat, _Req, _shallow
 from .transcripts import TranscriptsMixin
 from .users import SimUser
@@ -215,7 +216,7 @@ def _command_entities(text: str) -> list[dict[str, Any]]:
         return []
     out = []
     for m in _COMMAND_RE.finditer(text):
-        offset = len(text[: m.start()].encode("utf-16-le")) // 2
-        length = len(m.group(0).encode("utf-16-le")) // 2
+        offset = utf16_len(text[: m.start()])
+        length = utf16_len(m.group(0))
         out.append({"type": "bot_command", "offset": offset, "length": length})
     return out

@@ -38,7 +38,8 @@ _TAG_NAME_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9-]*")
 _ATTR_RE = re.compile(r"""\s*([a-zA-Z_-]+)(?:\s*=\s*("[^"]*"|'[^']*'|[^\s>"']+))?""")
 
 
-def _utf16_len(text: str) -> int:
+def utf16_len(text: str) -> int:
+    """The length Telegram counts: UTF-16 code units."""
     if text.isascii():
         return len(text)
     return len(text.encode("utf-16-le")) // 2
@@ -86,7 +87,7 @@ def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
         if j > i:
             chunk = text[i:j]
             out.append(chunk)
-            pos16 += _utf16_len(chunk)
+            pos16 += utf16_len(chunk)
             i = j
             continue
         if text[i] == "&":
@@ -98,7 +99,7 @@ def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
                 i += 1
             else:
                 out.append(decoded)
-                pos16 += _utf16_len(decoded)
+                pos16 += utf16_len(decoded)
                 i = m.end()
             continue
         # a tag

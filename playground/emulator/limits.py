@@ -6,7 +6,7 @@ import math
 import time
 from collections import deque
 
-from .model import ApiError, Fault, LimitViolation, RateLimits, _Chat, _Req
+from .model import ApiError, Fault, Hold, LimitViolation, RateLimits, _Chat, _Req
 from .state import EmulatorState
 
 
@@ -29,6 +29,20 @@ class LimitsMixin(EmulatorState):
 
     def clear_faults(self) -> None:
         self.faults.clear()
+
+    def hold(self, method: str | None = None, chat_id: int | None = None) -> Hold:
+        """Matching calls (validated, not yet run) wait until `.release()`: a test can keep a
+        handler busy for as long as it checks what must not wait for it."""
+        gate = Hold(method, chat_id)
+        self.holds.append(gate)
+        return gate
+
+    async def _wait_if_held(self, req: _Req) -> None:
+        chat_id = req.params.get("chat_id")
+        for gate in self.holds:
+            if gate.matches(req.method, chat_id):
+                gate.held += 1
+                await gate.released.wait()
 
     def enforce_limits(
         self,

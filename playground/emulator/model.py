@@ -119,17 +119,36 @@ class Fault:
         return self.times - self.hits
 
     def matches(self, method: str, chat_id: Any) -> bool:
-        if self.remaining <= 0:
-            return False
-        if self.method is not None and self.method.lower() != method.lower():
-            return False
-        return self.chat_id is None or self.chat_id == chat_id
+        return self.remaining > 0 and _targets(self.method, self.chat_id, method, chat_id)
 
     def response(self) -> tuple[str, dict[str, Any] | None]:
         if self.code == 429:
             desc = self.description or f"Too Many Requests: retry after {self.retry_after}"
             return desc, {"retry_after": self.retry_after}
         return self.description or _DEFAULT_FAULT_DESCRIPTIONS.get(self.code, "Error"), None
+
+
+@dataclass(eq=False, slots=True)
+class Hold:
+    """Matching calls wait until the test releases them: Telegram slow for a chat, without
+    a clock (see LimitsMixin.hold)."""
+
+    method: str | None  # None matches every method
+    chat_id: int | None
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    held: int = 0  # calls that waited
+
+    def matches(self, method: str, chat_id: Any) -> bool:
+        return not self.released.is_set() and _targets(self.method, self.chat_id, method, chat_id)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+def _targets(method: str | None, chat_id: int | None, call_method: str, call_chat: Any) -> bool:
+    if method is not None and method.lower() != call_method.lower():
+        return False
+    return chat_id is None or chat_id == call_chat
 
 
 @dataclass(slots=True)

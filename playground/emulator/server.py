@@ -106,13 +106,21 @@ class BotAPIEmulator(TransportMixin, UserActionsMixin, SendingMixin, EditingMixi
             method = method_name
         else:
             check: CallValidation = self.spec.validate_call(method, params, files)
+            # Telegram still accepts what is deprecated: the call works, the test fails.
+            for dep in check.deprecated:
+                self.violations.append(Violation(method, dep.param, dep.message))
             if check.errors:
                 for err in check.errors:
                     self.violations.append(Violation(method, err.param, err.message))
                 status, body = 400, _error(400, "Bad Request: " + check.errors[0].description)
+            elif method not in self._handlers:
+                # Valid, but any answer would be made up: a test must not pass on it.
+                self.violations.append(
+                    Violation(method, "", "not modelled by the emulator (playground/emulator/)")
+                )
+                description = f"Bad Request: {method} is not modelled by the Bot API emulator"
+                status, body = 400, _error(400, description)
             else:
-                for dep in check.deprecated:
-                    self.deprecations.append(Violation(method, dep.param, dep.message))
                 logged = {k: _loggable(v) for k, v in check.params.items()}
                 req = _Req(method, check.params, files, check.rendered)
                 status, body = await self._execute(req)
@@ -122,17 +130,14 @@ class BotAPIEmulator(TransportMixin, UserActionsMixin, SendingMixin, EditingMixi
         return status, body
 
     async def _execute(self, req: _Req) -> tuple[int, dict[str, Any]]:
+        await self._wait_if_held(req)
         fault = self._matching_fault(req)
         try:
             if fault is not None:
                 fault.hits += 1
                 desc, parameters = fault.response()
                 raise ApiError(fault.code, desc, parameters)
-            handler = self._handlers.get(req.method)
-            if handler is None:
-                result = await self._generic(req)
-            else:
-                result = await handler(req)
+            result = await self._handlers[req.method](req)
         except ApiError as exc:
             body = _error(exc.code, exc.description, exc.parameters)
             if fault is not None:

@@ -4,8 +4,9 @@ The spec is compiled lazily into small checker objects (validation.py), one per 
 per type, and cached, so validating a call costs a handful of dict lookups per parameter.
 
 Besides the declared types, it enforces the limits Telegram enforces that a bot can
-break by accident: text/caption lengths (counted after HTML parsing), malformed HTML,
-callback_data size, button rules, bot command syntax.
+break by accident: text/caption lengths (counted after HTML parsing, in UTF-16 code units),
+malformed HTML, callback_data size, button rules, bot command syntax. What is deprecated
+(LEGACY_PARAMS, and what the descriptions call deprecated) is reported too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -50,24 +52,31 @@ PRIMITIVES = frozenset({"Integer", "String", "Boolean", "Float"})
 
 
 class _MethodSpec:
-    __slots__ = ("fields", "name", "required", "returns", "semantic")
+    __slots__ = ("deprecated", "fields", "name", "required", "returns", "semantic")
 
     def __init__(self, spec: BotApiSpec, raw: dict[str, Any]) -> None:
         self.name: str = raw["name"]
-        self.fields = _compile_fields(spec, raw.get("fields", []))
+        self.deprecated = spec.deprecated.get((self.name, ""))
+        self.fields = _compile_fields(spec, self.name, raw.get("fields", []))
         self.required = tuple(n for n, f in self.fields.items() if f.required)
         self.semantic = _semantic_fields(self.fields)
         self.returns: list[str] = list(raw.get("returns", []))
 
 
 # Parameters removed from the documentation that Telegram still accepts (and aiogram still
-# sends, e.g. disable_web_page_preview from DefaultBotProperties): allowed where their
-# replacement exists, and reported as deprecations rather than violations.
+# sends, e.g. disable_web_page_preview from DefaultBotProperties(link_preview_is_disabled)):
+# accepted where their replacement exists, and reported as deprecated (a violation).
 LEGACY_PARAMS: dict[str, tuple[str, str]] = {
     "disable_web_page_preview": ("Boolean", "link_preview_options"),
     "reply_to_message_id": ("Integer", "reply_parameters"),
     "allow_sending_without_reply": ("Boolean", "reply_parameters"),
 }
+
+# api.json has no machine-readable deprecation marker (and Bot API 10.1 describes nothing as
+# deprecated: Telegram drops what it retires from the page, hence LEGACY_PARAMS). So a method,
+# type, parameter or field is deprecated when its description says "deprecated"; the notes
+# are read once at load, keyed (method or type, field), with "" for the method or type itself.
+_DEPRECATED_RE = re.compile(r"\bdeprecated\b", re.IGNORECASE)
 
 _MISSING_DESCRIPTIONS = {"chat_id": "chat_id is empty", "text": "message text is empty"}
 
@@ -79,6 +88,7 @@ class BotApiSpec:
         self.version: str = data.get("version", "?")
         self._raw_methods: dict[str, dict[str, Any]] = data["methods"]
         self._raw_types: dict[str, dict[str, Any]] = data["types"]
+        self.deprecated: dict[tuple[str, str], str] = _deprecation_notes(data)
         # Bot API method names are case-insensitive
         self._method_names = {name.lower(): name for name in self._raw_methods}
         self._methods: dict[str, _MethodSpec] = {}
@@ -160,16 +170,15 @@ class BotApiSpec:
         """
         ms = self._method(method)
         ctx = _Ctx(files or {})
+        if ms.deprecated is not None:
+            ctx.deprecate("", ms.deprecated)
         out: dict[str, Any] = {}
-        deprecated: list[FieldError] = []
         for key, value in params.items():
             fs = ms.fields.get(key)
             if fs is None and key in LEGACY_PARAMS:
                 legacy_type, replacement = LEGACY_PARAMS[key]
                 if replacement in ms.fields:
-                    deprecated.append(
-                        FieldError(key, f"deprecated, use {replacement}", "deprecated parameter")
-                    )
+                    ctx.deprecate(key, f"removed from the Bot API, use {replacement}")
                     out[key] = self.node_for(legacy_type).check(value, key, ctx, True)
                     continue
             if fs is None:
@@ -181,6 +190,8 @@ class BotApiSpec:
                 continue
             if value is None:
                 continue
+            if fs.deprecated is not None:
+                ctx.deprecate(key, fs.deprecated)
             if isinstance(value, str) and fs.node.is_structured:
                 decoded = _maybe_json(value, fs.accepts_string)
                 if decoded is _BAD_JSON:
@@ -203,7 +214,7 @@ class BotApiSpec:
         hook = _METHOD_HOOKS.get(method)
         if hook is not None:
             hook(out, ctx)
-        return CallValidation(method, out, ctx.errors, deprecated, ctx.rendered)
+        return CallValidation(method, out, ctx.errors, ctx.deprecated, ctx.rendered)
 
     def validate_object(self, type_expr: str, value: Any) -> list[FieldError]:
         """Strictly validate a JSON value (e.g. an emulator response) against a type."""
@@ -213,6 +224,19 @@ class BotApiSpec:
 
 
 _BAD_JSON = object()
+
+
+def _deprecation_notes(data: dict[str, Any]) -> dict[tuple[str, str], str]:
+    notes: dict[tuple[str, str], str] = {}
+    for kind in ("methods", "types"):
+        for name, raw in data[kind].items():
+            description = " ".join(raw.get("description", []))
+            if _DEPRECATED_RE.search(description):
+                notes[(name, "")] = description
+            for f in raw.get("fields", []):
+                if _DEPRECATED_RE.search(f["description"]):
+                    notes[(name, f["name"])] = f["description"]
+    return notes
 
 
 def _maybe_json(value: str, accepts_string: bool) -> Any:

@@ -19,6 +19,7 @@ from .model import (
     Click,
     Fault,
     FileInfo,
+    Hold,
     LimitViolation,
     MediaSend,
     RateLimits,
@@ -63,14 +64,14 @@ class EmulatorState:
         self.keep_file_bytes = keep_file_bytes
 
         self.calls: list[Call] = []
+        # Invalid or deprecated calls, and calls to methods not modelled here: each fails a test.
         self.violations: list[Violation] = []
         self.limit_violations: list[LimitViolation] = []
         self.media_sends: list[MediaSend] = []
         self.callback_answers: list[Click] = []
         self.faults: list[Fault] = []
+        self.holds: list[Hold] = []
         self.injected_failures: list[Call] = []
-        self.unimplemented: list[str] = []  # spec-valid methods answered with a bare True
-        self.deprecations: list[Violation] = []  # legacy parameters Telegram still accepts
         self.internal_errors: list[str] = []  # bugs of the emulator itself, never the bot's
         self.updates: list[dict[str, Any]] = []  # every update ever queued
         self.dropped_updates: list[dict[str, Any]] = []  # filtered out by allowed_updates

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .html import HtmlParseError, parse_html
+from .html import HtmlParseError, parse_html, utf16_len
 
 if TYPE_CHECKING:
     from .spec import BotApiSpec
@@ -55,22 +55,27 @@ class CallValidation:
 
 
 class _Ctx:
-    """Per-call validation state: collected errors and the request's file parts."""
+    """Per-call validation state: collected errors and deprecations, the request's files."""
 
-    __slots__ = ("errors", "files", "rendered")
+    __slots__ = ("deprecated", "errors", "files", "rendered")
 
     def __init__(self, files: Mapping[str, UploadedFile] | None) -> None:
         self.errors: list[FieldError] = []
+        self.deprecated: list[FieldError] = []
         self.files = files
         self.rendered: dict[str, tuple[str, list[dict[str, Any]]]] = {}
 
     def fork(self) -> _Ctx:
+        # its own deprecations: a union keeps only those of the alternative that matched
         sub = _Ctx(self.files)
         sub.rendered = self.rendered
         return sub
 
     def error(self, param: str, message: str, description: str | None = None) -> None:
         self.errors.append(FieldError(param, message, description or f'field "{param}": {message}'))
+
+    def deprecate(self, param: str, note: str) -> None:
+        self.deprecated.append(FieldError(param, f"deprecated: {note}", "deprecated"))
 
 
 def _describe(value: Any) -> str:
@@ -198,6 +203,7 @@ class _Union(_Node):
             sub = ctx.fork()
             result = alt.check(value, path, sub, loose)
             if not sub.errors:
+                ctx.deprecated.extend(sub.deprecated)
                 return result
             if best is None or len(sub.errors) < best[0]:
                 best = (len(sub.errors), sub)
@@ -231,9 +237,12 @@ class _FieldSpec:
     required: bool
     bound: _Bound | None
     accepts_string: bool
+    deprecated: str | None  # the spec's note, when its description says it is deprecated
 
 
-def _compile_fields(spec: BotApiSpec, fields: list[dict[str, Any]]) -> dict[str, _FieldSpec]:
+def _compile_fields(
+    spec: BotApiSpec, owner: str, fields: list[dict[str, Any]]
+) -> dict[str, _FieldSpec]:
     names = {f["name"] for f in fields}
     out: dict[str, _FieldSpec] = {}
     for f in fields:
@@ -251,7 +260,14 @@ def _compile_fields(spec: BotApiSpec, fields: list[dict[str, Any]]) -> dict[str,
                     elif "parse_mode" in names and f["name"] in ("text", "caption"):
                         pm = "parse_mode"
                 bound = _Bound(int(m.group(1)), int(m.group(2)), m.group(3), after, pm)
-        out[f["name"]] = _FieldSpec(f["name"], node, bool(f["required"]), bound, "String" in types)
+        out[f["name"]] = _FieldSpec(
+            f["name"],
+            node,
+            bool(f["required"]),
+            bound,
+            "String" in types,
+            spec.deprecated.get((owner, f["name"])),
+        )
     return out
 
 
@@ -270,6 +286,7 @@ class _Object(_Node):
         self.discriminator: tuple[str, str] | None = None
         self._hooks: list[_Hook] = []
         self._semantic: tuple[_FieldSpec, ...] = ()
+        self.deprecated = spec.deprecated.get((name, ""))
         for f in raw.get("fields", []):
             m = _DISCRIMINATOR_RE.search(f["description"])
             if m and f["required"] and f["types"] == ["String"]:
@@ -278,7 +295,7 @@ class _Object(_Node):
 
     def _compile(self) -> dict[str, _FieldSpec]:
         # lazy, because types refer to each other (Message -> Message)
-        self._fields = _compile_fields(self.spec, self.raw.get("fields", []))
+        self._fields = _compile_fields(self.spec, self.name, self.raw.get("fields", []))
         self._required = tuple(n for n, f in self._fields.items() if f.required)
         self._semantic = _semantic_fields(self._fields)
         self._hooks = _TYPE_HOOKS.get(self.name, [])
@@ -293,6 +310,8 @@ class _Object(_Node):
                 f'field "{path}" must be a JSON object ({self.name})',
             )
             return value
+        if self.deprecated is not None:
+            ctx.deprecate(path, self.deprecated)
         out: dict[str, Any] = {}
         for key, v in value.items():
             fs = fields.get(key)
@@ -304,6 +323,8 @@ class _Object(_Node):
                 continue
             if v is None:  # JSON null is as good as absent
                 continue
+            if fs.deprecated is not None:
+                ctx.deprecate(sub, fs.deprecated)
             out[key] = fs.node.check(v, sub, ctx, False)
         for key in self._required:
             if key not in out:
@@ -373,7 +394,9 @@ class _Abstract(_Node):
 
 
 def _measure(value: str, unit: str) -> int:
-    return len(value.encode("utf-8")) if unit == "bytes" else len(value)
+    # Telegram's "characters" are UTF-16 code units (an emoji outside the BMP counts 2), as
+    # for entity offsets; "bytes" (callback_data, payloads) are UTF-8 bytes.
+    return len(value.encode("utf-8")) if unit == "bytes" else utf16_len(value)
 
 
 def _bound_description(name: str, value_len: int, b: _Bound, path: str) -> str:

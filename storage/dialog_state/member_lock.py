@@ -18,7 +18,8 @@ from redis.asyncio import Redis
 log = logging.getLogger(__name__)
 
 # A process killed mid-update leaves its lock behind: it lapses after seconds, not aiogram's
-# default minute, so the member is not ignored that long after a restart.
+# default minute, so the member is not ignored that long after a restart. A live update keeps
+# its lock however long it runs: held locks are renewed every third of this.
 LOCK_SECONDS = 5.0
 # How often a lock held by another instance is tried again (redis-py's default is 100 ms).
 RETRY_SECONDS = 0.01
@@ -38,14 +39,26 @@ if ok and type(parsed) == 'table' and type(parsed.intents) == 'table'
 end
 return {1, stack}
 """
-# Write what the update kept (an empty value deletes the key), then let the lock go if it is
-# still ours. The writes go whatever happened to the lock, as they did before.
+# If the lock is still ours, write what the update kept (an empty value deletes the key) and
+# let the lock go. A lost lock writes nothing: another instance may have written newer state.
 _RELEASE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 for i = 2, #KEYS do
   if ARGV[i] == '' then redis.call('DEL', KEYS[i]) else redis.call('SET', KEYS[i], ARGV[i]) end
 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+return redis.call('DEL', KEYS[1])
+"""
+# Extend every lock still ours (KEYS[i] holds ARGV[i + 1]); return the positions of the lost.
+_RENEW = """
+local lost = {}
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[i + 1] then
+    redis.call('PEXPIRE', KEYS[i], ARGV[1])
+  else
+    lost[#lost + 1] = i
+  end
+end
+return lost
 """
 STACK_DESTINY = "aiogd:stack:"
 CONTEXT_DESTINY = "aiogd:context:"
@@ -72,6 +85,34 @@ class SharedMemberLock(BaseEventIsolation):
         self.storage = storage
         self.acquire = redis.register_script(_ACQUIRE)
         self.release = redis.register_script(_RELEASE)
+        self.renew = redis.register_script(_RENEW)
+        # Locks this process holds (name -> token): one task renews them all, so a slow
+        # update costs no task of its own.
+        self.held: dict[str, str] = {}
+        self.renewer: asyncio.Task[None] | None = None
+
+    async def _renew_held(self) -> None:
+        while self.held:
+            await asyncio.sleep(LOCK_SECONDS / 3)
+            held = list(self.held.items())
+            if not held:
+                break
+            try:
+                lost = await self.renew(
+                    keys=[name for name, _ in held],
+                    args=[int(LOCK_SECONDS * 1000), *(token for _, token in held)],
+                )
+            except Exception:  # Redis away: the release will find out whether it lapsed
+                log.warning("member locks could not be renewed", exc_info=True)
+                continue
+            for position in lost:
+                log.warning("member lock %s was lost while its update ran", held[position - 1][0])
+        self.renewer = None
+
+    def _hold(self, name: str, token: str) -> None:
+        self.held[name] = token
+        if self.renewer is None:
+            self.renewer = asyncio.create_task(self._renew_held())
 
     def _dialog_keys(self, key: StorageKey) -> tuple[str, str, str]:
         """(stack key, context key's prefix and suffix) as the storage names them, or empty
@@ -103,6 +144,7 @@ class SharedMemberLock(BaseEventIsolation):
             keys = [name, stack_key or name]
             args = [token, int(LOCK_SECONDS * 1000), prefix, suffix]
             taken = await self._take(keys, args)
+            self._hold(name, token)
             if stack_key:
                 read = {stack_key: taken[1] if len(taken) > 1 else None}
                 if len(taken) > 2:
@@ -113,14 +155,22 @@ class SharedMemberLock(BaseEventIsolation):
             try:
                 yield
             finally:
+                self.held.pop(name, None)
                 kept = self.storage.end_turn() if stack_key else {}
                 released = await self.release(
                     keys=[name, *kept], args=[token, *(v or "" for v in kept.values())]
                 )
                 if not released:
-                    # It lapsed during a long update: another instance may have it by now.
-                    log.warning("member lock %s lapsed before the update ended", key.user_id)
+                    # Lost (not renewed in time): another instance may have it and newer
+                    # state by now, so this update's dialog writes were dropped.
+                    log.warning(
+                        "member lock %s was lost before the update ended: its dialog writes "
+                        "were dropped",
+                        key.user_id,
+                    )
 
     async def close(self) -> None:
+        if self.renewer is not None:
+            self.renewer.cancel()
         await self.local.close()
         await self.redis.aclose(close_connection_pool=True)

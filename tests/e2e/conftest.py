@@ -126,8 +126,9 @@ async def e2e(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[E
         if failed is not None and failed.failed:
             for bot in harness.bots:
                 print(f"--- {bot.log_path.name} ---\n{bot.log_tail()}")
-    # Every call the bot made was valid for the Bot API (checked after the bot stopped).
-    assert emulator.violations == [], emulator.violations
+    # Every call the bot made was valid for the Bot API, not deprecated, and to a method the
+    # emulator models (checked after the bot stopped).
+    emulator.assert_no_violations()
     assert emulator.internal_errors == [], emulator.internal_errors
 
 

@@ -1,11 +1,14 @@
 """A flood of taps beside forged and stale buttons: every callback query gets exactly one
-answer, within a second, whatever path handles it (throttled, stale, forged, refused, dialog)."""
+answer, whatever path handles it (throttled, stale, forged, refused, dialog), and no answer
+waits for the work a tap starts.
+
+Nothing here is timed: "no answer waits for the work" is shown by keeping the work from
+finishing (the emulator holds every call to the flooder's chat) until every tap is answered."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -14,17 +17,15 @@ from playground import BotAPIEmulator, Click, SimUser, TranscriptEntry
 from tests.e2e.conftest import E2E, wait_button
 from tests.support import survey_now
 
-ANSWER_WITHIN = 1.0
-
 
 class Taps:
-    """Raw callback queries, fired without waiting, each timed until the bot answers it."""
+    """Raw callback queries, fired without waiting, each noted when the bot answers it."""
 
     def __init__(self, emu: BotAPIEmulator, prefix: str = "flood") -> None:
         self.emu = emu
         self.prefix = prefix
-        self.sent: dict[str, float] = {}
-        self.answered: dict[str, float] = {}
+        self.sent: list[str] = []
+        self.answered: set[str] = set()
         self.ids = itertools.count(1)
 
     def tap(self, user: SimUser, entry: TranscriptEntry, data: str) -> None:
@@ -40,11 +41,9 @@ class Taps:
             seq=emu.seq,
             future=asyncio.get_running_loop().create_future(),
         )
-        click.future.add_done_callback(
-            lambda _: self.answered.setdefault(query_id, time.monotonic())
-        )
+        click.future.add_done_callback(lambda _: self.answered.add(query_id))
         emu._clicks[query_id] = click
-        self.sent[query_id] = time.monotonic()
+        self.sent.append(query_id)
         emu._enqueue(
             "callback_query",
             {
@@ -55,13 +54,6 @@ class Taps:
                 "data": data,
             },
         )
-
-    def late(self) -> dict[str, float]:
-        return {
-            q: self.answered.get(q, float("inf")) - t
-            for q, t in self.sent.items()
-            if self.answered.get(q, float("inf")) - t > ANSWER_WITHIN
-        }
 
 
 def _data(entry: TranscriptEntry) -> list[str]:
@@ -112,7 +104,9 @@ async def test_flood_forged_and_stale_taps_are_each_answered_once(e2e: E2E) -> N
     await emu.wait_for(lambda: len(warm.answered) == 2, timeout=15, what="the warm-up taps")
     await wait_button(stale, "📝")
     menus_before = sum(e.direction == "bot" for e in stale.transcript())
-    started = time.monotonic()
+    # The flooder's screen cannot change until every tap is answered: an answer that waited for
+    # the work of a tap (the member's lock, a dialog's rendering) would never come.
+    work = emu.hold(chat_id=flooder.id)
     for i in range(200):
         taps.tap(flooder, question[flooder.id], flood_buttons[i % 3])
         if i % 13 == 0:  # 16 forged and 15 stale taps beside the 200: 231 in all
@@ -120,21 +114,23 @@ async def test_flood_forged_and_stale_taps_are_each_answered_once(e2e: E2E) -> N
         if i % 13 == 6:
             taps.tap(stale, question[stale.id], stale_buttons[i % len(stale_buttons)])
         if i % 40 == 39:
-            await asyncio.sleep(0.1)  # 200 taps in about half a second
-    assert time.monotonic() - started < 1.0
+            # Five batches of 40, each taken by the bot before the next (not one getUpdates).
+            await emu.wait_for(lambda: emu.long_polling, timeout=15, what="the bot to poll")
     total = len(taps.sent)
     assert total == 231
 
     await emu.wait_for(
-        lambda: len(taps.answered) == total, timeout=30, what="an answer to every tap"
+        lambda: len(taps.answered) == total, timeout=60, what="an answer to every tap"
     )
+    assert work.held >= 1, "no tap got through to the flooder's screen"
+    work.release()
     answers = Counter(
         call.params.get("callback_query_id") for call in emu.calls_to("answerCallbackQuery")
     )
     flood_answers = {q: n for q, n in answers.items() if str(q).startswith("flood")}
     assert len(flood_answers) == total and set(flood_answers.values()) == {1}, flood_answers
-    assert taps.late() == {}, f"answered after more than {ANSWER_WITHIN}s: {taps.late()}"
-    # Flooding was refused politely, and the bot still works for everyone afterwards.
+    # It was a flood whatever the machine's speed (each batch brings 40 taps at once, the bucket
+    # holds 8): refused politely; and the bot still works for everyone afterwards.
     texts = [c.answer.text for c in emu._clicks.values() if c.user_id == flooder.id and c.answer]
     assert any(t and "Doucement" in t for t in texts)
     # Hammering an old button brings one fresh menu, not one per tap.
