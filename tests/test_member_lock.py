@@ -97,22 +97,38 @@ async def test_a_slow_update_keeps_its_lock(monkeypatch: pytest.MonkeyPatch) -> 
     # The lock lapsed after LOCK_SECONDS whatever the update was doing: another instance then
     # ran the member's next update beside it.
     await reachable()
-    monkeypatch.setattr(member_lock, "LOCK_SECONDS", 0.3)
+    monkeypatch.setattr(member_lock, "LOCK_SECONDS", 1.5)  # renewed every 0.5 s
     lock = SharedMemberLock(redis_client(REDIS_URL))
     other = SharedMemberLock(redis_client(REDIS_URL))  # another instance
+    renewed = asyncio.Event()
+    renewals = 0
+    renew = lock.renew
+
+    async def counting_renew(*args: Any, **kwargs: Any) -> Any:
+        nonlocal renewals
+        result = await renew(*args, **kwargs)
+        renewals += 1
+        if renewals >= 5:  # about 2.5 s: well past the lock's own lifetime
+            renewed.set()
+        return result
+
+    lock.renew = counting_renew  # type: ignore[method-assign]
     entered = asyncio.Event()
     try:
 
         async def slow_update() -> None:
             async with lock.lock(key(4)):
                 entered.set()
-                await asyncio.sleep(1.2)  # four lock lifetimes: the handler's own work
+                # The handler's own work lasts until the lock has outlived its lifetime.
+                async with asyncio.timeout(60):
+                    await renewed.wait()
 
         slow = asyncio.create_task(slow_update())
         await entered.wait()
         overtaken = asyncio.create_task(other.lock(key(4)).__aenter__())
         done, _ = await asyncio.wait({slow, overtaken}, return_when=asyncio.FIRST_COMPLETED)
         assert done == {slow}, "the other instance took the lock of a running update"
+        await slow
         await overtaken  # and gets it once the slow update is over
     finally:
         await lock.close()
