@@ -62,6 +62,18 @@ class FileChecks:
 Preparation = Callable[["AppContext", "AppServices"], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class PhaseRun:
+    """One transition of one phase being performed, within its transaction: what each step
+    of a kind (opening, reminder, digest, closing) works with."""
+
+    session: AsyncSession
+    app: AppContext
+    services: AppServices
+    phase: Phase
+    now: datetime
+
+
 class PhaseType:
     """What a phase of one kind is and does; the base does nothing a kind may leave out."""
 
@@ -101,64 +113,27 @@ class PhaseType:
         seconds: no write lock may be held meanwhile); None when there is none."""
         return None
 
-    async def opened(
-        self,
-        session: AsyncSession,
-        app: AppContext,
-        services: AppServices,
-        phase: Phase,
-        now: datetime,
-    ) -> str:
+    async def opened(self, run: PhaseRun) -> str:
         """What the opening does, within its transaction; the outcome recorded. By default,
         the opening is announced to the members holding one of the roles `announced_to`."""
         from bot.consultation import Role
         from bot.phases import transitions
 
         roles = [Role(role) for role in self.announced_to]
-        return await transitions.announce_phase(session, app, services, phase, now, roles)
+        return await transitions.announce_phase(run, roles)
 
-    async def opened_late(
-        self,
-        session: AsyncSession,
-        app: AppContext,
-        services: AppServices,
-        phase: Phase,
-        now: datetime,
-    ) -> str | None:
+    async def opened_late(self, run: PhaseRun) -> str | None:
         """The opening, caught up after the whole phase passed while the bot was down; None to
         skip it (an announcement for a phase already over would mislead)."""
         return None
 
-    async def reminded(
-        self,
-        session: AsyncSession,
-        app: AppContext,
-        services: AppServices,
-        phase: Phase,
-        now: datetime,
-        before_end: int,
-    ) -> str:
+    async def reminded(self, run: PhaseRun, before_end: int) -> str:
         raise NotImplementedError(f"a {self.kind} phase has no reminders")
 
-    async def digested(
-        self,
-        session: AsyncSession,
-        app: AppContext,
-        services: AppServices,
-        phase: Phase,
-        event: Transition,
-        now: datetime,
-    ) -> str:
+    async def digested(self, run: PhaseRun, event: Transition) -> str:
         raise NotImplementedError(f"a {self.kind} phase has no digests")
 
-    async def closed(
-        self,
-        session: AsyncSession,
-        app: AppContext,
-        services: AppServices,
-        phase: Phase,
-        now: datetime,
-    ) -> str:
+    async def closed(self, run: PhaseRun) -> str:
         return "closed"
 
     # ---------------------------------------------------------------- the main menu
@@ -180,18 +155,10 @@ class SurveyPhase(PhaseType):
         if not consultation.questions:
             yield ("questions",), "a survey phase needs at least one question"
 
-    async def reminded(
-        self,
-        session: AsyncSession,
-        app: AppContext,
-        services: AppServices,
-        phase: Phase,
-        now: datetime,
-        before_end: int,
-    ) -> str:
+    async def reminded(self, run: PhaseRun, before_end: int) -> str:
         from bot.phases import transitions
 
-        return await transitions.remind(session, app, services, phase, now, before_end)
+        return await transitions.remind(run, before_end)
 
     async def menu_flags(
         self, app: AppContext, services: UpdateServices, member: MemberRecord | None, now: datetime
@@ -222,30 +189,16 @@ class ResultsPhase(PhaseType):
 
         return transitions.render_results_charts
 
-    async def opened(
-        self,
-        session: AsyncSession,
-        app: AppContext,
-        services: AppServices,
-        phase: Phase,
-        now: datetime,
-    ) -> str:
+    async def opened(self, run: PhaseRun) -> str:
         from bot.phases import transitions
 
-        return await transitions.broadcast_results(session, app, services, phase, now)
+        return await transitions.broadcast_results(run)
 
-    async def opened_late(
-        self,
-        session: AsyncSession,
-        app: AppContext,
-        services: AppServices,
-        phase: Phase,
-        now: datetime,
-    ) -> str | None:
+    async def opened_late(self, run: PhaseRun) -> str | None:
         # The results are still due, with a note saying why they come late.
         from bot.phases import transitions
 
-        return await transitions.broadcast_results(session, app, services, phase, now, late=True)
+        return await transitions.broadcast_results(run, late=True)
 
     async def menu_flags(
         self, app: AppContext, services: UpdateServices, member: MemberRecord | None, now: datetime
@@ -293,18 +246,10 @@ class IdeasPhase(PhaseType):
         digest = (phase.digest or self.default_digest) * ratio
         return {"digest": max(digest, self.min_rehearsal_digest)}
 
-    async def digested(
-        self,
-        session: AsyncSession,
-        app: AppContext,
-        services: AppServices,
-        phase: Phase,
-        event: Transition,
-        now: datetime,
-    ) -> str:
+    async def digested(self, run: PhaseRun, event: Transition) -> str:
         from bot.phases import transitions
 
-        return await transitions.send_digest(session, app, services, phase, event, now)
+        return await transitions.send_digest(run, event)
 
     async def menu_flags(
         self, app: AppContext, services: UpdateServices, member: MemberRecord | None, now: datetime

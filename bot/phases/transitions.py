@@ -14,7 +14,7 @@ from bot.context import AppContext
 from bot.i18n import Translator
 from bot.ideas.service import idea_link
 from bot.organisers.alerts import AdminAlerts
-from bot.phases.kinds import Preparation, phase_type
+from bot.phases.kinds import PhaseRun, Preparation, phase_type
 from bot.phases.timeline import Edge, Transition
 from bot.results.charts import chunks
 from bot.results.tally import (
@@ -134,11 +134,12 @@ async def perform(
 ) -> str:
     phase = next(p for p in app.consultation.phases if p.id == event.phase_id)
     kind = phase_type(phase.kind)
+    run = PhaseRun(session, app, services, phase, now)
     open_now = phase.starts <= now <= phase.ends
     if event.edge == Edge.CLOSE:
-        return await kind.closed(session, app, services, phase, now)
+        return await kind.closed(run)
     if event.edge == Edge.DIGEST:
-        return await kind.digested(session, app, services, phase, event, now)
+        return await kind.digested(run, event)
     if event.edge == Edge.REMIND and any(
         e.edge == Edge.REMIND and e.phase_id == phase.id and e.at > event.at
         for e in app.timeline.due(now)
@@ -147,25 +148,19 @@ async def perform(
         return "merged into a later reminder"
     if event.edge == Edge.OPEN and now > phase.ends:
         # The whole phase passed while the bot was down: its kind says whether it is still due.
-        late = await kind.opened_late(session, app, services, phase, now)
+        late = await kind.opened_late(run)
         if late is not None:
             return late
     if not open_now:
         # Caught up after downtime: an announcement for a phase already over would mislead.
         return "skipped: phase over"
     if event.edge == Edge.REMIND:
-        return await kind.reminded(session, app, services, phase, now, event.detail)
-    return await kind.opened(session, app, services, phase, now)
+        return await kind.reminded(run, event.detail)
+    return await kind.opened(run)
 
 
-async def announce_phase(
-    session: AsyncSession,
-    app: AppContext,
-    services: AppServices,
-    phase: Phase,
-    now: datetime,
-    roles: list[Role],
-) -> str:
+async def announce_phase(run: PhaseRun, roles: list[Role]) -> str:
+    session, app, services, phase, now = run.session, run.app, run.services, run.phase, run.now
     c = app.consultation
     translator = services.translator
     people = await recipients(session, roles, c.source_language)
@@ -199,14 +194,8 @@ def phase_announcement(app: AppContext, translator: Translator, phase: Phase, la
     return "\n\n".join(lines)
 
 
-async def remind(
-    session: AsyncSession,
-    app: AppContext,
-    services: AppServices,
-    phase: Phase,
-    now: datetime,
-    before_end: int,
-) -> str:
+async def remind(run: PhaseRun, before_end: int) -> str:
+    session, app, services, phase, now = run.session, run.app, run.services, run.phase, run.now
     c = app.consultation
     people = await recipients(session, [Role.AMBASSADOR], c.source_language)
     languages = dict(people)
@@ -235,14 +224,8 @@ async def remind(
     return f"reminded {len(items)}"
 
 
-async def broadcast_results(
-    session: AsyncSession,
-    app: AppContext,
-    services: AppServices,
-    phase: Phase,
-    now: datetime,
-    late: bool = False,
-) -> str:
+async def broadcast_results(run: PhaseRun, late: bool = False) -> str:
+    session, app, services, phase, now = run.session, run.app, run.services, run.phase, run.now
     c = app.consultation
     results = await compute(session, c)
     people = await recipients(session, phase.audience, c.source_language)
@@ -317,15 +300,9 @@ async def results_deliveries(
     return items
 
 
-async def send_digest(
-    session: AsyncSession,
-    app: AppContext,
-    services: AppServices,
-    phase: Phase,
-    event: Transition,
-    now: datetime,
-) -> str:
+async def send_digest(run: PhaseRun, event: Transition) -> str:
     """Officials' digest of ideas approved since the last digest; nothing when nothing is new."""
+    session, app, services, phase, now = run.session, run.app, run.services, run.phase, run.now
     later = [
         e
         for e in app.timeline.due(now)
