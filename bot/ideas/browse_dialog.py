@@ -3,7 +3,6 @@ comments; support, comment, reply, report."""
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -12,7 +11,7 @@ from aiogram.enums import ContentType
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window
 from aiogram_dialog.widgets.input import MessageInput
-from aiogram_dialog.widgets.kbd import Button, Column, Group, Row, Select, Start, SwitchTo
+from aiogram_dialog.widgets.kbd import Button, Column, Group, Row, Start, SwitchTo
 from aiogram_dialog.widgets.text import Format
 
 from bot.consultation import PhaseKind
@@ -33,7 +32,7 @@ from bot.text_budget import clip_html, fit, pages
 from bot.ui.deps import lang_of, member_of, services_of, translator_of
 from bot.ui.dialog_data import DialogRecord, Entry, StartRecord
 from bot.ui.states import Ideas, MainMenu, MyIdeas, SubmitIdea
-from bot.ui.widgets import Choices, T, tell
+from bot.ui.widgets import Choices, T, TextInput, tell
 from storage.models import Comment, Idea
 from storage.repositories.members import MemberRecord
 
@@ -548,8 +547,7 @@ def ideas_dialog() -> Dialog:
         Window(
             T("💬 Écrivez votre commentaire ({max} caractères au plus).", when="new"),
             T("↩️ Écrivez votre réponse à {name} ({max} caractères au plus).", when="reply"),
-            MessageInput(on_comment_text, content_types=[ContentType.TEXT]),
-            MessageInput(on_not_text, content_types=[ContentType.ANY]),
+            *TextInput(on_comment_text, on_not_text),
             SwitchTo(T("Annuler"), id="cancel", state=Ideas.idea),
             state=Ideas.comment,
             getter=comment_getter,
@@ -557,13 +555,7 @@ def ideas_dialog() -> Dialog:
         Window(
             T("À quel commentaire répondez-vous ?"),
             Group(
-                Select(
-                    Format("↩️ {item[1]}"),
-                    id="rt",
-                    item_id_getter=operator.itemgetter(0),
-                    items="targets",
-                    on_click=on_reply_target,
-                ),
+                Choices("rt", "targets", on_reply_target, label="↩️ {item[1]}"),
                 width=2,
             ),
             SwitchTo(T("Annuler"), id="cancel", state=Ideas.idea),
@@ -574,13 +566,7 @@ def ideas_dialog() -> Dialog:
             T("Que voulez-vous signaler aux modérateurs ?"),
             Button(T("⚠️ L’idée elle-même"), id="ri", on_click=on_report_idea),
             Group(
-                Select(
-                    Format("💬 {item[1]}"),
-                    id="rc",
-                    item_id_getter=operator.itemgetter(0),
-                    items="all_targets",
-                    on_click=on_report_comment,
-                ),
+                Choices("rc", "all_targets", on_report_comment, label="💬 {item[1]}"),
                 width=2,
             ),
             SwitchTo(T("Annuler"), id="cancel", state=Ideas.idea),

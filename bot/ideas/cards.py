@@ -241,29 +241,18 @@ def reasons_keyboard(translator: Translator, idea_id: int, lang: str) -> InlineK
 
 
 def hide_keyboard(translator: Translator, comment_id: int, lang: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(
-                    text=translator.gettext("🙈 Masquer", locale=lang),
-                    callback_data=CommentAction(action="hide", comment=comment_id).pack(),
-                )
-            ]
-        ]
-    )
+    hide = CommentAction(action="hide", comment=comment_id)
+    return _one_button(translator.gettext("🙈 Masquer", locale=lang), hide.pack())
 
 
 def hide_idea_keyboard(translator: Translator, idea_id: int, lang: str) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[
-            [
-                InlineKeyboardButton(
-                    text=translator.gettext("🙈 Retirer l’idée", locale=lang),
-                    callback_data=IdeaAction(action="hide", idea=idea_id).pack(),
-                )
-            ]
-        ]
-    )
+    hide = IdeaAction(action="hide", idea=idea_id)
+    return _one_button(translator.gettext("🙈 Retirer l’idée", locale=lang), hide.pack())
+
+
+def _one_button(text: str, callback_data: str) -> InlineKeyboardMarkup:
+    button = InlineKeyboardButton(text=text, callback_data=callback_data)
+    return InlineKeyboardMarkup(inline_keyboard=[[button]])
 
 
 def erased_line(translator: Translator, lang: str) -> str:

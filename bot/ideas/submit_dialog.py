@@ -28,7 +28,7 @@ from bot.text_budget import clip_html
 from bot.ui.deps import member_of, services_of, translator_of
 from bot.ui.dialog_data import DialogRecord, Entry, StartRecord
 from bot.ui.states import SubmitIdea
-from bot.ui.widgets import Choices, T, tell
+from bot.ui.widgets import Choices, T, TextInput, tell
 from storage.repositories.members import MemberRecord
 
 
@@ -212,15 +212,13 @@ def submit_idea_dialog() -> Dialog:
         ),
         Window(
             T("Donnez un titre court à votre idée (100 caractères au plus)."),
-            MessageInput(on_title, content_types=[ContentType.TEXT]),
-            MessageInput(on_not_text, content_types=[ContentType.ANY]),
+            *TextInput(on_title, on_not_text),
             Cancel(T("Annuler")),
             state=SubmitIdea.title,
         ),
         Window(
             T("Décrivez maintenant votre idée (2 000 caractères au plus)."),
-            MessageInput(on_text, content_types=[ContentType.TEXT]),
-            MessageInput(on_not_text, content_types=[ContentType.ANY]),
+            *TextInput(on_text, on_not_text),
             Cancel(T("Annuler")),
             state=SubmitIdea.text,
         ),

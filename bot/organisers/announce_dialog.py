@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiogram.enums import ContentType
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, ShowMode, Window
 from aiogram_dialog.widgets.input import MessageInput
@@ -17,7 +16,7 @@ from bot.organisers.announce import AUDIENCES, announce, audience_size
 from bot.ui.deps import app_of, doorbell_of, session_of, translator_of
 from bot.ui.dialog_data import DialogRecord, Entry
 from bot.ui.states import Announce
-from bot.ui.widgets import Choices, T
+from bot.ui.widgets import Choices, T, TextInput
 
 AUDIENCE_NAMES = {
     "amb": N_("Ambassadeurs"),
@@ -113,8 +112,7 @@ def announce_dialog() -> Dialog:
         ),
         Window(
             T("Envoyez maintenant le texte de l’annonce (la mise en forme est conservée)."),
-            MessageInput(on_text, content_types=[ContentType.TEXT]),
-            MessageInput(on_not_text, content_types=[ContentType.ANY]),
+            *TextInput(on_text, on_not_text),
             Cancel(T("Annuler")),
             state=Announce.text,
         ),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -66,26 +67,20 @@ class PhaseEngine:
                     misfire_grace_time=None,
                     coalesce=True,
                 )
-        self.scheduler.add_job(
-            self.flush_notifications,
-            IntervalTrigger(seconds=NOTIFICATION_TICK.total_seconds()),
-            id="notifications:flush",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
-        )
-        self.scheduler.add_job(
+        self._every(self.flush_notifications, NOTIFICATION_TICK, "notifications:flush")
+        self._every(
             self.card_comments,
-            IntervalTrigger(seconds=min(30.0, self.app.settings.comment_cards_every)),
-            id="comments:cards",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
+            timedelta(seconds=min(30.0, self.app.settings.comment_cards_every)),
+            "comments:cards",
         )
+        self._every(self.catch_up, SAFETY_NET, "transition:safety-net")
+
+    def _every(self, job: Callable[[], Awaitable[object]], period: timedelta, name: str) -> None:
+        """A recurring job: never two runs at once, missed runs merged into one."""
         self.scheduler.add_job(
-            self.catch_up,
-            IntervalTrigger(seconds=SAFETY_NET.total_seconds()),
-            id="transition:safety-net",
+            job,
+            IntervalTrigger(seconds=period.total_seconds()),
+            id=name,
             replace_existing=True,
             coalesce=True,
             max_instances=1,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from html import escape
 
@@ -160,24 +161,42 @@ async def perform(
 
 
 async def announce_phase(run: PhaseRun, roles: list[Role]) -> str:
-    session, app, services, phase, now = run.session, run.app, run.services, run.phase, run.now
-    c = app.consultation
-    translator = services.translator
-    people = await recipients(session, roles, c.source_language)
+    c, phase = run.app.consultation, run.phase
+    people = await recipients(run.session, roles, c.source_language)
+    n = await _tell_each(
+        run,
+        people,
+        "open",
+        "announce",
+        lambda lang: phase_announcement(run.app, run.services.translator, phase, lang),
+    )
+    return f"announced to {n}"
+
+
+async def _tell_each(
+    run: PhaseRun,
+    people: list[tuple[int, str]],
+    step: str,
+    topic: str,
+    text_for: Callable[[str], str],
+) -> int:
+    """One message per member, in the member's language (the interface strings too, not only
+    the phase's texts), queued once whatever the retries: the dedupe key names the step."""
+    c, phase, translator = run.app.consultation, run.phase, run.services.translator
     items = []
     for member_id, lang in people:
-        with translator.use(lang):  # the interface strings too, not only the phase's texts
-            text = phase_announcement(app, translator, phase, lang)
+        with translator.use(lang):
+            text = text_for(lang)
         items.append(
             NewDelivery(
-                dedupe_key=f"{c.id}:{phase.id}:open:{member_id}",
-                topic=f"announce:{phase.id}",
+                dedupe_key=f"{c.id}:{phase.id}:{step}:{member_id}",
+                topic=f"{topic}:{phase.id}",
                 chat_id=member_id,
                 text=text,
             )
         )
-    await OutboxRepository(session).enqueue(items, now)
-    return f"announced to {len(items)}"
+    await OutboxRepository(run.session).enqueue(items, run.now)
+    return len(items)
 
 
 def phase_announcement(app: AppContext, translator: Translator, phase: Phase, lang: str) -> str:
@@ -195,33 +214,19 @@ def phase_announcement(app: AppContext, translator: Translator, phase: Phase, la
 
 
 async def remind(run: PhaseRun, before_end: int) -> str:
-    session, app, services, phase, now = run.session, run.app, run.services, run.phase, run.now
-    c = app.consultation
-    people = await recipients(session, [Role.AMBASSADOR], c.source_language)
-    languages = dict(people)
-    pending = await members_without_submission(session, c.id, [m for m, _ in people])
-    translator = services.translator
-    _ = translator.gettext
-    items = []
-    for member_id in pending:
-        lang = languages[member_id]
-        with translator.use(lang):
-            text = _(
-                "⏰ Le sondage « {title} » se termine le {end}. Vous n’avez pas encore envoyé "
-                "vos réponses : touchez /start pour continuer."
-            ).format(
-                title=escape(c.text(phase.title, lang)), end=when(phase.ends, c, lang, time=True)
-            )
-        items.append(
-            NewDelivery(
-                dedupe_key=f"{c.id}:{phase.id}:remind:{before_end}:{member_id}",
-                topic=f"remind:{phase.id}",
-                chat_id=member_id,
-                text=text,
-            )
-        )
-    await OutboxRepository(session).enqueue(items, now)
-    return f"reminded {len(items)}"
+    c, phase, _ = run.app.consultation, run.phase, run.services.translator.gettext
+    people = await recipients(run.session, [Role.AMBASSADOR], c.source_language)
+    pending = set(await members_without_submission(run.session, c.id, [m for m, _lang in people]))
+
+    def text_for(lang: str) -> str:
+        return _(
+            "⏰ Le sondage « {title} » se termine le {end}. Vous n’avez pas encore envoyé "
+            "vos réponses : touchez /start pour continuer."
+        ).format(title=escape(c.text(phase.title, lang)), end=when(phase.ends, c, lang, time=True))
+
+    waiting = [(member_id, lang) for member_id, lang in people if member_id in pending]
+    n = await _tell_each(run, waiting, f"remind:{before_end}", "remind", text_for)
+    return f"reminded {n}"
 
 
 async def broadcast_results(run: PhaseRun, late: bool = False) -> str:

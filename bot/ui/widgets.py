@@ -5,9 +5,11 @@ from __future__ import annotations
 import operator
 from typing import Any
 
+from aiogram.enums import ContentType
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog.api.protocols import DialogManager
 from aiogram_dialog.widgets.common import WhenCondition
+from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Select
 from aiogram_dialog.widgets.text import Format, Text
 
@@ -34,12 +36,21 @@ async def tell(event: CallbackQuery | Message, text: str) -> None:
         await event.answer(text)
 
 
-def Choices(widget_id: str, items: str, on_click: Any) -> Select[str]:
+def Choices(widget_id: str, items: str, on_click: Any, label: str = "{item[1]}") -> Select[str]:
     """Buttons from a getter's list of (id, label) pairs: the pattern every list here uses."""
     return Select(
-        Format("{item[1]}"),
+        Format(label),
         id=widget_id,
         item_id_getter=operator.itemgetter(0),
         items=items,
         on_click=on_click,
+    )
+
+
+def TextInput(on_text: Any, on_other: Any) -> tuple[MessageInput, MessageInput]:
+    """A window's message inputs: a text goes to `on_text`; anything else (a photo, a
+    sticker…) to `on_other`, which says politely that a text is expected."""
+    return (
+        MessageInput(on_text, content_types=[ContentType.TEXT]),
+        MessageInput(on_other, content_types=[ContentType.ANY]),
     )

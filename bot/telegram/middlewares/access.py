@@ -6,7 +6,6 @@ buttons). Commands that check their own audience (/pending, /status, /audit...) 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -15,6 +14,7 @@ from aiogram.types import CallbackQuery, Message, TelegramObject
 from bot.i18n import Translator
 from bot.members.invitations import PAYLOAD_PREFIX
 from bot.services import UpdateServices
+from bot.telegram.middlewares import Handler
 
 OPEN_COMMANDS = ("/help", "/mydata", "/forget", "/pending", "/status", "/audit", "/announce")
 # Callback data prefixes of the /forget confirmation (bot.members.privacy_handlers.ForgetChoice).
@@ -41,12 +41,7 @@ class AccessMiddleware(BaseMiddleware):
     def __init__(self, translator: Translator) -> None:
         self.translator = translator
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         chat = data.get("event_chat")
         if chat is not None and chat.type != "private":
             return await handler(event, data)  # the moderation group has rules of its own

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiogram import BaseMiddleware
@@ -26,6 +25,7 @@ from aiogram.methods import AnswerCallbackQuery, Response
 from aiogram.types import TelegramObject, Update
 
 from bot.i18n import pick_language
+from bot.telegram.middlewares import Handler
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -95,12 +95,7 @@ class AnswerEveryCallback(BaseMiddleware):
         self.answers = answers
         self.deadline = deadline
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         query = event.callback_query if isinstance(event, Update) else None
         if query is None:
             return await handler(event, data)

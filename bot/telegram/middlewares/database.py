@@ -3,7 +3,6 @@ as `services` (each made when first used)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -11,6 +10,7 @@ from aiogram.types import TelegramObject
 
 from bot.context import AppContext
 from bot.services import AppServices, UpdateServices
+from bot.telegram.middlewares import Handler
 
 
 class DbSessionMiddleware(BaseMiddleware):
@@ -19,12 +19,7 @@ class DbSessionMiddleware(BaseMiddleware):
         self.services = services
         self.sessionmaker = services.sessionmaker
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         async with self.sessionmaker() as session:
             data["session"] = session
             data["services"] = UpdateServices(session, self.app, self.services)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -13,6 +12,7 @@ from bot.consultation import Role
 from bot.context import AppContext
 from bot.i18n import Translator, pick_language
 from bot.members.invitations import PAYLOAD_PREFIX
+from bot.telegram.middlewares import Handler
 from storage.repositories.members import MemberRepository
 
 # Asking what we hold, or for help, must not make us hold something.
@@ -40,12 +40,7 @@ class MemberMiddleware(BaseMiddleware):
         self.app = app
         self.translator = translator
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         app = self.app
         user: User | None = data.get("event_from_user")
         chat: Chat | None = data.get("event_chat")

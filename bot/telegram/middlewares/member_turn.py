@@ -9,21 +9,17 @@ the read is pure cost: a Redis round trip per tap on PostgreSQL + Redis.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from aiogram import Bot
 from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.types import TelegramObject
 
+from bot.telegram.middlewares import Handler
+
 
 class MemberTurn(FSMContextMiddleware):
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         context = self.resolve_event_context(cast(Bot, data["bot"]), data)
         data["fsm_storage"] = self.storage
         if context is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -11,6 +11,7 @@ from aiogram.types import TelegramObject, Update, User
 
 from bot.context import AppContext
 from bot.i18n import Translator, pick_language
+from bot.telegram.middlewares import Handler
 
 
 class ThrottlingMiddleware(BaseMiddleware):
@@ -42,12 +43,7 @@ class ThrottlingMiddleware(BaseMiddleware):
             self.buckets = {k: v for k, v in self.buckets.items() if now - v[1] < 60}
         return False, not warned
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         # The outermost of ours: a flooded update costs no database work at all.
         query = event.callback_query if isinstance(event, Update) else None
         message = event.message if isinstance(event, Update) else None

@@ -9,22 +9,18 @@ slot is taken after the member's lock, so waiting costs nothing but a small task
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject
+
+from bot.telegram.middlewares import Handler
 
 
 class WorkSlots(BaseMiddleware):
     def __init__(self, slots: int) -> None:
         self.slots = asyncio.Semaphore(slots)
 
-    async def __call__(
-        self,
-        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
-        event: TelegramObject,
-        data: dict[str, Any],
-    ) -> Any:
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         async with self.slots:
             return await handler(event, data)
