@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.consultation import Consultation
-from bot.context import AppContext, Clock, system_clock
+from bot.context import AppContext, Clock, clock_for
 from bot.delivery.instances import Instance, instance_name
 from bot.delivery.outbox import Outbox
 from bot.delivery.ratelimit import SendLimits
@@ -191,8 +191,9 @@ class Application:
 
 
 def build(
-    settings: Settings, consultation: Consultation, clock: Clock = system_clock
+    settings: Settings, consultation: Consultation, clock: Clock | None = None
 ) -> Application:
+    clock = clock or clock_for(settings)
     engine = make_engine(settings.database_url)
     app = AppContext(settings=settings, consultation=consultation, clock=clock)
     services = AppServices.create(make_sessionmaker(engine))

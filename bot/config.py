@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     update_concurrency: int = Field(default=32, ge=1)
     updates_in_flight: int = Field(default=1000, ge=1)
     log_level: str = "INFO"
+    # For tests and demonstrations only: the bot's "now" is the wall clock moved by the number
+    # of seconds written in this file, re-read on SIGUSR1 (phases then catch up at once).
+    clock_file: Path | None = None
     # Per-member quotas (0 = no limit); organisers are not limited.
     quota_ideas_per_day: int = Field(default=5, ge=0)
     quota_comments_per_hour: int = Field(default=20, ge=0)

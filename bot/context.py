@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from bot.config import Settings
 from bot.consultation import Consultation
@@ -19,6 +20,28 @@ Clock = Callable[[], datetime]
 
 def system_clock() -> datetime:
     return datetime.now(UTC)
+
+
+class FileClock:
+    """The wall clock moved by an offset in seconds read from a file (CLOCK_FILE): a test
+    moves a running bot through its phases without waiting for them. Re-read on `reload`
+    (the phase engine calls it on SIGUSR1), never per call: a tap costs no file read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = timedelta(0)
+        self.reload()
+
+    def reload(self) -> None:
+        text = self.path.read_text().strip() if self.path.exists() else ""
+        self.offset = timedelta(seconds=float(text or 0))
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def clock_for(settings: Settings) -> Clock:
+    return FileClock(settings.clock_file) if settings.clock_file else system_clock
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -212,3 +213,15 @@ def test_a_survey_needs_questions_and_one_phase_per_kind() -> None:
         PhaseKind.RESULTS,
         PhaseKind.IDEAS,
     ]
+
+
+def test_file_clock_moves_only_when_reloaded(tmp_path: Path) -> None:
+    from bot.context import FileClock
+
+    path = tmp_path / "clock"
+    clock = FileClock(path)  # no file yet: the wall clock
+    assert abs((clock() - datetime.now(UTC)).total_seconds()) < 60
+    path.write_text("86400")
+    assert abs((clock() - datetime.now(UTC)).total_seconds()) < 60  # not re-read per call
+    clock.reload()
+    assert abs((clock() - datetime.now(UTC)).total_seconds() - 86400) < 60

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Awaitable, Callable
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.context import AppContext
+from bot.context import AppContext, FileClock
 from bot.phases.transitions import run_due
 from bot.services import AppServices, UpdateServices
 
@@ -28,6 +29,7 @@ class PhaseEngine:
         self.services = services
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.lock = asyncio.Lock()
+        self._moved: asyncio.Future[list[str]] | None = None
 
     async def catch_up(self) -> list[str]:
         async with self.lock:
@@ -57,11 +59,13 @@ class PhaseEngine:
     def plan(self) -> None:
         """One job per future event, with a stable id: a restart or a new date re-plans it."""
         now = self.app.clock()
+        # APScheduler fires on the wall clock; the bot's clock may be moved (FileClock).
+        shift = now - datetime.now(UTC)
         for event in self.app.timeline.events():
             if event.at > now:
                 self.scheduler.add_job(
                     self.catch_up,
-                    DateTrigger(run_date=event.at),
+                    DateTrigger(run_date=event.at - shift),
                     id=f"transition:{event.key}",
                     replace_existing=True,
                     misfire_grace_time=None,
@@ -90,6 +94,19 @@ class PhaseEngine:
         await self.catch_up()
         self.plan()
         self.scheduler.start()
+        if isinstance(self.app.clock, FileClock):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, self._clock_moved)
+
+    def _clock_moved(self) -> None:
+        """The clock file changed: what fell due runs now, the rest is planned again."""
+        assert isinstance(self.app.clock, FileClock)
+        self.app.clock.reload()
+        log.info("clock moved: now %s", self.app.clock().isoformat(timespec="seconds"))
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("transition:") and job.id != "transition:safety-net":
+                job.remove()
+        self.plan()
+        self._moved = asyncio.ensure_future(self.catch_up())
 
     def shutdown(self) -> None:
         if self.scheduler.running:

@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,12 +103,22 @@ class E2E:
                 "ADMIN_IDS": str(ADMIN_ID),
                 "THROTTLE_BURST": "1000",
                 "BROADCAST_RATE": "30",
+                # Every bot of a test shares one clock: move_clock() moves them all.
+                "CLOCK_FILE": str(self.tmp_path / "clock"),
             }
         )
         base.update(env)
         bot = BotProcess(base, self.tmp_path / f"bot-{len(self.bots)}.log", self.emulator)
         self.bots.append(bot)
         return bot
+
+    def move_clock(self, to: datetime) -> None:
+        """The running bots' "now" becomes `to` (and runs on from there): what falls due
+        runs at once, instead of the test waiting for wall-clock dates set seconds ahead."""
+        (self.tmp_path / "clock").write_text(str((to - datetime.now(UTC)).total_seconds()))
+        for bot in self.bots:
+            if bot.process is not None and not bot.exited():
+                bot.process.send_signal(signal.SIGUSR1)
 
 
 @pytest.fixture
