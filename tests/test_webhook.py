@@ -42,6 +42,7 @@ class Harness:
         self.started: list[str] = []
         self.handled: list[str] = []
         self.release = asyncio.Event()
+        self.slow_started = asyncio.Event()
         self.dp.message.register(self.on_message)
         self.bot = Bot("123456789:AAE2e-test-token-xxxxxxxxxxxxxxxxxxxxx")
         self.handler = WebhookHandler(self.dp, self.bot, SECRET, concurrency=10)
@@ -49,6 +50,7 @@ class Harness:
     async def on_message(self, message: Message) -> None:
         self.started.append(message.text or "")
         if message.text == "/slow":
+            self.slow_started.set()
             await self.release.wait()
         if message.text == "/boom":
             raise RuntimeError("a handler's bug")
@@ -75,7 +77,7 @@ async def test_an_update_is_acknowledged_only_once_handled(
 ) -> None:
     h, client = harness
     post = asyncio.create_task(client.post("/webhook", json=update(1, "/slow"), headers=GOOD))
-    await wait_until(lambda: h.started == ["/slow"])
+    await asyncio.wait_for(h.slow_started.wait(), 10)
     # Another member's update is handled meanwhile: one slow update holds nobody else.
     response = await client.post("/webhook", json=update(2, "/fast", chat=8), headers=GOOD)
     assert response.status == 200 and h.handled == ["/fast"]
@@ -94,7 +96,8 @@ async def test_stopping_refuses_new_updates_and_finishes_the_accepted_ones(
     h, client = harness
     assert (await client.get("/healthz")).status == 200
     post = asyncio.create_task(client.post("/webhook", json=update(1, "/slow"), headers=GOOD))
-    await wait_until(lambda: h.in_flight.count == 1)
+    await asyncio.wait_for(h.slow_started.wait(), 10)
+    assert h.in_flight.count == 1
 
     h.handler.stop_accepting()
     assert (await client.get("/healthz")).status == 503
@@ -120,9 +123,3 @@ async def test_a_wrong_or_missing_secret_is_refused_with_no_effect(
     response = await client.post("/webhook", json=update(2, "/start"), headers=headers)
     assert response.status == 401
     assert h.started == [] and h.in_flight.count == 0
-
-
-async def wait_until(condition: Any, timeout: float = 10) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
