@@ -34,6 +34,9 @@ def exhausted(pool: str, size: int, timeout: float) -> str:
 class LoggedQueuePool(AsyncAdaptedQueuePool):
     """SQLAlchemy's pool for asyncio, whose time-out says which pool and what to do."""
 
+    # Its own log lines under SQLAlchemy's (quiet unless asked), like the pool it extends.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.LoggedQueuePool"
+
     def _do_get(self) -> Any:
         try:
             return super()._do_get()
