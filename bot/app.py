@@ -50,12 +50,14 @@ from bot.telegram.middlewares.answer_once import (
     CallbackAnswers,
 )
 from bot.telegram.middlewares.database import DbSessionMiddleware
+from bot.telegram.middlewares.in_flight import UpdatesInFlight
 from bot.telegram.middlewares.member import MemberMiddleware
 from bot.telegram.middlewares.member_turn import MemberTurn
 from bot.telegram.middlewares.pinned_responses import PinnedResponseTypes
 from bot.telegram.middlewares.poll_pacing import PollPacing
 from bot.telegram.middlewares.throttling import ThrottlingMiddleware
 from bot.telegram.middlewares.work_slots import WorkSlots
+from bot.telegram.serving import StopRequest, serve_polling, serve_webhook
 from bot.telegram.session import JsonSession
 from bot.ui import errors
 from bot.ui.intent_ids import use_unique_intent_ids
@@ -65,12 +67,16 @@ from storage.dialog_state.member_lock import SharedMemberLock
 from storage.dialog_state.redis_storage import RedisDialogStorage
 from storage.dialog_state.sql_storage import SQLStorage
 from storage.hot_path.statements import Direct
+from storage.pools import PoolBudget
 from storage.redis_pool import redis_client
 
 log = logging.getLogger(__name__)
 # While updates keep coming, at most one getUpdates per 20 ms: under a crowd each poll then
 # brings a batch, and a member waits at most that long for the poll that fetches the tap.
 POLL_INTERVAL = 0.02
+# On a stop, the outbox's sends under way get this long to be answered (each is recorded
+# sent, or its claim goes back to the queue: sent again by the next instance, at worst twice).
+SENDS_FINISH_WITHIN = 5.0
 
 
 def create_bot(settings: Settings, answers: CallbackAnswers | None = None) -> Bot:
@@ -90,8 +96,39 @@ def create_bot(settings: Settings, answers: CallbackAnswers | None = None) -> Bo
     return bot
 
 
+def pool_budget(settings: Settings) -> PoolBudget | None:
+    """This instance's PostgreSQL connections shared among its pools (None on SQLite: a
+    file, no server to exhaust)."""
+    if settings.database_url.startswith("sqlite"):
+        return None
+    return PoolBudget.split(
+        settings.database_max_connections,
+        settings.database_pool_timeout,
+        dialogs_in_database=not settings.redis_url,
+    )
+
+
+def create_engine(settings: Settings, budget: PoolBudget | None, part: str) -> AsyncEngine:
+    """The engine of one part of the budget (`main`, `dialogs` or `outbox`)."""
+    if budget is None:
+        return make_engine(settings.database_url)
+    if part == "dialogs":
+        # The dialogs' statements run on an asyncpg pool of their own (storage/hot_path):
+        # the engine itself keeps a single connection.
+        engine = make_engine(settings.database_url, **budget.engine_options(part, 1))
+        Direct.of(engine).limit(budget.dialogs - 1, budget.timeout)
+        return engine
+    size = budget.main if part == "main" else budget.outbox
+    engine = make_engine(settings.database_url, **budget.engine_options(part, size))
+    # Only the main engine has a hot path of its own; elsewhere it uses the engine's pool.
+    Direct.of(engine).limit(budget.hot_path if part == "main" else 0, budget.timeout)
+    return engine
+
+
 def create_storage(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession] | None
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession] | None,
+    budget: PoolBudget | None = None,
 ) -> BaseStorage:
     """`sessionmaker`: the application's; unused with Redis."""
     if settings.redis_url:
@@ -104,7 +141,7 @@ def create_storage(
         # One engine per SQLite file: its write gate must see every writer of the process.
         return SQLStorage(sessionmaker)
     # Its own connection pool: a burst of updates must not starve the dialogs' storage.
-    engine = make_engine(settings.database_url)
+    engine = create_engine(settings, budget, "dialogs")
     return SQLStorage(make_sessionmaker(engine), engine=engine)
 
 
@@ -122,6 +159,7 @@ def create_dispatcher(
     storage: BaseStorage,
     message_manager: MessageManagerProtocol | None = None,
     answers: CallbackAnswers | None = None,
+    in_flight: UpdatesInFlight | None = None,
 ) -> Dispatcher:
     # One update at a time per member (aiogram-dialog reads and writes the member's stack).
     dp = Dispatcher(
@@ -136,6 +174,8 @@ def create_dispatcher(
     dp.update.outer_middleware.unregister(dp.fsm)
     dp.fsm = MemberTurn(dp.fsm.storage, dp.fsm.events_isolation, dp.fsm.strategy)
     translator = services.translator
+    # Outermost: a stopping process waits for every update that got this far.
+    dp.update.outer_middleware(in_flight or UpdatesInFlight())
     dp.update.outer_middleware(
         AnswerEveryCallback(
             app, translator, answers or CallbackAnswers(), app.settings.callback_answer_deadline
@@ -182,6 +222,8 @@ class Application:
     bot: Bot
     dispatcher: Dispatcher
     engine: AsyncEngine
+    in_flight: UpdatesInFlight
+    budget: PoolBudget | None
 
     async def close(self) -> None:
         await self.dispatcher.storage.close()
@@ -194,24 +236,27 @@ def build(
     settings: Settings, consultation: Consultation, clock: Clock | None = None
 ) -> Application:
     clock = clock or clock_for(settings)
-    engine = make_engine(settings.database_url)
+    budget = pool_budget(settings)
+    engine = create_engine(settings, budget, "main")
     app = AppContext(settings=settings, consultation=consultation, clock=clock)
     services = AppServices.create(make_sessionmaker(engine))
     answers = CallbackAnswers()
     bot = create_bot(settings, answers)
-    storage = create_storage(settings, services.sessionmaker)
-    dispatcher = create_dispatcher(app, services, storage, answers=answers)
-    return Application(app, services, bot, dispatcher, engine)
+    storage = create_storage(settings, services.sessionmaker, budget)
+    in_flight = UpdatesInFlight()
+    dispatcher = create_dispatcher(app, services, storage, answers=answers, in_flight=in_flight)
+    return Application(app, services, bot, dispatcher, engine, in_flight, budget)
 
 
 async def run(settings: Settings, consultation: Consultation) -> None:
+    stop = StopRequest()
     application = build(settings, consultation)
     bot, dp, app = application.bot, application.dispatcher, application.app
-    services = application.services
+    services, budget = application.services, application.budget
     # The sender has its own pool too, so a burst of updates cannot stall a broadcast
     # (on SQLite the same engine: one write gate for the whole process).
     single = is_sqlite(application.engine)
-    outbox_engine = application.engine if single else make_engine(settings.database_url)
+    outbox_engine = application.engine if single else create_engine(settings, budget, "outbox")
     outbox_sessions = make_sessionmaker(outbox_engine)
     limits = SendLimits(per_second=settings.broadcast_rate)
     shared = (
@@ -239,6 +284,15 @@ async def run(settings: Settings, consultation: Consultation) -> None:
     )
     engine = PhaseEngine(app, services)
     sender: asyncio.Task[None] | None = None
+    if budget is not None:
+        log.info(
+            "PostgreSQL connections: at most %d (updates %d, hot path %d, dialogs %d, outbox %d)",
+            budget.total,
+            budget.main,
+            budget.hot_path,
+            budget.dialogs,
+            budget.outbox,
+        )
     try:
         me = await bot.get_me()
         app.bot_username = me.username or ""
@@ -255,55 +309,31 @@ async def run(settings: Settings, consultation: Consultation) -> None:
         # stalls every member for ~150 ms in the middle of a crowd.
         gc.collect()
         gc.freeze()
-        if settings.webhook_url:
-            await _run_webhook(application)
-        else:
-            await bot.delete_webhook(drop_pending_updates=False)
-            await dp.start_polling(
-                bot,
-                allowed_updates=dp.resolve_used_update_types(),
-                tasks_concurrency_limit=settings.updates_in_flight,
-            )
+        serve = serve_webhook if settings.webhook_url else serve_polling
+        if not stop.is_set():
+            await serve(bot, dp, settings, application.in_flight, stop)
     finally:
         engine.shutdown()
         if sender is not None:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            await _stop_sender(sender, outbox)
         await application.close()
         if not single:
             await outbox_engine.dispose()
         if shared is not None:
             await shared.close()
+    log.info("stopped cleanly")
 
 
-async def _run_webhook(application: Application) -> None:
-    from aiogram.webhook.aiohttp_server import setup_application
-    from aiohttp import web
-
-    from bot.telegram.webhook import BoundedRequestHandler
-
-    settings = application.app.settings
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
-    web_app = web.Application()
-    BoundedRequestHandler(
-        application.dispatcher,
-        application.bot,
-        settings.updates_in_flight,
-        secret_token=secret,
-    ).register(web_app, path="/webhook")
-    setup_application(web_app, application.dispatcher, bot=application.bot)
-    host, _, port = settings.webhook_listen.rpartition(":")
-    runner = web.AppRunner(web_app)
-    await runner.setup()
-    await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
-    await application.bot.set_webhook(
-        settings.webhook_url.rstrip("/") + "/webhook",  # type: ignore[union-attr]
-        secret_token=secret,
-        allowed_updates=application.dispatcher.resolve_used_update_types(),
-        max_connections=min(100, settings.updates_in_flight),
-    )
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await runner.cleanup()
+async def _stop_sender(sender: asyncio.Task[None], outbox: Outbox) -> None:
+    """The sender finishes the sends under way and hands its other claims back (and this
+    instance's row goes); a send Telegram keeps waiting is given up, its claim handed back."""
+    sender.cancel()
+    done, _ = await asyncio.wait({sender}, timeout=SENDS_FINISH_WITHIN)
+    if not done:
+        log.warning("outbox: sends still waiting on Telegram are given up; queued again")
+        for task in list(outbox.tasks):
+            task.cancel()
+        await asyncio.wait({sender}, timeout=SENDS_FINISH_WITHIN)
+    if outbox.instance.registered:
+        with contextlib.suppress(Exception):
+            await outbox.instance.retire()

@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     # and waiting (for their member's previous one, or for a slot), in polling and webhook mode.
     update_concurrency: int = Field(default=32, ge=1)
     updates_in_flight: int = Field(default=1000, ge=1)
+    # On SIGTERM/SIGINT: how long the updates already accepted may take to finish before the
+    # process leaves (keep it under compose's stop_grace_period and systemd's TimeoutStopSec).
+    shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
+    # PostgreSQL: the connections this instance may open, all its pools together (README:
+    # Deployment gives the sum for N instances), and how long an update waits for a free one
+    # before it gives up with a logged error (never a hang).
+    database_max_connections: int = Field(default=40, ge=8)
+    database_pool_timeout: float = Field(default=10.0, gt=0)
     log_level: str = "INFO"
     # For tests and demonstrations only: the bot's "now" is the wall clock moved by the number
     # of seconds written in this file, re-read on SIGUSR1 (phases then catch up at once).

@@ -105,3 +105,67 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
         if line.strip() and "/opt/consultbot" not in line and "not executable" not in line
     ]
     assert not problems, result.stderr
+
+
+def _seconds(value: str) -> float:
+    number, unit = re.fullmatch(r"(\d+)(s|m)?", value).groups()  # type: ignore[union-attr]
+    return float(number) * (60 if unit == "m" else 1)
+
+
+def test_compose_checks_health_migrates_first_and_stops_gracefully() -> None:
+    from bot.config import Settings
+
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text(encoding="utf-8"))
+    services = compose["services"]
+    shutdown = Settings.model_fields["shutdown_timeout_seconds"].default
+    for name in ("bot1", "bot2"):
+        bot = services[name]
+        probe = " ".join(bot["healthcheck"]["test"])
+        assert "http://127.0.0.1:8080/healthz" in probe  # WEBHOOK_LISTEN's port, inside
+        assert bot["environment"]["WEBHOOK_LISTEN"].endswith(":8080")
+        # The bots start only once the one-shot migration has succeeded.
+        assert bot["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        # A stop lets the updates in flight finish before Docker would kill it.
+        assert _seconds(bot["stop_grace_period"]) > shutdown
+    migrate = services["migrate"]
+    assert migrate["restart"] == "no" and migrate["command"] == ["migrate"]
+    assert migrate["healthcheck"] == {"disable": True}  # a one-shot serves no /healthz
+    # The proxy waits for healthy bots and sends nothing to one that says it is stopping.
+    assert {name: dep["condition"] for name, dep in services["caddy"]["depends_on"].items()} == {
+        "bot1": "service_healthy",
+        "bot2": "service_healthy",
+    }
+    caddyfile = (REPO / "deploy" / "Caddyfile").read_text(encoding="utf-8")
+    assert re.search(r"^\s*health_uri /healthz$", caddyfile, flags=re.MULTILINE)
+
+
+def test_rolling_upgrade_migrates_then_restarts_one_instance_at_a_time() -> None:
+    import subprocess
+
+    script = REPO / "deploy" / "rolling-upgrade.sh"
+    assert script.stat().st_mode & 0o111, "not executable"
+    subprocess.run(["sh", "-n", str(script)], check=True)  # the shell's syntax check
+    commands = [
+        line.strip()
+        for line in script.read_text(encoding="utf-8").splitlines()
+        if line.strip().startswith("docker compose")
+    ]
+    assert commands[0] == "docker compose build"
+    assert commands[1] == "docker compose run --rm --no-deps migrate"
+    # One `up` in a loop over the instances, each waited for (healthy) before the next.
+    restart = commands[2]
+    assert restart.startswith("docker compose up -d --no-deps --wait ")
+    assert "for instance in bot1 bot2; do" in script.read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "deploy/rolling-upgrade.sh" in readme
+
+
+def test_systemd_stop_outlasts_the_shutdown_timeout() -> None:
+    from bot.config import Settings
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read_string((REPO / "deploy" / "consultbot.service").read_text(encoding="utf-8"))
+    shutdown = Settings.model_fields["shutdown_timeout_seconds"].default
+    assert unit["Service"]["KillSignal"] == "SIGTERM"
+    assert _seconds(unit["Service"]["TimeoutStopSec"]) > shutdown

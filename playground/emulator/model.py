@@ -165,9 +165,14 @@ class WebhookConfig:
     secret_token: str | None
     allowed_updates: list[str] | None
     deliver: bool  # only loopback URLs are ever contacted
+    max_connections: int = 40  # Telegram's default: requests open at once
     last_error_date: int | None = None
     last_error_message: str | None = None
     delivered: int = 0
+    # update_id of each update the bot acknowledged (2xx), in the order of the answers;
+    # (update_id, status) of each refused attempt (0: no answer, the connection failed).
+    acknowledged: list[int] = field(default_factory=list)
+    refused: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass(slots=True)

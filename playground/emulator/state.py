@@ -74,6 +74,7 @@ class EmulatorState:
         self.injected_failures: list[Call] = []
         self.internal_errors: list[str] = []  # bugs of the emulator itself, never the bot's
         self.updates: list[dict[str, Any]] = []  # every update ever queued
+        self.queued_at: dict[int, int] = {}  # update_id -> the change counter when queued
         self.dropped_updates: list[dict[str, Any]] = []  # filtered out by allowed_updates
         self.webhook: WebhookConfig | None = None
         # Set by a test: the URLs a load balancer in front of several instances forwards
@@ -159,6 +160,7 @@ class EmulatorState:
     def _enqueue(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
         update = {"update_id": next(self._update_ids), kind: payload}
         self.updates.append(update)
+        self.queued_at[update["update_id"]] = self._seq
         if kind not in self._allowed:
             self.dropped_updates.append(update)
             return update

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
 import time
 from email.parser import BytesParser
 from email.policy import HTTP
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -179,8 +181,15 @@ class TransportMixin(EmulatorState):
         if p.get("drop_pending_updates"):
             self._queue.clear()
         self._set_allowed(p.get("allowed_updates"))
+        connections = int(p.get("max_connections", 40))
+        if not 1 <= connections <= 100:
+            raise ApiError(400, "Bad Request: bad webhook: max_connections must be 1-100")
         self.webhook = WebhookConfig(
-            url, p.get("secret_token"), p.get("allowed_updates"), deliver=loopback
+            url,
+            p.get("secret_token"),
+            p.get("allowed_updates"),
+            deliver=loopback,
+            max_connections=connections,
         )
         self._wake_pollers(False)
         if loopback and (self._webhook_task is None or self._webhook_task.done()):
@@ -211,52 +220,103 @@ class TransportMixin(EmulatorState):
         return info
 
     async def _webhook_loop(self) -> None:
+        """As Telegram's webhook sender: the updates of one chat one at a time and in order,
+        those of different chats at once, over at most `max_connections` requests. An update
+        leaves the queue only when the bot answers 2xx; any other answer, or none, and it is
+        sent again later (sooner at first, then at most every second here)."""
         if self._http is None:
             self._http = aiohttp.ClientSession()
-        delay = 0.05
-        while not self._stopping:
-            cfg = self.webhook
-            if cfg is None or not cfg.deliver:
-                return
-            if not self._queue:
+        loop = asyncio.get_running_loop()
+        busy: set[Any] = set()  # the chats with a request open
+        retry_at: dict[int, float] = {}
+        failures: dict[int, int] = {}
+        posts: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stopping:
+                cfg = self.webhook
+                if cfg is None or not cfg.deliver:
+                    return
+                now, wake, seen = loop.time(), 1.0, set()
+                for update in list(self._queue):
+                    key = _queue_key(update)
+                    if key in seen:
+                        continue  # a chat's later updates wait for its first one
+                    seen.add(key)
+                    if key in busy:
+                        continue
+                    if len(busy) >= cfg.max_connections:
+                        break
+                    due = retry_at.get(update["update_id"], 0.0)
+                    if due > now:
+                        wake = min(wake, due - now)
+                        continue
+                    busy.add(key)
+                    post = asyncio.create_task(self._webhook_post(cfg, update))
+                    posts.add(post)
+                    post.add_done_callback(posts.discard)
+                    post.add_done_callback(
+                        partial(self._webhook_posted, update, key, busy, retry_at, failures)
+                    )
                 self._queue_event.clear()
-                await self._queue_event.wait()
-                continue
-            update = self._queue[0]
-            headers = (
-                {"X-Telegram-Bot-Api-Secret-Token": cfg.secret_token} if (cfg.secret_token) else {}
-            )
-            url = cfg.url
-            if self.webhook_targets:
-                url = self.webhook_targets[self._webhook_turn % len(self.webhook_targets)]
-                self._webhook_turn += 1
-            try:
-                async with self._http.post(
-                    url,
-                    json=update,
-                    headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=30),
-                ) as resp:
-                    status = resp.status
-                    ctype = resp.headers.get("Content-Type", "")
-                    body = await resp.read()
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                cfg.last_error_date = int(time.time())
-                cfg.last_error_message = f"Connection failed: {exc}"
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                continue
-            if not 200 <= status < 300:
-                cfg.last_error_date = int(time.time())
-                cfg.last_error_message = f"Wrong response from the webhook: {status}"
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                continue
-            delay = 0.05
-            if self._queue and self._queue[0] is update:
-                self._queue.popleft()
-            cfg.delivered += 1
-            await self._webhook_reply(ctype, body)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wake):
+                        await self._queue_event.wait()
+        finally:
+            for post in posts:
+                post.cancel()
+            await asyncio.gather(*posts, return_exceptions=True)
+
+    def _webhook_posted(
+        self,
+        update: dict[str, Any],
+        key: Any,
+        busy: set[Any],
+        retry_at: dict[int, float],
+        failures: dict[int, int],
+        post: asyncio.Task[bool],
+    ) -> None:
+        busy.discard(key)
+        uid = update["update_id"]
+        if not post.cancelled() and post.exception() is None and post.result():
+            retry_at.pop(uid, None)
+            failures.pop(uid, None)
+            with contextlib.suppress(ValueError):
+                self._queue.remove(update)
+        else:  # Telegram: at once after a first failure, then with a growing delay
+            failures[uid] = failures.get(uid, 0) + 1
+            delay = 0.0 if failures[uid] == 1 else min(0.05 * 2 ** failures[uid], 1.0)
+            retry_at[uid] = asyncio.get_running_loop().time() + delay
+        self._queue_event.set()
+
+    async def _webhook_post(self, cfg: WebhookConfig, update: dict[str, Any]) -> bool:
+        """One attempt; True when the bot acknowledged the update."""
+        assert self._http is not None
+        headers = {"X-Telegram-Bot-Api-Secret-Token": cfg.secret_token} if cfg.secret_token else {}
+        url = cfg.url
+        if self.webhook_targets:
+            url = self.webhook_targets[self._webhook_turn % len(self.webhook_targets)]
+            self._webhook_turn += 1
+        try:
+            async with self._http.post(
+                url, json=update, headers=headers, timeout=aiohttp.ClientTimeout(total=60)
+            ) as resp:
+                status = resp.status
+                ctype = resp.headers.get("Content-Type", "")
+                body = await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            cfg.last_error_date = int(time.time())
+            cfg.last_error_message = f"Connection failed: {exc}"
+            cfg.refused.append((update["update_id"], 0))
+            return False
+        if not 200 <= status < 300:
+            cfg.last_error_date = int(time.time())
+            cfg.last_error_message = f"Wrong response from the webhook: {status}"
+            cfg.refused.append((update["update_id"], status))
+            return False
+        cfg.delivered += 1
+        cfg.acknowledged.append(update["update_id"])
+        await self._webhook_reply(ctype, body)
+        return True
 
     async def _webhook_reply(self, ctype: str, body: bytes) -> None:
         """A bot may answer a webhook request with one method call, as JSON or multipart."""
@@ -302,6 +362,20 @@ async def _read_params(
         else:
             params[key] = value
     return params, files
+
+
+def _queue_key(update: dict[str, Any]) -> Any:
+    """Telegram's queue of an update: its chat (or its sender), else its own."""
+    for kind, payload in update.items():
+        if kind == "update_id" or not isinstance(payload, dict):
+            continue
+        chat = payload.get("chat") or (payload.get("message") or {}).get("chat")
+        if isinstance(chat, dict) and "id" in chat:
+            return ("chat", chat["id"])
+        sender = payload.get("from") or payload.get("user")
+        if isinstance(sender, dict) and "id" in sender:
+            return ("chat", sender["id"])
+    return ("update", update["update_id"])
 
 
 def _parse_multipart(ctype: str, body: bytes) -> tuple[dict[str, Any], dict[str, UploadedFile]]:

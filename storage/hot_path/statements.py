@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol
@@ -36,7 +37,9 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage.hot_path.sqlite_driver import retry_busy
+from storage.pools import PoolExhausted, exhausted
 
+log = logging.getLogger(__name__)
 Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 _ATTRIBUTE = "consultbot_direct"
 
@@ -163,6 +166,8 @@ class Direct:
         self._compiled: dict[tuple[Any, tuple[str, ...] | None], _Compiled] = {}
         self._trace: Any = None
         self.asyncpg = database is None and engine.dialect.driver == "asyncpg"
+        self.pool_size = ASYNCPG_POOL_SIZE
+        self.acquire_timeout = 30.0
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
         if self.asyncpg:
@@ -180,6 +185,14 @@ class Direct:
     def of(cls, engine: AsyncEngine) -> Direct:
         found = getattr(engine.sync_engine, _ATTRIBUTE, None)
         return found if found is not None else cls.attach(engine)
+
+    def limit(self, pool_size: int, acquire_timeout: float) -> None:
+        """PostgreSQL: the asyncpg pool's size, its share of the instance's connection budget
+        (storage/pools.py); 0: no pool of its own, the statements run on the engine's."""
+        if pool_size == 0:
+            self.asyncpg = False
+        self.pool_size = pool_size
+        self.acquire_timeout = acquire_timeout
 
     def compiled(self, statement: Any, keys: tuple[str, ...] | None) -> _Compiled:
         found = self._compiled.get((statement, keys))
@@ -215,8 +228,8 @@ class Direct:
                     pool = await asyncpg.create_pool(
                         *args,
                         **kwargs,
-                        min_size=ASYNCPG_POOL_SIZE if full else 1,
-                        max_size=ASYNCPG_POOL_SIZE,
+                        min_size=self.pool_size if full else 1,
+                        max_size=self.pool_size,
                         # Kept open: idle for minutes before an announcement is usual.
                         max_inactive_connection_lifetime=0 if full else 300,
                     )
@@ -230,6 +243,20 @@ class Direct:
         if self.asyncpg:
             await self._asyncpg_pool(full=True)
 
+    @contextlib.asynccontextmanager
+    async def _acquire(self, pool: Any) -> AsyncIterator[Any]:
+        """A connection of the asyncpg pool, or a clear error once none came free in time."""
+        try:
+            conn = await pool.acquire(timeout=self.acquire_timeout)
+        except TimeoutError:
+            message = exhausted("hot-path (asyncpg)", self.pool_size, self.acquire_timeout)
+            log.error(message)
+            raise PoolExhausted(message) from None
+        try:
+            yield conn
+        finally:
+            await pool.release(conn)
+
     def _terminate(self, _engine: Any = None) -> None:
         """The engine is disposed: so is the asyncpg pool (made again if the engine is used)."""
         pool, self._pool = self._pool, None
@@ -240,7 +267,7 @@ class Direct:
     async def reading(self) -> AsyncIterator[Runner]:
         """Reads outside any transaction (each sees the newest committed data)."""
         if self.asyncpg:
-            async with (await self._asyncpg_pool()).acquire() as conn:
+            async with self._acquire(await self._asyncpg_pool()) as conn:
                 yield _Asyncpg(conn, self)
             return
         if self.database is None:
@@ -262,7 +289,7 @@ class Direct:
     async def writing(self) -> AsyncIterator[Runner]:
         """One transaction: committed when the block ends, rolled back if it raises."""
         if self.asyncpg:
-            async with (await self._asyncpg_pool()).acquire() as conn, conn.transaction():
+            async with self._acquire(await self._asyncpg_pool()) as conn, conn.transaction():
                 yield _Asyncpg(conn, self)
             return
         if self.database is None:

@@ -112,12 +112,17 @@ async def test_two_instances_one_killed_mid_broadcast(postgres_url: str, e2e: E2
     assert datetime.now(UTC) < closes - timedelta(seconds=1), (
         f"set-up too slow for the dates: booted in {boot:.1f} s, answered at {answered:.1f} s"
     )
-    assert emu.webhook is not None
-    posted = emu.webhook.delivered
-    assert posted >= 5 * MEMBERS
+    hook = emu.webhook
+    assert hook is not None
+    # An update is acknowledged once handled: the last taps' 200s follow their replies.
+    await emu.wait_for(lambda: hook.delivered >= 5 * MEMBERS, what="every tap acknowledged")
+    posted = hook.delivered
+
     # Both instances served members: the load balancer gave each half of the updates.
-    served = [bot.log_path.read_text().count('"POST /webhook HTTP/1.1" 200') for bot in bots]
-    assert min(served) >= posted // 2 - 1, served
+    def served() -> list[int]:
+        return [bot.log_path.read_text().count('"POST /webhook HTTP/1.1" 200') for bot in bots]
+
+    await emu.wait_for(lambda: min(served()) >= posted // 2 - 1, what=f"half each: {served()}")
 
     # From now on only the broadcast sends: Telegram's limits are enforced, for both together.
     emu.enforce_limits(global_per_second=LIMIT, per_chat_per_second=1, per_group_per_minute=20)
@@ -221,3 +226,130 @@ async def test_two_instances_one_killed_mid_broadcast(postgres_url: str, e2e: E2
         assert "queued again" in logs[0]
     finally:
         await engine.dispose()
+
+
+PER_INSTANCE = 10  # DATABASE_MAX_CONNECTIONS of each instance
+CROWD = 120  # members: enough that the crowd outlasts a CLI command's start
+HEADROOM = 4  # for the CLI (a status: one connection to read the schema, one to report)
+
+
+async def test_two_instances_under_a_crowd_fit_the_servers_connection_limit(e2e: E2E) -> None:
+    """A role limited to 2 x DATABASE_MAX_CONNECTIONS + headroom (PostgreSQL refuses any
+    connection past it): two instances serve a crowd, and `consultbot status` still gets in."""
+    import os
+    import sys
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from storage.db import upgrade
+    from tests.support import POSTGRES_URL, REPO, survey_now, unique_name
+
+    emu = e2e.emulator
+    role, database = unique_name("cbt_role"), unique_name("cbt")
+    limit = 2 * PER_INSTANCE + HEADROOM
+    admin = create_async_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT {limit}'))
+        await conn.execute(text(f'CREATE DATABASE "{database}" OWNER "{role}"'))
+    url = (
+        make_url(POSTGRES_URL)
+        .set(username=role, database=database)
+        .render_as_string(hide_password=False)
+    )
+    bots: list[BotProcess] = []
+    peak = 0
+    sampling = True
+
+    async def sample() -> None:
+        nonlocal peak
+        while sampling:
+            async with admin.connect() as conn:
+                count = await conn.scalar(
+                    text("SELECT count(*) FROM pg_stat_activity WHERE usename = :r"), {"r": role}
+                )
+            peak = max(peak, int(count or 0))
+            await asyncio.sleep(0.05)
+
+    sampler: asyncio.Task[None] | None = None
+    try:
+        await asyncio.to_thread(upgrade, url)
+        e2e.database_url = url
+        redis_url = REDIS_URL
+        await fresh_redis(redis_url)
+        document = with_dates(default_document(), survey_now(datetime.now(UTC)))
+        document["questions"] = document["questions"][:1]
+        path = write_document(e2e.tmp_path / "consultation.yaml", document)
+        c = load_consultation(path)
+        question = c.questions[0]
+        public, ports = free_port(), [free_port(), free_port()]
+        common = {
+            "WEBHOOK_URL": f"http://127.0.0.1:{public}",
+            "WEBHOOK_SECRET": "connection-limit-secret",
+            "REDIS_URL": redis_url,
+            "DATABASE_MAX_CONNECTIONS": str(PER_INSTANCE),
+        }
+        bots = [e2e.bot(path, WEBHOOK_LISTEN=f"127.0.0.1:{port}", **common) for port in ports]
+        emu.webhook_targets = [f"http://127.0.0.1:{port}/webhook" for port in ports]
+        sampler = asyncio.create_task(sample())
+        await asyncio.gather(*(bot.start(ready_method="setWebhook") for bot in bots))
+
+        people = {7001 + i: LANGUAGES[i % 3] for i in range(CROWD)}
+        users = {m: emu.add_user(m, f"M{m}", lang) for m, lang in people.items()}
+        loop = asyncio.get_running_loop()
+        crowd_began = loop.time()
+        walks = asyncio.gather(
+            *(
+                answer_survey(users[m], lang, c.text(question.options[i % 3].label, lang))
+                for i, (m, lang) in enumerate(people.items())
+            )
+        )
+        # In the middle of the crowd, an organiser's command connects too.
+        await emu.wait_for(
+            lambda: emu.webhook is not None and emu.webhook.delivered >= 20,
+            timeout=60,
+            what="the crowd under way",
+        )
+        cli_began = loop.time()
+        env = dict(bots[0].env)
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "consultbot",
+            "status",
+            cwd=REPO,
+            env={**env, "PATH": os.environ.get("PATH", "")},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        async with asyncio.timeout(60):
+            output, _ = await cli.communicate()
+        cli_ended = loop.time()
+        cli_during_crowd = not walks.done()
+        await walks
+        crowd_ended = loop.time()
+        sampling = False
+        await sampler
+        logs = "\n".join(bot.log_path.read_text() for bot in bots)
+        print(
+            f"\nconnection limit {limit} (2 x {PER_INSTANCE} + {HEADROOM}): peak {peak} "
+            f"connections of the role; {CROWD} members answered in "
+            f"{crowd_ended - crowd_began:.1f} s; `consultbot status` from "
+            f"{cli_began - crowd_began:.1f} s to {cli_ended - crowd_began:.1f} s"
+        )
+        assert cli.returncode == 0, output.decode()
+        assert cli_during_crowd, "the crowd ended before the command: make it larger"
+        assert "too many connections" not in logs + output.decode()
+        assert "no free PostgreSQL connection" not in logs
+        assert peak <= limit
+    finally:
+        sampling = False
+        if sampler is not None and not sampler.done():
+            sampler.cancel()
+        for bot in bots:
+            await bot.stop()
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            await conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+        await admin.dispose()
