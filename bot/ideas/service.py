@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -30,6 +32,7 @@ from bot.ideas.similarity import most_similar
 from bot.organisers import audit
 from storage.models import Comment, Idea, Member, NotificationState
 from storage.repositories.audit import AuditRepository
+from storage.repositories.cards import CardMatch, CardRepository
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRecord
 from storage.repositories.outbox import NewDelivery, OutboxRepository
@@ -43,6 +46,10 @@ IDEA_PAYLOAD = "idea_"
 MAX_ID = 2**31 - 1
 # Batched comment cards queued per round at most; the rest waits for the next round.
 CARDS_PER_ROUND = 3
+# A card's message id is written a few milliseconds after it was sent: a press that
+# early waits up to this long for it (polling every CARD_SETTLE_POLL seconds).
+CARD_SETTLE_SECONDS = 2.0
+CARD_SETTLE_POLL = 0.05
 
 
 def parse_id(value: object) -> int | None:
@@ -217,6 +224,19 @@ class IdeaService:
 
     # ------------------------------------------------------------- moderation
 
+    async def card_is_current(
+        self, target: str, target_id: int, chat_id: int, message_id: int
+    ) -> bool:
+        """Whether the pressed message was posted as a card of this idea or comment. A card
+        sent a moment ago may not have its message id written yet: waited for, briefly."""
+        cards = CardRepository(self.session)
+        deadline = time.monotonic() + CARD_SETTLE_SECONDS
+        while True:
+            match = await cards.match(target, target_id, chat_id, message_id)
+            if match != CardMatch.SETTLING or time.monotonic() >= deadline:
+                return match == CardMatch.POSTED
+            await asyncio.sleep(CARD_SETTLE_POLL)
+
     async def decide(
         self,
         idea_id: int,
@@ -379,6 +399,7 @@ class IdeaService:
                     text=text,
                     reply_markup=markup_json(markup),
                     is_group=True,
+                    cards=tuple(("comment", c.id) for _, c in chunk),
                 )
             )
         if items:
@@ -462,6 +483,7 @@ class IdeaService:
             if comment is not None:
                 text = comment_card(self.translator, idea, comment, lang, reported=True)
                 markup = hide_keyboard(self.translator, comment.id, lang)
+                card = ("comment", comment.id)
             else:
                 text = (
                     self.translator.gettext("⚠️ <b>Idée signalée</b>", locale=lang)
@@ -469,6 +491,7 @@ class IdeaService:
                     + idea_card(self.app, self.translator, idea, lang)
                 )
                 markup = hide_idea_keyboard(self.translator, idea.id, lang)
+                card = ("idea", idea.id)
             await self.outbox.enqueue(
                 [
                     NewDelivery(
@@ -479,6 +502,7 @@ class IdeaService:
                         text=text,
                         reply_markup=markup_json(markup),
                         is_group=True,
+                        cards=(card,),
                     )
                 ],
                 now,

@@ -1,0 +1,257 @@
+"""Issue 19, the members' data: moderation buttons honoured only on the card they were posted
+as (a restored backup cannot misapply them), erasure of re-sent cards, quotas that survive
+/forget, ids never reused, exports audited, invitations and roles revocable."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiogram.types import CallbackQuery, Chat, Message, Update, User
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.ideas.cards import resend_card
+from bot.members.privacy import forget
+from storage.db import backup_sqlite, make_engine, make_sessionmaker, upgrade_async
+from storage.dialog_state.sql_storage import SQLStorage
+from storage.models import Comment, Delivery, ModerationCard
+from storage.repositories.members import MemberRepository
+from tests.test_dialogs import Clock, Harness
+from tests.test_ideas_dialogs import (
+    MOD_CHAT,
+    NOW,
+    add_member,
+    deliveries,
+    idea_row,
+    make_app,
+    rows,
+    seed_idea,
+    t,
+)
+from tests.test_member_safety import ADMIN, card_buttons, mark_sent, press_in_group, submit
+from tests.test_outbox import ScriptedBot, run_outbox
+
+OUT_OF_DATE = (
+    "Cette carte n’est plus à jour : rien n’a été changé. /pending (en privé) "
+    "renvoie la carte d’une idée en attente."
+)
+
+
+def put_back(backup: Path, path: Path) -> None:
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(backup, path)
+
+
+class Site:
+    """A bot's database file, opened (and re-opened after a restore) as a test harness."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.path = tmp_path / "site.db"
+        self.url = f"sqlite+aiosqlite:///{self.path}"
+        self.harness: Harness | None = None
+        self._engine: Any = None
+
+    async def open(self) -> Harness:
+        await upgrade_async(self.url)
+        self._engine = make_engine(self.url)
+        sessionmaker = make_sessionmaker(self._engine)
+        w = make_app(self.tmp_path, sessionmaker, Clock(NOW))
+        self.harness = Harness(w.app, w.services, SQLStorage(sessionmaker), Clock(NOW))
+        return self.harness
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def restore(self, backup: Path) -> Harness:
+        """What an operator does: stop the bot, put the backup in place, start again."""
+        await self.close()
+        put_back(backup, self.path)
+        return await self.open()
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[Site]:
+    s = Site(tmp_path)
+    yield s
+    await s.close()
+
+
+async def send_cards(sessionmaker: async_sessionmaker[AsyncSession], bot: ScriptedBot) -> None:
+    """The real outbox sends what is queued and records the message ids Telegram gave."""
+
+    async def all_sent() -> bool:
+        async with sessionmaker() as session:
+            open_rows = await session.scalars(
+                select(Delivery.id).where(Delivery.status.in_(("pending", "sending")))
+            )
+            return not open_rows.all()
+
+    await run_outbox(sessionmaker, bot, all_sent)
+
+
+async def card_of(h: Harness, idea_id: int) -> Delivery:
+    cards = await deliveries(h.services.sessionmaker, "moderation", MOD_CHAT)
+    [card] = [c for c in cards if f"n° {idea_id}" in (c.text or "")]
+    return card
+
+
+# ------------------------------------------------ A. buttons honoured on their own card
+
+
+async def test_restored_backup_old_card_cannot_approve_another_members_idea(site: Site) -> None:
+    telegram = ScriptedBot()  # Telegram's message ids keep growing across the restore
+    h = await site.open()
+    await add_member(h.services.sessionmaker, 7, "Anne")
+    await add_member(h.services.sessionmaker, 8, "Bram")
+    first = await submit(h, 7, "Des bancs", "Au parc.")
+    await send_cards(h.services.sessionmaker, telegram)
+    backup = site.tmp_path / "backup.db"
+    backup_sqlite(site.path, backup)
+
+    # After the backup: Anne's second idea is carded, the card posted as message m.
+    lost = await submit(h, 7, "Une idée perdue", "Écrite après la sauvegarde.")
+    await send_cards(h.services.sessionmaker, telegram)
+    old_card = await card_of(h, lost)
+    assert old_card.message_id is not None
+    old_approve = card_buttons(old_card)["✅ Approuver"]
+
+    # The database is restored: Bram's new idea gets the id that Anne's lost idea had.
+    h = await site.restore(backup)
+    reused = await submit(h, 8, "Un potager", "Le texte de Bram.")
+    assert reused == lost
+    await send_cards(h.services.sessionmaker, telegram)
+    new_card = await card_of(h, reused)
+    assert new_card.message_id != old_card.message_id
+
+    dp = h.dispatcher()
+    await press_in_group(h, dp, ADMIN, old_approve, message_id=old_card.message_id)
+    assert h.bot.alerts()[-1] == t(OUT_OF_DATE)
+    assert (await idea_row(h, reused)).status == "pending"  # nothing changed
+
+    # The card Bram's idea was posted as still works, and so does the first idea's.
+    await press_in_group(h, dp, ADMIN, old_approve, message_id=new_card.message_id)
+    assert (await idea_row(h, reused)).status == "approved"
+    first_card = await card_of(h, first)
+    await press_in_group(
+        h, dp, ADMIN, card_buttons(first_card)["✅ Approuver"], message_id=first_card.message_id
+    )
+    assert (await idea_row(h, first)).status == "approved"
+
+
+async def test_every_resent_card_counts_and_a_forged_message_id_does_not(site: Site) -> None:
+    h = await site.open()
+    dp = h.dispatcher()
+    await add_member(h.services.sessionmaker, 7, "Anne")
+    idea_id = await submit(h, 7, "Des bancs", "Au parc.")
+    async with h.services.sessionmaker() as session:
+        idea = await h.use(session).ideas.repo.get(idea_id)
+        assert idea is not None
+        assert await resend_card(session, h.app, h.services.translator, idea, NOW)
+        await session.commit()
+    first, again = await deliveries(h.services.sessionmaker, "moderation")
+    await mark_sent(h, first.id, 301)
+    await mark_sent(h, again.id, 302)
+    reject = card_buttons(first)["❌ Rejeter"]
+    # A card of another idea, or a message that is no card at all: refused, nothing asked.
+    await press_in_group(h, dp, ADMIN, reject, message_id=999)
+    assert h.bot.alerts()[-1] == t(OUT_OF_DATE)
+    # Either live card of the idea works: the first shows the reasons, the re-sent one decides.
+    await press_in_group(h, dp, ADMIN, reject, message_id=301)
+    assert h.bot.alerts()[-1] != t(OUT_OF_DATE)
+    await press_in_group(h, dp, ADMIN, f"mi:reason:{idea_id}:duplicate", message_id=302)
+    assert (await idea_row(h, idea_id)).status == "rejected"
+
+
+async def test_comment_hide_button_only_on_its_card(site: Site) -> None:
+    h = await site.open()
+    dp = h.dispatcher()
+    await add_member(h.services.sessionmaker, 7, "Anne")
+    await add_member(h.services.sessionmaker, 8, "Bram")
+    idea_id = await seed_idea(h, 7, "Des bancs")
+    async with h.services.sessionmaker() as session:
+        bram = await MemberRepository(session).get(8)
+        ideas = h.use(session).ideas
+        idea = await ideas.repo.get(idea_id)
+        assert bram is not None and idea is not None
+        comment = await ideas.comment(bram, idea, "Bonne idée", None)
+    [batch] = await deliveries(h.services.sessionmaker, "moderation")
+    cards = [(c.delivery_id, c.target, c.target_id) for c in await rows(h, ModerationCard)]
+    assert cards == [(batch.id, "comment", comment.id)]
+    await mark_sent(h, batch.id, 401)
+    await press_in_group(h, dp, ADMIN, f"mc:hide:{comment.id}", message_id=400)
+    assert h.bot.alerts()[-1] == t(OUT_OF_DATE)
+    assert not (await rows(h, Comment, Comment.id == comment.id))[0].hidden
+    await press_in_group(h, dp, ADMIN, f"mc:hide:{comment.id}", message_id=401)
+    assert (await rows(h, Comment, Comment.id == comment.id))[0].hidden
+
+
+async def test_forget_reaches_the_cards_resent_from_pending(site: Site) -> None:
+    h = await site.open()
+    await add_member(h.services.sessionmaker, 7, "Anne")
+    idea_id = await submit(h, 7, "Des bancs secrets", "Au parc de mon quartier.")
+    for minute in (1, 2):
+        async with h.services.sessionmaker() as session:
+            idea = await h.use(session).ideas.repo.get(idea_id)
+            assert idea is not None
+            later = NOW.replace(minute=NOW.minute + minute)
+            assert await resend_card(session, h.app, h.services.translator, idea, later)
+            await session.commit()
+    cards = await deliveries(h.services.sessionmaker, "moderation")
+    assert len(cards) == 3
+    await mark_sent(h, cards[0].id, 501)
+    await mark_sent(h, cards[2].id, 503)  # the first re-sent card is still to be sent
+    async with h.services.sessionmaker() as session:
+        edits = await forget(session, h.app, h.services.translator, 7)
+    assert sorted(e.message_id for e in edits) == [501, 503]
+    assert all(e.reply_markup is None and "secrets" not in e.text for e in edits)
+    after = await deliveries(h.services.sessionmaker, "moderation")
+    assert [c.status for c in after] == ["sent", "cancelled", "sent"]
+    for card in after:
+        assert "secrets" not in (card.text or "") and "quartier" not in (card.text or "")
+        assert card.reply_markup is None
+
+
+async def test_group_upgraded_to_a_supergroup_gets_fresh_cards_that_work(site: Site) -> None:
+    from bot.ideas.cards import follow_chat_migration
+
+    supergroup = -1009876543210
+    h = await site.open()
+    dp = h.dispatcher()
+    await add_member(h.services.sessionmaker, 7, "Anne")
+    idea_id = await submit(h, 7, "Des bancs", "Au parc.")
+    [old] = await deliveries(h.services.sessionmaker, "moderation")
+    await mark_sent(h, old.id, 601)  # posted in the group before its upgrade
+    async with h.services.sessionmaker() as session:
+        assert await follow_chat_migration(
+            session, h.app, h.services.translator, MOD_CHAT, supergroup, NOW
+        )
+        await session.commit()
+    fresh = (await deliveries(h.services.sessionmaker, "moderation", supergroup))[0]
+    assert f"n° {idea_id}" in (fresh.text or "") and fresh.status == "pending"
+    await mark_sent(h, fresh.id, 7)
+    approve = card_buttons(fresh)["✅ Approuver"]
+    # The same message id in the supergroup is not the old card: only the fresh one counts.
+    group = Chat(id=supergroup, type="supergroup", title="Modération")
+    await press_in_chat(h, dp, group, approve, message_id=601)
+    assert h.bot.alerts()[-1] == t(OUT_OF_DATE)
+    await press_in_chat(h, dp, group, approve, message_id=7)
+    assert (await idea_row(h, idea_id)).status == "approved"
+
+
+async def press_in_chat(h: Harness, dp: Any, chat: Chat, data: str, message_id: int) -> None:
+    query = CallbackQuery(
+        id=f"q{len(h.bot.calls)}",
+        from_user=User(id=ADMIN, is_bot=False, first_name="Olga"),
+        chat_instance="g",
+        message=Message(message_id=message_id, date=NOW, chat=chat, text="card"),
+        data=data,
+    )
+    await dp.feed_update(h.bot, Update(update_id=20_000 + len(h.bot.calls), callback_query=query))
