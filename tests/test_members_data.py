@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +16,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.ideas.cards import resend_card
+from bot.ideas.service import Quota
 from bot.members.privacy import forget
 from storage.db import backup_sqlite, make_engine, make_sessionmaker, upgrade_async
 from storage.dialog_state.sql_storage import SQLStorage
-from storage.models import Comment, Delivery, ModerationCard
+from storage.models import Comment, Delivery, ModerationCard, QuotaEvent, Report
 from storage.repositories.members import MemberRepository
 from tests.test_dialogs import Clock, Harness
 from tests.test_ideas_dialogs import (
@@ -61,8 +63,9 @@ class Site:
         await upgrade_async(self.url)
         self._engine = make_engine(self.url)
         sessionmaker = make_sessionmaker(self._engine)
-        w = make_app(self.tmp_path, sessionmaker, Clock(NOW))
-        self.harness = Harness(w.app, w.services, SQLStorage(sessionmaker), Clock(NOW))
+        clock = Clock(NOW)
+        w = make_app(self.tmp_path, sessionmaker, clock)
+        self.harness = Harness(w.app, w.services, SQLStorage(sessionmaker), clock)
         return self.harness
 
     async def close(self) -> None:
@@ -255,3 +258,86 @@ async def press_in_chat(h: Harness, dp: Any, chat: Chat, data: str, message_id: 
         data=data,
     )
     await dp.feed_update(h.bot, Update(update_id=20_000 + len(h.bot.calls), callback_query=query))
+
+
+# ------------------------------------------------------- D. quotas outlive /forget
+
+
+async def test_forget_then_start_does_not_reset_the_quotas(site: Site) -> None:
+    h = await site.open()
+    h.app.settings = h.app.settings.model_copy(
+        update={"quota_ideas_per_day": 1, "quota_comments_per_hour": 1, "quota_reports_per_day": 1}
+    )
+    await add_member(h.services.sessionmaker, 50, "Bob")
+    bobs = await seed_idea(h, 50, "Un potager")
+    await add_member(h.services.sessionmaker, 7, "Anne")
+
+    async def anne() -> tuple[Any, Any]:
+        session = h.services.sessionmaker()
+        member = await MemberRepository(session).get(7)
+        return session, member
+
+    session, member = await anne()
+    async with session:
+        ideas = h.use(session).ideas
+        idea = await ideas.repo.get(bobs)
+        assert idea is not None
+        await ideas.submit(member, "inclusion", "Des bancs", "Au parc.")
+        await ideas.comment(member, idea, "Oui", None)
+        assert await ideas.report(member, idea, None)
+        assert [await ideas.within_quota(member, q) for q in Quota] == [False] * 3
+    async with h.services.sessionmaker() as session:
+        await forget(session, h.app, h.services.translator, 7)
+    await add_member(h.services.sessionmaker, 7, "Anne")  # /start again
+    session, member = await anne()
+    async with session:
+        ideas = h.use(session).ideas
+        assert [await ideas.within_quota(member, q) for q in Quota] == [False] * 3
+    # Nothing in the counts says who: no Telegram id, no name, no text.
+    events = await rows(h, QuotaEvent)
+    assert len(events) == 3 and all(
+        e.actor not in ("7", "Anne") and len(e.actor) == 64 for e in events
+    )
+    # Once the windows have passed she may again, and the old events are gone.
+    h.clock.now = NOW + timedelta(days=1, seconds=1)
+    session, member = await anne()
+    async with session:
+        ideas = h.use(session).ideas
+        assert [await ideas.within_quota(member, q) for q in Quota] == [True] * 3
+        await ideas.submit(member, "inclusion", "Encore", "Un texte.")
+    assert [e.at for e in await rows(h, QuotaEvent)] == [NOW + timedelta(days=1, seconds=1)]
+
+
+# ------------------------------------------------ E. report ids never reused
+
+
+async def test_report_ids_are_never_reused_after_forget(site: Site) -> None:
+    h = await site.open()
+    await add_member(h.services.sessionmaker, 50, "Bob")
+    bobs = await seed_idea(h, 50, "Un potager")
+    for member_id, name in ((7, "Anne"), (8, "Carl")):
+        await add_member(h.services.sessionmaker, member_id, name)
+
+    async def report(member_id: int) -> None:
+        async with h.services.sessionmaker() as session:
+            member = await MemberRepository(session).get(member_id)
+            ideas = h.use(session).ideas
+            idea = await ideas.repo.get(bobs)
+            assert member is not None and idea is not None
+            assert await ideas.report(member, idea, None)
+
+    await report(7)
+    [first] = await rows(h, Report)
+    async with h.services.sessionmaker() as session:
+        await forget(session, h.app, h.services.translator, 7)
+    assert await rows(h, Report) == []
+    await report(8)
+    [second] = await rows(h, Report)
+    assert second.id > first.id
+    # Carl's report has a card of its own (an id given again would share the erased one's key).
+    cards = [
+        c
+        for c in await deliveries(h.services.sessionmaker, "moderation")
+        if "signalée" in (c.text or "")
+    ]
+    assert len(cards) == 2 and cards[1].status == "pending"

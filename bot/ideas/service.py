@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +38,7 @@ from storage.repositories.cards import CardMatch, CardRepository
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRecord
 from storage.repositories.outbox import NewDelivery, OutboxRepository
+from storage.repositories.quotas import QuotaRepository
 
 TITLE_MAX = 100
 TEXT_MAX = 2000
@@ -65,6 +68,26 @@ class Quota(StrEnum):
     IDEAS = "ideas"
     COMMENTS = "comments"
     REPORTS = "reports"
+
+
+QUOTA_WINDOWS = {
+    Quota.IDEAS: timedelta(days=1),
+    Quota.COMMENTS: timedelta(hours=1),
+    Quota.REPORTS: timedelta(days=1),
+}
+
+
+def quota_actor(app: AppContext, member_id: int) -> str:
+    """Who a quota event belongs to: a keyed hash (HMAC-SHA-256) of the Telegram id. Quotas
+    must outlive /forget (or erasing and coming back resets them), so they cannot hang on
+    the member's row; the hash holds no name and no content, and each event is deleted once
+    older than the longest window (a day). Keyed with a secret kept out of the database (the
+    bot token): a copy of the database alone cannot tell whose events they are by hashing
+    every possible id. A new token starts the counts afresh, once."""
+    token = app.settings.bot_token
+    secret = token.get_secret_value() if token is not None else ""
+    key = hashlib.sha256(f"consultbot quota actor\0{secret}".encode()).digest()
+    return hmac.new(key, str(member_id).encode(), hashlib.sha256).hexdigest()
 
 
 class TextProblem(StrEnum):
@@ -112,6 +135,7 @@ class IdeaService:
         self.doorbell = doorbell
         self.repo = IdeaRepository(session)
         self.outbox = OutboxRepository(session)
+        self.quotas = QuotaRepository(session)
 
     # ------------------------------------------------------------ phase rules
 
@@ -134,25 +158,30 @@ class IdeaService:
 
     # ----------------------------------------------------------------- quotas
 
+    def _quota(self, quota: Quota) -> tuple[int, timedelta]:
+        settings = self.app.settings
+        return {
+            Quota.IDEAS: (settings.quota_ideas_per_day, QUOTA_WINDOWS[Quota.IDEAS]),
+            Quota.COMMENTS: (settings.quota_comments_per_hour, QUOTA_WINDOWS[Quota.COMMENTS]),
+            Quota.REPORTS: (settings.quota_reports_per_day, QUOTA_WINDOWS[Quota.REPORTS]),
+        }[quota]
+
     async def within_quota(self, member: MemberRecord, quota: Quota) -> bool:
         """Whether the member may do one more of these now (organisers always may)."""
-        settings = self.app.settings
-        limit, window, count = {
-            Quota.IDEAS: (settings.quota_ideas_per_day, timedelta(days=1), self.repo.ideas_since),
-            Quota.COMMENTS: (
-                settings.quota_comments_per_hour,
-                timedelta(hours=1),
-                self.repo.comments_since,
-            ),
-            Quota.REPORTS: (
-                settings.quota_reports_per_day,
-                timedelta(days=1),
-                self.repo.reports_since,
-            ),
-        }[quota]
+        limit, window = self._quota(quota)
         if limit == 0 or self.app.is_admin(member.id):
             return True
-        return await count(member.id, self.app.clock() - window) < limit
+        actor = quota_actor(self.app, member.id)
+        return await self.quotas.count(actor, quota, self.app.clock() - window) < limit
+
+    async def _count_for_quota(self, member_id: int, quota: Quota, now: datetime) -> None:
+        """Counted by quota_actor, not by author: erasing and registering again (/forget then
+        /start) does not give a fresh quota. The caller commits."""
+        if self.app.is_admin(member_id):
+            return
+        await self.quotas.record(
+            quota_actor(self.app, member_id), quota, now, now - max(QUOTA_WINDOWS.values())
+        )
 
     def quota_text(self, quota: Quota) -> str:
         translator = self.translator
@@ -203,6 +232,7 @@ class IdeaService:
             text.strip(),
             now,
         )
+        await self._count_for_quota(member.id, Quota.IDEAS, now)
         chat_id = await moderation_chat_id(self.session, self.app)
         if chat_id is not None:
             await self.outbox.enqueue(
@@ -358,6 +388,7 @@ class IdeaService:
             parent.id if parent else None,
             now,
         )
+        await self._count_for_quota(member.id, Quota.COMMENTS, now)
         # Its card leaves now if the group had none lately, else with the next batch.
         await self._card_comments(now)
         if idea.author_id is not None and idea.author_id != member.id:
@@ -477,6 +508,7 @@ class IdeaService:
             # without expiring `member` and `idea`, which the dialog still reads (a rollback would).
             await self.session.commit()
             return False
+        await self._count_for_quota(member.id, Quota.REPORTS, now)
         chat_id = await moderation_chat_id(self.session, self.app)
         if chat_id is not None:
             lang = self.group_lang
