@@ -337,13 +337,22 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 async def _export(settings: Settings, consultation: Consultation, kinds, fmt, out: Path):  # type: ignore[no-untyped-def]
-    from bot.organisers.export import ProgressBar, export
+    import getpass
+
+    from bot.organisers.export import Actor, ProgressBar, export
     from storage.db import make_engine, make_sessionmaker
 
+    try:
+        user = getpass.getuser()
+    except OSError:  # no login name (a container without a passwd entry)
+        user = "?"
+    who = Actor(None, f"command line ({user})")
     engine = make_engine(settings.database_url)
     try:
         async with make_sessionmaker(engine)() as session:
-            return await export(session, consultation, kinds, fmt, out, progress=ProgressBar())
+            return await export(
+                session, consultation, kinds, fmt, out, progress=ProgressBar(), actor=who
+            )
     finally:
         await engine.dispose()
 

@@ -20,7 +20,7 @@ from bot.ideas.service import Quota
 from bot.members.privacy import forget
 from storage.db import backup_sqlite, make_engine, make_sessionmaker, upgrade_async
 from storage.dialog_state.sql_storage import SQLStorage
-from storage.models import Comment, Delivery, ModerationCard, QuotaEvent, Report
+from storage.models import AuditEntry, Comment, Delivery, ModerationCard, QuotaEvent, Report
 from storage.repositories.members import MemberRepository
 from tests.test_dialogs import Clock, Harness
 from tests.test_ideas_dialogs import (
@@ -30,6 +30,7 @@ from tests.test_ideas_dialogs import (
     deliveries,
     idea_row,
     make_app,
+    member_client,
     rows,
     seed_idea,
     t,
@@ -341,3 +342,24 @@ async def test_report_ids_are_never_reused_after_forget(site: Site) -> None:
         if "signalée" in (c.text or "")
     ]
     assert len(cards) == 2 and cards[1].status == "pending"
+
+
+# ------------------------------------------------ F. exports in the audit log
+
+
+async def test_export_in_telegram_is_audited(site: Site) -> None:
+    h = await site.open()
+    dp = h.dispatcher()
+    await add_member(h.services.sessionmaker, 50, "Bob")
+    await seed_idea(h, 50, "Un potager")
+    await seed_idea(h, 50, "Des bancs")
+    olga = member_client(h, dp, ADMIN, "Olga")
+    await olga.send("/export ideas csv")
+    [entry] = await rows(h, AuditEntry, AuditEntry.action == "export")
+    assert (entry.actor_id, entry.actor_name, entry.target, entry.target_id) == (
+        ADMIN,
+        "Olga",
+        "export",
+        "csv",
+    )
+    assert entry.detail == "ideas=2 rows=2" and entry.at == NOW
