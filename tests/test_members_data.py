@@ -11,17 +11,28 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiogram.methods import SendMessage
 from aiogram.types import CallbackQuery, Chat, Message, Update, User
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.consultation import Role
 from bot.ideas.cards import resend_card
 from bot.ideas.service import Quota
+from bot.members.invitations import create_invitation, revoke_invitation, revoke_role
 from bot.members.privacy import forget
 from storage.db import backup_sqlite, make_engine, make_sessionmaker, upgrade_async
 from storage.dialog_state.sql_storage import SQLStorage
-from storage.models import AuditEntry, Comment, Delivery, ModerationCard, QuotaEvent, Report
-from storage.repositories.members import MemberRepository
+from storage.models import (
+    AuditEntry,
+    Comment,
+    Delivery,
+    Invitation,
+    ModerationCard,
+    QuotaEvent,
+    Report,
+)
+from storage.repositories.members import MemberRepository, recipients
 from tests.test_dialogs import Clock, Harness
 from tests.test_ideas_dialogs import (
     MOD_CHAT,
@@ -363,3 +374,63 @@ async def test_export_in_telegram_is_audited(site: Site) -> None:
         "csv",
     )
     assert entry.detail == "ideas=2 rows=2" and entry.at == NOW
+
+
+# ------------------------------------------------ G. invitations and roles revoked
+
+
+async def test_a_revoked_invitation_grants_nothing_and_says_so(site: Site) -> None:
+    h = await site.open()
+    dp = h.dispatcher()
+    async with h.services.sessionmaker() as session:
+        token = await create_invitation(session, Role.OFFICIAL, None, None, NOW)
+        [invitation] = await rows(h, Invitation)
+        assert await revoke_invitation(session, invitation.id, NOW)
+    anne = member_client(h, dp, 7, "Anne")
+    await anne.send(f"/start inv_{token}")
+    texts = [c.text for c in h.bot.calls if isinstance(c, SendMessage)]
+    assert (
+        t(
+            "❌ Ce lien d’invitation a été retiré par les organisateurs. Demandez-leur un "
+            "nouveau lien si vous pensez qu’il s’agit d’une erreur."
+        )
+        in texts
+    )
+    async with h.services.sessionmaker() as session:
+        member = await MemberRepository(session).get(7)
+        assert member is not None and Role.OFFICIAL not in member.role_names
+        assert await recipients(session, [Role.OFFICIAL], "fr") == []
+    [entry] = await rows(h, AuditEntry, AuditEntry.action == "invitation.revoke")
+    assert entry.target_id == str(invitation.id)
+
+
+async def test_a_revoked_moderator_cannot_decide_from_the_next_tap(site: Site) -> None:
+    from tests.test_moderation_chat import GroupBot
+
+    h = await site.open()
+    h.bot = GroupBot()  # the moderation group has no administrators: the role decides
+    dp = h.dispatcher()
+    await add_member(h.services.sessionmaker, 7, "Anne")
+    async with h.services.sessionmaker() as session:
+        token = await create_invitation(session, Role.MODERATOR, None, None, NOW)
+    mia = member_client(h, dp, 60, "Mia")
+    await mia.send(f"/start inv_{token}")
+    first = await submit(h, 7, "Des bancs", "Au parc.")
+    second = await submit(h, 7, "Un potager", "Derrière l’école.")
+    cards = await deliveries(h.services.sessionmaker, "moderation")
+    for message_id, card in enumerate(cards, start=700):
+        await mark_sent(h, card.id, message_id)
+    await press_in_group(h, dp, 60, f"mi:approve:{first}:", message_id=700)
+    assert (await idea_row(h, first)).status == "approved"
+
+    async with h.services.sessionmaker() as session:
+        assert await revoke_role(session, 60, Role.MODERATOR, NOW)
+    await press_in_group(h, dp, 60, f"mi:approve:{second}:", message_id=701)
+    assert h.bot.alerts()[-1] == t("Seuls les modérateurs peuvent décider.")
+    assert (await idea_row(h, second)).status == "pending"
+    # Opening the old invitation link again does not give the role back.
+    await mia.send(f"/start inv_{token}")
+    await press_in_group(h, dp, 60, f"mi:approve:{second}:", message_id=701)
+    assert (await idea_row(h, second)).status == "pending"
+    [entry] = await rows(h, AuditEntry, AuditEntry.detail == "-moderator")
+    assert (entry.action, entry.target, entry.target_id) == ("member.role", "member", "60")
