@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiogram.methods import SendMessage
 from aiogram.types import CallbackQuery, Chat, Message, Update, User
 from sqlalchemy import select
@@ -434,3 +435,69 @@ async def test_a_revoked_moderator_cannot_decide_from_the_next_tap(site: Site) -
     assert (await idea_row(h, second)).status == "pending"
     [entry] = await rows(h, AuditEntry, AuditEntry.detail == "-moderator")
     assert (entry.action, entry.target, entry.target_id) == ("member.role", "member", "60")
+
+
+# ------------------------------------------------ B. the review screen within 4096
+
+
+async def test_review_with_every_text_answer_at_its_maximum_still_submits(
+    tmp_path: Path,
+) -> None:
+    from bot.config import Settings
+    from bot.consultation import parse_consultation
+    from bot.context import AppContext
+    from bot.services import AppServices
+    from bot.text_budget import MESSAGE_LIMIT, units
+    from tests.support import answer_survey, default_document, survey_now, with_dates
+    from tests.test_dialogs import button
+
+    document = with_dates(default_document(), survey_now(NOW))
+    for i in range(3):
+        document["questions"].append(
+            {
+                "id": f"remark{i}",
+                "kind": "text",
+                "text": {"fr": f"Remarque {i} ?", "nl": f"Opmerking {i}?", "en": f"Remark {i}?"},
+                "max_length": 4000,
+            }
+        )
+    consultation = parse_consultation(yaml.safe_dump(document, allow_unicode=True))
+    url = f"sqlite+aiosqlite:///{tmp_path / 'review.db'}"
+    await upgrade_async(url)
+    engine = make_engine(url)
+    sessionmaker = make_sessionmaker(engine)
+    clock = Clock(NOW)
+    settings = Settings(bot_token=None, database_url=url, throttle_burst=10_000)
+    app = AppContext(settings=settings, consultation=consultation, clock=clock)
+    h = Harness(app, AppServices.create(sessionmaker), SQLStorage(sessionmaker), clock)
+    try:
+        # Emoji count twice in UTF-16, and "<&" grow when escaped: the worst case.
+        longest = ("😀 <&> é " * 1000)[:4000]
+        answers: dict[str, Any] = {
+            q.id: [q.options[0].id] for q in consultation.questions if q.kind != "text"
+        }
+        answers["rehab_priority"] = ["no"]
+        answers |= {f"remark{i}": longest for i in range(3)}
+        await add_member(sessionmaker, 7, "Anne")
+        async with sessionmaker() as session:
+            await answer_survey(session, consultation, 7, answers, NOW, submit=False)
+        client = h.client()
+        await client.send("/start")
+        await h.click(client, "Continuer le sondage")  # everything answered: the review
+        review = h.last()
+        assert (review.text or "").startswith("<b>Vos réponses</b>")
+        assert units(review.text or "") <= MESSAGE_LIMIT
+        assert "…" in (review.text or "")
+        # A text question's own screen, with its long answer, fits too.
+        for i in (7, 8, 9):
+            await client.click(review, button(f"✏️ {i}"))
+            assert units(h.last().text or "") <= MESSAGE_LIMIT
+            await h.click(client, "Valider")
+            review = h.last()
+        await client.click(review, button("Envoyer mes réponses"))
+        assert (h.last().text or "").startswith("🙏 Merci")
+        assert await h.status(7) == "submitted"
+        stored = await h.answers(7)
+        assert set(stored) >= {"remark0", "remark1", "remark2"}
+    finally:
+        await engine.dispose()
