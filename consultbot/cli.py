@@ -232,6 +232,13 @@ def _libpq_url(url: URL) -> str:
 def cmd_invite(args: argparse.Namespace) -> None:
     settings = load_settings()
     _require_schema(settings)
+    if args.role in ("list", "revoke"):
+        from consultbot.people import invitations
+
+        print(asyncio.run(invitations(settings, args.role, args.id)))
+        return
+    if args.id is not None:
+        raise Failure(f"invite {args.role}: unexpected argument {args.id!r}")
     try:
         expires = parse_duration(args.expires) if args.expires else None
     except ValueError as exc:
@@ -337,13 +344,17 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 async def _export(settings: Settings, consultation: Consultation, kinds, fmt, out: Path):  # type: ignore[no-untyped-def]
-    from bot.organisers.export import ProgressBar, export
+    from bot.organisers.export import Actor, ProgressBar, export
+    from consultbot.people import cli_actor
     from storage.db import make_engine, make_sessionmaker
 
+    who = Actor(None, cli_actor())
     engine = make_engine(settings.database_url)
     try:
         async with make_sessionmaker(engine)() as session:
-            return await export(session, consultation, kinds, fmt, out, progress=ProgressBar())
+            return await export(
+                session, consultation, kinds, fmt, out, progress=ProgressBar(), actor=who
+            )
     finally:
         await engine.dispose()
 
@@ -468,6 +479,8 @@ async def _outbox(settings: Settings, action: str, ids: list[int], everything: b
 
 
 def parser() -> argparse.ArgumentParser:
+    from consultbot import people
+
     p = argparse.ArgumentParser(prog="consultbot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the bot (applies migrations first)")
@@ -498,12 +511,26 @@ def parser() -> argparse.ArgumentParser:
     retry.add_argument("--all", action="store_true", help="every failed message")
     retry.add_argument("--yes", action="store_true", help="do not ask before --all")
     outbox.set_defaults(func=cmd_outbox, ids=[], all=False, yes=False)
-    invite = sub.add_parser("invite", help="create an invitation link")
-    invite.add_argument("role", choices=[r.value for r in Role])
+    invite = sub.add_parser(
+        "invite",
+        help="create an invitation link (invite ROLE), list them (invite list), "
+        "or revoke one (invite revoke ID)",
+    )
+    invite.add_argument(
+        "role", choices=[*(r.value for r in Role), "list", "revoke"], metavar="ROLE|list|revoke"
+    )
+    invite.add_argument("id", nargs="?", default=None, help="invite revoke: the invitation's id")
     invite.add_argument("--uses", type=int, default=None, help="how many people may use it")
     invite.add_argument("--expires", default=None, help="e.g. 7d, 48h (default: never)")
     invite.add_argument("--username", default=None, help="bot username (default: ask Telegram)")
     invite.set_defaults(func=cmd_invite)
+    role = sub.add_parser("role", help="who holds which role; revoke one (at once)")
+    role.add_argument("action", choices=["list", "revoke"])
+    role.add_argument("member", nargs="?", type=int, default=None, help="a Telegram id")
+    role.add_argument(
+        "role", nargs="?", default=None, choices=[*(r.value for r in Role), "organiser"]
+    )
+    role.set_defaults(func=people.cmd_role)
     export = sub.add_parser("export", help="export responses, ideas, comments, results")
     export.add_argument(
         "--what", choices=["responses", "ideas", "comments", "results", "all"], default="all"

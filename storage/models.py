@@ -130,6 +130,8 @@ class Invitation(Base):
     used: Mapped[int] = mapped_column(Integer, default=0)
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # Set by `consultbot invite revoke`: the link grants nothing from then on.
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class InvitationUse(Base):
@@ -199,7 +201,12 @@ class Delivery(Base):
     """One message that must not be lost; the sender moves it pending -> sent/failed/blocked."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_due", "status", "next_attempt_at"),)
+    # AUTOINCREMENT: an erased member's deliveries are deleted; ids are named by
+    # `consultbot outbox retry ID` and by moderation cards.
+    __table_args__ = (
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     dedupe_key: Mapped[str] = mapped_column(String(160), unique=True)
@@ -286,7 +293,11 @@ class Comment(Base):
 
 class Report(Base):
     __tablename__ = "reports"
-    __table_args__ = (UniqueConstraint("target", "target_id", "reporter_id"),)
+    # AUTOINCREMENT: a report's id is in its card's dedupe key, and /forget deletes reports.
+    __table_args__ = (
+        UniqueConstraint("target", "target_id", "reporter_id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     target: Mapped[str] = mapped_column(String(16))  # idea | comment
@@ -336,3 +347,33 @@ class ChatMigration(Base):
     old_chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     new_chat_id: Mapped[int] = mapped_column(BigInteger)
     migrated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class ModerationCard(Base):
+    """What a moderation card (an outbox delivery to the group) may act on: its buttons are
+    honoured only on the message it was posted as, i.e. the delivery's chat and message id
+    once sent. A restored backup or a reused id cannot make an old card act on something
+    else. One row per idea or comment the card carries buttons for."""
+
+    __tablename__ = "moderation_cards"
+    __table_args__ = (Index("ix_moderation_cards_target", "target", "target_id"),)
+
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), primary_key=True
+    )
+    target: Mapped[str] = mapped_column(String(16), primary_key=True)  # idea | comment
+    target_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+class QuotaEvent(Base):
+    """One idea, comment or report counted against a quota. `actor` is a keyed hash of the
+    Telegram id (bot/ideas/quotas.py), not the member: it survives /forget, so erasing and
+    registering again does not reset a quota; rows older than the longest window are deleted."""
+
+    __tablename__ = "quota_events"
+    __table_args__ = (Index("ix_quota_events_actor", "actor", "kind", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)

@@ -341,3 +341,46 @@ def test_log_level_reaches_the_bot(tmp_path: Path) -> None:
     assert debug.returncode == quiet.returncode == 0, debug.stderr + quiet.stderr
     assert " DEBUG " in debug.stderr
     assert " INFO " not in quiet.stderr and " DEBUG " not in quiet.stderr
+
+
+def test_invitations_and_roles_are_revoked_from_the_command_line(tmp_path: Path) -> None:
+    url = migrated(tmp_path)
+    env = {"DATABASE_URL": url}
+    made = consultbot(["invite", "moderator", "--username", "consult_bot"], tmp_path, **env)
+    assert made.returncode == 0, made.stderr
+    listed = consultbot(["invite", "list"], tmp_path, **env)
+    assert listed.stdout.splitlines()[1].split("\t")[:2] == ["1", "moderator"]
+    assert listed.stdout.splitlines()[1].endswith("active")
+    revoked = consultbot(["invite", "revoke", "1"], tmp_path, **env)
+    assert revoked.returncode == 0 and "invitation 1 (moderator" in revoked.stdout
+    assert "\trevoked " in consultbot(["invite", "list"], tmp_path, **env).stdout
+    assert_clean_failure(consultbot(["invite", "revoke", "9"], tmp_path, **env), "no invitation 9")
+    assert_clean_failure(consultbot(["invite", "revoke"], tmp_path, **env), "invitation's id")
+
+    db = sqlite3.connect(tmp_path / "db.sqlite")
+    db.execute(
+        "INSERT INTO members (id, first_name, blocked, created_at) VALUES (77, 'Mia', 0, "
+        "'2026-01-01')"
+    )
+    db.execute("INSERT INTO member_roles (member_id, role) VALUES (77, 'moderator')")
+    db.commit()
+    assert consultbot(["role", "list"], tmp_path, **env).stdout.split() == [
+        "77",
+        "moderator",
+        "Mia",
+    ]
+    gone = consultbot(["role", "revoke", "77", "moderator"], tmp_path, **env)
+    assert gone.returncode == 0 and "no longer moderator" in gone.stdout
+    assert db.execute("SELECT * FROM member_roles").fetchall() == []
+    again = consultbot(["role", "revoke", "77", "moderator"], tmp_path, **env)
+    assert_clean_failure(again, "does not hold the role moderator")
+    assert_clean_failure(
+        consultbot(["role", "revoke", "1", "organiser"], tmp_path, **env), "ADMIN_IDS"
+    )
+    audit = consultbot(
+        ["audit"], tmp_path, CONSULTATION_FILE=str(DEFAULT_CONSULTATION), **env
+    ).stdout
+    assert (
+        "invitation.revoke invitation 1" in audit and "member.role member 77  -moderator" in audit
+    )
+    assert "command line (" in audit

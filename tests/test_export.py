@@ -268,6 +268,23 @@ def test_command_line_export(tmp_path: Path, consultation: Consultation) -> None
     rows = read_csv(Path(printed))
     fr = [r for r in rows if r["language"] == "fr" and r["question"] == "challenges"]
     assert {r["option"]: int(r["count"]) for r in fr} == SEED_COUNTS["challenges"]
+    # The export is in the audit log: who (the command line's user), what, how many rows.
+    audit = subprocess.run(
+        [sys.executable, "-m", "consultbot", "audit"],
+        cwd=tmp_path,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(REPO),
+            "DATABASE_URL": url,
+            "CONSULTATION_FILE": str(DEFAULT_CONSULTATION),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    [line] = [x for x in audit.stdout.splitlines() if " export " in x]
+    assert "command line (" in line and f"results={len(rows)} rows={len(rows)}" in line
     bad = subprocess.run(
         [sys.executable, "-m", "consultbot", "export", "--format", "pdf"],
         cwd=tmp_path,

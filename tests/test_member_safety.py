@@ -65,10 +65,12 @@ ADMIN = 1  # in ADMIN_IDS of the test settings: a moderator too
 GROUP = Chat(id=MOD_CHAT, type="supergroup", title="Modération")
 
 
-async def press_in_group(h: Harness, dp: Any, user_id: int, data: str, text: str = "card") -> None:
+async def press_in_group(
+    h: Harness, dp: Any, user_id: int, data: str, text: str = "card", message_id: int = 4242
+) -> None:
     """A moderator's press on a card in the moderation group, with the given callback data."""
     user = User(id=user_id, is_bot=False, first_name=f"Modo{user_id}")
-    message = Message(message_id=4242, date=NOW, chat=GROUP, text=text)
+    message = Message(message_id=message_id, date=NOW, chat=GROUP, text=text)
     query = CallbackQuery(
         id=f"q{user_id}{len(h.bot.calls)}",
         from_user=user,
@@ -141,7 +143,7 @@ async def test_erase_resubmit_and_press_the_old_card(h: Harness) -> None:
     assert len(cards) == 2  # the new card was not swallowed by the old one's dedupe key
     assert f"n° {new_id}" in (cards[1].text or "") and cards[1].status == "pending"
 
-    await press_in_group(h, dp, ADMIN, old_approve)
+    await press_in_group(h, dp, ADMIN, old_approve, message_id=501)
     assert "Retirée par son auteur" in h.bot.alerts()[-1]
     assert (await idea_row(h, new_id)).status == "pending"
     assert (await idea_row(h, old_id)).status == "withdrawn"

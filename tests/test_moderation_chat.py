@@ -31,6 +31,7 @@ from tests.test_ideas_dialogs import (
     make_app,
     seed_idea,
 )
+from tests.test_member_safety import mark_sent
 from tests.test_outbox import ScriptedBot, run_outbox, statuses
 
 SUPERGROUP = -1001234567890
@@ -131,6 +132,7 @@ async def test_migration_message_moves_the_moderation_group(h: Harness, told_in:
     assert f"n° {before}" in (cards[0].text or "")
     assert f"n° {after}" in (cards[1].text or "")
     # A moderator's button in the supergroup is honoured (MODERATION_CHAT_ID names the old id).
+    await mark_sent(h, cards[1].id, 5)
     client = h.client(user_id=1, dp=dp)
     card = Message(
         message_id=5,

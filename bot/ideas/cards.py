@@ -21,6 +21,7 @@ from bot.context import AppContext
 from bot.i18n import N_, Translator
 from bot.text_budget import clip_html
 from storage.models import Comment, Idea
+from storage.repositories.cards import CardRepository
 from storage.repositories.chats import ChatRepository
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRecord
@@ -134,30 +135,33 @@ def idea_card_delivery(
         text=idea_card(app, translator, idea, lang),
         reply_markup=markup_json(decision_keyboard(translator, idea.id, lang)),
         is_group=True,
+        cards=(("idea", idea.id),),
     )
 
 
 async def card_waiting_ideas(
     session: AsyncSession, app: AppContext, translator: Translator, now: datetime
 ) -> int:
-    """Queue the card of every pending idea that never had one (submitted while no group was
-    configured); returns how many. The caller commits."""
+    """Queue the card of every pending idea that has none in the group (submitted while no
+    group was configured, or carded in a group since upgraded to a supergroup, whose old
+    cards' buttons no longer count); returns how many. The caller commits."""
     chat_id = await moderation_chat_id(session, app)
     if chat_id is None:
         return 0
     outbox = OutboxRepository(session)
+    cards = CardRepository(session)
     missing = [
         idea
         for idea in await IdeaRepository(session).pending(app.consultation.id)
-        if await outbox.delivery(idea_card_key(app, idea.id)) is None
+        if not await cards.in_chat("idea", idea.id, chat_id)
     ]
-    await outbox.enqueue(
-        [
-            idea_card_delivery(app, translator, i, chat_id, idea_card_key(app, i.id))
-            for i in missing
-        ],
-        now,
-    )
+    items = []
+    for idea in missing:
+        key = idea_card_key(app, idea.id)
+        if await outbox.delivery(key) is not None:  # carded in the group's former self
+            key = f"{key}:in:{chat_id}"
+        items.append(idea_card_delivery(app, translator, idea, chat_id, key))
+    await outbox.enqueue(items, now)
     if missing:
         log.info("moderation: %d waiting idea(s) carded to the group %s", len(missing), chat_id)
     return len(missing)

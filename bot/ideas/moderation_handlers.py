@@ -73,6 +73,30 @@ async def _allowed(
     return True
 
 
+async def _on_its_card(
+    query: CallbackQuery,
+    translator: Translator,
+    services: UpdateServices,
+    target: str,
+    target_id: int,
+) -> bool:
+    """A button counts only on the message it was posted as: a card from before a restored
+    backup, or one whose id was handed out again, changes nothing."""
+    message = query.message
+    if message is not None and await services.ideas.card_is_current(
+        target, target_id, message.chat.id, message.message_id
+    ):
+        return True
+    await query.answer(
+        translator.gettext(
+            "Cette carte n’est plus à jour : rien n’a été changé. /pending (en privé) "
+            "renvoie la carte d’une idée en attente."
+        ),
+        show_alert=True,
+    )
+    return False
+
+
 async def on_idea_action(
     query: CallbackQuery,
     callback_data: IdeaAction,
@@ -91,6 +115,8 @@ async def on_idea_action(
     service = services.ideas
     action = callback_data.action
     idea_id = parse_id(callback_data.idea)
+    if idea_id is not None and not await _on_its_card(query, translator, services, "idea", idea_id):
+        return
     idea = await IdeaRepository(session).get(idea_id) if idea_id else None
     if idea is None:
         await query.answer(_("Cette idée n’existe plus."), show_alert=True)
@@ -167,6 +193,10 @@ async def on_comment_action(
     _ = translator.gettext
     repo = IdeaRepository(session)
     comment_id = parse_id(callback_data.comment)
+    if comment_id is not None and not await _on_its_card(
+        query, translator, services, "comment", comment_id
+    ):
+        return
     comment = await repo.comment(comment_id) if comment_id else None
     if comment is None:
         await query.answer(_("Ce commentaire n’existe plus."), show_alert=True)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -30,9 +34,11 @@ from bot.ideas.similarity import most_similar
 from bot.organisers import audit
 from storage.models import Comment, Idea, Member, NotificationState
 from storage.repositories.audit import AuditRepository
+from storage.repositories.cards import CardMatch, CardRepository
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRecord
 from storage.repositories.outbox import NewDelivery, OutboxRepository
+from storage.repositories.quotas import QuotaRepository
 
 TITLE_MAX = 100
 TEXT_MAX = 2000
@@ -43,6 +49,10 @@ IDEA_PAYLOAD = "idea_"
 MAX_ID = 2**31 - 1
 # Batched comment cards queued per round at most; the rest waits for the next round.
 CARDS_PER_ROUND = 3
+# A card's message id is written a few milliseconds after it was sent: a press that
+# early waits up to this long for it (polling every CARD_SETTLE_POLL seconds).
+CARD_SETTLE_SECONDS = 2.0
+CARD_SETTLE_POLL = 0.05
 
 
 def parse_id(value: object) -> int | None:
@@ -58,6 +68,26 @@ class Quota(StrEnum):
     IDEAS = "ideas"
     COMMENTS = "comments"
     REPORTS = "reports"
+
+
+QUOTA_WINDOWS = {
+    Quota.IDEAS: timedelta(days=1),
+    Quota.COMMENTS: timedelta(hours=1),
+    Quota.REPORTS: timedelta(days=1),
+}
+
+
+def quota_actor(app: AppContext, member_id: int) -> str:
+    """Who a quota event belongs to: a keyed hash (HMAC-SHA-256) of the Telegram id. Quotas
+    must outlive /forget (or erasing and coming back resets them), so they cannot hang on
+    the member's row; the hash holds no name and no content, and each event is deleted once
+    older than the longest window (a day). Keyed with a secret kept out of the database (the
+    bot token): a copy of the database alone cannot tell whose events they are by hashing
+    every possible id. A new token starts the counts afresh, once."""
+    token = app.settings.bot_token
+    secret = token.get_secret_value() if token is not None else ""
+    key = hashlib.sha256(f"consultbot quota actor\0{secret}".encode()).digest()
+    return hmac.new(key, str(member_id).encode(), hashlib.sha256).hexdigest()
 
 
 class TextProblem(StrEnum):
@@ -105,6 +135,7 @@ class IdeaService:
         self.doorbell = doorbell
         self.repo = IdeaRepository(session)
         self.outbox = OutboxRepository(session)
+        self.quotas = QuotaRepository(session)
 
     # ------------------------------------------------------------ phase rules
 
@@ -127,25 +158,30 @@ class IdeaService:
 
     # ----------------------------------------------------------------- quotas
 
+    def _quota(self, quota: Quota) -> tuple[int, timedelta]:
+        settings = self.app.settings
+        return {
+            Quota.IDEAS: (settings.quota_ideas_per_day, QUOTA_WINDOWS[Quota.IDEAS]),
+            Quota.COMMENTS: (settings.quota_comments_per_hour, QUOTA_WINDOWS[Quota.COMMENTS]),
+            Quota.REPORTS: (settings.quota_reports_per_day, QUOTA_WINDOWS[Quota.REPORTS]),
+        }[quota]
+
     async def within_quota(self, member: MemberRecord, quota: Quota) -> bool:
         """Whether the member may do one more of these now (organisers always may)."""
-        settings = self.app.settings
-        limit, window, count = {
-            Quota.IDEAS: (settings.quota_ideas_per_day, timedelta(days=1), self.repo.ideas_since),
-            Quota.COMMENTS: (
-                settings.quota_comments_per_hour,
-                timedelta(hours=1),
-                self.repo.comments_since,
-            ),
-            Quota.REPORTS: (
-                settings.quota_reports_per_day,
-                timedelta(days=1),
-                self.repo.reports_since,
-            ),
-        }[quota]
+        limit, window = self._quota(quota)
         if limit == 0 or self.app.is_admin(member.id):
             return True
-        return await count(member.id, self.app.clock() - window) < limit
+        actor = quota_actor(self.app, member.id)
+        return await self.quotas.count(actor, quota, self.app.clock() - window) < limit
+
+    async def _count_for_quota(self, member_id: int, quota: Quota, now: datetime) -> None:
+        """Counted by quota_actor, not by author: erasing and registering again (/forget then
+        /start) does not give a fresh quota. The caller commits."""
+        if self.app.is_admin(member_id):
+            return
+        await self.quotas.record(
+            quota_actor(self.app, member_id), quota, now, now - max(QUOTA_WINDOWS.values())
+        )
 
     def quota_text(self, quota: Quota) -> str:
         translator = self.translator
@@ -196,6 +232,7 @@ class IdeaService:
             text.strip(),
             now,
         )
+        await self._count_for_quota(member.id, Quota.IDEAS, now)
         chat_id = await moderation_chat_id(self.session, self.app)
         if chat_id is not None:
             await self.outbox.enqueue(
@@ -216,6 +253,19 @@ class IdeaService:
         return done
 
     # ------------------------------------------------------------- moderation
+
+    async def card_is_current(
+        self, target: str, target_id: int, chat_id: int, message_id: int
+    ) -> bool:
+        """Whether the pressed message was posted as a card of this idea or comment. A card
+        sent a moment ago may not have its message id written yet: waited for, briefly."""
+        cards = CardRepository(self.session)
+        deadline = time.monotonic() + CARD_SETTLE_SECONDS
+        while True:
+            match = await cards.match(target, target_id, chat_id, message_id)
+            if match != CardMatch.SETTLING or time.monotonic() >= deadline:
+                return match == CardMatch.POSTED
+            await asyncio.sleep(CARD_SETTLE_POLL)
 
     async def decide(
         self,
@@ -338,6 +388,7 @@ class IdeaService:
             parent.id if parent else None,
             now,
         )
+        await self._count_for_quota(member.id, Quota.COMMENTS, now)
         # Its card leaves now if the group had none lately, else with the next batch.
         await self._card_comments(now)
         if idea.author_id is not None and idea.author_id != member.id:
@@ -379,6 +430,7 @@ class IdeaService:
                     text=text,
                     reply_markup=markup_json(markup),
                     is_group=True,
+                    cards=tuple(("comment", c.id) for _, c in chunk),
                 )
             )
         if items:
@@ -456,12 +508,14 @@ class IdeaService:
             # without expiring `member` and `idea`, which the dialog still reads (a rollback would).
             await self.session.commit()
             return False
+        await self._count_for_quota(member.id, Quota.REPORTS, now)
         chat_id = await moderation_chat_id(self.session, self.app)
         if chat_id is not None:
             lang = self.group_lang
             if comment is not None:
                 text = comment_card(self.translator, idea, comment, lang, reported=True)
                 markup = hide_keyboard(self.translator, comment.id, lang)
+                card = ("comment", comment.id)
             else:
                 text = (
                     self.translator.gettext("⚠️ <b>Idée signalée</b>", locale=lang)
@@ -469,6 +523,7 @@ class IdeaService:
                     + idea_card(self.app, self.translator, idea, lang)
                 )
                 markup = hide_idea_keyboard(self.translator, idea.id, lang)
+                card = ("idea", idea.id)
             await self.outbox.enqueue(
                 [
                     NewDelivery(
@@ -479,6 +534,7 @@ class IdeaService:
                         text=text,
                         reply_markup=markup_json(markup),
                         is_group=True,
+                        cards=(card,),
                     )
                 ],
                 now,

@@ -31,6 +31,10 @@ def invitation_text(translator: Translator, outcome: Redeem) -> str:
         Redeem.EXPIRED: _(
             "⌛ Ce lien d’invitation a expiré. Demandez-en un nouveau aux organisateurs."
         ),
+        Redeem.REVOKED: _(
+            "❌ Ce lien d’invitation a été retiré par les organisateurs. Demandez-leur un "
+            "nouveau lien si vous pensez qu’il s’agit d’une erreur."
+        ),
         Redeem.USED_UP: _(
             "Ce lien d’invitation a déjà servi autant de fois que prévu. Demandez-en un nouveau aux organisateurs."
         ),

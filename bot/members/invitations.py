@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Role
 from bot.organisers import audit
+from storage.models import Invitation
 from storage.repositories.audit import AuditRepository
 from storage.repositories.invitations import InvitationRepository, Redemption
+from storage.repositories.members import MemberRepository
 
 PAYLOAD_PREFIX = "inv_"
 
@@ -48,6 +50,50 @@ async def create_invitation(
     )
     await session.commit()
     return token
+
+
+async def revoke_invitation(
+    session: AsyncSession, invitation_id: int, now: datetime, actor_name: str = "command line"
+) -> Invitation | None:
+    """Its link grants nothing from now on (roles already given stay: see revoke_role).
+    None when there is no such invitation. Audited; commits."""
+    invitation = await InvitationRepository(session).revoke(invitation_id, now)
+    if invitation is None:
+        return None
+    await AuditRepository(session).record(
+        now,
+        audit.Action.INVITATION_REVOKED,
+        actor_name=actor_name,
+        target="invitation",
+        target_id=invitation.id,
+        detail=f"role={invitation.role} used={invitation.used}",
+    )
+    await session.commit()
+    return invitation
+
+
+async def revoke_role(
+    session: AsyncSession,
+    member_id: int,
+    role: Role,
+    now: datetime,
+    actor_name: str = "command line",
+) -> bool:
+    """The member loses the role at their next update (each update reads the roles again);
+    an invitation they used before cannot give it back. False if they did not hold it.
+    Audited; commits."""
+    removed = await MemberRepository(session).remove_role(member_id, role.value)
+    if removed:
+        await AuditRepository(session).record(
+            now,
+            audit.Action.ROLE,
+            actor_name=actor_name,
+            target="member",
+            target_id=member_id,
+            detail=f"-{role.value}",
+        )
+    await session.commit()
+    return removed
 
 
 async def redeem(session: AsyncSession, token: str, member_id: int, now: datetime) -> Redemption:

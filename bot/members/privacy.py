@@ -21,10 +21,10 @@ from bot.text_budget import clip_html, pack_lines
 from bot.ui.presenters import when
 from storage.models import Comment
 from storage.repositories.audit import AuditRepository
+from storage.repositories.cards import CardRepository
 from storage.repositories.members import erase, personal_data
 from storage.repositories.outbox import (
     delete_chat_deliveries,
-    deliveries_by_keys,
     deliveries_quoting,
     replace_delivery_text,
     withdraw_delivery,
@@ -98,19 +98,25 @@ async def forget(
     """Erase the member (see storage.repositories.members.erase) and every copy of what they
     wrote in the outbox, in one transaction. Returns the group cards to edit afterwards."""
     now = app.clock()
-    c = app.consultation
-    lang = c.source_language
+    lang = app.consultation.source_language
     erased = await erase(session, member_id, f":{member_id}:{member_id}:", now)
     await delete_chat_deliveries(session, member_id)
 
     neutral = erased_line(translator, lang)
     edits: dict[int, GroupEdit] = {}
-    # Cards of their own ideas and comments (and reports about them): cancelled or replaced.
-    keys = [f"{c.id}:card:idea:{i}" for i in erased.idea_ids]
-    keys += [f"{c.id}:card:comment:{i}" for i in erased.comment_ids]
-    prefixes = [f"{c.id}:report:idea:{i}:" for i in erased.idea_ids]
-    prefixes += [f"{c.id}:report:comment:{i}:" for i in erased.comment_ids]
-    for delivery in await deliveries_by_keys(session, keys, prefixes):
+    # Cards about their own ideas and comments only (each card re-sent from /pending, reports
+    # about them): cancelled or replaced. A batched card that also carries others' comments
+    # is redacted below instead.
+    erased_targets = {("idea", i) for i in erased.idea_ids}
+    erased_targets |= {("comment", i) for i in erased.comment_ids}
+    theirs = {
+        delivery.id: delivery
+        for delivery, targets in await CardRepository(session).deliveries_of(
+            erased.idea_ids, erased.comment_ids
+        )
+        if targets <= erased_targets  # cards posted before 0008: recorded by that migration
+    }
+    for delivery in theirs.values():
         await withdraw_delivery(session, delivery.id, neutral)
         if delivery.status == "sent" and delivery.message_id and delivery.is_group:
             edits[delivery.id] = GroupEdit(delivery.chat_id, delivery.message_id, neutral, None)

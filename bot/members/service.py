@@ -61,7 +61,8 @@ class MemberService:
                 member.id,
                 f"role={outcome.role}",
             )
-        if outcome.outcome in (Redeem.OK, Redeem.ALREADY) and outcome.role:
+        # Only a new use grants: a role revoked since does not come back through the old link.
+        if outcome.outcome == Redeem.OK and outcome.role:
             if await self.repo.add_role(member, outcome.role):
                 await AuditRepository(self.session).record(
                     now,

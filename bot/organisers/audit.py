@@ -24,6 +24,7 @@ class Action(StrEnum):
     ROLE = "member.role"
     INVITATION_CREATED = "invitation.create"
     INVITATION_USED = "invitation.use"
+    INVITATION_REVOKED = "invitation.revoke"
     ANNOUNCEMENT = "announce"
     EXPORT = "export"  # for the exports (recorded by whoever writes one)
     ERASURE = "member.erase"

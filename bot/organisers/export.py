@@ -11,7 +11,7 @@ import csv
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,9 +20,11 @@ from openpyxl.cell import WriteOnlyCell
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation
+from bot.organisers import audit
 from bot.results.tally import compute
 from bot.survey.kinds import kind_of
 from storage.repositories import export as repo
+from storage.repositories.audit import AuditRepository
 
 Cell = str | int | float | datetime | None
 Progress = Callable[[int, int], None]  # (rows done, rows in all)
@@ -41,6 +43,17 @@ class ExportFormat(StrEnum):
 
 
 ALL_KINDS = tuple(ExportKind)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asked for an export: an organiser in Telegram, or the command line's user."""
+
+    id: int | None
+    name: str
+
+
+CLI_ACTOR = Actor(None, "command line")
 
 
 @dataclass
@@ -301,17 +314,22 @@ async def export(
     out_dir: Path,
     lang: str | None = None,
     progress: Progress | None = None,
+    actor: Actor = CLI_ACTOR,
+    now: datetime | None = None,
 ) -> list[Path]:
     """Write the export files into `out_dir` and return their paths: one CSV per kind, or one
-    xlsx workbook with a sheet per kind."""
+    xlsx workbook with a sheet per kind. Recorded in the audit log (who, what, how many rows);
+    commits."""
     out_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (a local directory: instant)
     tables = await build_tables(session, consultation, kinds, lang)
     total = sum(t.total for t in tables)
     done = 0
+    written: dict[ExportKind, int] = {t.kind: 0 for t in tables}
 
-    def step() -> None:
+    def step(kind: ExportKind) -> None:
         nonlocal done
         done += 1
+        written[kind] += 1
         if progress is not None and (done % 100 == 0 or done == total):
             progress(done, total)
 
@@ -327,8 +345,9 @@ async def export(
                 writer.writerow(table.headers)
                 async for row in table.rows:
                     writer.writerow([_csv_cell(v) for v in row])
-                    step()
+                    step(table.kind)
             paths.append(path)
+        await _audit(session, actor, fmt, written, now)
         return paths
 
     from openpyxl import Workbook
@@ -346,11 +365,32 @@ async def export(
         sheet.append(header)
         async for row in table.rows:
             sheet.append(_xlsx_row(sheet, row))
-            step()
+            step(table.kind)
     name = "all" if len(tables) > 1 else str(tables[0].kind)
     path = out_dir / f"{consultation.id}-{name}.xlsx"
     workbook.save(path)
+    await _audit(session, actor, fmt, written, now)
     return [path]
+
+
+async def _audit(
+    session: AsyncSession,
+    actor: Actor,
+    fmt: ExportFormat,
+    written: dict[ExportKind, int],
+    now: datetime | None,
+) -> None:
+    """Who exported what, when, and how many rows of each kind."""
+    await AuditRepository(session).record(
+        now or datetime.now(UTC),
+        audit.Action.EXPORT,
+        actor.id,
+        actor.name,
+        "export",
+        fmt.value,
+        " ".join(f"{kind}={n}" for kind, n in written.items()) + f" rows={sum(written.values())}",
+    )
+    await session.commit()
 
 
 class ProgressBar:

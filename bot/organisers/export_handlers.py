@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.i18n import Translator
-from bot.organisers.export import ALL_KINDS, ExportFormat, ExportKind, export
+from bot.organisers.export import ALL_KINDS, Actor, ExportFormat, ExportKind, export
 
 
 def parse_arguments(args: str | None) -> tuple[tuple[ExportKind, ...], ExportFormat] | None:
@@ -53,7 +53,10 @@ async def export_command(
         return
     kinds, fmt = parsed
     with tempfile.TemporaryDirectory(prefix="consultbot-export-") as tmp:
-        paths = await export(session, app.consultation, kinds, fmt, Path(tmp), lang)
+        who = Actor(message.from_user.id, message.from_user.full_name)
+        paths = await export(
+            session, app.consultation, kinds, fmt, Path(tmp), lang, actor=who, now=app.clock()
+        )
         for path in paths:
             await message.answer_document(BufferedInputFile(path.read_bytes(), filename=path.name))
     await message.answer(

@@ -26,6 +26,7 @@ from bot.survey.service import (
     stored_answer,
     visible_questions,
 )
+from bot.survey.view import review_text
 from bot.ui.deps import app_of, member_of, services_of, translator_of
 from bot.ui.presenters import option_details, when
 from bot.ui.states import MainMenu, Survey
@@ -407,7 +408,7 @@ async def review_getter(
     _ = translator.gettext
     assert member is not None  # as in _member_id
     state = await services.survey.state(member.id)
-    lines = []
+    entries = []
     buttons = []
     for i, q in enumerate(visible_questions(c, state.answers), start=1):
         stored = state.answers.get(q.id)
@@ -415,12 +416,12 @@ async def review_getter(
             answer = _("(pas encore de réponse)")
         else:
             answer = kind_of(q).shown_answer(q, stored.choices, stored.text, c, lang)
-        lines.append(f"<b>{i}. {escape(c.text(q.text, lang))}</b>\n→ {answer}")
+        entries.append((f"<b>{i}. {escape(c.text(q.text, lang))}</b>", answer))
         buttons.append((q.id, f"✏️ {i}"))
     survey = c.phase(PhaseKind.SURVEY)
     end = when(survey.ends, c, lang, time=True) if survey else ""
     return {
-        "answers": "\n\n".join(lines),
+        "answers": review_text(entries),
         "questions": buttons,
         "draft": state.status != "submitted",
         "submitted": state.status == "submitted",

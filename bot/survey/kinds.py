@@ -17,6 +17,8 @@ from enum import StrEnum
 from html import escape
 from typing import TYPE_CHECKING, ClassVar
 
+from bot.text_budget import clip_html
+
 if TYPE_CHECKING:  # types only: bot.consultation imports this module
     from bot.consultation import Consultation, Question
     from bot.i18n import Translator
@@ -190,6 +192,10 @@ class MultipleChoice(QuestionKind):
         return [(1 if o.id in chosen else 0) if asked else None for o in question.options]
 
 
+# UTF-16 units of a typed answer shown under its question (the screen stays within 4096).
+DRAFT_SHOWN = 2500
+
+
 class OpenText(QuestionKind):
     """A free answer in a typed message; listed, never counted."""
 
@@ -221,7 +227,10 @@ class OpenText(QuestionKind):
         _ = translator.gettext
         hint = _("Écrivez votre réponse dans un message.")
         if draft:
-            hint += "\n" + _("Votre réponse : {answer}").format(answer=escape(draft))
+            # Shortened on screen (stored whole): the question must still fit one message.
+            hint += "\n" + _("Votre réponse : {answer}").format(
+                answer=clip_html(draft, DRAFT_SHOWN)
+            )
         return hint
 
     def shown_answer(

@@ -236,21 +236,6 @@ class IdeaRepository:
             return None
         return report.id
 
-    # ------------------------------------------------------------------ quotas
-
-    async def ideas_since(self, author_id: int, since: datetime) -> int:
-        return await self._count(Idea, Idea.author_id == author_id, Idea.created_at > since)
-
-    async def comments_since(self, author_id: int, since: datetime) -> int:
-        return await self._count(
-            Comment, Comment.author_id == author_id, Comment.created_at > since
-        )
-
-    async def reports_since(self, reporter_id: int, since: datetime) -> int:
-        return await self._count(
-            Report, Report.reporter_id == reporter_id, Report.created_at > since
-        )
-
     async def _count(self, model: type, *where: object) -> int:
         query = select(func.count()).select_from(model).where(*where)  # type: ignore[arg-type]
         return await self.session.scalar(query) or 0

@@ -18,6 +18,7 @@ class Redeem(StrEnum):
     UNKNOWN = "unknown"
     EXPIRED = "expired"
     USED_UP = "used_up"
+    REVOKED = "revoked"  # revoked by an organiser: grants nothing
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class InvitationRepository:
         )
         if invitation is None:
             return Redemption(Redeem.UNKNOWN)
+        if invitation.revoked_at is not None:
+            return Redemption(Redeem.REVOKED)
         if await self.session.get(InvitationUse, (invitation.id, member_id)) is not None:
             return Redemption(Redeem.ALREADY, invitation.role)
         # Conditional update: two members racing for the last use cannot both win.
@@ -55,11 +58,15 @@ class InvitationRepository:
                 Invitation.id == invitation.id,
                 or_(Invitation.max_uses.is_(None), Invitation.used < Invitation.max_uses),
                 or_(Invitation.expires_at.is_(None), Invitation.expires_at > now),
+                Invitation.revoked_at.is_(None),  # revoked since it was read
             )
             .values(used=Invitation.used + 1)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount == 0:
+            await self.session.refresh(invitation)
+            if invitation.revoked_at is not None:
+                return Redemption(Redeem.REVOKED)
             expires = invitation.expires_at
             if expires is not None and expires.tzinfo is None:
                 expires = expires.replace(tzinfo=now.tzinfo)
@@ -68,3 +75,16 @@ class InvitationRepository:
         self.session.add(InvitationUse(invitation_id=invitation.id, member_id=member_id))
         await self.session.flush()
         return Redemption(Redeem.OK, invitation.role)
+
+    async def all(self) -> list[Invitation]:
+        return list((await self.session.scalars(select(Invitation).order_by(Invitation.id))).all())
+
+    async def revoke(self, invitation_id: int, now: datetime) -> Invitation | None:
+        """The invitation, revoked now (or earlier: it stays revoked then); None if unknown."""
+        await self.session.execute(
+            update(Invitation)
+            .where(Invitation.id == invitation_id, Invitation.revoked_at.is_(None))
+            .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return await self.session.get(Invitation, invitation_id, populate_existing=True)

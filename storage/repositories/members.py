@@ -143,6 +143,21 @@ class MemberRepository:
         member.role_names.add(role)
         return True
 
+    async def remove_role(self, member_id: int, role: str) -> bool:
+        result = await self.session.execute(
+            delete(MemberRole).where(MemberRole.member_id == member_id, MemberRole.role == role)
+        )
+        return (result.rowcount or 0) > 0
+
+    async def with_roles(self) -> list[tuple[int, str, str]]:
+        """(member id, first name, role) of every role held, by member."""
+        rows = await self.session.execute(
+            select(Member.id, Member.first_name, MemberRole.role)
+            .join(MemberRole, MemberRole.member_id == Member.id)
+            .order_by(Member.id, MemberRole.role)
+        )
+        return [(member_id, name, role) for member_id, name, role in rows]
+
     async def set_blocked(self, member_id: int, blocked: bool) -> None:
         await self.session.execute(
             update(Member).where(Member.id == member_id).values(blocked=blocked)

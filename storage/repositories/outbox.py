@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from storage.models import Delivery, Instance, OutboxMedia
+from storage.repositories.cards import CardRepository
 from storage.upsert import insert_for
 
 OPEN = ("pending", "sending")
@@ -35,6 +36,9 @@ class NewDelivery:
     media_id: int | None = None
     reply_markup: str | None = None
     is_group: bool = False
+    # A moderation card: the ideas and comments its buttons act on, as ("idea" | "comment",
+    # id). Recorded with the delivery (storage/repositories/cards.py).
+    cards: tuple[tuple[str, int], ...] = ()
 
 
 class OutboxRepository:
@@ -58,9 +62,10 @@ class OutboxRepository:
     async def enqueue(self, items: Iterable[NewDelivery], now: datetime) -> int:
         """Insert deliveries, ignoring those already queued (same dedupe key); returns how many
         were offered."""
+        items = list(items)
         rows: list[dict[str, Any]] = [
             {
-                **item.__dict__,
+                **{k: v for k, v in item.__dict__.items() if k != "cards"},
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": now,
@@ -74,6 +79,10 @@ class OutboxRepository:
         for start in range(0, len(rows), 500):
             statement = insert(Delivery).on_conflict_do_nothing(index_elements=["dedupe_key"])
             await self.session.execute(statement, rows[start : start + 500])
+        if any(item.cards for item in items):
+            await CardRepository(self.session).record(
+                {item.dedupe_key: item.cards for item in items if item.cards}
+            )
         return len(rows)
 
     async def release_orphans(self, legacy_before: datetime) -> int:
@@ -276,17 +285,6 @@ async def delete_chat_deliveries(session: AsyncSession, chat_id: int) -> int:
     """Every delivery to one chat, whatever its status (an erased member's)."""
     result = await session.execute(delete(Delivery).where(Delivery.chat_id == chat_id))
     return result.rowcount or 0
-
-
-async def deliveries_by_keys(
-    session: AsyncSession, keys: Sequence[str], prefixes: Sequence[str] = ()
-) -> list[Delivery]:
-    """Deliveries with one of the dedupe keys, or a key starting with one of the prefixes."""
-    conditions = [Delivery.dedupe_key.in_(list(keys))] if keys else []
-    conditions += [Delivery.dedupe_key.startswith(p, autoescape=True) for p in prefixes]
-    if not conditions:
-        return []
-    return list((await session.scalars(select(Delivery).where(or_(*conditions)))).all())
 
 
 async def deliveries_quoting(session: AsyncSession, fragments: Sequence[str]) -> list[Delivery]:
