@@ -55,7 +55,9 @@ class Instance:
         """Join; a predecessor of the same name is gone: its claims are re-queued now."""
         now = self.clock()
         async with self.sessionmaker() as session:
-            replaced = await InstanceRepository(session).register(self.token, self.name, now)
+            replaced = await InstanceRepository(session).register(
+                self.token, self.name, system_clock()
+            )
             released = await OutboxRepository(session).release_orphans(now - self.timeout)
             await session.commit()
         self.registered = True
@@ -68,14 +70,17 @@ class Instance:
     async def beat(self, own: Callable[[], set[int]] = set) -> int:
         """Heartbeat, then re-queue the claims of instances gone silent and our own lost ones.
         Returns how many deliveries went back to the queue."""
-        now = self.clock()
+        # Liveness is wall-clock time ("spoke within the timeout"), whatever the bot's clock
+        # (a test may move it, FileClock): claims' ages are on the bot's clock, as they were
+        # written.
+        now, wall = self.clock(), system_clock()
         async with self.sessionmaker() as session:
             instances = InstanceRepository(session)
-            if not await instances.beat(self.token, self.name, now):
+            if not await instances.beat(self.token, self.name, wall):
                 log.warning(
                     "instance %s was taken for gone (no heartbeat): registered again", self.name
                 )
-            dead = await instances.forget_dead(now - self.timeout)
+            dead = await instances.forget_dead(wall - self.timeout)
             outbox = OutboxRepository(session)
             released = await outbox.release_orphans(now - self.timeout)
             released += await outbox.release_lost(self.token, own(), now - self.timeout)

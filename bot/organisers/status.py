@@ -8,7 +8,7 @@ from html import escape
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.context import AppContext
+from bot.context import AppContext, system_clock
 from bot.i18n import Translator
 from bot.ui.presenters import timeline_text, when
 from storage.models import Member, Response
@@ -87,7 +87,7 @@ async def status_report(
                 )
             )
     timeout = timedelta(seconds=app.settings.instance_timeout_seconds)
-    alive = await InstanceRepository(session).alive(now - timeout)
+    alive = await InstanceRepository(session).alive(system_clock() - timeout)  # wall clock
     lines.append("")
     lines.append(_("Instances en service : {n}").format(n=alive))
     return "\n".join(lines)
