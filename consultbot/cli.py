@@ -148,6 +148,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"warning: {warning.render(str(path))}")
         print(
             f"{path}: OK — {c.id}, {len(c.phases)} phases, {len(c.questions)} questions, "
+            f"{len(c.communes)} communes, "
             f"languages {', '.join(c.languages)}"
         )
     return 1 if failed else 0
