@@ -304,3 +304,25 @@ async def test_exports_carry_the_commune(
     rows = read_csv(path)
     assert list(rows[0])[:4] == ["respondent", "language", "commune", "submitted_at"]
     assert sorted(r["commune"] for r in rows) == ["", "", "namur"]
+
+
+def test_invite_for_a_commune_from_the_command_line(tmp_path: Path) -> None:
+    from tests.test_cli import assert_clean_failure, consultbot, migrated
+
+    env = {"DATABASE_URL": migrated(tmp_path), "CONSULTATION_FILE": str(DEFAULT_CONSULTATION)}
+    for wanted in ("namur", "5000"):
+        invited = consultbot(
+            ["invite", "ambassador", "--commune", wanted, "--username", "b"], tmp_path, **env
+        )
+        assert invited.returncode == 0, invited.stderr
+        assert invited.stdout.startswith("https://t.me/b?start=inv_")
+    audit = consultbot(["audit"], tmp_path, **env)
+    assert audit.stdout.count("commune=namur") == 2, audit.stdout
+    vague = consultbot(
+        ["invite", "ambassador", "--commune", "sint", "--username", "b"], tmp_path, **env
+    )
+    assert_clean_failure(vague, "--commune sint could be", "give its id")
+    unknown = consultbot(
+        ["invite", "official", "--commune", "atlantis", "--username", "b"], tmp_path, **env
+    )
+    assert_clean_failure(unknown, "no commune of")
