@@ -62,9 +62,7 @@ async def submitted_responses(
         rows = (await session.execute(query)).all()
         if not rows:
             return
-        page = {
-            rid: ExportedResponse(rid, lang, at, commune) for rid, at, lang, commune in rows
-        }
+        page = {rid: ExportedResponse(rid, lang, at, commune) for rid, at, lang, commune in rows}
         ids = list(page)
         for rid, qid, oid in await session.execute(
             select(
