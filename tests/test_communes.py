@@ -154,9 +154,12 @@ async def test_a_postal_code_finds_namur_then_the_survey_opens(h: Harness) -> No
     await _open_survey(h, client)
     assert ASKED in (h.last().text or "")
     await client.send("5000")
+    shown = len(h.messages.sent_messages)
     await h.click(client, "Namur")
     assert h.bot.alerts()[-1] == "📍 Commune enregistrée : Namur."
-    assert "Question 1 / " in (h.last().text or "")
+    # Straight to the first question: the menu is not shown in between.
+    screens = [m.text or "" for m in h.messages.sent_messages[shown:]]
+    assert len(screens) == 1 and "Question 1 / " in screens[0], screens
     assert await _commune(h) == MemberCommune("namur", True)
     # Never asked again: back to the menu, the survey opens at once.
     await _open_survey(h, client)

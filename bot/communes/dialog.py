@@ -133,9 +133,13 @@ async def on_other_input(message: Message, _: MessageInput, manager: DialogManag
 
 async def _finish(manager: DialogManager) -> None:
     start = CommuneStart.load(manager.start_data)  # read before the dialog closes
-    await manager.done()
-    if start.then_survey:
-        await manager.start(Survey.question)
+    if not start.then_survey:
+        await manager.done()
+        return
+    # Straight to the first question: the menu below is not shown in between (one screen,
+    # not the menu and then the question).
+    await manager.done(show_mode=ShowMode.NO_UPDATE)
+    await manager.start(Survey.question, show_mode=ShowMode.EDIT)
 
 
 async def _choose(callback: CallbackQuery, manager: DialogManager, commune_id: str | None) -> None:
