@@ -13,8 +13,9 @@ after the other, against the Bot API emulator on 127.0.0.1.
 Each member sends /start, opens the survey, answers every question (the first option; on a
 multi-choice screen one tap on it, then ▶️), submits, and stops at the thanks screen. A tap's
 latency runs from the callback query being queued to the bot's first change of that chat.
-Members choose their next button by the screen's shape (no text matching), so the driver
-stays cheap; its own CPU share is printed.
+Members choose their next button by the screen's shape (no text matching; on the commune
+screen, asked once, they type a postal code), so the driver stays cheap; its own CPU share is
+printed.
 """
 
 from __future__ import annotations
@@ -85,6 +86,16 @@ def _screen(user: SimUser) -> TranscriptEntry | None:
     return None
 
 
+# The commune screen (asked once, before the first question): the walker types this code.
+POSTAL_CODE = "5000"
+
+
+def _asks_commune(entry: TranscriptEntry) -> bool:
+    """The commune prompt: "rather not say" (🤐) and no list of matches yet (no 🔎)."""
+    flat = [b for row in entry.buttons for b in row]
+    return any(b.startswith("🤐") for b in flat) and not any(b.startswith("🔎") for b in flat)
+
+
 def _choose(entry: TranscriptEntry) -> str | None:
     """The button to press next on this screen, or None when the walk is over."""
     rows = entry.buttons
@@ -142,7 +153,13 @@ async def walk(emu: SignallingEmulator, user: SimUser, go: asyncio.Event) -> Wal
         await _changed_since(emu, user, emu.seq, 1.0)
     for _step in range(40):
         entry = _screen(user)
-        choice = _choose(entry) if entry is not None else None
+        deadline = time.perf_counter() + TAP_TIMEOUT
+        while entry is None and time.perf_counter() < deadline:
+            # A typed answer: the old screen loses its keyboard before the new one comes.
+            await _changed_since(emu, user, emu.seq, 1.0)
+            entry = _screen(user)
+        typed = entry is not None and _asks_commune(entry)
+        choice = POSTAL_CODE if typed else _choose(entry) if entry is not None else None
         if choice is None:
             result.done = entry is not None
             if not result.done:
@@ -150,7 +167,9 @@ async def walk(emu: SignallingEmulator, user: SimUser, go: asyncio.Event) -> Wal
             return result
         seq = emu.seq
         started = time.perf_counter()
-        click = asyncio.ensure_future(emu._click(user, choice, entry, None, TAP_TIMEOUT))
+        click = asyncio.ensure_future(
+            user.send(choice) if typed else emu._click(user, choice, entry, None, TAP_TIMEOUT)
+        )
         changed = await _changed_since(emu, user, seq, TAP_TIMEOUT)
         if not changed:
             result.error = f"no new screen after [{choice}]"

@@ -20,6 +20,7 @@ from aiogram_dialog import setup_dialogs
 from aiogram_dialog.api.protocols import MessageManagerProtocol
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.communes.dialog import commune_dialog
 from bot.config import Settings
 from bot.consultation import Consultation
 from bot.context import AppContext, Clock, clock_for
@@ -203,6 +204,7 @@ def create_dispatcher(
         moderation_handlers.build_router(),
         menu_dialog(),
         language_dialog(),
+        commune_dialog(),
         survey_dialog(),
         announce_dialog(),
         ideas_dialog(),

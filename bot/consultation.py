@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from bot.communes.model import Commune, CommunesFile, commune_problems
 from bot.phases.kinds import FileChecks, PhaseKind, kind_problems, phase_type
 from bot.survey.kinds import kind_named, kind_of
 
@@ -22,6 +24,9 @@ MAX_LABEL_CHARS = 40
 ID_PATTERN = re.compile(r"^[a-z0-9_]{1,24}$")
 DURATION_PATTERN = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _DURATION_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# libyaml's parser when PyYAML has it: ten times faster than the pure-Python one (the file is
+# read at every start and by the tests, many times). Error messages come from the pure one.
+_FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Text = dict[str, str]
 
@@ -143,6 +148,8 @@ class Consultation(_Model):
     intro: Text | None = None
     phases: list[Phase] = Field(min_length=1)
     questions: list[Question] = Field(default_factory=list)
+    # The network's communes (bot/communes/); empty: the bot never asks for one.
+    communes: list[Commune] = Field(default_factory=list)
 
     @property
     def source_language(self) -> str:
@@ -157,6 +164,9 @@ class Consultation(_Model):
 
     def phase(self, kind: PhaseKind) -> Phase | None:
         return next((p for p in self.phases if p.kind == kind), None)
+
+    def commune(self, commune_id: str | None) -> Commune | None:
+        return next((m for m in self.communes if m.id == commune_id), None)
 
     def text(self, value: Text | str | None, lang: str) -> str:
         """A consultation text in `lang`, falling back to the source language."""
@@ -177,8 +187,11 @@ class Problem:
     path: str
     message: str
     line: int | None = None
+    # Another file than the consultation's: the communes' own file (`communes: {file: …}`).
+    file: str | None = None
 
     def render(self, file: str) -> str:
+        file = self.file or file
         where = f"{file}:{self.line}" if self.line else file
         return f"{where}: {self.path or '(top)'}: {self.message}"
 
@@ -194,7 +207,7 @@ def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
     """Map every path in the YAML document to its 1-based line."""
     index: dict[tuple[str | int, ...], int] = {}
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_FAST_LOADER)
     except yaml.YAMLError:
         return index
 
@@ -258,26 +271,115 @@ def check_consultation(path: str | Path) -> tuple[Consultation, list[Problem]]:
     return _parse(text, file)
 
 
-def parse_consultation(text: str, file: str = "<consultation>") -> Consultation:
-    return _parse(text, file)[0]
+def parse_consultation(
+    text: str, file: str = "<consultation>", base: Path | None = None
+) -> Consultation:
+    """A consultation from its text; `base` is where a relative `communes: {file: …}` is
+    looked for (default: the folder of `file`, or the working directory)."""
+    return _parse(text, file, base)[0]
 
 
-def _parse(text: str, file: str) -> tuple[Consultation, list[Problem]]:
+def _load_yaml(text: str, file: str, problem_file: str | None = None) -> Any:
     try:
-        raw = yaml.safe_load(text)
+        return yaml.load(text, Loader=_FAST_LOADER)
+    except yaml.YAMLError:
+        pass
+    try:  # again, for the pure-Python parser's wording of the error
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
         reason = getattr(exc, "problem", None) or str(exc)
-        raise ConsultationError(file, [Problem("", f"not valid YAML: {reason}", line)]) from None
+        problem = Problem("", f"not valid YAML: {reason}", line, problem_file)
+        raise ConsultationError(file, [problem]) from None
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A YAML text and its paths' lines, indexed only when a problem must be located."""
+
+    text: str
+    file: str | None = None  # None: the consultation file itself
+
+    def line(self, loc: Loc) -> int | None:
+        return _lookup_line(_cached_index(self.text), loc)
+
+
+@lru_cache(maxsize=4)
+def _cached_index(text: str) -> dict[tuple[str | int, ...], int]:
+    return _line_index(text)
+
+
+@lru_cache(maxsize=4)
+def _communes_text(path: str, mtime_ns: int, size: int) -> tuple[str, Any]:
+    """The communes file, parsed once per version of it: the list of Belgium's communes is
+    the longest part of the default consultation, which the tests load many times over."""
+    text = Path(path).read_text(encoding="utf-8")
+    return text, _load_yaml(text, path, path)
+
+
+def _communes_list(
+    raw: dict[str, Any], file: str, base: Path | None, source: _Source
+) -> tuple[Any, _Source | None, list[Problem]]:
+    """`communes:` as a list: itself, or read from the file it names; the problems of the
+    reference (then no communes: the rest of the file is still checked)."""
+    value = raw.get("communes")
+    if not isinstance(value, dict):
+        return value, None, []
+    try:
+        reference = CommunesFile.model_validate(value)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ("communes", *err["loc"])
+            problems.append(Problem(_render_path(loc, raw), _friendly(err), source.line(loc)))
+        return [], None, problems
+    folder = base if base is not None else _folder_of(file)
+    path = (folder / reference.file).resolve()
+    try:
+        stat = path.stat()
+        text, items = _communes_text(str(path), stat.st_mtime_ns, stat.st_size)
+    except OSError as exc:
+        line = source.line(("communes", "file"))
+        return [], None, [Problem("communes.file", f"cannot read {path}: {exc.strerror}", line)]
+    except ConsultationError as exc:  # not YAML
+        return [], None, exc.problems
+    if not isinstance(items, list):
+        return [], None, [Problem("", "expected a list of communes (- id: …)", 1, str(path))]
+    return items, _Source(text, str(path)), []
+
+
+def _folder_of(file: str) -> Path:
+    return Path.cwd() if file.startswith("<") else Path(file).parent
+
+
+def with_absolute_files(document: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The document with a relative `communes: {file: …}` made absolute (from `base`): a
+    copy written elsewhere (rehearsal, playground, tests) still finds the communes."""
+    value = document.get("communes")
+    if isinstance(value, dict) and isinstance(value.get("file"), str):
+        absolute = str((base / value["file"]).resolve())
+        return {**document, "communes": {**value, "file": absolute}}
+    return document
+
+
+def _parse(text: str, file: str, base: Path | None = None) -> tuple[Consultation, list[Problem]]:
+    raw = _load_yaml(text, file)
     if not isinstance(raw, dict):
         raise ConsultationError(
             file, [Problem("", "expected a mapping (id:, title:, phases: ...)")]
         )
-    index = _line_index(text)
+    source = _Source(text)
+    communes, communes_source, reference_problems = _communes_list(raw, file, base, source)
+    if communes_source is not None or reference_problems:
+        raw = {**raw, "communes": communes}
 
     def located(loc: tuple[str | int, ...], message: str) -> Problem:
-        return Problem(_render_path(loc, raw), message, _lookup_line(index, loc))
+        where = source
+        inner: Loc = loc
+        if communes_source is not None and loc[:1] == ("communes",):
+            where, inner = communes_source, loc[1:]  # the communes file is the list itself
+        return Problem(_render_path(loc, raw), message, where.line(inner), where.file)
 
     try:
         consultation = Consultation.model_validate(raw)
@@ -286,8 +388,10 @@ def _parse(text: str, file: str) -> tuple[Consultation, list[Problem]]:
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
             problems.append(located(loc, _friendly(err)))
-        raise ConsultationError(file, problems) from None
-    problems = [located(loc, msg) for loc, msg in _semantic_problems(consultation)]
+        raise ConsultationError(file, reference_problems + problems) from None
+    problems = reference_problems + [
+        located(loc, msg) for loc, msg in _semantic_problems(consultation)
+    ]
     if problems:
         raise ConsultationError(file, problems)
     warnings = [located(loc, msg) for loc, msg in _ambiguous_times(consultation)]
@@ -448,6 +552,8 @@ def _semantic_problems(c: Consultation) -> Iterator[tuple[Loc, str]]:
     for kind in PhaseKind:
         if kind in kinds:
             yield from phase_type(kind).consultation_problems(c)
+    yield from ids(("communes",), c.communes, "commune")
+    yield from commune_problems(c.communes, langs)
     yield from ids(("questions",), c.questions, "question")
     earlier: dict[str, Question] = {}
     for i, q in enumerate(c.questions):

@@ -6,10 +6,11 @@ not configuration: they are in bot/services.py, built once in bot/app.py."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bot.communes.lookup import CommuneDirectory
 from bot.config import Settings
 from bot.consultation import Consultation
 from bot.i18n import INTERFACE_LANGUAGES
@@ -53,6 +54,18 @@ class AppContext:
     clock: Clock = system_clock
     # Learnt from Telegram at start-up (getMe), before the first update.
     bot_username: str = ""
+    _communes: CommuneDirectory | None = field(default=None, init=False, repr=False)
+
+    @property
+    def communes(self) -> CommuneDirectory:
+        """The consultation's communes, indexed once (again if the consultation is replaced)."""
+        directory = self._communes
+        if directory is None or directory.communes is not self.consultation.communes:
+            directory = CommuneDirectory(
+                self.consultation.communes, self.consultation.source_language
+            )
+            self._communes = directory
+        return directory
 
     @property
     def timeline(self) -> Timeline:

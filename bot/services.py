@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.communes.service import CommuneService
 from bot.context import AppContext
 from bot.delivery.doorbell import OutboxDoorbell
 from bot.i18n import Translator
@@ -48,12 +49,13 @@ class UpdateServices:
 
     # Made for every update: slots and plain properties (functools.cached_property takes a
     # lock on Python 3.11), so that an update that needs none costs next to nothing.
-    __slots__ = ("_app", "_ideas", "_members", "_shared", "_survey", "session")
+    __slots__ = ("_app", "_communes", "_ideas", "_members", "_shared", "_survey", "session")
 
     def __init__(self, session: AsyncSession, app: AppContext, shared: AppServices) -> None:
         self.session = session
         self._app = app
         self._shared = shared
+        self._communes: CommuneService | None = None
         self._ideas: IdeaService | None = None
         self._members: MemberService | None = None
         self._survey: SurveyService | None = None
@@ -61,6 +63,12 @@ class UpdateServices:
     def with_session(self, session: AsyncSession) -> UpdateServices:
         """The same use cases over another session (the update's own one was closed)."""
         return UpdateServices(session, self._app, self._shared)
+
+    @property
+    def communes(self) -> CommuneService:
+        if self._communes is None:
+            self._communes = CommuneService(self.session, self._app)
+        return self._communes
 
     @property
     def ideas(self) -> IdeaService:

@@ -23,6 +23,8 @@ from bot.consultation import (
 )
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from sqlalchemy.engine import URL
 
 
@@ -148,6 +150,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"warning: {warning.render(str(path))}")
         print(
             f"{path}: OK — {c.id}, {len(c.phases)} phases, {len(c.questions)} questions, "
+            f"{len(c.communes)} communes, "
             f"languages {', '.join(c.languages)}"
         )
     return 1 if failed else 0
@@ -245,12 +248,44 @@ def cmd_invite(args: argparse.Namespace) -> None:
         raise Failure(str(exc)) from None
     if args.uses is not None and args.uses < 1:
         raise Failure("--uses must be at least 1")
-    print(asyncio.run(_invite(settings, Role(args.role), args.uses, expires, args.username)))
+    commune = _commune(args.commune, args.file or settings.consultation_file)
+    print(
+        asyncio.run(_invite(settings, Role(args.role), args.uses, expires, args.username, commune))
+    )
+
+
+def _commune(wanted: str | None, path: Path) -> str | None:
+    """--commune as an id of the consultation's communes, or a postal code or name that
+    finds exactly one."""
+    if wanted is None:
+        return None
+    from bot.communes.lookup import CommuneDirectory
+
+    consultation = _consultation(path)
+    directory = CommuneDirectory(consultation.communes, consultation.source_language)
+    if not directory:
+        raise Failure(f"--commune: the consultation {path} lists no communes")
+    if directory.get(wanted) is not None:
+        return wanted
+    found = directory.search(wanted)
+    if len(found.communes) == 1 and not found.more:
+        return found.communes[0].id
+    if not found.communes:
+        raise Failure(f"--commune {wanted}: no commune of {path} has this id, postal code or name")
+    names = ", ".join(
+        f"{c.id} ({directory.label(c, directory.source_language)})" for c in found.communes
+    )
+    raise Failure(f"--commune {wanted} could be {names}{', …' if found.more else ''}: give its id")
 
 
 async def _invite(
-    settings: Settings, role: Role, uses: int | None, expires, username: str | None
-) -> str:  # type: ignore[no-untyped-def]
+    settings: Settings,
+    role: Role,
+    uses: int | None,
+    expires: timedelta | None,
+    username: str | None,
+    commune: str | None = None,
+) -> str:
     from datetime import UTC, datetime
 
     from bot.members.invitations import create_invitation, invite_link
@@ -271,7 +306,9 @@ async def _invite(
     engine = make_engine(settings.database_url)
     try:
         async with make_sessionmaker(engine)() as session:
-            token = await create_invitation(session, role, uses, expires, datetime.now(UTC))
+            token = await create_invitation(
+                session, role, uses, expires, datetime.now(UTC), commune=commune
+            )
     finally:
         await engine.dispose()
     return invite_link(username.lstrip("@"), token)
@@ -523,6 +560,10 @@ def parser() -> argparse.ArgumentParser:
     invite.add_argument("--uses", type=int, default=None, help="how many people may use it")
     invite.add_argument("--expires", default=None, help="e.g. 7d, 48h (default: never)")
     invite.add_argument("--username", default=None, help="bot username (default: ask Telegram)")
+    invite.add_argument(
+        "--commune", default=None, help="those invited live there: its id (or postal code)"
+    )
+    invite.add_argument("--file", type=Path, help="consultation file (default: CONSULTATION_FILE)")
     invite.set_defaults(func=cmd_invite)
     role = sub.add_parser("role", help="who holds which role; revoke one (at once)")
     role.add_argument("action", choices=["list", "revoke"])

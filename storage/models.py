@@ -66,6 +66,10 @@ class Member(Base):
     language: Mapped[str | None] = mapped_column(String(8))
     blocked: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # The commune's id in the consultation file; NULL with commune_answered_at set: the member
+    # preferred not to say. commune_answered_at NULL: never asked (nor told by an invitation).
+    commune: Mapped[str | None] = mapped_column(String(32))
+    commune_answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     roles: Mapped[list[MemberRole]] = relationship(cascade="all, delete-orphan", lazy="selectin")
 
     @property
@@ -132,6 +136,8 @@ class Invitation(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # Set by `consultbot invite revoke`: the link grants nothing from then on.
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # Those who use it live there: they are not asked for their commune.
+    commune: Mapped[str | None] = mapped_column(String(32))
 
 
 class InvitationUse(Base):

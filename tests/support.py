@@ -43,7 +43,12 @@ async def postgres_database(name: str, create: bool, server_url: str = POSTGRES_
 
 
 def default_document() -> dict[str, Any]:
-    return yaml.safe_load(DEFAULT_CONSULTATION.read_text(encoding="utf-8"))
+    """The default consultation's document; its communes file named absolutely, so that a
+    copy written anywhere finds it."""
+    from bot.consultation import with_absolute_files
+
+    document = yaml.safe_load(DEFAULT_CONSULTATION.read_text(encoding="utf-8"))
+    return with_absolute_files(document, DEFAULT_CONSULTATION.parent)
 
 
 def with_dates(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -53,6 +54,7 @@ def test_malformed_admin_ids(tmp_path: Path) -> None:
 def test_broken_consultation_file(tmp_path: Path) -> None:
     broken = tmp_path / "c.yaml"
     broken.write_text(DEFAULT_CONSULTATION.read_text().replace("kind: survey", "kind: poll", 1))
+    shutil.copy(DEFAULT_CONSULTATION.with_name("communes-be.yaml"), tmp_path)  # it refers to it
     result = consultbot(["run"], tmp_path, BOT_TOKEN=TOKEN, CONSULTATION_FILE=str(broken))
     assert_clean_failure(result, "consultation file has 1 problem", "phases[survey].kind")
     missing = consultbot(["run"], tmp_path, BOT_TOKEN=TOKEN, CONSULTATION_FILE="nope.yaml")

@@ -151,6 +151,8 @@ async def start_survey(h: Harness, client: BotClient) -> None:
     assert "Pour un déconfinement sécure au niveau local" in h.bot.texts()[-1]
     assert "Phase en cours" in (h.last().text or "")
     await h.click(client, "Répondre au sondage")
+    if "Dans quelle commune" in (h.last().text or ""):  # asked once, before the first question
+        await h.click(client, "Je préfère ne pas le dire")
 
 
 async def test_first_question_requires_a_choice(harness: Harness) -> None:
@@ -340,9 +342,9 @@ async def test_invite_only_consultation(harness: Harness) -> None:
 
 async def test_flooding_member_is_slowed_down_politely(harness: Harness) -> None:
     h = harness
-    h.app.settings = h.app.settings.model_copy(update={"throttle_burst": 3, "throttle_rate": 0.01})
+    h.app.settings = h.app.settings.model_copy(update={"throttle_burst": 4, "throttle_rate": 0.01})
     client = h.client()
-    await start_survey(h, client)  # /start and one click: 2 of the 3 allowed
+    await start_survey(h, client)  # /start and two clicks (the commune): 3 of the 4 allowed
     await h.click(client, "Inclusion des personnes")  # the pick is stored at once
     before = await h.answers(7)
     screen = h.last().text
@@ -481,5 +483,6 @@ async def test_the_default_fsm_state_is_neither_read_nor_filtered_on(harness: Ha
     client = harness.client(dp=dp)
     await client.send("/start")
     await harness.click(client, "Répondre au sondage")
+    await harness.click(client, "Je préfère ne pas le dire")  # the commune, asked once
     assert "Question 1 /" in (harness.last().text or "")  # dialogs and member lock work
     assert reads == []

@@ -33,12 +33,14 @@ async def create_invitation(
     expires_in: timedelta | None,
     now: datetime,
     actor_name: str = "command line",
+    commune: str | None = None,
 ) -> str:
-    """A new token (returned once, never stored in clear)."""
+    """A new token (returned once, never stored in clear); `commune`: those who use it live
+    there (an id of the consultation's communes, checked by the caller)."""
     token = secrets.token_urlsafe(24)
     expires = now + expires_in if expires_in else None
     invitation = await InvitationRepository(session).create(
-        hash_token(token), role.value, uses, expires
+        hash_token(token), role.value, uses, expires, commune
     )
     await AuditRepository(session).record(
         now,
@@ -46,7 +48,11 @@ async def create_invitation(
         actor_name=actor_name,
         target="invitation",
         target_id=invitation.id,
-        detail=f"role={role.value} uses={uses or '∞'} expires={expires.isoformat() if expires else '-'}",
+        detail=(
+            f"role={role.value} uses={uses or '∞'} "
+            f"expires={expires.isoformat() if expires else '-'}"
+            + (f" commune={commune}" if commune else "")
+        ),
     )
     await session.commit()
     return token

@@ -57,6 +57,13 @@ async def my_data_messages(
         ),
         _("Inscrit le {date}").format(date=when(member.created_at, c, lang)),  # type: ignore[attr-defined]
     ]
+    if member.commune_answered_at is not None:  # type: ignore[attr-defined]
+        name = app.communes.name_of(member.commune, lang)  # type: ignore[attr-defined]
+        lines.append(
+            _("Commune : {name}").format(name=escape(name))
+            if name
+            else _("Commune : vous avez préféré ne pas la dire")
+        )
     answers: dict[str, list[str]] = data["answers"]  # type: ignore[assignment]
     if answers:
         lines.append("")

@@ -9,6 +9,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, BotCommandScopeChat
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.communes.service import CommuneService
 from bot.consultation import Role
 from bot.context import AppContext
 from bot.i18n import N_, Translator
@@ -60,6 +61,10 @@ class MemberService:
                 "member",
                 member.id,
                 f"role={outcome.role}",
+            )
+        if outcome.outcome in (Redeem.OK, Redeem.ALREADY) and outcome.commune:
+            await CommuneService(self.session, self.app).from_invitation(
+                member.id, outcome.commune, now, first_use=outcome.outcome == Redeem.OK
             )
         # Only a new use grants: a role revoked since does not come back through the old link.
         if outcome.outcome == Redeem.OK and outcome.role:

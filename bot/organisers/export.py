@@ -82,7 +82,7 @@ def _local(moment: datetime | None, consultation: Consultation) -> datetime | No
 
 
 def response_headers(consultation: Consultation) -> list[str]:
-    headers = ["respondent", "language", "submitted_at"]
+    headers = ["respondent", "language", "commune", "submitted_at"]
     for q in consultation.questions:
         headers.extend(kind_of(q).export_headers(q))
     return headers
@@ -94,6 +94,7 @@ def response_row(
     row: list[Cell] = [
         number,
         response.language or consultation.source_language,
+        response.commune,
         _local(response.submitted_at, consultation),
     ]
     for q in consultation.questions:

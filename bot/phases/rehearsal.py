@@ -14,7 +14,13 @@ from typing import Any
 
 import yaml
 
-from bot.consultation import Consultation, PhaseKind, parse_consultation, parse_duration
+from bot.consultation import (
+    Consultation,
+    PhaseKind,
+    parse_consultation,
+    parse_duration,
+    with_absolute_files,
+)
 from bot.phases.kinds import PHASE_TYPES, phase_type
 
 AFTER = "after"  # a pseudo-phase: every phase is over
@@ -24,7 +30,9 @@ OPENING_MARGIN = timedelta(seconds=5)
 
 def read_document(path: Path) -> tuple[dict[str, Any], Consultation]:
     text = path.read_text(encoding="utf-8")
-    return yaml.safe_load(text), parse_consultation(text, str(path))
+    # The copy is written elsewhere: a relative communes file is named from here.
+    document = with_absolute_files(yaml.safe_load(text), path.parent)
+    return document, parse_consultation(text, str(path))
 
 
 def dump_document(document: Mapping[str, Any]) -> str:

@@ -9,14 +9,23 @@ from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window
 from aiogram_dialog.widgets.kbd import Button, Column, Start
 from aiogram_dialog.widgets.text import Format
 
+from bot.communes.dialog import CommuneStart
 from bot.consultation import PhaseKind
 from bot.context import AppContext
 from bot.i18n import Translator
 from bot.phases.kinds import PHASE_TYPES
 from bot.results.view import may_see_results, send_results
-from bot.ui.deps import app_of, charts_of, lang_of, member_of, session_of, translator_of
+from bot.ui.deps import (
+    app_of,
+    charts_of,
+    lang_of,
+    member_of,
+    services_of,
+    session_of,
+    translator_of,
+)
 from bot.ui.presenters import help_text, status_text, when
-from bot.ui.states import Ideas, LanguagePick, MainMenu, Survey
+from bot.ui.states import CommunePick, Ideas, LanguagePick, MainMenu, Survey
 from bot.ui.widgets import T
 from storage.repositories.members import MemberRecord
 
@@ -40,6 +49,7 @@ async def menu_getter(
     }
     for kind in PHASE_TYPES.values():  # each kind's flags show its buttons below
         data.update(await kind.menu_flags(app, services, member, now))
+    data["commune"] = member is not None and services.communes.may_change(now)
     return data
 
 
@@ -57,6 +67,15 @@ async def open_survey(callback: CallbackQuery, _: Button, manager: DialogManager
             else translator.gettext("Le sondage n’est pas ouvert.")
         )
         await callback.answer(text, show_alert=True)
+        return
+    services, member = services_of(manager), member_of(manager)
+    # Asked once, before the first question (the survey's own checks come after).
+    if (
+        member is not None
+        and services.members.may_answer(member)
+        and await services.communes.needs_asking(member.id)
+    ):
+        await manager.start(CommunePick.ask, data=CommuneStart(then_survey=True).dump())
         return
     await manager.start(Survey.question)
 
@@ -125,6 +144,7 @@ def menu_dialog() -> Dialog:
                 ),
                 Button(T("💡 Idées"), id="ideas", on_click=open_ideas, when="ideas"),
                 Button(T("📊 Résultats"), id="res", on_click=show_results, when="results"),
+                Start(T("📍 Ma commune"), id="cm", state=CommunePick.ask, when="commune"),
                 Start(T("🌐 Langue"), id="lng", state=LanguagePick.choose),
                 Button(T("❓ Aide"), id="hlp", on_click=show_help),
             ),

@@ -42,3 +42,8 @@ class SubmitIdea(StatesGroup):
 class MyIdeas(StatesGroup):
     ideas = State()
     detail = State()
+
+
+class CommunePick(StatesGroup):
+    ask = State()
+    pick = State()

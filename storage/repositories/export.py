@@ -22,6 +22,7 @@ class ExportedResponse:
     response_id: int
     language: str | None
     submitted_at: datetime | None
+    commune: str | None = None  # the id the member gave (None: not given)
     seen: set[str] = field(default_factory=set)  # questions confirmed (asked and answered)
     choices: dict[str, set[str]] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
@@ -47,7 +48,7 @@ async def submitted_responses(
     after: tuple[datetime, int] | None = None
     while True:
         query = (
-            select(Response.id, Response.submitted_at, Member.language)
+            select(Response.id, Response.submitted_at, Member.language, Member.commune)
             .join(Member, Member.id == Response.member_id)
             .where(_submitted(consultation_id))
             .order_by(Response.submitted_at, Response.id)
@@ -61,7 +62,7 @@ async def submitted_responses(
         rows = (await session.execute(query)).all()
         if not rows:
             return
-        page = {rid: ExportedResponse(rid, lang, at) for rid, at, lang in rows}
+        page = {rid: ExportedResponse(rid, lang, at, commune) for rid, at, lang, commune in rows}
         ids = list(page)
         for rid, qid, oid in await session.execute(
             select(

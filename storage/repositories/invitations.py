@@ -25,6 +25,7 @@ class Redeem(StrEnum):
 class Redemption:
     outcome: Redeem
     role: str | None = None
+    commune: str | None = None  # the commune the invitation is for, if any
 
 
 class InvitationRepository:
@@ -32,10 +33,20 @@ class InvitationRepository:
         self.session = session
 
     async def create(
-        self, token_hash: str, role: str, max_uses: int | None, expires_at: datetime | None
+        self,
+        token_hash: str,
+        role: str,
+        max_uses: int | None,
+        expires_at: datetime | None,
+        commune: str | None = None,
     ) -> Invitation:
         invitation = Invitation(
-            token_hash=token_hash, role=role, max_uses=max_uses, expires_at=expires_at, used=0
+            token_hash=token_hash,
+            role=role,
+            max_uses=max_uses,
+            expires_at=expires_at,
+            used=0,
+            commune=commune,
         )
         self.session.add(invitation)
         await self.session.flush()
@@ -50,7 +61,7 @@ class InvitationRepository:
         if invitation.revoked_at is not None:
             return Redemption(Redeem.REVOKED)
         if await self.session.get(InvitationUse, (invitation.id, member_id)) is not None:
-            return Redemption(Redeem.ALREADY, invitation.role)
+            return Redemption(Redeem.ALREADY, invitation.role, invitation.commune)
         # Conditional update: two members racing for the last use cannot both win.
         result = await self.session.execute(
             update(Invitation)
@@ -71,10 +82,11 @@ class InvitationRepository:
             if expires is not None and expires.tzinfo is None:
                 expires = expires.replace(tzinfo=now.tzinfo)
             expired = expires is not None and expires <= now
-            return Redemption(Redeem.EXPIRED if expired else Redeem.USED_UP, invitation.role)
+            outcome = Redeem.EXPIRED if expired else Redeem.USED_UP
+            return Redemption(outcome, invitation.role)
         self.session.add(InvitationUse(invitation_id=invitation.id, member_id=member_id))
         await self.session.flush()
-        return Redemption(Redeem.OK, invitation.role)
+        return Redemption(Redeem.OK, invitation.role, invitation.commune)
 
     async def all(self) -> list[Invitation]:
         return list((await self.session.scalars(select(Invitation).order_by(Invitation.id))).all())

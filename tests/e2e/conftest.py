@@ -162,3 +162,12 @@ async def wait_button(user: SimUser, text: str, timeout: float = 10) -> None:
         )
 
     await user.emu.wait_for(present, timeout=timeout, what=f"a button {text!r} for {user}")
+
+
+async def give_commune(user: SimUser, name: str, postal_code: str = "5000") -> None:
+    """The commune screen, met once before the first question: a postal code typed, then the
+    button of `name` (the commune's name in the user's language) pressed."""
+    await wait_button(user, "🤐")  # "rather not say": the commune screen is on
+    await user.send(postal_code)
+    await wait_button(user, name)
+    await user.click(name)

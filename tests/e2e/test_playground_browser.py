@@ -171,6 +171,7 @@ async def test_survey_results_and_moderation_in_the_browser(tmp_path: Path) -> N
             await page.locator("#start").click()
             await expect(messages.locator(".keyboard")).not_to_have_count(0)
             await press(t("📝 Répondre au sondage"))
+            await press(t("🤐 Je préfère ne pas le dire"))  # the commune, asked once
             chosen: dict[str, str] = {}
             for q in consultation.questions:
                 if q.when is not None and not set(q.when.any) & {chosen.get(q.when.question)}:

@@ -12,8 +12,9 @@ from bot.consultation import load_consultation
 from bot.i18n import Translator
 from playground import SimUser
 from storage.db import make_engine, make_sessionmaker
+from storage.repositories.communes import CommuneRepository, MemberCommune
 from storage.repositories.survey import SurveyRepository
-from tests.e2e.conftest import E2E, wait_button
+from tests.e2e.conftest import E2E, give_commune, wait_button
 from tests.support import REDIS_URL, seed_answers, survey_now
 
 TR = Translator()
@@ -82,6 +83,9 @@ async def test_three_members_one_crash(
         assert consultation.text(consultation.title, lang) in welcome.text
         await wait_button(user, t("📝 Répondre au sondage", lang))
         await user.click(t("📝 Répondre au sondage", lang))
+        namur = consultation.commune("namur")
+        assert namur is not None
+        await give_commune(user, namur.label(lang, consultation.source_language))
 
     questions = consultation.questions
     first_half, second_half = questions[:3], questions[3:]
@@ -120,6 +124,8 @@ async def test_three_members_one_crash(
                     q: sorted(a.choices) for q, a in (await repo.answers(response.id)).items()
                 }
                 assert stored == {q: sorted(c) for q, c in plan.items()}
+                commune = await CommuneRepository(session).of_member(user.id)
+                assert commune == MemberCommune("namur", True)
     finally:
         await engine.dispose()
     assert bot.starts == 2

@@ -45,6 +45,8 @@ async def answer_survey(user: SimUser, lang: str, option_label: str) -> None:
     await user.send("/start")
     await wait_button(user, t("📝 Répondre au sondage", lang), timeout=20)
     await user.click(t("📝 Répondre au sondage", lang), timeout=20)
+    await wait_button(user, t("🤐 Je préfère ne pas le dire", lang), timeout=20)  # the commune
+    await user.click(t("🤐 Je préfère ne pas le dire", lang), timeout=20)
     await wait_button(user, option_label, timeout=20)
     await user.click(option_label, timeout=20)
     await user.click(t("Suivant ▶️", lang), timeout=20)

@@ -1,0 +1,73 @@
+"""A member's commune: asked once before the first question (unless an invitation said it),
+changed from the menu until the survey closes; "rather not say" is an answer too."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.communes.lookup import CommuneDirectory, Matches
+from bot.consultation import PhaseKind
+from bot.context import AppContext
+from storage.repositories.communes import CommuneRepository, MemberCommune
+
+
+class Choice(StrEnum):
+    SAVED = "saved"
+    UNKNOWN = "unknown"  # not one of the consultation's communes (a forged or stale button)
+    CLOSED = "closed"  # the survey is over: the commune of its answers stays as it was
+
+
+class CommuneService:
+    def __init__(self, session: AsyncSession, app: AppContext) -> None:
+        self.session = session
+        self.app = app
+        self.repo = CommuneRepository(session)
+
+    @property
+    def directory(self) -> CommuneDirectory:
+        return self.app.communes
+
+    def offered(self) -> bool:
+        """Whether the consultation lists communes at all (none: the bot never asks)."""
+        return bool(self.directory)
+
+    def may_change(self, now: datetime) -> bool:
+        """Until the survey closes: a commune describes the answers, which are final then."""
+        if not self.offered():
+            return False
+        survey = self.app.consultation.phase(PhaseKind.SURVEY)
+        return survey is None or now <= survey.ends
+
+    async def of_member(self, member_id: int) -> MemberCommune:
+        return await self.repo.of_member(member_id)
+
+    async def needs_asking(self, member_id: int) -> bool:
+        return self.offered() and not (await self.repo.of_member(member_id)).answered
+
+    def search(self, query: str) -> Matches:
+        return self.directory.search(query)
+
+    async def choose(self, member_id: int, commune_id: str | None, now: datetime) -> Choice:
+        """The member's answer: a commune's id, or None for "rather not say"."""
+        if not self.may_change(now):
+            return Choice.CLOSED
+        if commune_id is not None and self.directory.get(commune_id) is None:
+            return Choice.UNKNOWN
+        await self.repo.set(member_id, commune_id, now)
+        await self.session.commit()
+        return Choice.SAVED
+
+    async def from_invitation(
+        self, member_id: int, commune_id: str, now: datetime, first_use: bool
+    ) -> None:
+        """The invitation's commune (the caller commits). A link used again does not undo a
+        change the member made since; a commune the file no longer lists is ignored."""
+        if self.directory.get(commune_id) is None:
+            return
+        if first_use:
+            await self.repo.set(member_id, commune_id, now)
+        else:
+            await self.repo.set_if_unanswered(member_id, commune_id, now)
