@@ -209,7 +209,8 @@ class _Chat:
     # (seq, entry) every time a message appears or changes, for wait_for_message
     touched: list[tuple[int, TranscriptEntry]] = field(default_factory=list)
     delivered: list[TranscriptEntry] = field(default_factory=list)
-    window: deque[float] = field(default_factory=deque)  # send times, for rate limits
+    window: deque[float] = field(default_factory=deque)  # a group's send times, for its limit
+    ready_at: float = 0.0  # a private chat's debt is paid then (monotonic), for its limit
     owner: int | None = None
     admins: list[int] = field(default_factory=list)
     members: set[int] = field(default_factory=set)

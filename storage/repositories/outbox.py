@@ -26,6 +26,11 @@ def album_items(media: OutboxMedia) -> list[int] | None:
     return [int(i) for i in json.loads(media.data)]
 
 
+def album_size(filename: str) -> int:
+    """The photos of an album media row, from its name ("album-N.album", see add_album)."""
+    return int(filename[len("album-") : -len(ALBUM_SUFFIX)])
+
+
 @dataclass(frozen=True)
 class NewDelivery:
     dedupe_key: str
@@ -35,6 +40,14 @@ class NewDelivery:
     media_id: int | None = None
     reply_markup: str | None = None
     is_group: bool = False
+
+
+@dataclass(frozen=True)
+class RecentSend:
+    chat_id: int
+    is_group: bool
+    weight: int
+    sent_at: datetime | None  # None: it may have been sent (claimed, then a crash)
 
 
 class OutboxRepository:
@@ -58,9 +71,12 @@ class OutboxRepository:
     async def enqueue(self, items: Iterable[NewDelivery], now: datetime) -> int:
         """Insert deliveries, ignoring those already queued (same dedupe key); returns how many
         were offered."""
+        items = list(items)
+        weights = await self._album_sizes({i.media_id for i in items if i.media_id is not None})
         rows: list[dict[str, Any]] = [
             {
                 **item.__dict__,
+                "weight": weights.get(item.media_id, 1) if item.media_id is not None else 1,
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": now,
@@ -75,6 +91,17 @@ class OutboxRepository:
             statement = insert(Delivery).on_conflict_do_nothing(index_elements=["dedupe_key"])
             await self.session.execute(statement, rows[start : start + 500])
         return len(rows)
+
+    async def _album_sizes(self, media_ids: Collection[int]) -> dict[int, int]:
+        """Album media id -> its number of photos (each counts as a message for Telegram)."""
+        if not media_ids:
+            return {}
+        rows = await self.session.execute(
+            select(OutboxMedia.id, OutboxMedia.filename).where(
+                OutboxMedia.id.in_(list(media_ids)), OutboxMedia.filename.endswith(ALBUM_SUFFIX)
+            )
+        )
+        return {media_id: album_size(name) for media_id, name in rows}
 
     async def release_orphans(self, legacy_before: datetime) -> int:
         """Claims whose instance is gone (no longer registered) go back to pending; so do
@@ -222,6 +249,31 @@ class OutboxRepository:
             .values(chat_id=new_chat_id, status="pending", next_attempt_at=now)
         )
         return result.rowcount or 0
+
+    async def postpone(self, delivery_id: int, owner: str, at: datetime) -> None:
+        """A claimed delivery goes back to the queue, due at `at` (its chat is not ready)."""
+        await self.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == delivery_id,
+                Delivery.status == "sending",
+                Delivery.claimed_by == owner,
+            )
+            .values(status="pending", next_attempt_at=at, claimed_by=None)
+        )
+
+    async def recent_sends(self, since: datetime) -> list[RecentSend]:
+        """What went to chats since `since` (sent), and what was claimed since and is queued
+        again (in flight at a crash: it may have reached the chat)."""
+        rows = await self.session.execute(
+            select(Delivery.chat_id, Delivery.is_group, Delivery.weight, Delivery.sent_at).where(
+                or_(
+                    and_(Delivery.status == "sent", Delivery.sent_at >= since),
+                    and_(Delivery.status == "pending", Delivery.claimed_at >= since),
+                )
+            )
+        )
+        return [RecentSend(*row) for row in rows]
 
     async def media(self, media_id: int) -> OutboxMedia | None:
         return await self.session.get(OutboxMedia, media_id)
