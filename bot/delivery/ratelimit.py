@@ -9,6 +9,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.config import Settings
+
 CATCH_UP = 3  # messages a late sender may send back to back
 
 
@@ -23,6 +25,13 @@ class SendLimits:
     # Telegram's allow_paid_broadcast (up to 1000 messages/s overall, paid in Stars): sent
     # with every outbox message when set; `per_second` is then the paid rate.
     paid: bool = False
+
+
+def send_limits(settings: Settings) -> SendLimits:
+    """The outbox's limits from the configuration (paid broadcasts raise the overall rate)."""
+    if settings.paid_broadcast:
+        return SendLimits(per_second=settings.paid_broadcast_rate, paid=True)
+    return SendLimits(per_second=settings.broadcast_rate)
 
 
 @dataclass

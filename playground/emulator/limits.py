@@ -39,12 +39,16 @@ class LimitsMixin(EmulatorState):
         self.holds.append(gate)
         return gate
 
-    async def _wait_if_held(self, req: _Req) -> None:
+    async def _wait_if_held(self, req: _Req) -> bool:
+        """False when a hold dropped the call: it must not run."""
         chat_id = req.params.get("chat_id")
         for gate in self.holds:
             if gate.matches(req.method, chat_id):
                 gate.held += 1
                 await gate.released.wait()
+                if gate.dropped:
+                    return False
+        return True
 
     def enforce_limits(
         self,

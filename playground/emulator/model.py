@@ -137,11 +137,17 @@ class Hold:
     chat_id: int | None
     released: asyncio.Event = field(default_factory=asyncio.Event)
     held: int = 0  # calls that waited
+    dropped: bool = False  # released without running: lost on the way (e.g. the bot died)
 
     def matches(self, method: str, chat_id: Any) -> bool:
         return not self.released.is_set() and _targets(self.method, self.chat_id, method, chat_id)
 
     def release(self) -> None:
+        self.released.set()
+
+    def drop(self) -> None:
+        """The calls held so far never reach the chat (answered 502 to a caller long gone)."""
+        self.dropped = True
         self.released.set()
 
 

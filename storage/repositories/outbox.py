@@ -50,6 +50,21 @@ class RecentSend:
     sent_at: datetime | None  # None: it may have been sent (claimed, then a crash)
 
 
+@dataclass(frozen=True)
+class BroadcastProgress:
+    topic: str
+    counts: dict[str, int]  # status -> deliveries
+    # Messages (as Telegram counts them) to send before this broadcast's last one has gone:
+    # its own and those queued before it (the outbox sends the oldest first).
+    ahead: int
+    per_chat: int  # the most messages one of its chats still waits for
+    latest_due: datetime | None  # the latest next attempt of its open deliveries (retries)
+
+    @property
+    def open(self) -> int:
+        return sum(n for status, n in self.counts.items() if status in OPEN)
+
+
 class OutboxRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -288,6 +303,71 @@ class OutboxRepository:
         if topic_prefix:
             query = query.where(Delivery.topic.startswith(topic_prefix))
         return {status: n for status, n in await self.session.execute(query)}
+
+    async def open_weight(self) -> int:
+        """Messages (as Telegram counts them) waiting to be sent."""
+        total = await self.session.scalar(
+            select(func.sum(Delivery.weight)).where(Delivery.status.in_(OPEN))
+        )
+        return int(total or 0)
+
+    async def broadcasts(self, since: datetime) -> list[BroadcastProgress]:
+        """Broadcasts (topics "kind:name": results, announcements, reminders, digests) still
+        sending or queued since `since`, oldest first."""
+        rows = await self.session.execute(
+            select(
+                Delivery.topic,
+                Delivery.status,
+                func.count(),
+                func.sum(Delivery.weight),
+                func.min(Delivery.id),
+                func.max(Delivery.id),
+                func.max(Delivery.created_at),
+                func.max(Delivery.next_attempt_at),
+            )
+            .where(Delivery.topic.contains(":"))
+            .group_by(Delivery.topic, Delivery.status)
+        )
+        found: dict[str, dict[str, Any]] = {}
+        for topic, status, n, weight, first, last, created, due in rows:
+            entry = found.setdefault(
+                topic, {"counts": {}, "first": first, "created": created, "open": None}
+            )
+            entry["counts"][status] = n
+            entry["first"] = min(entry["first"], first)
+            entry["created"] = max(entry["created"], created)
+            if status in OPEN:
+                last_open, w, latest_due = entry["open"] or (0, 0, due)
+                entry["open"] = (max(last_open, last), w + int(weight or 0), max(latest_due, due))
+        out = []
+        for topic, entry in sorted(found.items(), key=lambda kv: kv[1]["first"]):
+            if entry["open"] is None and entry["created"] < since:
+                continue
+            ahead = per_chat = 0
+            latest_due = None
+            if entry["open"] is not None:
+                last_open, _, latest_due = entry["open"]
+                ahead = await self._open_weight_up_to(last_open)
+                per_chat = await self._most_open_per_chat(topic)
+            out.append(BroadcastProgress(topic, entry["counts"], ahead, per_chat, latest_due))
+        return out
+
+    async def _open_weight_up_to(self, delivery_id: int) -> int:
+        total = await self.session.scalar(
+            select(func.sum(Delivery.weight)).where(
+                Delivery.status.in_(OPEN), Delivery.id <= delivery_id
+            )
+        )
+        return int(total or 0)
+
+    async def _most_open_per_chat(self, topic: str) -> int:
+        per_chat = (
+            select(func.sum(Delivery.weight).label("w"))
+            .where(Delivery.topic == topic, Delivery.status.in_(OPEN))
+            .group_by(Delivery.chat_id)
+            .subquery()
+        )
+        return int(await self.session.scalar(select(func.max(per_chat.c.w))) or 0)
 
     async def next_due(self) -> datetime | None:
         return await self.session.scalar(
