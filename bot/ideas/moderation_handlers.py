@@ -303,7 +303,7 @@ async def pending(
         lines.append(_("Une carte manque dans le groupe ? Renvoyez-la avec son bouton 🔁."))
         buttons = [
             InlineKeyboardButton(
-                text=f"🔁 n° {idea.id}",
+                text=_("🔁 n° {id}").format(id=idea.id),
                 callback_data=PendingAction(action="resend", idea=idea.id).pack(),
             )
             for idea in ideas[:PENDING_SHOWN]
