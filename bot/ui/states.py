@@ -42,3 +42,7 @@ class SubmitIdea(StatesGroup):
 class MyIdeas(StatesGroup):
     ideas = State()
     detail = State()
+
+
+class CommentaryEdit(StatesGroup):
+    text = State()
