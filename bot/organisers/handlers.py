@@ -15,6 +15,7 @@ from bot.organisers.audit import CHAT_ENTRIES, audit_lines, html_lines
 from bot.organisers.status import status_report
 from bot.results.charts import ChartCache
 from bot.results.view import may_see_results, send_results
+from bot.services import UpdateServices
 from bot.text_budget import pack_lines
 from bot.ui.presenters import when
 from bot.ui.states import Announce
@@ -47,6 +48,7 @@ async def results(
     session: AsyncSession,
     lang: str,
     member: MemberRecord | None,
+    services: UpdateServices,
 ) -> None:
     if not may_see_results(app, member):
         phase = app.consultation.phase(PhaseKind.RESULTS)
@@ -55,7 +57,7 @@ async def results(
         )
         await message.answer(text)
         return
-    await send_results(message, app, charts, translator, session, lang, member)
+    await send_results(message, app, charts, translator, session, lang, member, services.commentary)
 
 
 async def audit_log(
