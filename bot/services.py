@@ -18,6 +18,7 @@ from bot.i18n import Translator
 from bot.ideas.service import IdeaService
 from bot.members.service import MemberService
 from bot.results.charts import ChartCache
+from bot.results.service import ResultsCache
 from bot.survey.service import SurveyService
 
 
@@ -31,10 +32,12 @@ class AppServices:
     charts: ChartCache
     # Rung after a commit that queued deliveries: the outbox sends them at once.
     doorbell: OutboxDoorbell
+    # The results of the latest data version, computed once per change (/results, the menu).
+    results_cache: ResultsCache
 
     @classmethod
     def create(cls, sessionmaker: async_sessionmaker[AsyncSession]) -> AppServices:
-        return cls(sessionmaker, Translator(), ChartCache(), OutboxDoorbell())
+        return cls(sessionmaker, Translator(), ChartCache(), OutboxDoorbell(), ResultsCache())
 
     def workflow_data(self) -> dict[str, Any]:
         """The dispatcher's data: each service under its own name (`translator`, …)."""

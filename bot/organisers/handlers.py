@@ -14,6 +14,7 @@ from bot.i18n import Translator
 from bot.organisers.audit import CHAT_ENTRIES, audit_lines, html_lines
 from bot.organisers.status import status_report
 from bot.results.charts import ChartCache
+from bot.results.service import ResultsCache
 from bot.results.view import may_see_results, send_results
 from bot.text_budget import pack_lines
 from bot.ui.presenters import when
@@ -44,6 +45,7 @@ async def results(
     app: AppContext,
     translator: Translator,
     charts: ChartCache,
+    results_cache: ResultsCache,
     session: AsyncSession,
     lang: str,
     member: MemberRecord | None,
@@ -55,7 +57,7 @@ async def results(
         )
         await message.answer(text)
         return
-    await send_results(message, app, charts, translator, session, lang, member)
+    await send_results(message, app, charts, results_cache, translator, session, lang, member)
 
 
 async def audit_log(

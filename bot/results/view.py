@@ -10,8 +10,8 @@ from bot.consultation import PhaseKind
 from bot.context import AppContext
 from bot.i18n import Translator
 from bot.results.charts import Album, ChartCache, chunks
+from bot.results.service import ResultsCache
 from bot.results.tally import (
-    compute,
     free_text_block,
     free_text_questions,
     results_heading,
@@ -19,9 +19,6 @@ from bot.results.tally import (
     summary_parts,
 )
 from storage.repositories.members import MemberRecord
-from storage.repositories.survey import free_text_answers, free_text_counts
-
-LATEST_FREE_TEXTS = 3
 
 
 def may_see_results(app: AppContext, member: MemberRecord | None) -> bool:
@@ -69,15 +66,16 @@ async def send_results(
     message: Message,
     app: AppContext,
     charts: ChartCache,
+    cache: ResultsCache,
     translator: Translator,
     session: AsyncSession,
     lang: str,
     member: MemberRecord | None,
 ) -> None:
     """The results phase's text, the charts, the ranked counts; for organisers, the
-    free-text answers too."""
+    free-text answers too. Counted once per change of the data (`cache`), off the loop."""
     c = app.consultation
-    results = await compute(session, c)
+    results = await cache.results(session, c, app.clock())
     intro = results_intro(c, lang)
     if intro:
         await message.answer(intro)
@@ -88,11 +86,6 @@ async def send_results(
     for part in summary_parts(results, c, lang, translator):
         await message.answer(part)
     if member is not None and app.is_admin(member.id):
-        text_questions = [q.id for q in free_text_questions(c)]
-        if text_questions:
-            counts = await free_text_counts(session, c.id)
-            latest = {
-                qid: await free_text_answers(session, c.id, [qid], LATEST_FREE_TEXTS)
-                for qid in text_questions
-            }
-            await message.answer(free_text_block(c, counts, latest, lang, translator))
+        if free_text_questions(c):
+            texts = await cache.free_texts(session, c, app.clock())
+            await message.answer(free_text_block(c, texts.counts, texts.latest, lang, translator))

@@ -14,7 +14,15 @@ from bot.context import AppContext
 from bot.i18n import Translator
 from bot.phases.kinds import PHASE_TYPES
 from bot.results.view import may_see_results, send_results
-from bot.ui.deps import app_of, charts_of, lang_of, member_of, session_of, translator_of
+from bot.ui.deps import (
+    app_of,
+    charts_of,
+    lang_of,
+    member_of,
+    results_cache_of,
+    session_of,
+    translator_of,
+)
 from bot.ui.presenters import help_text, status_text, when
 from bot.ui.states import Ideas, LanguagePick, MainMenu, Survey
 from bot.ui.widgets import T
@@ -89,6 +97,7 @@ async def show_results(callback: CallbackQuery, _: Button, manager: DialogManage
         callback.message,
         app,
         charts_of(manager),
+        results_cache_of(manager),
         translator,
         session_of(manager),
         lang_of(manager),
