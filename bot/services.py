@@ -17,6 +17,7 @@ from bot.delivery.doorbell import OutboxDoorbell
 from bot.i18n import Translator
 from bot.ideas.service import IdeaService
 from bot.members.service import MemberService
+from bot.organisers.export_worker import ExportRunner
 from bot.results.charts import ChartCache
 from bot.results.service import ResultsCache
 from bot.survey.service import SurveyService
@@ -34,10 +35,19 @@ class AppServices:
     doorbell: OutboxDoorbell
     # The results of the latest data version, computed once per change (/results, the menu).
     results_cache: ResultsCache
+    # Exports written by a worker process, off the event loop (/export).
+    exports: ExportRunner
 
     @classmethod
     def create(cls, sessionmaker: async_sessionmaker[AsyncSession]) -> AppServices:
-        return cls(sessionmaker, Translator(), ChartCache(), OutboxDoorbell(), ResultsCache())
+        return cls(
+            sessionmaker,
+            Translator(),
+            ChartCache(),
+            OutboxDoorbell(),
+            ResultsCache(),
+            ExportRunner(),
+        )
 
     def workflow_data(self) -> dict[str, Any]:
         """The dispatcher's data: each service under its own name (`translator`, …)."""
