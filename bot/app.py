@@ -184,7 +184,7 @@ class Application:
     engine: AsyncEngine
 
     async def close(self) -> None:
-        self.services.exports.close()
+        self.services.close()
         await self.dispatcher.storage.close()
         await self.dispatcher.fsm.events_isolation.close()
         await self.bot.session.close()

@@ -19,6 +19,7 @@ from bot.ideas.service import IdeaService
 from bot.members.service import MemberService
 from bot.organisers.export_worker import ExportRunner
 from bot.results.charts import ChartCache
+from bot.results.render_worker import ProcessRenderer
 from bot.results.service import ResultsCache
 from bot.survey.service import SurveyService
 
@@ -37,17 +38,26 @@ class AppServices:
     results_cache: ResultsCache
     # Exports written by a worker process, off the event loop (/export).
     exports: ExportRunner
+    # The charts' drawing process: matplotlib in a thread would hold the GIL for seconds.
+    chart_drawer: ProcessRenderer
 
     @classmethod
     def create(cls, sessionmaker: async_sessionmaker[AsyncSession]) -> AppServices:
+        drawer = ProcessRenderer()
         return cls(
             sessionmaker,
             Translator(),
-            ChartCache(),
+            ChartCache(render=drawer),
             OutboxDoorbell(),
             ResultsCache(),
             ExportRunner(),
+            drawer,
         )
+
+    def close(self) -> None:
+        """Stop the worker processes (exports, charts), those that were started."""
+        self.exports.close()
+        self.chart_drawer.close()
 
     def workflow_data(self) -> dict[str, Any]:
         """The dispatcher's data: each service under its own name (`translator`, …)."""
