@@ -12,6 +12,7 @@ own; the thread that `ChartCache` hands it to only waits for the PNGs.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +22,7 @@ from bot.consultation import Consultation
 from bot.i18n import Translator
 from bot.results.charts import render_album
 from bot.results.tally import Results
+from storage.hot_path.statements import BACKGROUND_NICE
 
 
 @cache
@@ -47,8 +49,12 @@ class ProcessRenderer:
     ) -> list[bytes]:
         with self._lock:
             if self._executor is None:
-                context = multiprocessing.get_context("spawn")
-                self._executor = ProcessPoolExecutor(max_workers=1, mp_context=context)
+                self._executor = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=os.nice,  # the members' taps come first
+                    initargs=(BACKGROUND_NICE,),
+                )
             executor = self._executor
         try:
             return executor.submit(draw_album, results, consultation, lang).result()
