@@ -232,6 +232,7 @@ class Application:
     budget: PoolBudget | None
 
     async def close(self) -> None:
+        self.services.close()
         await self.dispatcher.storage.close()
         await self.dispatcher.fsm.events_isolation.close()
         await self.bot.session.close()

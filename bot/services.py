@@ -18,8 +18,11 @@ from bot.delivery.doorbell import OutboxDoorbell
 from bot.i18n import Translator
 from bot.ideas.service import IdeaService
 from bot.members.service import MemberService
+from bot.organisers.export_worker import ExportRunner
 from bot.results.charts import ChartCache
 from bot.results.commentary import CommentaryService
+from bot.results.render_worker import ProcessRenderer
+from bot.results.service import ResultsCache
 from bot.survey.service import SurveyService
 
 
@@ -33,10 +36,30 @@ class AppServices:
     charts: ChartCache
     # Rung after a commit that queued deliveries: the outbox sends them at once.
     doorbell: OutboxDoorbell
+    # The results of the latest data version, computed once per change (/results, the menu).
+    results_cache: ResultsCache
+    # Exports written by a worker process, off the event loop (/export).
+    exports: ExportRunner
+    # The charts' drawing process: matplotlib in a thread would hold the GIL for seconds.
+    chart_drawer: ProcessRenderer
 
     @classmethod
     def create(cls, sessionmaker: async_sessionmaker[AsyncSession]) -> AppServices:
-        return cls(sessionmaker, Translator(), ChartCache(), OutboxDoorbell())
+        drawer = ProcessRenderer()
+        return cls(
+            sessionmaker,
+            Translator(),
+            ChartCache(render=drawer),
+            OutboxDoorbell(),
+            ResultsCache(),
+            ExportRunner(),
+            drawer,
+        )
+
+    def close(self) -> None:
+        """Stop the worker processes (exports, charts), those that were started."""
+        self.exports.close()
+        self.chart_drawer.close()
 
     def workflow_data(self) -> dict[str, Any]:
         """The dispatcher's data: each service under its own name (`translator`, …)."""

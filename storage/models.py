@@ -91,7 +91,11 @@ class Response(Base):
     """One member's survey response: a draft until submitted, editable while the survey is open."""
 
     __tablename__ = "responses"
-    __table_args__ = (UniqueConstraint("consultation_id", "member_id"),)
+    __table_args__ = (
+        UniqueConstraint("consultation_id", "member_id"),
+        # The results' data version (storage/repositories/survey.py): index-only reads.
+        Index("ix_responses_submitted", "consultation_id", "status", "updated_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     consultation_id: Mapped[str] = mapped_column(String(64))

@@ -75,7 +75,8 @@ def make_app(
     app = AppContext(
         settings=Settings(
             bot_token=None,
-            database_url="sqlite://",
+            # The database the sessions use (the export worker opens it by its URL).
+            database_url=sessionmaker.kw["bind"].url.render_as_string(hide_password=False),
             admin_ids=frozenset({1}),
             moderation_chat_id=MOD_CHAT,
             throttle_burst=10_000,

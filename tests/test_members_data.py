@@ -477,6 +477,7 @@ async def test_review_with_every_text_answer_at_its_maximum_still_submits(
             q.id: [q.options[0].id] for q in consultation.questions if q.kind != "text"
         }
         answers["rehab_priority"] = ["no"]
+        answers["challenges"] = ["strategy"]  # every question asked (the axes' condition)
         answers |= {f"remark{i}": longest for i in range(3)}
         await add_member(sessionmaker, 7, "Anne")
         async with sessionmaker() as session:

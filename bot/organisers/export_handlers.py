@@ -7,12 +7,12 @@ from pathlib import Path
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import BufferedInputFile, Message
-from sqlalchemy.ext.asyncio import AsyncSession
+from aiogram.types import FSInputFile, Message
 
 from bot.context import AppContext
 from bot.i18n import Translator
-from bot.organisers.export import ALL_KINDS, Actor, ExportFormat, ExportKind, export
+from bot.organisers.export import ALL_KINDS, Actor, ExportFormat, ExportKind
+from bot.organisers.export_worker import ExportRunner
 
 
 def parse_arguments(args: str | None) -> tuple[tuple[ExportKind, ...], ExportFormat] | None:
@@ -34,7 +34,7 @@ async def export_command(
     command: CommandObject,
     app: AppContext,
     translator: Translator,
-    session: AsyncSession,
+    exports: ExportRunner,
     lang: str,
 ) -> None:
     _ = translator.gettext
@@ -53,12 +53,21 @@ async def export_command(
         return
     kinds, fmt = parsed
     with tempfile.TemporaryDirectory(prefix="consultbot-export-") as tmp:
+        # Written by the export worker (a process), the files are then read in chunks as
+        # they are sent: nothing of it runs on the event loop.
         who = Actor(message.from_user.id, message.from_user.full_name)
-        paths = await export(
-            session, app.consultation, kinds, fmt, Path(tmp), lang, actor=who, now=app.clock()
+        paths = await exports.export(
+            app.settings.database_url,
+            app.consultation,
+            kinds,
+            fmt,
+            Path(tmp),
+            lang,
+            who,
+            app.clock(),
         )
         for path in paths:
-            await message.answer_document(BufferedInputFile(path.read_bytes(), filename=path.name))
+            await message.answer_document(FSInputFile(path, filename=path.name))
     await message.answer(
         _(
             "Export terminé : réponses pseudonymisées (un numéro par répondant), heures de {tz}."

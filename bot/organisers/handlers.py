@@ -14,6 +14,7 @@ from bot.i18n import Translator
 from bot.organisers.audit import CHAT_ENTRIES, audit_lines, html_lines
 from bot.organisers.status import status_report
 from bot.results.charts import ChartCache
+from bot.results.service import ResultsCache
 from bot.results.view import may_see_results, send_results
 from bot.services import UpdateServices
 from bot.text_budget import pack_lines
@@ -45,6 +46,7 @@ async def results(
     app: AppContext,
     translator: Translator,
     charts: ChartCache,
+    results_cache: ResultsCache,
     session: AsyncSession,
     lang: str,
     member: MemberRecord | None,
@@ -57,7 +59,9 @@ async def results(
         )
         await message.answer(text)
         return
-    await send_results(message, app, charts, translator, session, lang, member, services.commentary)
+    await send_results(
+        message, app, charts, results_cache, translator, session, lang, member, services.commentary
+    )
 
 
 async def audit_log(

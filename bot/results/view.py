@@ -11,8 +11,8 @@ from bot.context import AppContext
 from bot.i18n import Translator
 from bot.results.charts import Album, ChartCache, chunks
 from bot.results.commentary import CommentaryService
+from bot.results.service import ResultsCache
 from bot.results.tally import (
-    compute,
     free_text_block,
     free_text_questions,
     results_heading,
@@ -21,9 +21,6 @@ from bot.results.tally import (
 )
 from storage.repositories.commentary import CommentaryRecord
 from storage.repositories.members import MemberRecord
-from storage.repositories.survey import free_text_answers, free_text_counts
-
-LATEST_FREE_TEXTS = 3
 
 
 def may_see_results(app: AppContext, member: MemberRecord | None) -> bool:
@@ -71,6 +68,7 @@ async def send_results(
     message: Message,
     app: AppContext,
     charts: ChartCache,
+    cache: ResultsCache,
     translator: Translator,
     session: AsyncSession,
     lang: str,
@@ -78,9 +76,10 @@ async def send_results(
     commentary: CommentaryService,
 ) -> None:
     """The results phase's text, the charts, the ranked counts, then the approved commentary;
-    for organisers, the free-text answers too, and the commentary's review while it waits."""
+    for organisers, the free-text answers too, and the commentary's review while it waits.
+    Counted once per change of the data (`cache`), off the loop."""
     c = app.consultation
-    results = await compute(session, c)
+    results = await cache.results(session, c, app.clock())
     intro = results_intro(c, lang)
     if intro:
         await message.answer(intro)
@@ -95,14 +94,9 @@ async def send_results(
     if after:
         await message.answer(after)
     if member is not None and app.is_admin(member.id):
-        text_questions = [q.id for q in free_text_questions(c)]
-        if text_questions:
-            counts = await free_text_counts(session, c.id)
-            latest = {
-                qid: await free_text_answers(session, c.id, [qid], LATEST_FREE_TEXTS)
-                for qid in text_questions
-            }
-            await message.answer(free_text_block(c, counts, latest, lang, translator))
+        if free_text_questions(c):
+            texts = await cache.free_texts(session, c, app.clock())
+            await message.answer(free_text_block(c, texts.counts, texts.latest, lang, translator))
         if record is not None and not record.approved:
             await send_review(message, commentary, record, lang)
 

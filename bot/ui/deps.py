@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # bot.context imports much of bot/: only the types are needed
     from bot.delivery.doorbell import OutboxDoorbell
     from bot.i18n import Translator
     from bot.results.charts import ChartCache
+    from bot.results.service import ResultsCache
     from bot.services import UpdateServices
     from storage.repositories.members import MemberRecord
 
@@ -54,6 +55,11 @@ def services_of(manager: DialogManager) -> UpdateServices:
 def charts_of(manager: DialogManager) -> ChartCache:
     """The results charts, rendered once per language (bot/app.py)."""
     return manager.middleware_data["charts"]
+
+
+def results_cache_of(manager: DialogManager) -> ResultsCache:
+    """The results of the latest data version, computed once per change (bot/app.py)."""
+    return manager.middleware_data["results_cache"]
 
 
 def doorbell_of(manager: DialogManager) -> OutboxDoorbell:

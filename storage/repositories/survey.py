@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -271,23 +271,85 @@ class Tally:
     chosen: dict[tuple[str, str], int]
 
 
-async def tally(session: AsyncSession, consultation_id: str) -> Tally:
-    submitted = (Response.consultation_id == consultation_id) & (Response.status == "submitted")
-    respondents = await session.scalar(select(func.count()).select_from(Response).where(submitted))
-    seen_rows = await session.execute(
-        select(QuestionAnswer.question_id, func.count())
+@dataclass(frozen=True)
+class DataVersion:
+    """What the results are computed from, in two cheap numbers: how many responses are
+    submitted, and the latest change to one of them (a submission, an edit: every stored
+    answer dates its response's `updated_at`). A submission, an edit or an erasure changes it.
+    Read from the database, so that every instance of the bot sees every instance's changes."""
+
+    submitted: int
+    last_change: datetime | None
+
+
+def _submitted_in(consultation: Any) -> Any:
+    return (Response.consultation_id == consultation) & (Response.status == "submitted")
+
+
+@dataclass(frozen=True)
+class _TallyStatements:
+    submitted: Any
+    last_change: Any
+    seen: Any
+    chosen: Any
+
+
+@cache
+def _tally_statements() -> _TallyStatements:
+    """Built once: run by storage/hot_path/statements.py's `reading_aside`, off the loop."""
+    submitted = _submitted_in(bindparam("c"))
+    responses = select(func.count()).select_from(Response).where(submitted)
+    return _TallyStatements(
+        # Two statements, not one: each is an index-only scan of ix_responses_submitted, and
+        # max() alone is a single index probe (together SQLite visits every entry twice).
+        submitted=responses,
+        last_change=select(func.max(Response.updated_at)).where(submitted),
+        seen=select(QuestionAnswer.question_id, func.count())
         .join(Response, Response.id == QuestionAnswer.response_id)
         .where(submitted)
-        .group_by(QuestionAnswer.question_id)
-    )
-    chosen_rows = await session.execute(
-        select(AnswerChoice.question_id, AnswerChoice.option_id, func.count())
+        .group_by(QuestionAnswer.question_id),
+        chosen=select(AnswerChoice.question_id, AnswerChoice.option_id, func.count())
         .join(Response, Response.id == AnswerChoice.response_id)
         .where(submitted)
-        .group_by(AnswerChoice.question_id, AnswerChoice.option_id)
+        .group_by(AnswerChoice.question_id, AnswerChoice.option_id),
     )
+
+
+def _utc(value: datetime | str | None) -> datetime | None:
+    """A timestamp as a direct read gives it: aware (asyncpg) or naive UTC text (SQLite)."""
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _direct(session: AsyncSession) -> Direct:
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine)
+    return Direct.of(engine)
+
+
+async def data_version(session: AsyncSession, consultation_id: str) -> DataVersion:
+    """The submitted responses' version (an index-only read, off the event loop)."""
+    sql = _tally_statements()
+    async with _direct(session).reading_aside() as db:
+        count = (await db.rows(sql.submitted, {"c": consultation_id}))[0][0]
+        last = (await db.rows(sql.last_change, {"c": consultation_id}))[0][0]
+    return DataVersion(int(count or 0), _utc(last))
+
+
+async def tally(session: AsyncSession, consultation_id: str) -> Tally:
+    """Counted by the database (GROUP BY), read off the event loop: seconds of SQLite's work
+    at 100,000 responses must not stop every member's taps. Committed data only: it reads on
+    a connection of its own, not in `session`'s transaction."""
+    sql = _tally_statements()
+    params = {"c": consultation_id}
+    async with _direct(session).reading_aside() as db:
+        respondents = (await db.rows(sql.submitted, params))[0][0]
+        seen_rows = await db.rows(sql.seen, params)
+        chosen_rows = await db.rows(sql.chosen, params)
     return Tally(
-        respondents=respondents or 0,
+        respondents=int(respondents or 0),
         seen={qid: n for qid, n in seen_rows},
         chosen={(qid, oid): n for qid, oid, n in chosen_rows},
     )
@@ -345,17 +407,44 @@ async def free_text_answers(
     return [FreeText(qid, text, at) for qid, text, at in rows]
 
 
-async def free_text_counts(session: AsyncSession, consultation_id: str) -> dict[str, int]:
-    """How many submitted responses hold a non-empty free text, per question."""
-    rows = await session.execute(
+@cache
+def _free_text_statements() -> tuple[Any, Any]:
+    """(counts per question, the latest answers of one question): run off the loop."""
+    given = (
+        _submitted_in(bindparam("c"))
+        & QuestionAnswer.text.is_not(None)
+        & (QuestionAnswer.text != "")
+    )
+    counts = (
         select(QuestionAnswer.question_id, func.count())
         .join(Response, Response.id == QuestionAnswer.response_id)
-        .where(
-            Response.consultation_id == consultation_id,
-            Response.status == "submitted",
-            QuestionAnswer.text.is_not(None),
-            QuestionAnswer.text != "",
-        )
+        .where(given)
         .group_by(QuestionAnswer.question_id)
     )
+    latest = (
+        select(QuestionAnswer.text, Response.submitted_at)
+        .join(Response, Response.id == QuestionAnswer.response_id)
+        .where(given & (QuestionAnswer.question_id == bindparam("q")))
+        .order_by(Response.submitted_at.desc(), Response.id.desc())
+        .limit(bindparam("n", type_=sa.Integer()))
+    )
+    return counts, latest
+
+
+async def free_text_counts(session: AsyncSession, consultation_id: str) -> dict[str, int]:
+    """How many submitted responses hold a non-empty free text, per question (off the loop)."""
+    counts, _latest = _free_text_statements()
+    async with _direct(session).reading_aside() as db:
+        rows = await db.rows(counts, {"c": consultation_id})
     return {qid: n for qid, n in rows}
+
+
+async def latest_free_texts(
+    session: AsyncSession, consultation_id: str, question_id: str, limit: int
+) -> list[FreeText]:
+    """The `limit` newest non-empty answers to one text question (off the loop)."""
+    _counts, latest = _free_text_statements()
+    params = {"c": consultation_id, "q": question_id, "n": limit}
+    async with _direct(session).reading_aside() as db:
+        rows = await db.rows(latest, params)
+    return [FreeText(question_id, text, _utc(at)) for text, at in rows]

@@ -1,0 +1,126 @@
+"""The results, computed once per change of the data and never per /results.
+
+A tally over 100,000 responses keeps the database busy for seconds (bench/results_load.py):
+computed at every /results, a storm of them would keep it busy for good. `ResultsCache`
+keeps the latest results with the data version they were computed from
+(`storage.repositories.survey.DataVersion`: the submitted responses' count and latest
+change, read from the database so that every instance sees every instance's changes), and
+computes again only when that version moved. One computation at a time: those who asked
+meanwhile take its result.
+
+Every read here runs off the event loop (storage/hot_path/statements.py, `reading_aside`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.consultation import Consultation
+from bot.results.tally import Results, compute, free_text_questions
+from storage.repositories.survey import (
+    DataVersion,
+    FreeText,
+    data_version,
+    free_text_counts,
+    latest_free_texts,
+)
+
+LATEST_FREE_TEXTS = 3
+# An answer is dated when its tap began and committed a little later (the write gate waits up
+# to 20 s): results computed less than this after the latest change are computed once more
+# when it has passed, in case a change dated earlier than it committed after them.
+SETTLE = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class FreeTexts:
+    """For organisers: per text question, how many answered and the latest few answers."""
+
+    counts: dict[str, int]
+    latest: dict[str, list[FreeText]]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    version: DataVersion
+    started: int  # the ask counter when its version was read
+    settles_at: datetime | None  # computed again once past, if still current
+    results: Results
+    free_texts: FreeTexts
+
+    def serves(self, version: DataVersion, asked: int, now: datetime) -> bool:
+        """Whether a request that read `version` as its `asked`-th may take these results:
+        computed from that version (settled, or before it settles), or from reads begun
+        after the request's own (they hold at least what it would have seen)."""
+        if self.started > asked:
+            return True
+        return self.version == version and (self.settles_at is None or now < self.settles_at)
+
+
+@dataclass
+class ResultsCache:
+    """Per consultation, the results of the latest data version (built once, bot/services.py)."""
+
+    settle: timedelta = SETTLE
+    computations: int = 0
+    _entries: dict[str, _Entry] = field(default_factory=dict)
+    _asked: int = 0
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def results(
+        self, session: AsyncSession, consultation: Consultation, now: datetime
+    ) -> Results:
+        return (await self._current(session, consultation, now)).results
+
+    async def free_texts(
+        self, session: AsyncSession, consultation: Consultation, now: datetime
+    ) -> FreeTexts:
+        return (await self._current(session, consultation, now)).free_texts
+
+    def _ask(self) -> int:
+        self._asked += 1
+        return self._asked
+
+    async def _current(
+        self, session: AsyncSession, consultation: Consultation, now: datetime
+    ) -> _Entry:
+        asked = self._ask()
+        version = await data_version(session, consultation.id)
+        entry = self._entries.get(consultation.id)
+        if entry is not None and entry.serves(version, asked, now):
+            return entry
+        async with self._lock:
+            entry = self._entries.get(consultation.id)
+            if entry is not None and entry.serves(version, asked, now):
+                return entry  # computed while this one waited
+            started = self._ask()
+            version = await data_version(session, consultation.id)
+            entry = _Entry(
+                version,
+                started,
+                self._settles_at(version, now),
+                await compute(session, consultation),
+                await _free_texts(session, consultation),
+            )
+            self._entries[consultation.id] = entry
+            self.computations += 1
+            return entry
+
+    def _settles_at(self, version: DataVersion, now: datetime) -> datetime | None:
+        last = version.last_change
+        if last is None or now - last >= self.settle:
+            return None
+        return last + self.settle
+
+
+async def _free_texts(session: AsyncSession, consultation: Consultation) -> FreeTexts:
+    questions = [q.id for q in free_text_questions(consultation)]
+    if not questions:
+        return FreeTexts({}, {})
+    cid = consultation.id
+    latest = {q: await latest_free_texts(session, cid, q, LATEST_FREE_TEXTS) for q in questions}
+    return FreeTexts(await free_text_counts(session, cid), latest)

@@ -1,0 +1,177 @@
+"""The results are computed once per change of the data, never per /results, and off the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.consultation import Consultation, PhaseKind, load_consultation
+from bot.results.service import ResultsCache
+from storage.db import make_engine, make_sessionmaker
+from storage.hot_path.statements import Direct
+from storage.models import Member
+from storage.repositories.members import MemberRepository
+from storage.repositories.survey import data_version, tally
+from tests.support import DEFAULT_CONSULTATION, answer_survey, seed_answers
+
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)  # long after the survey: the data has settled
+
+
+@pytest.fixture
+def consultation() -> Consultation:
+    return load_consultation(DEFAULT_CONSULTATION)
+
+
+def survey_time(consultation: Consultation, minutes: int) -> datetime:
+    survey = consultation.phase(PhaseKind.SURVEY)
+    assert survey is not None
+    return survey.starts + timedelta(days=1, minutes=minutes)
+
+
+async def respond(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    consultation: Consultation,
+    member_id: int,
+    minutes: int,
+    plan: int = 0,
+) -> None:
+    """Member `member_id` submits the seed's `plan`-th answers, `minutes` into the survey."""
+    async with sessionmaker() as session:
+        await MemberRepository(session).get_or_create(member_id, f"m{member_id}")
+        await session.commit()
+        answers = seed_answers()[plan]
+        await answer_survey(
+            session, consultation, member_id, answers, survey_time(consultation, minutes)
+        )
+
+
+async def test_results_are_computed_once_per_change_of_the_data(
+    sessionmaker: async_sessionmaker[AsyncSession], consultation: Consultation
+) -> None:
+    cache = ResultsCache()
+    await respond(sessionmaker, consultation, 1, minutes=1)
+    await respond(sessionmaker, consultation, 2, minutes=2, plan=1)
+
+    async with sessionmaker() as session:
+        first = await cache.results(session, consultation, NOW)
+        for _ in range(5):
+            assert await cache.results(session, consultation, NOW) is first
+    assert first.respondents == 2
+    assert cache.computations == 1
+
+    # A draft changes nothing that is counted: no new computation.
+    async with sessionmaker() as session:
+        await MemberRepository(session).get_or_create(3, "draft")
+        await session.commit()
+        plan = {"challenges": ["nuisances"]}
+        await answer_survey(
+            session, consultation, 3, plan, survey_time(consultation, 3), submit=False
+        )
+        assert await cache.results(session, consultation, NOW) is first
+    assert cache.computations == 1
+
+    # A new submission: computed again, once.
+    await respond(sessionmaker, consultation, 4, minutes=4, plan=2)
+    async with sessionmaker() as session:
+        second = await cache.results(session, consultation, NOW)
+        assert await cache.results(session, consultation, NOW) is second
+    assert second.respondents == 3
+    assert cache.computations == 2
+
+    # A submitted member changes an answer: the counts change, so do the results.
+    async with sessionmaker() as session:
+        await answer_survey(
+            session,
+            consultation,
+            1,
+            {"rehab_priority": ["no"]},
+            survey_time(consultation, 5),
+            submit=False,
+        )
+        third = await cache.results(session, consultation, NOW)
+    assert cache.computations == 3
+    assert third.fingerprint() != second.fingerprint()
+
+
+async def test_a_storm_of_requests_shares_one_computation(
+    sessionmaker: async_sessionmaker[AsyncSession], consultation: Consultation
+) -> None:
+    cache = ResultsCache()
+    await respond(sessionmaker, consultation, 1, minutes=1)
+
+    async def ask() -> int:
+        async with sessionmaker() as session:
+            return (await cache.results(session, consultation, NOW)).respondents
+
+    assert await asyncio.gather(*(ask() for _ in range(20))) == [1] * 20
+    assert cache.computations == 1
+
+
+async def test_results_computed_right_after_a_change_are_computed_once_more_later(
+    sessionmaker: async_sessionmaker[AsyncSession], consultation: Consultation
+) -> None:
+    """A change dated before the latest one may commit after the results were computed
+    (answers are dated when the tap began): results that soon after the latest change are
+    computed once more after `settle`, then kept."""
+    cache = ResultsCache(settle=timedelta(minutes=1))
+    await respond(sessionmaker, consultation, 1, minutes=1)
+    last = survey_time(consultation, 1)
+    async with sessionmaker() as session:
+        await cache.results(session, consultation, last + timedelta(seconds=5))
+        await cache.results(session, consultation, last + timedelta(seconds=30))
+        assert cache.computations == 1
+        await cache.results(session, consultation, last + timedelta(minutes=2))
+        await cache.results(session, consultation, last + timedelta(minutes=3))
+    assert cache.computations == 2
+
+
+async def test_the_data_version_moves_with_submissions_and_erasures(
+    sessionmaker: async_sessionmaker[AsyncSession], consultation: Consultation
+) -> None:
+    async with sessionmaker() as session:
+        empty = await data_version(session, consultation.id)
+    assert (empty.submitted, empty.last_change) == (0, None)
+    await respond(sessionmaker, consultation, 1, minutes=1)
+    await respond(sessionmaker, consultation, 2, minutes=2, plan=1)
+    async with sessionmaker() as session:
+        two = await data_version(session, consultation.id)
+        assert two.submitted == 2
+        assert two.last_change is not None and two.last_change.tzinfo is not None
+        member = await session.get(Member, 2)
+        assert member is not None
+        await session.delete(member)  # /forget: the response goes with the member
+        await session.commit()
+        assert (await data_version(session, consultation.id)).submitted == 1
+
+
+async def test_sqlite_tallies_off_the_event_loop(
+    sqlite_url: str, consultation: Consultation
+) -> None:
+    """On a SQLite file the tally's statements run on a worker thread (the inline driver
+    would run them on the loop's thread, stopping every member's taps meanwhile), at a lower
+    CPU priority than the loop's."""
+    engine: AsyncEngine = make_engine(sqlite_url)
+    try:
+        sessionmaker = make_sessionmaker(engine)
+        await respond(sessionmaker, consultation, 1, minutes=1)
+        threads: set[tuple[int, int]] = set()
+
+        def where(sql: str) -> None:
+            if "GROUP BY" in sql:
+                nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+                threads.add((threading.get_ident(), nice))
+
+        Direct.of(engine).trace(where)
+        async with sessionmaker() as session:
+            counts = await tally(session, consultation.id)
+        assert counts.respondents == 1
+        loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        assert threads
+        assert all(ident != threading.get_ident() and nice > loop_nice for ident, nice in threads)
+    finally:
+        await engine.dispose()
