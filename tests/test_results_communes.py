@@ -1,0 +1,214 @@
+"""Results per commune beside the network's: three communes of 12, 7 and 2 respondents.
+
+The officials of the first two get their commune's counts and the network's, both exact; the
+third's get the network's and the sentence saying why, never the two answers. Organisers get
+the communes × answers table (small communes as "other") and respondents per commune; ideas
+carry their author's commune (card, screen, browsing filter, officials' digest)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.consultation import (
+    Consultation,
+    ConsultationError,
+    Role,
+    load_consultation,
+    parse_consultation,
+)
+from bot.i18n import Translator
+from bot.organisers.export import ExportFormat, ExportKind, export
+from bot.results.communes import OTHER, ByCommune, compute_by_commune, shown_beside
+from storage.repositories.communes import CommuneRepository
+from storage.repositories.members import MemberRepository
+from storage.repositories.survey import Tally
+from tests.support import DEFAULT_CONSULTATION, answer_survey, default_document, seed_answers
+from tests.test_export import read_csv
+
+C = load_consultation(DEFAULT_CONSULTATION)
+T0 = datetime(2020, 5, 10, 9, 0, tzinfo=UTC)
+# Respondents per commune (ids of the default consultation's communes of Belgium).
+GROUPS = {"namur": 12, "liege": 7, "arlon": 2}
+# One official per commune, and one who never gave theirs.
+OFFICIALS = {"namur": 9001, "liege": 9002, "arlon": 9003, None: 9004}
+
+
+def members_of() -> dict[str, list[tuple[int, dict[str, list[str]]]]]:
+    """Each commune's respondents: (member id, answers), the seed's ten answers in turn."""
+    seed = seed_answers()
+    out: dict[str, list[tuple[int, dict[str, list[str]]]]] = {}
+    n = 0
+    for commune, size in GROUPS.items():
+        out[commune] = []
+        for _ in range(size):
+            out[commune].append((100 + n, seed[n % len(seed)]))
+            n += 1
+    return out
+
+
+def expected(answers: list[dict[str, list[str]]]) -> tuple[Counter[str], Counter[tuple[str, str]]]:
+    """(seen per question, chosen per question and option), counted by hand."""
+    seen: Counter[str] = Counter()
+    chosen: Counter[tuple[str, str]] = Counter()
+    for a in answers:
+        for qid, options in a.items():
+            seen[qid] += 1
+            for option in options:
+                chosen[(qid, option)] += 1
+    return seen, chosen
+
+
+async def populate(
+    sessionmaker: async_sessionmaker[AsyncSession], consultation: Consultation = C
+) -> None:
+    """21 respondents in three communes, an unfinished draft in Namur, four officials."""
+    async with sessionmaker() as session:
+        members, communes = MemberRepository(session), CommuneRepository(session)
+        for commune, people in members_of().items():
+            for member_id, answers in people:
+                member, _ = await members.get_or_create(member_id, f"m{member_id}")
+                await members.add_role(member, Role.AMBASSADOR)
+                await communes.set(member_id, commune, T0)
+                await answer_survey(session, consultation, member_id, answers, T0)
+        await members.get_or_create(999, "draft")
+        await communes.set(999, "namur", T0)
+        await answer_survey(session, consultation, 999, {"challenges": ["nuisances"]}, T0, False)
+        for commune, official_id in OFFICIALS.items():
+            official, _ = await members.get_or_create(official_id, f"official {commune}")
+            await members.add_role(official, Role.OFFICIAL)
+            if commune is not None:
+                await communes.set(official_id, commune, T0)
+        await session.commit()
+
+
+# ---------------------------------------------------------------- the rule
+
+
+def test_a_group_is_shown_beside_the_network_only_if_it_and_the_rest_are_large_enough() -> None:
+    assert shown_beside(12, 21, 5) and shown_beside(7, 21, 5)
+    assert not shown_beside(2, 21, 5)  # too few
+    # 12 of 14: the network minus the commune would be the two others' answers.
+    assert not shown_beside(12, 14, 5)
+    assert shown_beside(12, 12, 5)  # the commune is the whole network: nothing more to learn
+    assert shown_beside(5, 10, 5) and not shown_beside(4, 10, 5)
+
+
+def test_min_group_is_read_from_the_file_and_checked() -> None:
+    assert C.results.min_group == 5
+    document = default_document()
+
+    def parsed(results: dict[str, int]) -> Consultation:
+        return parse_consultation(yaml.safe_dump({**document, "results": results}))
+
+    assert parsed({"min_group": 8}).results.min_group == 8
+    with pytest.raises(ConsultationError, match=r"results\.min_group: at least 2"):
+        parsed({"min_group": 1})
+    with pytest.raises(ConsultationError, match="min_grup"):
+        parsed({"min_grup": 3})
+
+
+# ---------------------------------------------------------------- the counts
+
+
+async def test_each_commune_counted_in_sql_and_the_network_is_their_sum(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    await populate(sessionmaker)
+    async with sessionmaker() as session:
+        found = await compute_by_commune(session, C)
+    groups = members_of()
+    everyone = [a for people in groups.values() for _id, a in people]
+    assert found.network.respondents == 21  # the draft is not counted
+    net_seen, net_chosen = expected(everyone)
+    for qr in found.network.questions:
+        assert qr.seen == net_seen[qr.question.id]
+        for r in qr.options:
+            assert r.count == net_chosen[(qr.question.id, r.option_id)]
+
+    for commune in ("namur", "liege"):
+        view = found.view(commune)
+        assert view.local is not None and not view.too_few
+        assert view.local.respondents == GROUPS[commune]
+        assert view.network.respondents == 21
+        seen, chosen = expected([a for _id, a in groups[commune]])
+        for qr in view.local.questions:
+            assert qr.seen == seen[qr.question.id]
+            for r in qr.options:
+                assert r.count == chosen[(qr.question.id, r.option_id)], (commune, r)
+                assert r.share == pytest.approx(r.count / qr.seen if qr.seen else 0)
+
+    arlon = found.view("arlon")
+    assert arlon.local is None and arlon.too_few and arlon.key is None
+    assert found.view(None).too_few is False  # no commune given: the network, no sentence
+    assert found.respondents("arlon") == 2
+
+
+async def test_a_follow_up_seen_by_too_few_of_a_commune_is_withheld_for_it() -> None:
+    def tally(respondents: int, focus: int) -> Tally:
+        seen = {q.id: respondents for q in C.questions}
+        return Tally(respondents, seen | {"rehab_focus": focus}, {})
+
+    tallies = {"namur": tally(6, 1), "liege": tally(9, 8)}
+    found = ByCommune(C, tallies, 5)
+    assert found.view("namur").withheld == {"rehab_focus"}
+    # Liège's 8 of 9: the rest (Namur's 1) would be given away by subtraction.
+    assert found.view("liege").withheld == {"rehab_focus"}
+
+
+# ---------------------------------------------------------------- organisers
+
+
+async def test_export_gives_communes_by_answers_small_ones_as_other(
+    sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    await populate(sessionmaker)
+    async with sessionmaker() as session:
+        [path] = await export(
+            session, C, [ExportKind.RESULTS_BY_COMMUNE], ExportFormat.CSV, tmp_path, lang="nl"
+        )
+        [responses] = await export(
+            session, C, [ExportKind.RESPONSES], ExportFormat.CSV, tmp_path / "r"
+        )
+    rows = read_csv(path)
+    assert [r for r in dict.fromkeys(r["commune"] for r in rows)] == ["namur", "liege", OTHER]
+    names = {r["commune"]: r["commune_name"] for r in rows}
+    assert names["namur"] == "Namen" and names["liege"] == "Luik"
+    assert names[OTHER] == Translator().gettext(
+        "Autres communes ou commune non indiquée", locale="nl"
+    )
+    groups = members_of()
+    for commune, people in (*groups.items(),):
+        key = commune if commune != "arlon" else OTHER
+        seen, chosen = expected([a for _id, a in people])
+        mine = [r for r in rows if r["commune"] == key]
+        assert {int(r["respondents"]) for r in mine} == {len(people)}
+        for r in mine:
+            assert int(r["count"]) == chosen[(r["question"], r["option"])]
+            assert int(r["respondents_asked"]) == seen[r["question"]]
+    # Every option of every question, for each group (zeros too): a pivot table lines up.
+    per_group = Counter(r["commune"] for r in rows)
+    assert len(set(per_group.values())) == 1
+    # The responses carry each respondent's commune.
+    assert Counter(r["commune"] for r in read_csv(responses)) == GROUPS
+
+
+async def test_status_shows_respondents_per_commune(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    from bot.config import Settings
+    from bot.context import AppContext
+    from bot.organisers.status import commune_lines
+
+    await populate(sessionmaker)
+    app = AppContext(Settings(_env_file=None), C, clock=lambda: T0 + timedelta(days=1))  # type: ignore[call-arg]
+    async with sessionmaker() as session:
+        fr = await commune_lines(session, app, Translator(), "fr")
+        nl = await commune_lines(session, app, Translator(), "nl")
+    assert fr[1:] == ["Répondants par commune :", "• Namur : 12", "• Liège : 7", "• Arlon : 2"]
+    assert "• Namen: 12" in nl and "• Luik: 7" in nl
