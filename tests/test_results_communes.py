@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consultation import (
@@ -25,11 +26,14 @@ from bot.consultation import (
 from bot.i18n import Translator
 from bot.organisers.export import ExportFormat, ExportKind, export
 from bot.results.communes import OTHER, ByCommune, compute_by_commune, shown_beside
+from storage.models import Delivery, Idea
 from storage.repositories.communes import CommuneRepository
 from storage.repositories.members import MemberRepository
 from storage.repositories.survey import Tally
 from tests.support import DEFAULT_CONSULTATION, answer_survey, default_document, seed_answers
+from tests.test_dialogs import Harness
 from tests.test_export import read_csv
+from tests.test_ideas_dialogs import h as ideas_harness  # noqa: F401 (a fixture)
 
 C = load_consultation(DEFAULT_CONSULTATION)
 T0 = datetime(2020, 5, 10, 9, 0, tzinfo=UTC)
@@ -212,3 +216,141 @@ async def test_status_shows_respondents_per_commune(
         nl = await commune_lines(session, app, Translator(), "nl")
     assert fr[1:] == ["Répondants par commune :", "• Namur : 12", "• Liège : 7", "• Arlon : 2"]
     assert "• Namen: 12" in nl and "• Luik: 7" in nl
+
+
+# ---------------------------------------------------------------- ideas from a commune
+
+
+async def test_an_idea_carries_its_authors_commune_until_they_erase_their_data(
+    tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    from bot.members.privacy import forget
+    from tests.test_ideas_dialogs import NOW, Clock, add_member, make_app
+
+    w = make_app(tmp_path, sessionmaker, Clock(NOW))
+    await add_member(sessionmaker, 7, "Amélie")
+    async with sessionmaker() as session:
+        await CommuneRepository(session).set(7, "namur", NOW)
+        await session.commit()
+    async with sessionmaker() as session:
+        services = w.use(session)
+        author = await services.members.repo.get(7)
+        assert author is not None
+        idea = await services.ideas.submit(author, "inclusion", "Des bancs", "Sur la place.")
+    async with sessionmaker() as session:
+        stored = await session.get(Idea, idea.id)
+        card = await session.scalar(select(Delivery).where(Delivery.topic == "moderation"))
+    assert stored is not None and stored.commune == "namur"
+    assert card is not None and "Par Amélie · 📍 Namur" in (card.text or "")
+    # A commune changed afterwards does not move the idea.
+    async with sessionmaker() as session:
+        await CommuneRepository(session).set(7, "liege", NOW)
+        await session.commit()
+        assert (await session.get(Idea, idea.id, populate_existing=True)).commune == "namur"  # type: ignore[union-attr]
+    # /forget: what the author said about themselves goes with the title and the text.
+    async with sessionmaker() as session:
+        await forget(session, w.app, Translator(), 7)
+    async with sessionmaker() as session:
+        erased = await session.get(Idea, idea.id)
+    assert erased is not None and erased.erased_at is not None and erased.commune is None
+
+
+async def set_commune(h: Harness, member_id: int, commune: str | None) -> None:
+    async with h.services.sessionmaker() as session:
+        await CommuneRepository(session).set(member_id, commune, h.clock.now)
+        await session.commit()
+
+
+async def test_browsing_my_commune_or_the_whole_network(ideas_harness: Harness) -> None:  # noqa: F811
+    from tests.test_ideas_dialogs import add_member, markup_texts, member_client, open_ideas
+    from tests.test_ideas_dialogs import seed_idea as seed
+
+    h = ideas_harness
+    for member_id, name, commune in [(50, "Bob", "namur"), (51, "Bram", "gent")]:
+        await add_member(h.services.sessionmaker, member_id, name)
+        await set_commune(h, member_id, commune)
+    bancs = await seed(h, 50, "Des bancs")
+    arbres = await seed(h, 51, "Des arbres")
+    async with h.services.sessionmaker() as session:  # as submitted by each
+        for idea_id, commune in [(bancs, "namur"), (arbres, "gent")]:
+            await session.execute(update(Idea).where(Idea.id == idea_id).values(commune=commune))
+        await session.commit()
+
+    dp = h.dispatcher()
+    amelie = member_client(h, dp, 7, "Amélie")
+    await add_member(h.services.sessionmaker, 7, "Amélie")
+    await set_commune(h, 7, "namur")
+    await open_ideas(h, amelie)
+    await h.click(amelie, "L’inclusion")
+    listed = [b for b in markup_texts(h.last()) if b.startswith("💡")]
+    assert listed == ["💡 Des arbres · 👍 0", "💡 Des bancs · 👍 0"]
+    await h.click(amelie, "📍 Namur seulement")
+    page = h.last()
+    assert "📍 Idées de la commune : Namur." in (page.text or "")
+    assert [b for b in markup_texts(page) if b.startswith("💡")] == ["💡 Des bancs · 👍 0"]
+    assert "1 idée approuvée" in (page.text or "")
+    await h.click(amelie, "💡 Des bancs · 👍 0")
+    assert "— m50 · 👍 0 · 📍 Namur" in (h.last().text or "")
+    await h.click(amelie, "◀️ Retour")
+    await h.click(amelie, "🌐 Tout le réseau")
+    assert len([b for b in markup_texts(h.last()) if b.startswith("💡")]) == 2
+
+    # A member who gave no commune is offered no filter.
+    olivier = member_client(h, dp, 8, "Olivier")
+    await add_member(h.services.sessionmaker, 8, "Olivier")
+    await set_commune(h, 8, None)
+    await open_ideas(h, olivier)
+    await h.click(olivier, "L’inclusion")
+    assert not any("seulement" in b or "réseau" in b for b in markup_texts(h.last()))
+
+
+async def test_each_communes_officials_get_its_ideas_and_the_networks_most_supported(
+    tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    from bot.ideas.service import idea_link
+    from bot.phases.transitions import run_due
+    from tests.test_ideas_dialogs import Clock, add_member, deliveries, make_app, seed_idea
+
+    starts = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    clock = Clock(starts)
+    dates = {
+        "survey": (starts - timedelta(days=40), starts - timedelta(days=30)),
+        "results": (starts - timedelta(days=29), starts - timedelta(days=20)),
+        "ideas": (starts, starts + timedelta(days=30)),
+    }
+    w = make_app(tmp_path, sessionmaker, clock, dates, digest="7d")
+    officials = {"namur": 3, "arlon": 4, None: 5}
+    for commune, official in officials.items():
+        await add_member(sessionmaker, official, f"official {commune}", "fr", Role.OFFICIAL)
+        async with sessionmaker() as session:
+            await CommuneRepository(session).set(official, commune, starts)
+            await session.commit()
+    await add_member(sessionmaker, 7, "Anne")
+    await run_due(w.app, w.services, starts + timedelta(minutes=1))
+
+    made = {}
+    for title, commune, supports in [("Bancs", "namur", 1), ("Arbres", "liege", 4)]:
+        made[title] = await seed_idea(w, 7, title, at=starts + timedelta(days=1))
+        async with sessionmaker() as session:
+            await session.execute(
+                update(Idea)
+                .where(Idea.id == made[title])
+                .values(commune=commune, supports=supports)
+            )
+            await session.commit()
+    await run_due(w.app, w.services, starts + timedelta(days=7, minutes=1))
+    text = {
+        chat: "\n".join(d.text or "" for d in await deliveries(sessionmaker, "digest:ideas", chat))
+        for chat in officials.values()
+    }
+    bancs, arbres = (idea_link(w.app, made[t]) for t in ("Bancs", "Arbres"))
+    namur = text[3]
+    assert "📍 <b>Commune : Namur</b>" in namur and f"• Bancs — {bancs}" in namur
+    assert f"• Arbres — {arbres}" not in namur  # not Namur's: only among the most supported
+    top = namur[namur.index("Les plus soutenues du réseau") :]
+    assert top.index(f"• Arbres — 👍 4 · 📍 Liège · {arbres}") < top.index("• Bancs — 👍 1")
+    assert "📍 Arlon : aucune nouvelle idée cette fois." in text[4]
+    assert "Les plus soutenues du réseau" in text[4]
+    # No commune given: every new idea, as before.
+    assert f"• Bancs — {bancs}" in text[5] and f"• Arbres — {arbres}" in text[5]
+    assert "Les plus soutenues" not in text[5]

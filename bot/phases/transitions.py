@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.consultation import Phase, Role
 from bot.context import AppContext
 from bot.i18n import Translator
+from bot.ideas.cards import commune_mark
 from bot.ideas.service import idea_link
 from bot.organisers.alerts import AdminAlerts
 from bot.phases.kinds import PhaseRun, Preparation, phase_type
@@ -30,6 +31,7 @@ from bot.results.tally import (
 from bot.services import AppServices
 from bot.ui.presenters import when
 from storage.models import Idea
+from storage.repositories.communes import recipients_with_communes
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import recipients
 from storage.repositories.outbox import NewDelivery, OutboxRepository
@@ -39,6 +41,8 @@ from storage.repositories.transitions import TransitionRepository
 log = logging.getLogger(__name__)
 
 
+# The network's most supported ideas in each commune's digest.
+DIGEST_TOP = 5
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(minutes=15)
 
@@ -326,19 +330,26 @@ async def send_digest(run: PhaseRun, event: Transition) -> str:
         and t.scheduled_at < event.at
     ]
     start = max((t.scheduled_at for t in previous), default=phase.starts - timedelta(seconds=1))
-    ideas = await IdeaRepository(session).approved_between(c.id, start, event.at)
+    repo = IdeaRepository(session)
+    ideas = await repo.approved_between(c.id, start, event.at)
     if not ideas:
         return "nothing new"
-    people = await recipients(session, [Role.OFFICIAL], c.source_language)
+    # Each commune's officials get its ideas, and the network's most supported; an official
+    # who gave no commune gets all the new ideas.
+    top = await repo.most_supported(c.id, DIGEST_TOP) if app.communes else []
+    people = await recipients_with_communes(session, [Role.OFFICIAL], c.source_language)
     items = []
-    for member_id, lang in people:
-        parts = digest_parts(app, services.translator, phase, ideas, start, event.at, lang)
+    for person in people:
+        commune = person.commune if app.communes.get(person.commune) else None
+        parts = digest_parts(
+            app, services.translator, phase, ideas, start, event.at, person.language, commune, top
+        )
         for i, part in enumerate(parts):
             items.append(
                 NewDelivery(
-                    f"{c.id}:digest:{event.detail}:{member_id}:{i}",
+                    f"{c.id}:digest:{event.detail}:{person.member_id}:{i}",
                     f"digest:{phase.id}",
-                    member_id,
+                    person.member_id,
                     text=part,
                 )
             )
@@ -354,8 +365,13 @@ def digest_parts(
     start: datetime,
     end: datetime,
     lang: str,
+    commune: str | None = None,
+    top: list[Idea] | None = None,
 ) -> list[str]:
+    """The new approved ideas by project: all of them, or with `commune` those from that
+    commune (and a line when there are none), then `top`, the network's most supported."""
     c = app.consultation
+    _ = translator.gettext
     header = translator.ngettext(
         "🗞 <b>{n} nouvelle idée approuvée</b> ({start} – {end})",
         "🗞 <b>{n} nouvelles idées approuvées</b> ({start} – {end})",
@@ -363,10 +379,29 @@ def digest_parts(
         locale=lang,
     ).format(n=len(ideas), start=when(max(start, phase.starts), c, lang), end=when(end, c, lang))
     blocks = [header]
+    name = escape(app.communes.name_of(commune, lang) or "")
+    if commune is not None:
+        ideas = [i for i in ideas if i.commune == commune]
+        blocks.append(
+            _("📍 <b>Commune : {commune}</b>", locale=lang).format(commune=name)
+            if ideas
+            else _("📍 {commune} : aucune nouvelle idée cette fois.", locale=lang).format(
+                commune=name
+            )
+        )
     for project in phase.projects:
         mine = [i for i in ideas if i.project_id == project.id]
         if mine:
             lines = [f"<b>{escape(c.text(project.title, lang))}</b>"]
             lines += [f"• {escape(i.title)} — {idea_link(app, i.id)}" for i in mine]
             blocks.append("\n".join(lines))
+    if commune is not None and top:
+        lines = [_("🔥 <b>Les plus soutenues du réseau</b>", locale=lang)]
+        # "• {title} — " as above: /forget finds and redacts an erased idea's title here too.
+        lines += [
+            f"• {escape(i.title)} — 👍 {i.supports}{commune_mark(app, i, lang, ' · ')} · "
+            f"{idea_link(app, i.id)}"
+            for i in top
+        ]
+        blocks.append("\n".join(lines))
     return pack(blocks, MESSAGE_LIMIT)
