@@ -30,13 +30,21 @@ from storage.models import Delivery, Idea
 from storage.repositories.communes import CommuneRepository
 from storage.repositories.members import MemberRepository
 from storage.repositories.survey import Tally
-from tests.support import DEFAULT_CONSULTATION, answer_survey, default_document, seed_answers
-from tests.test_dialogs import Harness
+from tests.support import (
+    DEFAULT_CONSULTATION,
+    answer_survey,
+    default_document,
+    seed_answers,
+    with_dates,
+    write_document,
+)
+from tests.test_dialogs import Harness, Wired
 from tests.test_export import read_csv
 from tests.test_ideas_dialogs import h as ideas_harness  # noqa: F401 (a fixture)
 
 C = load_consultation(DEFAULT_CONSULTATION)
 T0 = datetime(2020, 5, 10, 9, 0, tzinfo=UTC)
+RESULTS_AT = T0 + timedelta(days=4)
 # Respondents per commune (ids of the default consultation's communes of Belgium).
 GROUPS = {"namur": 12, "liege": 7, "arlon": 2}
 # One official per commune, and one who never gave theirs.
@@ -354,3 +362,128 @@ async def test_each_communes_officials_get_its_ideas_and_the_networks_most_suppo
     # No commune given: every new idea, as before.
     assert f"• Bancs — {bancs}" in text[5] and f"• Arbres — {arbres}" in text[5]
     assert "Les plus soutenues" not in text[5]
+
+
+# ---------------------------------------------------------------- the broadcast
+
+
+def results_app(
+    tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession], rendered: list[tuple[str, str]]
+) -> Wired:
+    """The results phase open at NOW (the survey was open at T0); charts drawn by stand-ins
+    that record what was asked (tests/e2e draws the real ones)."""
+    from bot.config import Settings
+    from bot.context import AppContext
+    from bot.delivery.doorbell import OutboxDoorbell
+    from bot.results.charts import ChartCache
+    from bot.services import AppServices
+
+    def network(results: object, c: object, lang: str, tr: object) -> list[bytes]:
+        rendered.append((lang, "network"))
+        return [f"{lang}-network-{i}".encode() for i in range(len(C.questions))]
+
+    def commune(view: object, c: object, lang: str, tr: object, name: str) -> list[bytes]:
+        rendered.append((lang, name))
+        return [f"{lang}-{name}-{i}".encode() for i in range(len(C.questions))]
+
+    dates = {
+        "survey": (T0 - timedelta(days=2), T0 + timedelta(days=2)),
+        "results": (RESULTS_AT - timedelta(hours=1), RESULTS_AT + timedelta(days=2)),
+        "ideas": (RESULTS_AT + timedelta(days=3), RESULTS_AT + timedelta(days=30)),
+    }
+    path = write_document(tmp_path / "c.yaml", with_dates(default_document(), dates))
+    app = AppContext(Settings(bot_token=None), load_consultation(path), clock=lambda: RESULTS_AT)
+    charts = ChartCache(render=network, render_commune=commune)
+    return Wired(app, AppServices(sessionmaker, Translator(), charts, OutboxDoorbell()))
+
+
+async def texts_of(sessionmaker: async_sessionmaker[AsyncSession], chat_id: int) -> list[Delivery]:
+    async with sessionmaker() as session:
+        rows = await session.scalars(
+            select(Delivery).where(Delivery.chat_id == chat_id).order_by(Delivery.id)
+        )
+        return list(rows.all())
+
+
+def option_line(
+    label: str, local: tuple[int, float] | None, network: tuple[int, float], lang: str
+) -> str:
+    from bot.i18n import percent
+
+    tr = Translator()
+    if local is None:
+        return tr.gettext("• {option} — réseau : {count} ({percent})", locale=lang).format(
+            option=label, count=network[0], percent=percent(network[1], lang)
+        )
+    return tr.gettext(
+        "• {option} — {commune} : {local} ({local_percent}) · réseau : {count} ({percent})",
+        locale=lang,
+    ).format(
+        option=label,
+        commune="{commune}",
+        local=local[0],
+        local_percent=percent(local[1], lang),
+        count=network[0],
+        percent=percent(network[1], lang),
+    )
+
+
+async def test_officials_get_their_communes_results_beside_the_networks_when_broadcast(
+    tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    from html import escape
+
+    from bot.phases.transitions import run_due
+
+    rendered: list[tuple[str, str]] = []
+    w = results_app(tmp_path, sessionmaker, rendered)
+    await populate(sessionmaker, w.app.consultation)
+    done = await run_due(w.app, w.services)
+    assert "results:open:results to 25" in done  # 21 ambassadors and 4 officials
+    # The network's album in each language, the communes' only where they are shown.
+    assert sorted(set(rendered)) == sorted(
+        [("fr", "network"), ("nl", "network"), ("en", "network"), ("fr", "Namur"), ("fr", "Liège")]
+    )
+
+    groups = members_of()
+    everyone = [a for people in groups.values() for _id, a in people]
+    net_seen, net_chosen = expected(everyone)
+    c = w.app.consultation
+    for commune in ("namur", "liege"):
+        sent = await texts_of(sessionmaker, OFFICIALS[commune])
+        text = "\n".join(d.text or "" for d in sent)
+        name = c.commune(commune).label("fr", "fr")  # type: ignore[union-attr]
+        assert f"{name} : {GROUPS[commune]} · réseau : 21 répondants" in text
+        seen, chosen = expected([a for _id, a in groups[commune]])
+        for q in c.questions:
+            for o in q.options:
+                label = escape(c.text(o.text or o.label, "fr"))
+                n, total = chosen[(q.id, o.id)], net_chosen[(q.id, o.id)]
+                withheld = seen[q.id] < 5 or net_seen[q.id] - seen[q.id] < 5
+                line = option_line(
+                    label,
+                    None if withheld else (n, n / seen[q.id] if seen[q.id] else 0),
+                    (total, total / net_seen[q.id]),
+                    "fr",
+                ).format(commune=name)
+                assert line in text, line
+        assert "Trop peu de réponses à " + name + " (" not in text
+        media = [d.media_id for d in sent if d.media_id]
+        assert len(media) == 1  # one album of seven charts
+
+    arlon = await texts_of(sessionmaker, OFFICIALS["arlon"])
+    arlon_text = "\n".join(d.text or "" for d in arlon)
+    assert (
+        "ℹ️ Trop peu de réponses à Arlon (moins de 5) pour les montrer séparément : "
+        "voici celles du réseau." in arlon_text
+    )
+    assert "Arlon :" not in arlon_text and "21 répondants" in arlon_text  # the network's only
+    # The sentence comes before the charts; the album is the network's, shared.
+    kinds = ["chart" if d.media_id else "text" for d in arlon]
+    assert kinds.index("chart") > next(i for i, d in enumerate(arlon) if "Arlon" in (d.text or ""))
+    nobody = await texts_of(sessionmaker, OFFICIALS[None])
+    assert [d.media_id for d in nobody if d.media_id] == [d.media_id for d in arlon if d.media_id]
+    assert "Trop peu" not in "\n".join(d.text or "" for d in nobody)
+    # Members get the network's, whatever their commune.
+    member = "\n".join(d.text or "" for d in await texts_of(sessionmaker, groups["namur"][0][0]))
+    assert "Namur :" not in member and "21 répondants" in member

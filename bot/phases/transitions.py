@@ -19,21 +19,22 @@ from bot.organisers.alerts import AdminAlerts
 from bot.phases.kinds import PhaseRun, Preparation, phase_type
 from bot.phases.timeline import Edge, Transition
 from bot.results.charts import chunks
+from bot.results.communes import CommuneView, compute_by_commune, hidden_sentence
 from bot.results.tally import (
     MESSAGE_LIMIT,
     Results,
-    compute,
     pack,
     results_heading,
     results_intro,
     summary_parts,
 )
+from bot.results.view import results_texts
 from bot.services import AppServices
 from bot.ui.presenters import when
 from storage.models import Idea
 from storage.repositories.communes import recipients_with_communes
 from storage.repositories.ideas import IdeaRepository
-from storage.repositories.members import recipients
+from storage.repositories.members import MemberRepository, recipients
 from storage.repositories.outbox import NewDelivery, OutboxRepository
 from storage.repositories.survey import members_without_submission
 from storage.repositories.transitions import TransitionRepository
@@ -100,13 +101,18 @@ async def _prepare_openings(app: AppContext, services: AppServices, now: datetim
 
 
 async def render_results_charts(app: AppContext, services: AppServices) -> None:
-    """The results charts in every language, rendered before the results open (a render
-    takes seconds) and kept for the opening's deliveries."""
+    """The results charts in every language, and each officials' commune's, rendered before
+    the results open (a render takes seconds) and kept for the opening's deliveries."""
     c = app.consultation
     async with services.sessionmaker() as session:
-        results = await compute(session, c)
+        found = await compute_by_commune(session, c)
+        officials = await recipients_with_communes(session, [Role.OFFICIAL], c.source_language)
     for lang in app.languages:
-        await services.charts.album(results, c, lang, services.translator)
+        await services.charts.album(found.network, c, lang, services.translator)
+    for lang, commune in sorted({(p.language, p.commune) for p in officials if p.commune}):
+        view = found.view(commune if app.communes.get(commune) else None)
+        if view.key is not None and lang in app.languages:
+            await services.charts.album(view.network, c, lang, services.translator, view)
 
 
 async def record_failure(
@@ -234,20 +240,36 @@ async def remind(run: PhaseRun, before_end: int) -> str:
 
 
 async def broadcast_results(run: PhaseRun, late: bool = False) -> str:
+    """The results to the phase's audience: each official beside their commune's (when large
+    enough; else the network's and why), everybody else the network's."""
     session, app, services, phase, now = run.session, run.app, run.services, run.phase, run.now
     c = app.consultation
-    results = await compute(session, c)
-    people = await recipients(session, phase.audience, c.source_language)
-    by_language: dict[str, list[int]] = defaultdict(list)
-    for member_id, lang in people:
-        by_language[lang].append(member_id)
+    found = await compute_by_commune(session, c)
+    people = await recipients_with_communes(session, phase.audience, c.source_language)
+    officials = set(await MemberRepository(session).ids_with_roles([Role.OFFICIAL]))
+    # One album (uploaded once, then re-sent by file_id) per language and commune shown.
+    groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+    views: dict[int, CommuneView] = {}
+    for person in people:
+        official = person.member_id in officials
+        view = found.view(person.commune if official and app.communes.get(person.commune) else None)
+        views[person.member_id] = view
+        groups[(person.language, view.key)].append(person.member_id)
     outbox = OutboxRepository(session)
     items: list[NewDelivery] = []
-    for lang, members in by_language.items():
+    for (lang, _commune), members in groups.items():
         note = late_note(app, services.translator, phase, lang) if late else None
         items.extend(
             await results_deliveries(
-                outbox, app, services, results, lang, members, f"results:{phase.id}", note
+                outbox,
+                app,
+                services,
+                found.network,
+                lang,
+                members,
+                f"results:{phase.id}",
+                note,
+                views={m: views[m] for m in members},
             )
         )
     await outbox.enqueue(items, now)
@@ -272,18 +294,26 @@ async def results_deliveries(
     members: list[int],
     topic: str,
     note: str | None = None,
+    views: dict[int, CommuneView] | None = None,
 ) -> list[NewDelivery]:
-    """The results phase's text, the charts as albums (each photo uploaded once per language,
-    then re-sent by file_id) and the summary parts, in that order for each member; a note
-    (e.g. "late") goes under the first album's caption."""
+    """The results phase's text, the charts as albums (each photo uploaded once per language
+    and commune, then re-sent by file_id) and the summary parts, in that order for each
+    member; a note (e.g. "late") goes under the first album's caption. With `views`, the
+    members' (one commune shown, or none: bot/results/communes.py), and for those whose
+    commune is too small, the sentence saying why, after the phase's text."""
     c = app.consultation
     intro = results_intro(c, lang)
     translator = services.translator
-    parts = summary_parts(results, c, lang, translator)
+    view = next(iter(views.values())) if views else None
+    if view is not None and view.key is not None:
+        _why, parts = results_texts(view, app, lang, translator)
+    else:
+        parts = summary_parts(results, c, lang, translator)
     caption = results_heading(c, lang, translator)
-    album = await services.charts.album(results, c, lang, translator)
+    album = await services.charts.album(results, c, lang, translator, view)
+    name = f"results-{lang}-{view.key}" if view is not None and view.key else f"results-{lang}"
     photos = [
-        await outbox.add_media(f"results-{lang}-{i + 1}.png", png, file_id=album.file_ids[i])
+        await outbox.add_media(f"{name}-{i + 1}.png", png, file_id=album.file_ids[i])
         for i, png in enumerate(album.pngs)
     ]
     albums = [await outbox.add_album([photos[i] for i in group]) for group in chunks(len(photos))]
@@ -294,6 +324,10 @@ async def results_deliveries(
         key = f"{c.id}:{topic}:{member_id}"
         if intro:
             items.append(NewDelivery(f"{key}:intro", topic, member_id, text=intro))
+        mine = views.get(member_id) if views else None
+        why = hidden_sentence(mine, c, lang, translator) if mine is not None else None
+        if why:
+            items.append(NewDelivery(f"{key}:commune", topic, member_id, text=why))
         for j, album_id in enumerate(albums):
             items.append(
                 NewDelivery(
