@@ -39,6 +39,7 @@ from tests.support import (
     write_document,
 )
 from tests.test_dialogs import Harness, Wired
+from tests.test_dialogs import harness as dialog_harness  # noqa: F401 (a fixture)
 from tests.test_export import read_csv
 from tests.test_ideas_dialogs import h as ideas_harness  # noqa: F401 (a fixture)
 
@@ -77,25 +78,28 @@ def expected(answers: list[dict[str, list[str]]]) -> tuple[Counter[str], Counter
 
 
 async def populate(
-    sessionmaker: async_sessionmaker[AsyncSession], consultation: Consultation = C
+    sessionmaker: async_sessionmaker[AsyncSession],
+    consultation: Consultation = C,
+    at: datetime = T0,
 ) -> None:
-    """21 respondents in three communes, an unfinished draft in Namur, four officials."""
+    """21 respondents in three communes, an unfinished draft in Namur, four officials. The
+    survey must be open `at`."""
     async with sessionmaker() as session:
         members, communes = MemberRepository(session), CommuneRepository(session)
         for commune, people in members_of().items():
             for member_id, answers in people:
                 member, _ = await members.get_or_create(member_id, f"m{member_id}")
                 await members.add_role(member, Role.AMBASSADOR)
-                await communes.set(member_id, commune, T0)
-                await answer_survey(session, consultation, member_id, answers, T0)
+                await communes.set(member_id, commune, at)
+                await answer_survey(session, consultation, member_id, answers, at)
         await members.get_or_create(999, "draft")
-        await communes.set(999, "namur", T0)
-        await answer_survey(session, consultation, 999, {"challenges": ["nuisances"]}, T0, False)
+        await communes.set(999, "namur", at)
+        await answer_survey(session, consultation, 999, {"challenges": ["nuisances"]}, at, False)
         for commune, official_id in OFFICIALS.items():
             official, _ = await members.get_or_create(official_id, f"official {commune}")
             await members.add_role(official, Role.OFFICIAL)
             if commune is not None:
-                await communes.set(official_id, commune, T0)
+                await communes.set(official_id, commune, at)
         await session.commit()
 
 
@@ -487,3 +491,40 @@ async def test_officials_get_their_communes_results_beside_the_networks_when_bro
     # Members get the network's, whatever their commune.
     member = "\n".join(d.text or "" for d in await texts_of(sessionmaker, groups["namur"][0][0]))
     assert "Namur :" not in member and "21 répondants" in member
+
+
+# ---------------------------------------------------------------- an official's commune
+
+
+async def test_an_official_is_asked_their_commune_before_their_first_results(
+    dialog_harness: Harness,  # noqa: F811
+) -> None:
+    from tests.test_dialogs import NOW, button
+    from tests.test_screens import PhotoBot
+
+    h = dialog_harness
+    h.bot = PhotoBot()
+    h.services.charts.render = lambda results, c, lang, tr: [b"network-1", b"network-2"]
+    h.services.charts.render_commune = lambda view, c, lang, tr, name: [b"mine-1", b"mine-2"]
+    await populate(h.services.sessionmaker, h.app.consultation, at=NOW)
+    h.clock.now = NOW + timedelta(days=11)  # the survey closed, the results are out
+    official = h.client(user_id=OFFICIALS[None])  # never asked, no invitation's commune
+
+    await official.send("/results")
+    assert "Dans quelle commune habitez-vous" in (h.last().text or "")
+    await official.send("5000")
+    await official.click(h.last(), button("Namur"))
+    sent = "\n".join(h.bot.texts())
+    assert "Namur : 12 · réseau : 21 répondants" in sent
+    async with h.services.sessionmaker() as session:
+        assert (await CommuneRepository(session).of_member(OFFICIALS[None])).commune == "namur"
+    # Asked once: the next /results come at once.
+    before = len(h.bot.texts())
+    await official.send("/results")
+    assert "Namur : 12 · réseau : 21 répondants" in "\n".join(h.bot.texts()[before:])
+
+    # An ambassador who answered the survey cannot move their answers to another commune now.
+    member_id = members_of()["arlon"][0][0]
+    ambassador = h.client(user_id=member_id)
+    await ambassador.send("/start")
+    assert "Ma commune" not in str(h.last().reply_markup)

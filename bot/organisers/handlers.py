@@ -8,6 +8,7 @@ from aiogram.types import Message
 from aiogram_dialog import DialogManager, StartMode
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.communes.dialog import CommuneStart
 from bot.consultation import PhaseKind
 from bot.context import AppContext
 from bot.i18n import Translator
@@ -15,9 +16,10 @@ from bot.organisers.audit import CHAT_ENTRIES, audit_lines, html_lines
 from bot.organisers.status import status_report
 from bot.results.charts import ChartCache
 from bot.results.view import may_see_results, send_results
+from bot.services import UpdateServices
 from bot.text_budget import pack_lines
 from bot.ui.presenters import when
-from bot.ui.states import Announce
+from bot.ui.states import Announce, CommunePick
 from storage.repositories.members import MemberRecord
 
 
@@ -47,6 +49,8 @@ async def results(
     session: AsyncSession,
     lang: str,
     member: MemberRecord | None,
+    services: UpdateServices,
+    dialog_manager: DialogManager,
 ) -> None:
     if not may_see_results(app, member):
         phase = app.consultation.phase(PhaseKind.RESULTS)
@@ -54,6 +58,12 @@ async def results(
             date=when(phase.starts, app.consultation, lang, time=True) if phase else "—"
         )
         await message.answer(text)
+        return
+    # An official's results depend on their commune: asked first, once, if never given.
+    if member is not None and await services.communes.official_needs_asking(member, app.clock()):
+        await dialog_manager.start(
+            CommunePick.ask, data=CommuneStart(then_results=True).dump(), mode=StartMode.RESET_STACK
+        )
         return
     await send_results(message, app, charts, translator, session, lang, member)
 

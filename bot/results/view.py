@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiogram import Bot
 from aiogram.types import BufferedInputFile, InputMediaPhoto, Message
+from aiogram_dialog import DialogManager
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import PhaseKind, Role
@@ -133,3 +134,18 @@ async def send_results(
                 for qid in text_questions
             }
             await message.answer(free_text_block(c, counts, latest, lang, translator))
+
+
+async def send_results_to(message: Message, manager: DialogManager) -> None:
+    """`send_results` from a dialog's callback (the menu's button, the commune asked first)."""
+    from bot.ui.deps import app_of, charts_of, lang_of, member_of, session_of, translator_of
+
+    await send_results(
+        message,
+        app_of(manager),
+        charts_of(manager),
+        translator_of(manager),
+        session_of(manager),
+        lang_of(manager),
+        member_of(manager),
+    )
