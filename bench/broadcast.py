@@ -4,10 +4,12 @@ through the outbox, against the Bot API emulator enforcing Telegram's limits (sc
     .venv/bin/python bench/broadcast.py                       # SQLite, 10,000 recipients, 300/s
     .venv/bin/python bench/broadcast.py --postgres            # PostgreSQL (TEST_POSTGRES_URL)
     .venv/bin/python bench/broadcast.py --results             # the results phase: chart + summary
+    .venv/bin/python bench/broadcast.py --albums              # text, album of 7, text each
     .venv/bin/python bench/broadcast.py --recipients 2000 --rate 100
 
-Everything stays on 127.0.0.1. Target: achieved rate >= 0.95 of the limit, 0 lost,
-0 duplicated, 0 limit violations, every blocked member marked blocked.
+Everything stays on 127.0.0.1. Messages are counted as Telegram counts them (each photo of an
+album). Target: the last recipient served within 1.1 x (messages / the limit) of the first
+send, 0 lost, 0 duplicated, 0 limit violations, every blocked member marked blocked.
 """
 
 from __future__ import annotations
@@ -67,6 +69,12 @@ def arguments() -> argparse.Namespace:
     )
     p.add_argument("--results", action="store_true", help="broadcast the results (chart + summary)")
     p.add_argument(
+        "--albums",
+        action="store_true",
+        help="queue a text, an album of 7 photos and a text per member through the outbox "
+        "(the results phase pushing its charts: 9 messages as Telegram counts them)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="time the outbox's steps inside the bot (printed from its log at the end)",
@@ -114,6 +122,32 @@ async def enqueue_announcement(url: str, consultation_id: str) -> int:
             return await announce(
                 session, consultation_id, "amb", html, datetime.now(UTC), batch="bench"
             )
+    finally:
+        await engine.dispose()
+
+
+async def enqueue_albums(url: str, ids: list[int]) -> int:
+    """What the results phase queues when it pushes the charts, built through the outbox."""
+    from storage.repositories.outbox import NewDelivery, OutboxRepository
+    from tests.test_emulator import png
+
+    engine = make_engine(url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            outbox = OutboxRepository(session)
+            photos = [await outbox.add_media(f"chart-{i}.png", png(60 + i)) for i in range(7)]
+            album = await outbox.add_album(photos)
+            items = []
+            for i in ids:
+                items += [
+                    NewDelivery(f"bench:{i}:intro", "results:bench", i, text=f"Results {i}"),
+                    NewDelivery(f"bench:{i}:chart", "results:bench", i, "Charts", album),
+                    NewDelivery(f"bench:{i}:0", "results:bench", i, text=f"Summary {i}"),
+                ]
+            for start in range(0, len(items), 3000):
+                await outbox.enqueue(items[start : start + 3000], datetime.now(UTC))
+            await session.commit()
+            return len(items)
     finally:
         await engine.dispose()
 
@@ -179,7 +213,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
 async def bench(args: argparse.Namespace, workdir: Path, url: str) -> int:
     n = args.recipients
     ids = list(range(FIRST_ID, FIRST_ID + n))
-    per_recipient = 2 if args.results else 1
+    per_recipient = 2 if args.results else 3 if args.albums else 1
     now = datetime.now(UTC)
     if args.results:  # the results phase is open: the catch-up at start-up broadcasts them
         dates = {
@@ -201,7 +235,10 @@ async def bench(args: argparse.Namespace, workdir: Path, url: str) -> int:
     t0 = time.monotonic()
     await upgrade_async(url)
     await seed(url, ids, consultation, answers=args.results)
-    if not args.results:
+    if args.albums:
+        queued = await enqueue_albums(url, ids)
+        assert queued == 3 * n, queued
+    elif not args.results:
         queued = await enqueue_announcement(url, consultation.id)
         assert queued == n, queued
     print(
@@ -220,7 +257,8 @@ async def bench(args: argparse.Namespace, workdir: Path, url: str) -> int:
         unblocked = [i for i in ids if i not in set(blocked)]
         for k in range(args.faults):  # spread over the broadcast
             target = unblocked[(k + 1) * len(unblocked) // (args.faults + 1)]
-            method = "sendPhoto" if args.results and k % 2 else "sendMessage"
+            album = "sendMediaGroup" if args.albums else "sendPhoto"
+            method = album if (args.results or args.albums) and k % 2 else "sendMessage"
             emu.inject_fault(method, chat_id=target, code=429, retry_after=1, times=1)
         emu.enforce_limits(
             global_per_second=args.rate, per_chat_per_second=1, per_group_per_minute=20, scale=1
@@ -270,30 +308,32 @@ async def bench(args: argparse.Namespace, workdir: Path, url: str) -> int:
                 await process.wait()
 
         statuses, blocked_in_db = await outbox_counts(url)
-        sends = sorted(
-            c.time
+        # (time, messages as Telegram counts them) of each delivered send
+        weighted = sorted(
+            (c.time, len(c.params["media"]) if c.method == "sendMediaGroup" else 1)
             for c in emu.calls
-            if c.method in ("sendMessage", "sendPhoto")
-            and c.response.get("ok")
-            and c.params.get("chat_id") in expected
+            if c.method in SENDS and c.response.get("ok") and c.params.get("chat_id") in expected
         )
+        sends = [t for t, _ in weighted]
+        messages = sum(w for _, w in weighted)
         counts = emu.delivery_counts()
         lost = [i for i in expected if counts.get(i, 0) < per_recipient]
         duplicated = sum(max(0, counts.get(i, 0) - per_recipient) for i in ids)
         to_blocked = sum(counts.get(i, 0) for i in blocked)
         span = sends[-1] - sends[0] if len(sends) > 1 else 0.0
-        rate = (len(sends) - 1) / span if span else 0.0
+        rate = (messages - weighted[-1][1]) / span if span else 0.0
+        ideal = messages / args.rate  # at the limit, not a message more
         # Each 429 tells the bot to stop everything for retry_after seconds: that time is
         # spent as Telegram asks, not lost by the sender.
         told = [(f.time, f.response["parameters"]["retry_after"]) for f in emu.injected_failures]
         told += [(v.time, v.retry_after) for v in emu.limit_violations]
         paused = paused_time(told, sends[0], sends[-1]) if sends else 0.0
-        active_rate = (len(sends) - 1) / (span - paused) if span > paused else 0.0
+        active_rate = (messages - weighted[-1][1]) / (span - paused) if span > paused else 0.0
         kinds = Counter(v.kind for v in emu.limit_violations)
         refused = Counter(
             c.response.get("error_code")
             for c in emu.calls
-            if c.method in ("sendMessage", "sendPhoto") and not c.response.get("ok")
+            if c.method in SENDS and not c.response.get("ok")
         )
         uploads = [m.source for m in emu.media_sends].count("upload")
         marked = len(set(blocked_in_db) & set(blocked))
@@ -304,7 +344,15 @@ async def bench(args: argparse.Namespace, workdir: Path, url: str) -> int:
             f"recipients        {n} ({len(blocked)} blocked the bot), "
             f"{per_recipient} message(s) each"
         )
-        print(f"delivered         {len(sends)} messages to {len(expected) - len(lost)} members")
+        print(
+            f"delivered         {messages} messages as Telegram counts them ({len(sends)} sends) "
+            f"to {len(expected) - len(lost)} members"
+        )
+        print(
+            f"last recipient    served {span:.1f}s after the first send = {span / ideal:.3f} x "
+            f"(messages / limit = {ideal:.1f}s); {(span - paused) / ideal:.3f} x without the "
+            f"retry_after waits"
+        )
         print(
             f"achieved rate     {rate:.1f}/s over {span:.1f}s = {rate / args.rate:.3f} of the "
             f"limit ({args.rate:g}/s), first to last delivered send"
@@ -327,7 +375,7 @@ async def bench(args: argparse.Namespace, workdir: Path, url: str) -> int:
         print(f"outbox            {statuses}")
         print(f"wall time         {time.monotonic() - started:.1f}s from the bot's start")
         ok = (
-            ratio >= 0.95
+            span <= 1.1 * ideal
             and not lost
             and duplicated == 0
             and not emu.limit_violations
@@ -359,6 +407,7 @@ async def bench(args: argparse.Namespace, workdir: Path, url: str) -> int:
         await emu.stop()
 
 
+SENDS = ("sendMessage", "sendPhoto", "sendMediaGroup")
 PROFILED = "--profiled-bot"
 PROFILE_HEADER = "outbox profile"
 

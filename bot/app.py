@@ -26,7 +26,7 @@ from bot.consultation import Consultation
 from bot.context import AppContext, Clock, clock_for
 from bot.delivery.instances import Instance, instance_name
 from bot.delivery.outbox import Outbox
-from bot.delivery.ratelimit import SendLimits
+from bot.delivery.ratelimit import send_limits
 from bot.delivery.shared_ratelimit import SharedRateLimit
 from bot.ideas import moderation_handlers
 from bot.ideas.browse_dialog import ideas_dialog
@@ -260,7 +260,7 @@ async def run(settings: Settings, consultation: Consultation) -> None:
     single = is_sqlite(application.engine)
     outbox_engine = application.engine if single else create_engine(settings, budget, "outbox")
     outbox_sessions = make_sessionmaker(outbox_engine)
-    limits = SendLimits(per_second=settings.broadcast_rate)
+    limits = send_limits(settings)
     shared = (
         SharedRateLimit.from_url(settings.redis_url, limits, settings.token().split(":")[0])
         if settings.redis_url

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     webhook_listen: str = "127.0.0.1:8080"
     # Telegram allows about 30 messages/s overall; keep a margin by default.
     broadcast_rate: float = Field(default=25.0, gt=0)
+    # Telegram's paid broadcasts (allow_paid_broadcast: up to 1000 messages/s, 0.1 Star per
+    # message beyond the free ~30/s, from the bot's Stars balance): off unless set; when on,
+    # the outbox keeps to PAID_BROADCAST_RATE instead of BROADCAST_RATE.
+    paid_broadcast: bool = False
+    paid_broadcast_rate: float = Field(default=900.0, gt=0, le=1000)
     # An instance whose heartbeat is older than this is gone: its outbox claims are sent by
     # the others (a restart under the same INSTANCE_NAME takes them over at once).
     instance_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -222,6 +222,8 @@ class Delivery(Base):
     text: Mapped[str | None] = mapped_column(Text)
     media_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_media.id", ondelete="SET NULL"))
     reply_markup: Mapped[str | None] = mapped_column(Text)
+    # Messages as Telegram counts them for its flood limits: each photo of an album counts.
+    weight: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)

@@ -670,6 +670,35 @@ async def test_rate_limits(emu: BotAPIEmulator, bot: Bot, alice: SimUser) -> Non
     assert emu.delivery_counts() == {ALICE: 1, 2000: 1, 2001: 1}
 
 
+async def test_albums_count_photo_by_photo(emu: BotAPIEmulator, bot: Bot, alice: SimUser) -> None:
+    """Each photo of an album counts, overall and for the chat: one album passes on a rested
+    chat, which then waits it out; a paid broadcast goes past the overall limit, billed."""
+    for uid in range(2000, 2012):
+        emu.add_user(uid, f"U{uid}")
+    first = await bot.send_photo(ALICE, BufferedInputFile(png(), "c.png"))
+    assert first.photo is not None
+    photo = first.photo[-1].file_id
+    emu.enforce_limits(global_per_second=10, per_chat_per_second=1)
+    album = [InputMediaPhoto(media=photo) for _ in range(7)]
+    await bot.send_media_group(ALICE, album)  # a rested chat: 7 at once pass
+    with pytest.raises(TelegramRetryAfter) as caught:
+        await bot.send_message(ALICE, "right after the album")
+    assert caught.value.retry_after == 7  # the chat's debt: 7 photos at 1/s
+    for uid in (2000, 2001, 2002):  # 7 + 3 = the 10 of this second
+        await bot.send_message(uid, "x")
+    with pytest.raises(TelegramRetryAfter):
+        await bot.send_message(2003, "x")
+    with pytest.raises(TelegramRetryAfter):
+        await bot.send_media_group(2004, album[:2])
+    assert [v.kind for v in emu.limit_violations] == ["chat", "global", "global"]
+    # Paid: up to 1000/s overall; what goes beyond the free 10 is billed, message by message.
+    await bot.send_media_group(2005, album, allow_paid_broadcast=True)
+    await bot.send_message(2006, "x", allow_paid_broadcast=True)
+    assert emu.paid_messages == 8
+    assert len(emu.limit_violations) == 3
+    assert emu.delivery_counts()[ALICE] == 2  # the photo, then the album (one delivery)
+
+
 # --------------------------------------------------------------------------- media, edits
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import deque
 
 from bot.delivery.ratelimit import CATCH_UP, RateLimiter, SendLimits
 
@@ -77,3 +78,139 @@ def test_sends_are_evenly_spaced_not_bursty() -> None:
     gaps = [b - a for a, b in itertools.pairwise(times)][CATCH_UP:]
     assert min(gaps) >= 0.01 - 1e-9
     assert max(gaps) <= 0.01 + 1e-9
+
+
+# --------------------------------------------------------------------------- albums: weights
+
+
+def test_an_album_goes_to_a_rested_chat_at_once_then_the_chat_pays_it_back() -> None:
+    clock = FakeClock()
+    limits = SendLimits(per_second=30, margin=0.03)
+    limiter = RateLimiter(limits, clock)
+    assert limiter.delay(7, False, weight=7) == 0  # rested: the whole album at once
+    limiter.record(7, False, weight=7)
+    # Seven photos at 1/s, plus the margin: the chat's next message waits 7.03 s ...
+    assert abs(limiter.delay(7, False) - 7.03) < 1e-9
+    # ... and another chat does not wait for it: a rested sender's second has room left.
+    assert limiter.delay(8, False) == 0
+    clock.t += 7.03
+    assert limiter.delay(7, False) == 0
+    limiter.record(7, False)  # a text: one more second, not seven
+    assert abs(limiter.delay(7, False) - 1.03) < 1e-9
+
+
+def test_album_photos_count_in_the_sliding_second() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(SendLimits(per_second=10, margin=0.0), clock)
+    limiter._next_global = 0.0  # look at the window alone
+    limiter.record(1, False, weight=7)
+    limiter._next_global = 0.0
+    for chat in (2, 3, 4):
+        assert limiter.overall_delay(clock.t) == 0
+        limiter.record(chat, False)
+        limiter._next_global = 0.0
+    # 7 + 3 = 10 in this second: the next single, or a 2-photo album, waits for it to pass.
+    assert limiter.overall_delay(clock.t) == 1.0
+    assert limiter.overall_delay(clock.t, weight=2) == 1.0
+    clock.t += 0.5
+    assert limiter.overall_delay(clock.t, weight=2) == 0.5
+
+
+def test_a_group_counts_each_photo_against_its_twenty_a_minute() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(SendLimits(per_second=30, margin=0.0), clock)
+    limiter.record(-100, True, weight=10)
+    clock.t += 1
+    limiter.record(-100, True, weight=10)
+    assert limiter.chat_delay(-100, True, 1, clock.t) == 59.0  # 20 in the minute
+    clock.t += 59
+    assert limiter.chat_delay(-100, True, 10, clock.t) == 0.0
+
+
+def test_indebted_chats_are_left_out_and_forgotten_once_paid_back() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(SendLimits(per_second=30, margin=0.0), clock)
+    limiter.record(1, False, weight=7)
+    limiter.record(2, False)
+    assert limiter.busy_chats(horizon=0.5) == {1: 7.0, 2: 1.0}
+    assert set(limiter.busy_chats(horizon=2.0)) == {1}
+    clock.t += 1.0
+    assert limiter.busy_chats(horizon=0.0) == {1: 6.0}
+    assert 2 not in limiter._chat_ready  # paid back: forgotten
+
+
+def test_a_send_learnt_from_before_a_restart_is_paid_back_from_when_it_left() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(SendLimits(per_second=30, margin=0.0), clock)
+    limiter.owe(5, False, 7, at=clock.t - 3.0)  # an album three seconds before the restart
+    assert limiter.delay(5, False) == 4.0
+    limiter.owe(6, False, 1, at=clock.t - 3.0)  # paid back already
+    assert limiter.delay(6, False) == 0.0
+
+
+class TelegramModel:
+    """What the emulator enforces (playground/emulator/limits.py), to check a schedule against:
+    a sliding second of `rate` messages overall, and a private chat that takes a send only
+    once it has paid back the previous ones at 1/s."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.window: deque[float] = deque()
+        self.ready: dict[int, float] = {}
+        self.violations = 0
+
+    def send(self, t: float, chat: int, weight: int) -> None:
+        while self.window and self.window[0] <= t - 1.0:
+            self.window.popleft()
+        if len(self.window) + weight > self.rate or self.ready.get(chat, 0.0) > t + 1e-9:
+            self.violations += 1
+        self.ready[chat] = t + weight
+        self.window.extend([t] * weight)
+
+
+def interleave(limiter: RateLimiter, clock: FakeClock, queues: dict[int, list[int]]) -> list:
+    """The outbox's way, on a fake clock: of the chats not paying back, the oldest message
+    (the chats' messages were queued chat after chat); the sender commits to it and waits for
+    its overall slot; when every chat is paying back, it waits for the first to be done."""
+    sends: list[tuple[float, int, int]] = []
+    order = {chat: i for i, chat in enumerate(queues)}
+    while any(queues.values()):
+        busy = limiter.busy_chats(horizon=0.0)
+        ready = [chat for chat, q in queues.items() if q and chat not in busy]
+        if not ready:
+            clock.t += min(busy.values()) + 1e-9
+            continue
+        chat = min(ready, key=lambda c: (9 - len(queues[c]), order[c]))  # by row id
+        weight = queues[chat].pop(0)
+        for _ in range(3):  # floating-point edges: wait again, as the sender does
+            wait = limiter.delay(chat, False, weight)
+            if wait <= 1e-9:
+                break
+            clock.t += wait + 1e-9
+        limiter.record(chat, False, weight)
+        sends.append((clock.t, chat, weight))
+    return sends
+
+
+def test_results_with_albums_interleaved_stay_near_the_limit_without_a_violation() -> None:
+    """200 recipients, each a text, an album of seven and a text (nine messages as Telegram
+    counts them): the overall rate stays near the limit although every chat waits out its
+    album, and the schedule never breaks Telegram's rules."""
+    clock = FakeClock()
+    limiter = RateLimiter(SendLimits(per_second=30, margin=0.03), clock)
+    queues = {1000 + i: [1, 7, 1] for i in range(200)}
+    sends = interleave(limiter, clock, queues)
+    model = TelegramModel(30)
+    for t, chat, weight in sends:
+        model.send(t, chat, weight)
+    assert model.violations == 0
+    total = sum(w for _, _, w in sends)
+    assert total == 200 * 9
+    span = sends[-1][0] - sends[0][0]
+    ideal = total / 30
+    # Within the margin (3 %) and the last chats' own 8 s of pay-back.
+    assert span <= ideal * 1.03 + 8.5, (span, ideal)
+    # ... where one chat at a time (each waiting out its album) would take 200 × 8 s.
+    for chat in (1000, 1100, 1199):
+        mine = [t for t, c, _ in sends if c == chat]
+        assert mine[1] - mine[0] >= 1.0 and mine[2] - mine[1] >= 7.0

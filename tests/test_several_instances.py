@@ -138,3 +138,25 @@ async def test_send_rate_shared_by_two_instances_through_redis(redis_prefix: str
     finally:
         await a.close()
         await b.close()
+
+
+async def test_shared_rate_counts_each_photo_of_an_album(redis_prefix: str) -> None:
+    """Through Redis too, an album takes as many overall slots as it has photos (leaving at
+    the last one) and its chat pays it back at 1 s per photo, whichever instance asks."""
+    limits = SendLimits(per_second=10, margin=0.0)
+    a = SharedRateLimit(Redis.from_url(REDIS_URL), limits, redis_prefix)
+    b = SharedRateLimit(Redis.from_url(REDIS_URL), limits, redis_prefix)
+    try:
+        single = await a.reserve(1, False)
+        album = await b.reserve(2, False, weight=7)
+        after = await a.reserve(3, False)
+        assert single.granted and album.granted and after.granted
+        # The single took slot 0; the album slots 1..7 and leaves at 7; the next one at 8.
+        # (each wait counts from its own call, a little later than the one before)
+        assert 0.65 < album.wait - single.wait <= 0.701
+        assert 0.75 < after.wait - single.wait <= 0.801
+        again = await a.reserve(2, False)  # the album's chat, from the other instance
+        assert not again.granted and 6.9 < again.wait <= 7.0 + album.wait
+    finally:
+        await a.close()
+        await b.close()

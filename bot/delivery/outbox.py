@@ -36,6 +36,13 @@ from storage.repositories.outbox import OutboxRepository, album_items, backoff
 
 log = logging.getLogger(__name__)
 CLAIM_SECONDS = 2.0  # a claim holds about this much sending at the rate: little to re-queue
+# A chat still paying back (an album: seven seconds) for longer than this is left out of the
+# next claim: its message would hold the batch, and every other chat behind it.
+BUSY_HORIZON = 0.25
+# A delivery whose chat another instance made wait longer than this goes back to the queue.
+POSTPONE_AFTER = 1.0
+# After a restart, what went out this long ago may still be paid back by its chat.
+REMEMBER_SENDS = timedelta(seconds=15)
 LEGACY_STALE = timedelta(minutes=2)  # claims without an owner (made before owners existed)
 UPLOAD_POLL = 0.02  # seconds between two looks at an upload in progress
 FLUSH_EVERY = 0.02  # seconds between two writes of the 'sent' results
@@ -74,7 +81,12 @@ class Outbox:
         self.clock = clock
         self.limiter = RateLimiter(limits, monotonic)
         self.monotonic = monotonic
+        # The messages (as Telegram counts them) a claim holds; rows are claimed by their
+        # recent mean weight, so a batch of albums is not seven times as long.
         self.batch = batch or max(1, int(limits.per_second * CLAIM_SECONDS))
+        self.mean_weight = 1.0
+        # Telegram's paid broadcasts: None leaves the parameter out of the request.
+        self.paid: bool | None = limits.paid or None
         self.slots = asyncio.Semaphore(concurrency)
         # Rung by whoever queued deliveries (bot/app.py hands the same one to the services).
         self.doorbell = doorbell or OutboxDoorbell()
@@ -127,6 +139,7 @@ class Outbox:
             except Exception:
                 log.exception("outbox: cannot register this instance; retrying in a second")
                 await asyncio.sleep(1)
+        await self._remember_recent_sends()
         flusher = asyncio.create_task(self._flush_loop(), name="outbox-flush")
         heart = asyncio.create_task(
             self.instance.keep_alive(lambda: set(self.owned), self.wake), name="heartbeat"
@@ -151,11 +164,29 @@ class Outbox:
             with contextlib.suppress(Exception):
                 await self.instance.retire()
 
+    async def _remember_recent_sends(self) -> None:
+        """A predecessor (a crash, a restart) sent to chats a moment ago: they pay it back
+        before this process sends there. What it had in flight counts as sent just now."""
+        try:
+            now = self.clock()
+            async with self.sessionmaker() as session:
+                recent = await OutboxRepository(session).recent_sends(now - REMEMBER_SENDS)
+        except Exception:
+            log.exception("outbox: cannot read the recent sends; pacing from scratch")
+            return
+        mono = self.monotonic()
+        for send in recent:
+            ago = (now - send.sent_at).total_seconds() if send.sent_at else 0.0
+            self.limiter.owe(send.chat_id, send.is_group, send.weight, mono - max(0.0, ago))
+
     async def _idle(self) -> None:
         async with self.sessionmaker() as session:
             due = await OutboxRepository(session).next_due()
         timeout = 1.0
-        if due is not None:
+        busy = self.limiter.busy_chats(BUSY_HORIZON)
+        if busy:  # what is due may be theirs: look again when the first has paid back
+            timeout = min(timeout, max(0.05, min(busy.values()) - BUSY_HORIZON))
+        elif due is not None:
             timeout = min(timeout, max(0.05, (due - self.clock()).total_seconds()))
         await self.doorbell.wait(timeout)
         # Python 3.11's wait_for loses a cancellation that arrives as the event is set: the
@@ -165,15 +196,22 @@ class Outbox:
             raise asyncio.CancelledError
 
     async def pump(self) -> bool:
-        """Claim one small batch of due deliveries and send it, respecting the limits."""
+        """Claim one small batch of due deliveries and send it, respecting the limits: the
+        oldest message of each chat that is not paying back, so that the others' messages fill
+        the overall budget while a chat waits out its album."""
+        busy = self.limiter.busy_chats(BUSY_HORIZON)
+        limit = max(1, round(self.batch / self.mean_weight))
         async with self.sessionmaker() as session:
             rows = await OutboxRepository(session).claim_due(
-                self.clock(), self.batch, self.instance.token, exclude=list(self.in_flight)
+                self.clock(), limit, self.instance.token, exclude=[*self.in_flight, *busy]
             )
             await session.commit()
         if not rows:
             return False
+        self.mean_weight = 0.5 * self.mean_weight + 0.5 * sum(r.weight for r in rows) / len(rows)
         self.owned.update(row.id for row in rows)
+        # By when the chat is ready, then by age: the sender commits to the head and waits for
+        # its overall slot; nothing behind it takes that slot meanwhile.
         queue: list[tuple[float, int, Delivery]] = []
         for row in rows:
             heapq.heappush(queue, (self._delay(row), row.id, row))
@@ -188,9 +226,16 @@ class Outbox:
                 if (again := self._delay(row)) > 0:
                     heapq.heappush(queue, (again, row.id, row))
                     continue
+            for _ in range(10):  # its overall slot (a 429 meanwhile may push it back)
+                if (overall := self.limiter.overall_delay(self.monotonic(), row.weight)) <= 0:
+                    break
+                await asyncio.sleep(overall)
             if self.shared is not None:
-                grant = await self.shared.reserve(row.chat_id, row.is_group)
+                grant = await self.shared.reserve(row.chat_id, row.is_group, row.weight)
                 if not grant.granted:  # another instance sent to this chat a moment ago
+                    if grant.wait > POSTPONE_AFTER and not row.is_group:
+                        await self._postpone(row, grant.wait)
+                        continue
                     self.not_before[row.id] = self.monotonic() + grant.wait
                     heapq.heappush(queue, (grant.wait, row.id, row))
                     continue
@@ -198,7 +243,7 @@ class Outbox:
                     await asyncio.sleep(grant.wait)
             self.not_before.pop(row.id, None)
             await self.slots.acquire()
-            self.limiter.record(row.chat_id, row.is_group)
+            self.limiter.record(row.chat_id, row.is_group, row.weight)
             self.in_flight.add(row.chat_id)
             task = asyncio.create_task(self._deliver(row))
             self.tasks.add(task)
@@ -210,11 +255,25 @@ class Outbox:
             # The others' keys may now be stale: each is checked again when popped.
         return True
 
+    async def _postpone(self, row: Delivery, wait: float) -> None:
+        """Its chat pays back what another instance sent there: back to the queue, so that
+        this batch does not wait for it, and this chat is left out of the next claims."""
+        self.limiter.defer(row.chat_id, wait)
+        self.not_before.pop(row.id, None)
+        try:
+            async with self.sessionmaker() as session:
+                at = self.clock() + timedelta(seconds=wait)
+                await OutboxRepository(session).postpone(row.id, self.instance.token, at)
+                await session.commit()
+        except Exception:  # kept: the heartbeat re-queues what this instance lost track of
+            log.exception("outbox: postponing delivery %s failed", row.id)
+        self.owned.discard(row.id)
+
     def _delay(self, row: Delivery) -> float:
         """Until this row may go: the limits, and a photo whose first upload is under way
         waits for its file_id here rather than queueing behind the upload (queued sends
         would all leave together when it ends: a burst the limiter never saw)."""
-        wait = self.limiter.delay(row.chat_id, row.is_group)
+        wait = self.limiter.chat_delay(row.chat_id, row.is_group, row.weight, self.monotonic())
         if row.id in self.not_before:
             wait = max(wait, self.not_before[row.id] - self.monotonic())
         if (
@@ -281,36 +340,52 @@ class Outbox:
             else None
         )
         if row.media_id is None:
-            return await self.bot.send_message(row.chat_id, row.text or "", reply_markup=markup)
+            return await self.bot.send_message(
+                row.chat_id, row.text or "", reply_markup=markup, allow_paid_broadcast=self.paid
+            )
         if row.media_id in self.album_file_ids:
             return await self._send_album(row, self.album_file_ids[row.media_id])
         file_id = self.file_ids.get(row.media_id)
         if file_id is not None:
             return await self.bot.send_photo(
-                row.chat_id, file_id, caption=row.text, reply_markup=markup
+                row.chat_id,
+                file_id,
+                caption=row.text,
+                reply_markup=markup,
+                allow_paid_broadcast=self.paid,
             )
         lock = self.upload_locks.setdefault(row.media_id, asyncio.Lock())
         async with lock:  # the first one uploads; the others wait, then reuse its file_id
-            self.limiter.restamp(row.chat_id, row.is_group)
+            self.limiter.restamp(row.chat_id, row.is_group, row.weight)
             if row.media_id in self.file_ids:
                 return await self.bot.send_photo(
-                    row.chat_id, self.file_ids[row.media_id], caption=row.text, reply_markup=markup
+                    row.chat_id,
+                    self.file_ids[row.media_id],
+                    caption=row.text,
+                    reply_markup=markup,
+                    allow_paid_broadcast=self.paid,
                 )
             if row.media_id in self.album_file_ids:
                 return await self._send_album(row, self.album_file_ids[row.media_id])
             async with self.sessionmaker() as session:
                 media = await OutboxRepository(session).media(row.media_id)
             if media is None:
-                return await self.bot.send_message(row.chat_id, row.text or "", reply_markup=markup)
+                return await self.bot.send_message(
+                    row.chat_id, row.text or "", reply_markup=markup, allow_paid_broadcast=self.paid
+                )
             items = album_items(media)
             if items is not None:
                 return await self._upload_album(row, media.id, items)
             photo: str | BufferedInputFile = media.file_id or BufferedInputFile(
                 media.data, filename=media.filename
             )
-            self.limiter.restamp(row.chat_id, row.is_group)  # after the media's read
+            self.limiter.restamp(row.chat_id, row.is_group, row.weight)  # after the media's read
             message = await self.bot.send_photo(
-                row.chat_id, photo, caption=row.text, reply_markup=markup
+                row.chat_id,
+                photo,
+                caption=row.text,
+                reply_markup=markup,
+                allow_paid_broadcast=self.paid,
             )
             if media.file_id:
                 self.file_ids[media.id] = media.file_id
@@ -332,8 +407,21 @@ class Outbox:
 
     async def _media_group(self, chat_id: int, media: list[InputMediaPhoto]) -> list[Message]:
         if len(media) == 1:  # sendMediaGroup takes 2 to 10 items
-            return [await self.bot.send_photo(chat_id, media[0].media, caption=media[0].caption)]
-        return list(await self.bot.send_media_group(chat_id, media))  # type: ignore[arg-type]
+            return [
+                await self.bot.send_photo(
+                    chat_id,
+                    media[0].media,
+                    caption=media[0].caption,
+                    allow_paid_broadcast=self.paid,
+                )
+            ]
+        return list(
+            await self.bot.send_media_group(
+                chat_id,
+                media,  # type: ignore[arg-type]
+                allow_paid_broadcast=self.paid,
+            )
+        )
 
     async def _upload_album(self, row: Delivery, album_id: int, items: list[int]) -> Message:
         """The first send of an album (under its upload lock): photos Telegram does not hold
@@ -345,7 +433,7 @@ class Outbox:
         sources: list[str | BufferedInputFile] = [
             p.file_id or BufferedInputFile(p.data, filename=p.filename) for p in known
         ]
-        self.limiter.restamp(row.chat_id, row.is_group)  # after the media's read
+        self.limiter.restamp(row.chat_id, row.is_group, row.weight)  # after the media's read
         media = [
             InputMediaPhoto(media=source, caption=row.text if i == 0 else None)
             for i, source in enumerate(sources)

@@ -1,4 +1,7 @@
-"""Telegram's sending limits as a pure, clock-driven scheduler (unit-tested with a fake clock)."""
+"""Telegram's sending limits as a pure, clock-driven scheduler (unit-tested with a fake clock).
+
+Every send has a weight: the messages Telegram counts for it, one per photo of an album
+(sendMediaGroup). The weight counts against the overall budget and against the chat's."""
 
 from __future__ import annotations
 
@@ -6,32 +9,46 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.config import Settings
+
 CATCH_UP = 3  # messages a late sender may send back to back
 
 
 @dataclass
 class SendLimits:
     per_second: float = 25.0  # overall
-    private_interval: float = 1.0  # seconds between two messages to one private chat
+    private_interval: float = 1.0  # seconds a private chat pays back per message sent to it
     group_per_minute: int = 20
     # Our clock and Telegram's differ by the request's travel time: keep a small margin
     # (seconds added to every window, i.e. about 3 % below the overall limit).
     margin: float = 0.03
+    # Telegram's allow_paid_broadcast (up to 1000 messages/s overall, paid in Stars): sent
+    # with every outbox message when set; `per_second` is then the paid rate.
+    paid: bool = False
+
+
+def send_limits(settings: Settings) -> SendLimits:
+    """The outbox's limits from the configuration (paid broadcasts raise the overall rate)."""
+    if settings.paid_broadcast:
+        return SendLimits(per_second=settings.paid_broadcast_rate, paid=True)
+    return SendLimits(per_second=settings.broadcast_rate)
 
 
 @dataclass
 class RateLimiter:
-    """Answers "how long until I may send to this chat?" and records sends.
+    """Answers "how long until I may send this many messages to this chat?" and records sends.
 
     Overall: sends evenly spaced at `per_second` (bursts, however short, are what a receiver's
-    window counts against us), and never more than `per_second` in a sliding second. Private
-    chats: one message per `private_interval`. Groups: `group_per_minute` in any sliding minute.
+    window counts against us), an album taking as many slots as it has photos, and never more
+    than `per_second` in a sliding second. Private chats: one album (or message) goes to a
+    rested chat at once, then the chat pays back `private_interval` per message before the next
+    one there. Groups: `group_per_minute` in any sliding minute.
     """
 
     limits: SendLimits
     clock: Callable[[], float]
-    _recent: deque[float] = field(default_factory=deque)
-    _last_private: dict[int, float] = field(default_factory=dict)
+    _recent: deque[float] = field(default_factory=deque)  # one entry per message counted
+    _chat_ready: dict[int, float] = field(default_factory=dict)  # private chat -> debt paid at
     _group_window: dict[int, deque[float]] = field(default_factory=dict)
     _paused_until: float = 0.0
     _next_global: float = 0.0
@@ -40,50 +57,98 @@ class RateLimiter:
         """After a 429: nothing goes out before `seconds` have passed."""
         self._paused_until = max(self._paused_until, self.clock() + seconds)
 
-    def delay(self, chat_id: int, is_group: bool) -> float:
+    def delay(self, chat_id: int, is_group: bool, weight: int = 1) -> float:
         now = self.clock()
-        wait = max(0.0, self._paused_until - now, self._next_global - now)
+        return max(self.overall_delay(now, weight), self.chat_delay(chat_id, is_group, weight, now))
+
+    def overall_delay(self, now: float, weight: int = 1) -> float:
+        """An album of `weight` photos takes `weight` consecutive slots and leaves at the last
+        one: the slots before it stay empty, so the sliding second holds no more than the
+        limit when its photos arrive together. The sender commits to a send before waiting
+        for this (nothing else takes those slots meanwhile)."""
+        gap = (1.0 + self.limits.margin) / self.limits.per_second
+        slot = self._next_global + (weight - 1) * gap
+        wait = max(0.0, self._paused_until - now, slot - now)
         window = 1.0 + self.limits.margin
         capacity = max(1, int(self.limits.per_second))
-        while self._recent and self._recent[0] <= now - window:
-            self._recent.popleft()
-        if len(self._recent) >= capacity:
-            wait = max(wait, self._recent[0] + window - now)
-        if is_group:
-            sends = self._group_window.get(chat_id)
-            if sends is not None:
-                while sends and sends[0] <= now - 60.0 - self.limits.margin:
-                    sends.popleft()
-                if len(sends) >= self.limits.group_per_minute:
-                    wait = max(wait, sends[0] + 60.0 + self.limits.margin - now)
-        else:
-            last = self._last_private.get(chat_id)
-            if last is not None:
-                wait = max(wait, last + self.limits.private_interval + self.limits.margin - now)
+        recent = self._recent
+        while recent and recent[0] <= now - window:
+            recent.popleft()
+        over = len(recent) + min(weight, capacity) - capacity  # entries that must leave first
+        if over > 0:
+            wait = max(wait, recent[over - 1] + window - now)
         return wait
 
-    def restamp(self, chat_id: int, is_group: bool) -> None:
+    def chat_delay(self, chat_id: int, is_group: bool, weight: int, now: float) -> float:
+        if not is_group:
+            return max(0.0, self._chat_ready.get(chat_id, now) - now)
+        sends = self._group_window.get(chat_id)
+        if not sends:
+            return 0.0
+        span = 60.0 + self.limits.margin
+        while sends and sends[0] <= now - span:
+            sends.popleft()
+        cap = self.limits.group_per_minute
+        over = len(sends) + min(weight, cap) - cap
+        return max(0.0, sends[over - 1] + span - now) if over > 0 else 0.0
+
+    def busy_chats(self, horizon: float) -> dict[int, float]:
+        """Private chats still paying back for longer than `horizon` seconds -> their wait:
+        the sender leaves them out of its next claim, so that one chat's debt (an album's
+        seven seconds) holds a slot of nobody else's."""
+        now = self.clock()
+        busy: dict[int, float] = {}
+        paid_back = []
+        for chat_id, ready in self._chat_ready.items():
+            if ready <= now:
+                paid_back.append(chat_id)
+            elif ready - now > horizon:
+                busy[chat_id] = ready - now
+        for chat_id in paid_back:  # forgotten once paid back: the map holds only debtors
+            del self._chat_ready[chat_id]
+        return busy
+
+    def restamp(self, chat_id: int, is_group: bool, weight: int = 1) -> None:
         """A send recorded earlier really leaves now (it waited, e.g. for an upload): the
-        chat's interval counts from now, or its next message could arrive less than 1 s later."""
+        chat's debt counts from now, or its next message could arrive too early."""
         now = self.clock()
         if is_group:
             sends = self._group_window.get(chat_id)
-            if sends:
-                sends[-1] = max(sends[-1], now)
+            for i in range(1, min(weight, len(sends or ())) + 1):
+                assert sends is not None
+                sends[-i] = max(sends[-i], now)
         else:
-            self._last_private[chat_id] = max(self._last_private.get(chat_id, now), now)
+            self._chat_ready[chat_id] = max(
+                self._chat_ready.get(chat_id, now), now + self._payback(weight)
+            )
 
-    def record(self, chat_id: int, is_group: bool) -> None:
+    def record(self, chat_id: int, is_group: bool, weight: int = 1) -> None:
         now = self.clock()
-        self._recent.append(now)
+        self._recent.extend([now] * weight)
         gap = (1.0 + self.limits.margin) / self.limits.per_second
         # A sender that fell behind (a database round trip between batches) may catch up
         # with a few messages in a row; the sliding second above still caps the total.
-        self._next_global = max(now - CATCH_UP * gap, self._next_global) + gap
+        slot = self._next_global + (weight - 1) * gap
+        self._next_global = max(now - CATCH_UP * gap, slot) + gap
+        self.owe(chat_id, is_group, weight, now)
+
+    def owe(self, chat_id: int, is_group: bool, weight: int, at: float) -> None:
+        """`weight` messages went to the chat at `at` (e.g. before a restart, read from the
+        outbox): its next message waits until they are paid back."""
         if is_group:
-            self._group_window.setdefault(chat_id, deque()).append(now)
+            sends = self._group_window.setdefault(chat_id, deque())
+            late = bool(sends) and sends[-1] > at  # an older send learnt late
+            sends.extend([at] * weight)
+            if late:
+                self._group_window[chat_id] = deque(sorted(sends))
         else:
-            self._last_private[chat_id] = now
-            if len(self._last_private) > 50_000:
-                horizon = now - self.limits.private_interval
-                self._last_private = {k: v for k, v in self._last_private.items() if v > horizon}
+            ready = self._chat_ready.get(chat_id, at)
+            self._chat_ready[chat_id] = max(ready, at) + self._payback(weight)
+
+    def defer(self, chat_id: int, seconds: float) -> None:
+        """A private chat is not ready for `seconds` (another instance sent there)."""
+        ready = self.clock() + seconds
+        self._chat_ready[chat_id] = max(self._chat_ready.get(chat_id, ready), ready)
+
+    def _payback(self, weight: int) -> float:
+        return weight * self.limits.private_interval + self.limits.margin

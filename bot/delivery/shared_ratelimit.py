@@ -13,7 +13,9 @@ from bot.delivery.ratelimit import SendLimits
 log = logging.getLogger(__name__)
 
 # KEYS: next free overall slot, the chat's next free instant, paused-until (after a 429).
-# ARGV: overall gap, the chat's interval, key lifetime (ms).
+# ARGV: overall gap, what the chat pays back for this send, key lifetime (ms), weight (the
+# messages Telegram counts: an album's photos). An album takes `weight` consecutive slots and
+# leaves at the last one (see RateLimiter.overall_delay).
 # Returns {granted (1/0), seconds to wait}: when the chat is not ready nothing is reserved.
 _RESERVE = """
 local t = redis.call('TIME')
@@ -22,9 +24,11 @@ local chat_ready = tonumber(redis.call('GET', KEYS[2]) or '0')
 if chat_ready > now then
   return {0, tostring(chat_ready - now)}
 end
-local at = math.max(now, tonumber(redis.call('GET', KEYS[1]) or '0'),
+local gap = tonumber(ARGV[1])
+local at = math.max(now,
+                    tonumber(redis.call('GET', KEYS[1]) or '0') + (tonumber(ARGV[4]) - 1) * gap,
                     tonumber(redis.call('GET', KEYS[3]) or '0'))
-redis.call('SET', KEYS[1], tostring(at + tonumber(ARGV[1])), 'PX', ARGV[3])
+redis.call('SET', KEYS[1], tostring(at + gap), 'PX', ARGV[3])
 redis.call('SET', KEYS[2], tostring(at + tonumber(ARGV[2])), 'PX', ARGV[3])
 return {1, tostring(at - now)}
 """
@@ -58,13 +62,13 @@ class SharedRateLimit:
 
         return cls(redis_client(url), limits, f"consultbot:{bot_id}:rate")
 
-    async def reserve(self, chat_id: int, is_group: bool) -> Grant:
+    async def reserve(self, chat_id: int, is_group: bool, weight: int = 1) -> Grant:
         margin = self.limits.margin
         gap = (1.0 + margin) / self.limits.per_second
         if is_group:  # 20 per minute, spread out: one every 3 s
-            interval = 60.0 / self.limits.group_per_minute + margin
+            payback = weight * 60.0 / self.limits.group_per_minute + margin
         else:
-            interval = self.limits.private_interval + margin
+            payback = weight * self.limits.private_interval + margin
         try:
             granted, wait = await self.reserve_script(
                 keys=[
@@ -72,7 +76,7 @@ class SharedRateLimit:
                     f"{self.prefix}:chat:{chat_id}",
                     f"{self.prefix}:pause",
                 ],
-                args=[repr(gap), repr(interval), 120_000],
+                args=[repr(gap), repr(payback), 120_000, weight],
             )
         except Exception as exc:  # Redis down: each instance paces itself meanwhile
             self._warn(exc)

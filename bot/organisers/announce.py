@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Role
+from bot.delivery.estimate import Estimate, estimate
+from bot.delivery.ratelimit import SendLimits
 from bot.organisers import audit
 from storage.repositories.audit import AuditRepository
 from storage.repositories.members import recipients
@@ -22,6 +24,13 @@ AUDIENCES: dict[str, list[Role]] = {
 
 async def audience_size(session: AsyncSession, audience: str) -> int:
     return len(await recipients(session, AUDIENCES[audience], "fr"))
+
+
+async def announcement_plan(session: AsyncSession, members: int, limits: SendLimits) -> Estimate:
+    """What confirming would send (one text per member, as Telegram counts it), how long it
+    takes at the outbox's rate after what it holds already, and its cost if paid."""
+    ahead = await OutboxRepository(session).open_weight()
+    return estimate(members, limits, ahead=ahead)
 
 
 async def announce(

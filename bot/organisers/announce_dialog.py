@@ -11,8 +11,10 @@ from aiogram_dialog.widgets.kbd import Button, Cancel, Column, Row
 from aiogram_dialog.widgets.text import Format
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.delivery.ratelimit import send_limits
 from bot.i18n import N_, Translator
-from bot.organisers.announce import AUDIENCES, announce, audience_size
+from bot.organisers.announce import AUDIENCES, announce, announcement_plan, audience_size
+from bot.organisers.broadcast_view import estimate_lines
 from bot.ui.deps import app_of, doorbell_of, session_of, translator_of
 from bot.ui.dialog_data import DialogRecord, Entry
 from bot.ui.states import Announce
@@ -60,12 +62,14 @@ async def confirm_getter(
 ) -> dict[str, Any]:
     data = AnnounceData.of(dialog_manager)
     count = await audience_size(session, data.audience)
+    plan = await announcement_plan(session, count, send_limits(app_of(dialog_manager).settings))
     return {
         "question": translator.ngettext(
             "Cette annonce sera envoyée à {count} personne : {audience}. Confirmer ?",
             "Cette annonce sera envoyée à {count} personnes : {audience}. Confirmer ?",
             count,
         ).format(count=count, audience=translator.gettext(AUDIENCE_NAMES[data.audience])),
+        "plan": "\n".join(estimate_lines(plan, translator)),
         "html": data.html or "",
     }
 
@@ -118,7 +122,7 @@ def announce_dialog() -> Dialog:
         ),
         Window(
             Format("{html}\n\n———"),
-            Format("{question}"),
+            Format("{plan}\n\n{question}"),
             Row(Button(T("📨 Envoyer"), id="send", on_click=on_send), Cancel(T("Annuler"))),
             state=Announce.confirm,
             getter=confirm_getter,

@@ -9,7 +9,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext, system_clock
+from bot.delivery.ratelimit import send_limits
 from bot.i18n import Translator
+from bot.organisers.broadcast_view import progress_lines
 from bot.ui.presenters import timeline_text, when
 from storage.models import Member, Response
 from storage.repositories.instances import InstanceRepository
@@ -19,6 +21,8 @@ from storage.repositories.transitions import TransitionRepository
 
 STATUSES = ("sent", "pending", "sending", "failed", "blocked")
 FAILED_SHOWN = 5
+BROADCASTS_SHOWN = 5
+RECENT_BROADCASTS = timedelta(hours=24)  # finished ones are shown this long
 # Respondents per commune: the communes with most respondents, the others summed.
 COMMUNES_SHOWN = 10
 
@@ -61,6 +65,12 @@ async def status_report(
     ]
     if app.communes:
         lines += await commune_lines(session, app, translator, lang)
+    broadcasts = await OutboxRepository(session).broadcasts(now - RECENT_BROADCASTS)
+    if broadcasts:
+        lines.append("")
+        lines.append(_("Diffusions en cours ou récentes :"))
+        limits = send_limits(app.settings)
+        lines.extend(progress_lines(broadcasts[-BROADCASTS_SHOWN:], limits, now, translator))
     failed = await OutboxRepository(session).failed(limit=FAILED_SHOWN)
     if failed:
         lines.append("")

@@ -9,6 +9,8 @@ from collections import deque
 from .model import ApiError, Fault, Hold, LimitViolation, RateLimits, _Chat, _Req
 from .state import EmulatorState
 
+PAID_PER_SECOND = 1000  # api.json, allow_paid_broadcast: "up to 1000 messages per second"
+
 
 class LimitsMixin(EmulatorState):
     """Faults a test injects, and 429s beyond the rate limits it enforces."""
@@ -37,12 +39,16 @@ class LimitsMixin(EmulatorState):
         self.holds.append(gate)
         return gate
 
-    async def _wait_if_held(self, req: _Req) -> None:
+    async def _wait_if_held(self, req: _Req) -> bool:
+        """False when a hold dropped the call: it must not run."""
         chat_id = req.params.get("chat_id")
         for gate in self.holds:
             if gate.matches(req.method, chat_id):
                 gate.held += 1
                 await gate.released.wait()
+                if gate.dropped:
+                    return False
+        return True
 
     def enforce_limits(
         self,
@@ -58,6 +64,7 @@ class LimitsMixin(EmulatorState):
         self._global_window.clear()
         for chat in self._chats.values():
             chat.window.clear()
+            chat.ready_at = 0.0
 
     def disable_limits(self) -> None:
         self._limits = None
@@ -71,26 +78,40 @@ class LimitsMixin(EmulatorState):
                 return fault
         return None
 
-    def _check_limits(self, req: _Req, chat: _Chat) -> None:
+    def _check_limits(self, req: _Req, chat: _Chat, messages: int = 1) -> None:
+        """`messages` as Telegram counts them: each item of an album counts, against the overall
+        and the chat's limits alike. A private chat pays back what it sent at its rate (one
+        album on a rested chat passes, and the chat then waits it out); a group has its
+        per-minute window. A paid broadcast (allow_paid_broadcast) may go up to 1000/s overall:
+        what goes beyond the free rate is counted in `paid_messages` (0.1 Star each)."""
         lim = self._limits
         if lim is None:
             return
         now = time.monotonic()
         g = self._global_window
         _prune(g, now - 1.0)
-        cap = lim.global_per_second * lim.scale
-        if len(g) >= cap:
-            self._limit_hit(req, chat, "global", cap, g[0] + 1.0 - now)
+        free = lim.global_per_second * lim.scale
+        paid = bool(req.params.get("allow_paid_broadcast"))
+        cap = max(free, PAID_PER_SECOND * lim.scale) if paid else free
+        if len(g) + messages > cap:
+            self._limit_hit(req, chat, "global", cap, _until_room(g, messages, cap, 1.0, now))
         if chat.type == "private":
-            span, cap, kind = 1.0, lim.per_chat_per_second * lim.scale, "chat"
+            interval = 1.0 / (lim.per_chat_per_second * lim.scale)
+            if chat.ready_at > now:
+                cap = lim.per_chat_per_second * lim.scale
+                self._limit_hit(req, chat, "chat", cap, chat.ready_at - now)
+            chat.ready_at = now + messages * interval
         else:
-            span, cap, kind = 60.0, lim.per_group_per_minute * lim.scale, "group"
-        w = chat.window
-        _prune(w, now - span)
-        if len(w) >= cap:
-            self._limit_hit(req, chat, kind, cap, w[0] + span - now)
-        g.append(now)
-        w.append(now)
+            span, group_cap = 60.0, lim.per_group_per_minute * lim.scale
+            w = chat.window
+            _prune(w, now - span)
+            if len(w) + messages > group_cap:
+                wait = _until_room(w, messages, group_cap, span, now)
+                self._limit_hit(req, chat, "group", group_cap, wait)
+            w.extend([now] * messages)
+        if paid:
+            self.paid_messages += max(0, min(messages, len(g) + messages - int(free)))
+        g.extend([now] * messages)
 
     def _limit_hit(self, req: _Req, chat: _Chat, kind: str, cap: float, wait: float) -> None:
         retry = max(1, math.ceil(wait))
@@ -103,3 +124,11 @@ class LimitsMixin(EmulatorState):
 def _prune(window: deque[float], horizon: float) -> None:
     while window and window[0] <= horizon:
         window.popleft()
+
+
+def _until_room(window: deque[float], messages: int, cap: float, span: float, now: float) -> float:
+    """Seconds until `messages` more fit in the sliding window."""
+    if not window:
+        return span
+    over = int(len(window) + messages - cap)  # entries that must leave first
+    return window[min(len(window) - 1, max(0, over - 1))] + span - now

@@ -137,11 +137,17 @@ class Hold:
     chat_id: int | None
     released: asyncio.Event = field(default_factory=asyncio.Event)
     held: int = 0  # calls that waited
+    dropped: bool = False  # released without running: lost on the way (e.g. the bot died)
 
     def matches(self, method: str, chat_id: Any) -> bool:
         return not self.released.is_set() and _targets(self.method, self.chat_id, method, chat_id)
 
     def release(self) -> None:
+        self.released.set()
+
+    def drop(self) -> None:
+        """The calls held so far never reach the chat (answered 502 to a caller long gone)."""
+        self.dropped = True
         self.released.set()
 
 
@@ -214,7 +220,8 @@ class _Chat:
     # (seq, entry) every time a message appears or changes, for wait_for_message
     touched: list[tuple[int, TranscriptEntry]] = field(default_factory=list)
     delivered: list[TranscriptEntry] = field(default_factory=list)
-    window: deque[float] = field(default_factory=deque)  # send times, for rate limits
+    window: deque[float] = field(default_factory=deque)  # a group's send times, for its limit
+    ready_at: float = 0.0  # a private chat's debt is paid then (monotonic), for its limit
     owner: int | None = None
     admins: list[int] = field(default_factory=list)
     members: set[int] = field(default_factory=set)

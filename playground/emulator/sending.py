@@ -64,7 +64,7 @@ class SendingMixin(MessagesMixin, FilesMixin, LimitsMixin):
             if item["type"] == "photo" and res[2] is not None:
                 _check_image(res[2].data)
         reply_to = self._reply_target(chat, req.params)
-        self._check_limits(req, chat)
+        self._check_limits(req, chat, messages=len(items))  # each item counts
         group_id = str(next(self._file_ids) * 1_000_003)
         out = []
         for item, res in zip(items, resolved, strict=True):

@@ -130,7 +130,8 @@ class BotAPIEmulator(TransportMixin, UserActionsMixin, SendingMixin, EditingMixi
         return status, body
 
     async def _execute(self, req: _Req) -> tuple[int, dict[str, Any]]:
-        await self._wait_if_held(req)
+        if not await self._wait_if_held(req):
+            return 502, _error(502, "Bad Gateway")
         fault = self._matching_fault(req)
         try:
             if fault is not None:

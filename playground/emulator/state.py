@@ -67,6 +67,7 @@ class EmulatorState:
         # Invalid or deprecated calls, and calls to methods not modelled here: each fails a test.
         self.violations: list[Violation] = []
         self.limit_violations: list[LimitViolation] = []
+        self.paid_messages = 0  # sent with allow_paid_broadcast beyond the free rate: billed
         self.media_sends: list[MediaSend] = []
         self.callback_answers: list[Click] = []
         self.faults: list[Fault] = []

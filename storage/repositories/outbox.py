@@ -27,6 +27,11 @@ def album_items(media: OutboxMedia) -> list[int] | None:
     return [int(i) for i in json.loads(media.data)]
 
 
+def album_size(filename: str) -> int:
+    """The photos of an album media row, from its name ("album-N.album", see add_album)."""
+    return int(filename[len("album-") : -len(ALBUM_SUFFIX)])
+
+
 @dataclass(frozen=True)
 class NewDelivery:
     dedupe_key: str
@@ -39,6 +44,29 @@ class NewDelivery:
     # A moderation card: the ideas and comments its buttons act on, as ("idea" | "comment",
     # id). Recorded with the delivery (storage/repositories/cards.py).
     cards: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class RecentSend:
+    chat_id: int
+    is_group: bool
+    weight: int
+    sent_at: datetime | None  # None: it may have been sent (claimed, then a crash)
+
+
+@dataclass(frozen=True)
+class BroadcastProgress:
+    topic: str
+    counts: dict[str, int]  # status -> deliveries
+    # Messages (as Telegram counts them) to send before this broadcast's last one has gone:
+    # its own and those queued before it (the outbox sends the oldest first).
+    ahead: int
+    per_chat: int  # the most messages one of its chats still waits for
+    latest_due: datetime | None  # the latest next attempt of its open deliveries (retries)
+
+    @property
+    def open(self) -> int:
+        return sum(n for status, n in self.counts.items() if status in OPEN)
 
 
 class OutboxRepository:
@@ -63,9 +91,11 @@ class OutboxRepository:
         """Insert deliveries, ignoring those already queued (same dedupe key); returns how many
         were offered."""
         items = list(items)
+        weights = await self._album_sizes({i.media_id for i in items if i.media_id is not None})
         rows: list[dict[str, Any]] = [
             {
                 **{k: v for k, v in item.__dict__.items() if k != "cards"},
+                "weight": weights.get(item.media_id, 1) if item.media_id is not None else 1,
                 "status": "pending",
                 "attempts": 0,
                 "next_attempt_at": now,
@@ -84,6 +114,17 @@ class OutboxRepository:
                 {item.dedupe_key: item.cards for item in items if item.cards}
             )
         return len(rows)
+
+    async def _album_sizes(self, media_ids: Collection[int]) -> dict[int, int]:
+        """Album media id -> its number of photos (each counts as a message for Telegram)."""
+        if not media_ids:
+            return {}
+        rows = await self.session.execute(
+            select(OutboxMedia.id, OutboxMedia.filename).where(
+                OutboxMedia.id.in_(list(media_ids)), OutboxMedia.filename.endswith(ALBUM_SUFFIX)
+            )
+        )
+        return {media_id: album_size(name) for media_id, name in rows}
 
     async def release_orphans(self, legacy_before: datetime) -> int:
         """Claims whose instance is gone (no longer registered) go back to pending; so do
@@ -232,6 +273,31 @@ class OutboxRepository:
         )
         return result.rowcount or 0
 
+    async def postpone(self, delivery_id: int, owner: str, at: datetime) -> None:
+        """A claimed delivery goes back to the queue, due at `at` (its chat is not ready)."""
+        await self.session.execute(
+            update(Delivery)
+            .where(
+                Delivery.id == delivery_id,
+                Delivery.status == "sending",
+                Delivery.claimed_by == owner,
+            )
+            .values(status="pending", next_attempt_at=at, claimed_by=None)
+        )
+
+    async def recent_sends(self, since: datetime) -> list[RecentSend]:
+        """What went to chats since `since` (sent), and what was claimed since and is queued
+        again (in flight at a crash: it may have reached the chat)."""
+        rows = await self.session.execute(
+            select(Delivery.chat_id, Delivery.is_group, Delivery.weight, Delivery.sent_at).where(
+                or_(
+                    and_(Delivery.status == "sent", Delivery.sent_at >= since),
+                    and_(Delivery.status == "pending", Delivery.claimed_at >= since),
+                )
+            )
+        )
+        return [RecentSend(*row) for row in rows]
+
     async def media(self, media_id: int) -> OutboxMedia | None:
         return await self.session.get(OutboxMedia, media_id)
 
@@ -245,6 +311,71 @@ class OutboxRepository:
         if topic_prefix:
             query = query.where(Delivery.topic.startswith(topic_prefix))
         return {status: n for status, n in await self.session.execute(query)}
+
+    async def open_weight(self) -> int:
+        """Messages (as Telegram counts them) waiting to be sent."""
+        total = await self.session.scalar(
+            select(func.sum(Delivery.weight)).where(Delivery.status.in_(OPEN))
+        )
+        return int(total or 0)
+
+    async def broadcasts(self, since: datetime) -> list[BroadcastProgress]:
+        """Broadcasts (topics "kind:name": results, announcements, reminders, digests) still
+        sending or queued since `since`, oldest first."""
+        rows = await self.session.execute(
+            select(
+                Delivery.topic,
+                Delivery.status,
+                func.count(),
+                func.sum(Delivery.weight),
+                func.min(Delivery.id),
+                func.max(Delivery.id),
+                func.max(Delivery.created_at),
+                func.max(Delivery.next_attempt_at),
+            )
+            .where(Delivery.topic.contains(":"))
+            .group_by(Delivery.topic, Delivery.status)
+        )
+        found: dict[str, dict[str, Any]] = {}
+        for topic, status, n, weight, first, last, created, due in rows:
+            entry = found.setdefault(
+                topic, {"counts": {}, "first": first, "created": created, "open": None}
+            )
+            entry["counts"][status] = n
+            entry["first"] = min(entry["first"], first)
+            entry["created"] = max(entry["created"], created)
+            if status in OPEN:
+                last_open, w, latest_due = entry["open"] or (0, 0, due)
+                entry["open"] = (max(last_open, last), w + int(weight or 0), max(latest_due, due))
+        out = []
+        for topic, entry in sorted(found.items(), key=lambda kv: kv[1]["first"]):
+            if entry["open"] is None and entry["created"] < since:
+                continue
+            ahead = per_chat = 0
+            latest_due = None
+            if entry["open"] is not None:
+                last_open, _, latest_due = entry["open"]
+                ahead = await self._open_weight_up_to(last_open)
+                per_chat = await self._most_open_per_chat(topic)
+            out.append(BroadcastProgress(topic, entry["counts"], ahead, per_chat, latest_due))
+        return out
+
+    async def _open_weight_up_to(self, delivery_id: int) -> int:
+        total = await self.session.scalar(
+            select(func.sum(Delivery.weight)).where(
+                Delivery.status.in_(OPEN), Delivery.id <= delivery_id
+            )
+        )
+        return int(total or 0)
+
+    async def _most_open_per_chat(self, topic: str) -> int:
+        per_chat = (
+            select(func.sum(Delivery.weight).label("w"))
+            .where(Delivery.topic == topic, Delivery.status.in_(OPEN))
+            .group_by(Delivery.chat_id)
+            .subquery()
+        )
+        return int(await self.session.scalar(select(func.max(per_chat.c.w))) or 0)
 
     async def next_due(self) -> datetime | None:
         return await self.session.scalar(

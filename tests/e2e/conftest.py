@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bot.i18n import Translator
 from playground import BotAPIEmulator, SimUser
 from tests.support import REPO, default_document, with_dates, write_document
 
@@ -162,6 +163,18 @@ async def wait_button(user: SimUser, text: str, timeout: float = 10) -> None:
         )
 
     await user.emu.wait_for(present, timeout=timeout, what=f"a button {text!r} for {user}")
+
+
+async def open_survey(user: SimUser, lang: str, timeout: float = 20) -> None:
+    """From the menu into the survey: "Répondre au sondage", then the commune screen (met
+    once, before the first question) declined."""
+    _ = Translator().gettext
+    for label in (
+        _("📝 Répondre au sondage", locale=lang),
+        _("🤐 Je préfère ne pas le dire", locale=lang),
+    ):
+        await wait_button(user, label, timeout=timeout)
+        await user.click(label, timeout=timeout)
 
 
 async def give_commune(user: SimUser, name: str, postal_code: str = "5000") -> None:

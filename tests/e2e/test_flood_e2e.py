@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from playground import BotAPIEmulator, Click, SimUser, TranscriptEntry
-from tests.e2e.conftest import E2E, wait_button
+from tests.e2e.conftest import E2E, open_survey, wait_button
 from tests.support import survey_now
 
 
@@ -72,8 +72,7 @@ async def test_flood_forged_and_stale_taps_are_each_answered_once(e2e: E2E) -> N
     stale = emu.add_user(803, "Sam", language_code="en")
     for user in (flooder, forger, stale):
         await user.send("/start")
-        await wait_button(user, "📝")
-        await user.click("📝", timeout=15)
+        await open_survey(user, user.language_code or "fr", timeout=15)
         await wait_button(user, "▶️")
     question = {u.id: u.last_bot_message() for u in (flooder, forger, stale)}
     assert all(question.values())

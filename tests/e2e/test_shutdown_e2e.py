@@ -18,7 +18,7 @@ from bot.i18n import Translator
 from playground import BotAPIEmulator, SimUser
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Delivery, Instance, Response
-from tests.e2e.conftest import E2E, BotProcess, wait_button
+from tests.e2e.conftest import E2E, BotProcess, open_survey, wait_button
 from tests.e2e.test_webhook_e2e import free_port
 from tests.support import default_document, survey_now
 
@@ -148,8 +148,7 @@ async def walk(user: SimUser, lang: str, option: str) -> None:
     """/start, the survey's first question, one option, on to the review, submit."""
     patient = 90  # the bot is stopped and started again meanwhile
     await user.send("/start")
-    await wait_button(user, t("📝 Répondre au sondage", lang), timeout=patient)
-    await user.click(t("📝 Répondre au sondage", lang), timeout=patient)
+    await open_survey(user, lang, timeout=patient)
     await wait_button(user, option, timeout=patient)
     await user.click(option, timeout=patient)
     await user.click(t("Suivant ▶️", lang), timeout=patient)

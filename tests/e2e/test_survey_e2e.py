@@ -59,7 +59,7 @@ async def test_three_members_one_crash(
     if backend == "postgresql+redis":
         # The several-instances configuration: PostgreSQL, and dialogs kept in Redis.
         e2e.database_url = request.getfixturevalue("postgres_url")
-        redis_url = REDIS_URL.rsplit("/", 1)[0] + "/14"
+        redis_url = REDIS_URL  # this run's own database (TEST_REDIS_URL), flushed
         await fresh_redis(redis_url)
         env["REDIS_URL"] = redis_url
     now = datetime.now(UTC)

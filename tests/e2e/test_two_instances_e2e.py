@@ -19,7 +19,7 @@ from bot.results.tally import results_intro
 from playground import SimUser
 from storage.db import make_engine, make_sessionmaker
 from storage.models import Delivery, Instance, PhaseTransition
-from tests.e2e.conftest import E2E, BotProcess, wait_button
+from tests.e2e.conftest import E2E, BotProcess, open_survey, wait_button
 from tests.e2e.test_survey_e2e import fresh_redis
 from tests.e2e.test_webhook_e2e import free_port
 from tests.support import REDIS_URL, default_document, with_dates, write_document
@@ -43,10 +43,7 @@ def plain(html: str) -> str:
 
 async def answer_survey(user: SimUser, lang: str, option_label: str) -> None:
     await user.send("/start")
-    await wait_button(user, t("📝 Répondre au sondage", lang), timeout=20)
-    await user.click(t("📝 Répondre au sondage", lang), timeout=20)
-    await wait_button(user, t("🤐 Je préfère ne pas le dire", lang), timeout=20)  # the commune
-    await user.click(t("🤐 Je préfère ne pas le dire", lang), timeout=20)
+    await open_survey(user, lang)
     await wait_button(user, option_label, timeout=20)
     await user.click(option_label, timeout=20)
     await user.click(t("Suivant ▶️", lang), timeout=20)
@@ -61,7 +58,7 @@ async def test_two_instances_one_killed_mid_broadcast(postgres_url: str, e2e: E2
     started = loop.time()
     emu = e2e.emulator
     e2e.database_url = postgres_url
-    redis_url = REDIS_URL.rsplit("/", 1)[0] + "/13"
+    redis_url = REDIS_URL  # this run's own database (TEST_REDIS_URL), flushed
     await fresh_redis(redis_url)
     now = datetime.now(UTC)
     # The survey closes tomorrow: the test moves both bots' clock there once all answered.

@@ -1,7 +1,7 @@
 """a member's commune (and whether they were asked); an invitation's commune
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-06 20:00:00.000000
 """
 from collections.abc import Sequence
