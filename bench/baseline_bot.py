@@ -2,7 +2,8 @@
 
 Plain aiogram + aiogram-dialog, the consultation's questions, the same screens as ConsultBot
 (menu, one question per screen with ✅/▫️ or 🔘/⚪ options and ◀️/▶️, review with ✏️ and 📨, thanks),
-dialog state and answers in memory: no database, no catalogs, no middlewares.
+dialog state and answers in memory: no database, no catalogs, no middlewares. Its buttons
+toggle (a repeated tap undoes a choice): it is the yardstick, not a model.
 
     BOT_TOKEN=... TELEGRAM_API_URL=http://127.0.0.1:PORT python bench/baseline_bot.py FILE
 """
@@ -27,7 +28,7 @@ from aiogram.client.session.aiohttp import AiohttpSession  # noqa: E402
 from aiogram.client.telegram import TelegramAPIServer  # noqa: E402
 from aiogram.filters import CommandStart  # noqa: E402
 from aiogram.fsm.state import State, StatesGroup  # noqa: E402
-from aiogram.fsm.storage.memory import MemoryStorage  # noqa: E402
+from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation  # noqa: E402
 from aiogram.types import CallbackQuery, Message  # noqa: E402
 from aiogram_dialog import Dialog, DialogManager, StartMode, Window, setup_dialogs  # noqa: E402
 from aiogram_dialog.widgets.kbd import Button, Column, Group, Row, Select  # noqa: E402
@@ -204,7 +205,9 @@ def build(consultation: Consultation) -> Dispatcher:
         ),
         on_start=on_walk_start,
     )
-    dp = Dispatcher(storage=MemoryStorage())
+    # One update at a time per member, as aiogram-dialog advises (and ConsultBot does): else a
+    # tap on a screen just drawn can come before its dialog's context is saved (UnknownIntent).
+    dp = Dispatcher(storage=MemoryStorage(), events_isolation=SimpleEventIsolation())
     dp.message.register(start, CommandStart())
     dp.include_routers(menu, walk)
     setup_dialogs(dp)

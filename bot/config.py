@@ -56,8 +56,11 @@ class Settings(BaseSettings):
     throttle_rate: float = Field(default=4.0, gt=0)
     throttle_burst: int = Field(default=8, ge=1)
     # A button press still unanswered after this many seconds gets an empty answer, so the
-    # member's client stops spinning (a late alert of the handler is then dropped).
-    callback_answer_deadline: float = Field(default=0.75, gt=0)
+    # member's client stops spinning (a late alert of the handler is then dropped). Handlers
+    # answer after the screen changes; an earlier answer stops the spinner on the old screen
+    # and people tap again. Telegram refuses an answer some 15 s after the tap: 10 s leaves
+    # room for the wait in getUpdates and the answer's own trip.
+    callback_answer_deadline: float = Field(default=10.0, gt=0)
     # Updates doing work at once (each holds database connections), and updates accepted
     # and waiting (for their member's previous one, or for a slot), in polling and webhook mode.
     update_concurrency: int = Field(default=32, ge=1)

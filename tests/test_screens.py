@@ -133,9 +133,10 @@ class Tour:
         await self.client.send(text)
         self.record(where)
 
-    async def press(self, widget: str, where: str) -> bool:
-        """Press the button of this widget id (a Select item: "widget:item"); False if absent."""
-        locator = InlineButtonDataLocator(rf".*\x1d{re.escape(widget)}(:.*)?")
+    async def press(self, widget: str, where: str, item: str = ".*") -> bool:
+        """Press the button of this widget id (a Select's item: its id matches the pattern
+        `item`); False if absent."""
+        locator = InlineButtonDataLocator(rf".*\x1d{re.escape(widget)}(:{item})?")
         if locator.find_button(self.h.last()) is None:
             return False
         await self.client.click(self.h.last(), locator)
@@ -151,7 +152,7 @@ async def walk_the_survey(tour: Tour) -> None:
         if question is None:
             return  # the review
         option = "yes" if question.id == "rehab_priority" else question.options[0].id
-        await tour.press(f"o:{question.id}.{option}", question.id)
+        assert await tour.press("o", question.id, rf"\d+\+{option}")  # select this option
         if question.kind == "multi":
             await tour.press("next", f"{question.id}: next")
 

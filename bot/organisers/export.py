@@ -16,7 +16,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
-from openpyxl.cell import WriteOnlyCell
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation
@@ -356,6 +355,8 @@ def _csv_cell(value: Cell) -> str | int | float:
 
 
 def _xlsx_row(sheet: Any, row: list[Cell]) -> list[Any]:
+    from openpyxl.cell import WriteOnlyCell  # only for an export: it weighs 20 MB in the bot
+
     out: list[Any] = []
     for value in row:
         if isinstance(value, str) and value.startswith("="):
@@ -412,6 +413,7 @@ async def export(
         return paths
 
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
 
     workbook = Workbook(write_only=True)

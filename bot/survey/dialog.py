@@ -17,6 +17,7 @@ from bot.context import AppContext
 from bot.i18n import Translator
 from bot.services import UpdateServices
 from bot.survey.kinds import kind_of
+from bot.survey.screen import OptionTap, SurveyData, parse_stamp
 from bot.survey.service import (
     AnswerProblem,
     SurveyClosed,
@@ -30,71 +31,9 @@ from bot.survey.view import review_text
 from bot.ui.deps import app_of, member_of, services_of, translator_of
 from bot.ui.presenters import option_details, when
 from bot.ui.states import MainMenu, Survey
-from bot.ui.widgets import Choices, T, tell
+from bot.ui.widgets import Choices, Stamped, T, tell
 from storage.repositories.members import MemberRecord
 from storage.repositories.survey import StoredAnswer
-
-
-class SurveyData:
-    """The survey dialog's data, typed; reads and writes go straight to `dialog_data`.
-
-    The short keys are what the FSM storage holds: a dialog begun before an upgrade resumes."""
-
-    def __init__(self, dialog_data: dict[str, Any]) -> None:
-        self._data = dialog_data
-
-    @classmethod
-    def of(cls, manager: DialogManager) -> SurveyData:
-        return cls(manager.dialog_data)
-
-    @property
-    def question_id(self) -> str:
-        """The question on screen."""
-        return str(self._data.get("q", ""))
-
-    @property
-    def selected(self) -> list[str]:
-        """The options ticked on screen (a copy)."""
-        return list(self._data.get("sel", []))
-
-    @selected.setter
-    def selected(self, value: list[str]) -> None:
-        self._data["sel"] = list(value)
-
-    @property
-    def text(self) -> str | None:
-        """The answer typed on screen."""
-        return self._data.get("txt")
-
-    @text.setter
-    def text(self, value: str | None) -> None:
-        self._data["txt"] = value
-
-    @property
-    def answers(self) -> dict[str, StoredAnswer]:
-        """The member's stored answers as the last write left them (a copy kept here)."""
-        raw: dict[str, list[Any]] = self._data.get("ans", {})
-        return {qid: StoredAnswer(tuple(choices), text) for qid, (choices, text) in raw.items()}
-
-    @answers.setter
-    def answers(self, value: dict[str, StoredAnswer]) -> None:
-        self._data["ans"] = {q: [list(a.choices), a.text] for q, a in value.items()}
-
-    @property
-    def reviewing(self) -> bool:
-        """Came from the review screen: confirming goes back there."""
-        return bool(self._data.get("rv"))
-
-    @reviewing.setter
-    def reviewing(self, value: bool) -> None:
-        self._data["rv"] = value
-
-    def enter(self, question: Question, answers: dict[str, StoredAnswer]) -> None:
-        """Put `question` on screen, with its stored answer."""
-        stored = answers.get(question.id)
-        self._data["q"] = question.id
-        self.selected = list(stored.choices) if stored else []
-        self.text = stored.text if stored else None
 
 
 def _service(manager: DialogManager) -> tuple[AppContext, SurveyService]:
@@ -204,14 +143,9 @@ async def question_getter(
     answers.setdefault(question.id, StoredAnswer(tuple(data.selected)))
     visible = [q.id for q in visible_questions(c, answers)]
     position = visible.index(question.id) + 1 if question.id in visible else 1
-    selected = set(data.selected)
-    on, off = kind.marks
-    # The question travels with the option: after a crash the screen may be one step ahead
-    # of the stored dialog position, and the tap must still mean what the member saw.
-    items = [
-        (f"{question.id}.{o.id}", f"{on if o.id in selected else off} {c.text(o.label, lang)}")
-        for o in question.options
-    ]
+    # Each button says what it sets, on the screen it was drawn on (bot/survey/screen.py).
+    labels = [c.text(o.label, lang) for o in question.options]
+    items = data.option_items(question, labels, kind.marks, select_only=kind.answers_at_once)
     details = option_details(question, c, lang, translator)
     hint = kind.hint(question, translator, data.text)
     body = "\n\n".join(
@@ -227,6 +161,7 @@ async def question_getter(
         "progress": f"{position} / {len(visible)}",
         "body": body,
         "options": items,
+        "stamp": [str(data.stamp)],
         "has_options": bool(items),
         "is_text": kind.takes_text,
         "review_return": data.reviewing,
@@ -294,33 +229,26 @@ async def on_option(callback: CallbackQuery, _: Any, manager: DialogManager, ite
         return
     app, service = _service(manager)
     data = SurveyData.of(manager)
-    question_id, _dot, option_id = item_id.partition(".")
     question = _current(manager)
-    if question_id != question.id:
-        state = await service.state(_member_id(manager))
-        data.answers = state.answers
-        shown = next(
-            (q for q in visible_questions(app.consultation, state.answers) if q.id == question_id),
-            None,
-        )
-        if shown is None:
-            text = problem_text(translator_of(manager), AnswerProblem.UNKNOWN_OPTION, question)
-            await callback.answer(text)
-            return
-        data.enter(shown, state.answers)
-        question = shown
-    if question.option(option_id) is None:
+    tap = OptionTap.parse(item_id)
+    if tap is None or question.option(tap.option_id) is None:
         text = problem_text(translator_of(manager), AnswerProblem.UNKNOWN_OPTION, question)
         await callback.answer(text)
         return
+    if not data.as_seen(tap):
+        # A repeated or late tap: the screen it was on is gone, or the option changed since.
+        # Nothing changes; aiogram-dialog draws the current screen, then answers the query.
+        return
     kind = kind_of(question)
-    picked = kind.pick(question, data.selected, option_id)
+    picked = kind.pick(question, data.selected, tap.option_id, tap.chosen)
     if isinstance(picked, AnswerProblem):
         await callback.answer(
             problem_text(translator_of(manager), picked, question), show_alert=True
         )
         return
-    data.selected = picked
+    if picked == data.selected and not kind.answers_at_once:
+        return  # already as the tap sets it
+    data.pick(tap.option_id, picked)
     if kind.answers_at_once:
         await _save_and_advance(callback, manager)
         return
@@ -340,13 +268,20 @@ async def on_option(callback: CallbackQuery, _: Any, manager: DialogManager, ite
     data.answers = answers
 
 
-async def on_next(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    if await _guard(callback, manager):
+def _drawn_now(manager: DialogManager, item_id: str) -> bool:
+    """A navigation button of the question's current visit; a repeated ▶️ must not skip the
+    next question (the screen is drawn again instead)."""
+    stamp = parse_stamp(item_id)
+    return stamp is not None and SurveyData.of(manager).drawn_now(stamp)
+
+
+async def on_next(callback: CallbackQuery, _: Any, manager: DialogManager, item_id: str) -> None:
+    if await _guard(callback, manager) and _drawn_now(manager, item_id):
         await _save_and_advance(callback, manager)
 
 
-async def on_back(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    if not await _guard(callback, manager):
+async def on_back(callback: CallbackQuery, _: Any, manager: DialogManager, item_id: str) -> None:
+    if not await _guard(callback, manager) or not _drawn_now(manager, item_id):
         return
     app = app_of(manager)
     data = SurveyData.of(manager)
@@ -380,7 +315,7 @@ async def on_text(message: Message, _: MessageInput, manager: DialogManager) -> 
     if not kind_of(question).takes_text:
         await on_other_input(message, _, manager)
         return
-    SurveyData.of(manager).text = (message.text or "").strip()
+    SurveyData.of(manager).type_text((message.text or "").strip())
     await _save_and_advance(message, manager)
 
 
@@ -486,9 +421,9 @@ def survey_dialog() -> Dialog:
                 when="has_options",
             ),
             Row(
-                Button(T("◀️ Retour"), id="back", on_click=on_back),
-                Button(T("Suivant ▶️"), id="next", on_click=on_next, when="forward"),
-                Button(T("Valider ✅"), id="ok", on_click=on_next, when="review_return"),
+                Stamped(T("◀️ Retour"), "back", on_back),
+                Stamped(T("Suivant ▶️"), "next", on_next, when="forward"),
+                Stamped(T("Valider ✅"), "ok", on_next, when="review_return"),
             ),
             MessageInput(on_text, content_types=[ContentType.TEXT]),
             MessageInput(on_other_input, content_types=[ContentType.ANY]),

@@ -76,9 +76,10 @@ class QuestionKind(ABC):
         return tuple(dict.fromkeys(choices)), None
 
     def pick(
-        self, question: Question, selected: Sequence[str], option_id: str
+        self, question: Question, selected: Sequence[str], option_id: str, chosen: bool = True
     ) -> list[str] | AnswerProblem:
-        """The selection after a tap on `option_id` (an option of the question), or why not."""
+        """The selection after a tap that sets `option_id` (an option of the question) chosen
+        or not, or why not. A tap says what it sets: repeated, it changes nothing more."""
         return AnswerProblem.UNKNOWN_OPTION
 
     @abstractmethod
@@ -135,9 +136,9 @@ class SingleChoice(QuestionKind):
         return 1
 
     def pick(
-        self, question: Question, selected: Sequence[str], option_id: str
+        self, question: Question, selected: Sequence[str], option_id: str, chosen: bool = True
     ) -> list[str] | AnswerProblem:
-        return [option_id]
+        return [option_id]  # its buttons only ever select
 
     def hint(self, question: Question, translator: Translator, draft: str | None) -> str:
         _ = translator.gettext
@@ -158,9 +159,11 @@ class MultipleChoice(QuestionKind):
         yield from self._within_options(question)
 
     def pick(
-        self, question: Question, selected: Sequence[str], option_id: str
+        self, question: Question, selected: Sequence[str], option_id: str, chosen: bool = True
     ) -> list[str] | AnswerProblem:
-        if option_id in selected:
+        if chosen == (option_id in selected):
+            picked = list(selected)  # already as the tap sets it
+        elif not chosen:
             picked = [o for o in selected if o != option_id]
         elif len(selected) >= self.max_choices(question):
             return AnswerProblem.TOO_MANY

@@ -50,8 +50,16 @@ async def stale_button(
     menus: RecentMenus,
 ) -> None:
     with translator.use(lang or app.consultation.source_language):
-        text = translator.gettext("Ce bouton n’est plus actif : voici le menu à jour.")
         query = event.update.callback_query
+        if query is not None and _on_screen_now(event, dialog_manager):
+            # A tap on a dialog another one replaced in the same message (📝 tapped twice):
+            # the member is looking at the current screen. Draw it again, then answer.
+            async with sessionmaker() as session:
+                use_session(dialog_manager, session)
+                await dialog_manager.show()
+            await query.answer()
+            return
+        text = translator.gettext("Ce bouton n’est plus actif : voici le menu à jour.")
         if query is not None:
             await query.answer(text)
         if event_chat is not None and event_chat.type == "private" and menus.first(event_chat.id):
@@ -61,6 +69,16 @@ async def stale_button(
                 await dialog_manager.start(
                     MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND
                 )
+
+
+def _on_screen_now(event: ErrorEvent, manager: DialogManager) -> bool:
+    """An outdated dialog's button in the message the current dialog is drawn in."""
+    query = event.update.callback_query
+    if not isinstance(event.exception, OutdatedIntent) or query is None:
+        return False
+    if query.message is None or not manager.has_context():
+        return False
+    return query.message.message_id == manager.current_stack().last_message_id
 
 
 async def unexpected(

@@ -54,3 +54,11 @@ def TextInput(on_text: Any, on_other: Any) -> tuple[MessageInput, MessageInput]:
         MessageInput(on_text, content_types=[ContentType.TEXT]),
         MessageInput(on_other, content_types=[ContentType.ANY]),
     )
+
+
+def Stamped(text: Text, widget_id: str, on_click: Any, when: WhenCondition = None) -> Select[str]:
+    """A button carrying the stamp of the screen it was drawn on (the getter's `stamp`: a list
+    of one): `on_click` gets it as the item id, to tell a tap on this screen from a late one."""
+    return Select(
+        text, id=widget_id, item_id_getter=str, items="stamp", on_click=on_click, when=when
+    )

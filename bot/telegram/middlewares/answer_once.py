@@ -4,9 +4,17 @@ Two halves share one `CallbackAnswers` record, built in app.py:
 - `AnswerCallbackOnce` (a request middleware of the bot's session) lets the first
   answerCallbackQuery of a query through and drops the later ones: our handlers answer with an
   alert, then aiogram-dialog answers again after rendering, and Telegram rejects the second.
-- `AnswerEveryCallback` (the outermost update middleware) answers a query that nothing
-  answered: at once when no handler took it (a forged or unknown button), and after
-  `deadline` seconds when the handler is still busy, so the member's client stops spinning.
+- `AnswerEveryCallback` (the outermost of our update middlewares) answers a query that
+  nothing answered: at once when no handler took it (a forged or unknown button), and when
+  Telegram would soon give up on it (`deadline`, seconds) if its handler is still busy.
+
+The answer stops the member's spinner, so it must come with or after the screen's change:
+aiogram-dialog answers after drawing the new screen (`Dialog._callback_handler`: `show()`,
+then `answer_callback()`). A spinner stopped on an unchanged screen makes people tap again.
+So the safety net does not answer early: a query still unanswered after `deadline` (Telegram
+drops a query's answer some 15 s after the tap) is answered empty so the spinner stops at
+all. A handler that fails leaves the answer to the error handlers, which draw the screen
+again first (bot/ui/errors.py); the safety net stays armed behind them.
 """
 
 from __future__ import annotations
@@ -88,7 +96,7 @@ class AnswerEveryCallback(BaseMiddleware):
         app: AppContext,
         translator: Translator,
         answers: CallbackAnswers,
-        deadline: float = 0.8,
+        deadline: float = 10.0,
     ) -> None:
         self.app = app
         self.translator = translator
@@ -103,15 +111,14 @@ class AnswerEveryCallback(BaseMiddleware):
         timer = asyncio.get_running_loop().call_later(
             self.deadline, lambda: asyncio.ensure_future(self._answer(bot, query.id))
         )
-        result = UNHANDLED
-        try:
-            result = await handler(event, data)
-            return result
-        finally:
-            timer.cancel()
-            if not self.answers.answered(query.id):
-                text = self._unhandled_text(data, query) if result is UNHANDLED else None
-                await self._answer(bot, query.id, text)
+        # On an exception the timer stays armed: the error handlers (outside this middleware)
+        # answer after drawing the screen again, and the timer answers if they do not.
+        result = await handler(event, data)
+        timer.cancel()
+        if not self.answers.answered(query.id):
+            text = self._unhandled_text(data, query) if result is UNHANDLED else None
+            await self._answer(bot, query.id, text)
+        return result
 
     async def _answer(self, bot: Bot, query_id: str, text: str | None = None) -> None:
         if self.answers.answered(query_id):

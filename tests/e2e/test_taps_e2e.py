@@ -1,0 +1,73 @@
+"""A member's spinner stops on the new screen, never on the old one; a tap repeated on the
+menu before its screen changed draws the survey again instead of a new menu."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from playground import SimUser
+from tests.e2e.conftest import E2E, open_survey, wait_button
+from tests.e2e.test_flood_e2e import Taps
+from tests.support import survey_now
+
+
+def _callback_data(user: SimUser, text: str) -> tuple[Any, str]:
+    entry = user.last_bot_message()
+    assert entry is not None
+    rows = (entry.markup or {}).get("inline_keyboard", [])
+    data = next(b["callback_data"] for row in rows for b in row if text in b["text"])
+    return entry, data
+
+
+async def test_the_answer_waits_for_the_new_screen(e2e: E2E) -> None:
+    emu = e2e.emulator
+    bot = e2e.bot(e2e.consultation(survey_now(datetime.now(UTC))))
+    await bot.start()
+    user = emu.add_user(901, "Ines", language_code="fr")
+    await user.send("/start")
+    await open_survey(user, "fr", timeout=15)
+    await wait_button(user, "▶️")
+    entry, data = _callback_data(user, "Inclusion des personnes")
+    # The new screen is slow to come (held in the emulator) for longer than the old safety
+    # net's 0.75 s: the spinner must go on until it comes.
+    edit = emu.hold(method="editMessageText", chat_id=user.id)
+    taps = Taps(emu, "slow")
+    taps.tap(user, entry, data)
+    await emu.wait_for(lambda: edit.held >= 1, timeout=15, what="the new screen to be sent")
+    seen_at_answer: list[bool] = []
+    click = emu._clicks["slow1"]
+    click.future.add_done_callback(
+        lambda _: seen_at_answer.append("✅ Inclusion" in str(user.last_bot_message().buttons))  # type: ignore[union-attr]
+    )
+    # Nothing to wait for but time: an early answer would come within the old 0.75 s.
+    done, _ = await asyncio.wait([click.future], timeout=2.0)
+    assert not done, "the query was answered while its screen was still on its way"
+    edit.release()
+    await emu.wait_for(lambda: click.future.done(), timeout=15, what="the answer")
+    assert seen_at_answer == [True]
+    assert click.answer is not None and click.answer.text is None
+
+
+async def test_a_menu_button_tapped_twice_draws_the_survey_again(e2e: E2E) -> None:
+    emu = e2e.emulator
+    bot = e2e.bot(e2e.consultation(survey_now(datetime.now(UTC))))
+    await bot.start()
+    user = emu.add_user(902, "Jan", language_code="nl")
+    await user.send("/start")
+    await wait_button(user, "📝")
+    menu, data = _callback_data(user, "📝")
+    taps = Taps(emu, "twice")
+    taps.tap(user, menu, data)
+    taps.tap(user, menu, data)  # before the screen changed
+    await emu.wait_for(lambda: len(taps.answered) == 2, timeout=15, what="both answers")
+    await wait_button(user, "🤐")  # the survey's first screen: the commune, asked once
+    sent = [e for e in user.transcript() if e.direction == "bot"]
+    screen = user.last_bot_message()
+    assert screen is not None and screen.message_id == menu.message_id  # edited in place
+    assert "🤐" in str(screen.buttons)
+    # No new menu, no "this button is no longer active": the member sees the survey.
+    assert len([e for e in user.transcript() if e.direction == "bot"]) == len(sent)
+    answers = [emu._clicks[q].answer for q in taps.sent]
+    assert all(a is not None and a.text is None for a in answers), answers
