@@ -42,6 +42,8 @@ from bot.organisers import handlers as organiser_handlers
 from bot.organisers.alerts import AdminAlerts
 from bot.organisers.announce_dialog import announce_dialog
 from bot.phases.scheduler import PhaseEngine
+from bot.results import commentary_handlers
+from bot.results.commentary_dialog import commentary_dialog
 from bot.services import AppServices
 from bot.survey.dialog import survey_dialog
 from bot.telegram.middlewares.access import AccessMiddleware
@@ -202,11 +204,13 @@ def create_dispatcher(
         export_handlers.build_router(),
         privacy_handlers.build_router(),
         moderation_handlers.build_router(),
+        commentary_handlers.build_router(),
         menu_dialog(),
         language_dialog(),
         commune_dialog(),
         survey_dialog(),
         announce_dialog(),
+        commentary_dialog(),
         ideas_dialog(),
         submit_idea_dialog(),
         my_ideas_dialog(),

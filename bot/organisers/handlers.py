@@ -65,7 +65,7 @@ async def results(
             CommunePick.ask, data=CommuneStart(then_results=True).dump(), mode=StartMode.RESET_STACK
         )
         return
-    await send_results(message, app, charts, translator, session, lang, member)
+    await send_results(message, app, charts, translator, session, lang, member, services.commentary)
 
 
 async def audit_log(

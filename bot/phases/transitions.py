@@ -29,7 +29,7 @@ from bot.results.tally import (
     summary_parts,
 )
 from bot.results.view import results_texts
-from bot.services import AppServices
+from bot.services import AppServices, UpdateServices
 from bot.ui.presenters import when
 from storage.models import Idea
 from storage.repositories.communes import recipients_with_communes
@@ -239,12 +239,23 @@ async def remind(run: PhaseRun, before_end: int) -> str:
     return f"reminded {n}"
 
 
+async def open_commentary_review(run: PhaseRun) -> str:
+    """The survey closed: the organisers review the results commentary (bot/results/commentary.py)."""
+    services = UpdateServices(run.session, run.app, run.services)
+    told = await services.commentary.open_review(run.now)
+    return f"closed, review to {told}" if told else "closed"
+
+
 async def broadcast_results(run: PhaseRun, late: bool = False) -> str:
     """The results to the phase's audience: each official beside their commune's (when large
     enough; else the network's and why), everybody else the network's."""
     session, app, services, phase, now = run.session, run.app, run.services, run.phase, run.now
     c = app.consultation
     found = await compute_by_commune(session, c)
+    # Locked: an organiser approving at this very moment either comes first (the commentary
+    # goes with the results) or sees the broadcast recorded (and sends it after them).
+    commentary = UpdateServices(session, app, services).commentary
+    approved = await commentary.for_readers(lock=True)
     people = await recipients_with_communes(session, phase.audience, c.source_language)
     officials = set(await MemberRepository(session).ids_with_roles([Role.OFFICIAL]))
     # One album (uploaded once, then re-sent by file_id) per language and commune shown.
@@ -259,6 +270,7 @@ async def broadcast_results(run: PhaseRun, late: bool = False) -> str:
     items: list[NewDelivery] = []
     for (lang, _commune), members in groups.items():
         note = late_note(app, services.translator, phase, lang) if late else None
+        after = commentary.reader_message(approved, lang) if approved else None
         items.extend(
             await results_deliveries(
                 outbox,
@@ -269,6 +281,7 @@ async def broadcast_results(run: PhaseRun, late: bool = False) -> str:
                 members,
                 f"results:{phase.id}",
                 note,
+                after,
                 views={m: views[m] for m in members},
             )
         )
@@ -294,13 +307,14 @@ async def results_deliveries(
     members: list[int],
     topic: str,
     note: str | None = None,
+    commentary: str | None = None,
     views: dict[int, CommuneView] | None = None,
 ) -> list[NewDelivery]:
     """The results phase's text, the charts as albums (each photo uploaded once per language
-    and commune, then re-sent by file_id) and the summary parts, in that order for each
-    member; a note (e.g. "late") goes under the first album's caption. With `views`, the
-    members' (one commune shown, or none: bot/results/communes.py), and for those whose
-    commune is too small, the sentence saying why, after the phase's text."""
+    and commune, then re-sent by file_id), the summary parts and the approved commentary, in
+    that order for each member; a note (e.g. "late") goes under the first album's caption.
+    With `views`, the members' (one commune shown, or none: bot/results/communes.py), and for
+    those whose commune is too small, the sentence saying why, after the phase's text."""
     c = app.consultation
     intro = results_intro(c, lang)
     translator = services.translator
@@ -340,6 +354,8 @@ async def results_deliveries(
             )
         for i, part in enumerate(parts):
             items.append(NewDelivery(f"{key}:{i}", topic, member_id, text=part))
+        if commentary:  # the same key as when it follows later (bot/results/commentary.py)
+            items.append(NewDelivery(f"{key}:commentary", topic, member_id, text=commentary))
     return items
 
 

@@ -11,8 +11,17 @@ import textwrap
 from typing import TYPE_CHECKING
 
 from bot.consultation import Consultation
-from bot.i18n import Translator, percent
-from bot.results.charts import DPI, LABEL_PT, LINE_IN, NOTE_PT, TITLE_PT, VALUE_PT, WIDTH_IN
+from bot.i18n import Translator, percent, typeset
+from bot.results.charts import (
+    DPI,
+    LABEL_PT,
+    LINE_IN,
+    NOTE_PT,
+    TITLE_PT,
+    VALUE_PT,
+    WIDTH_IN,
+    chart_text,
+)
 from bot.results.communes import CommuneView
 from bot.results.tally import QuestionResult
 
@@ -34,7 +43,7 @@ def pair_notes(
     lang: str,
     translator: Translator,
 ) -> list[str]:
-    """Who answered, in each group; or why the commune's bars are missing."""
+    """Who answered, in each group; or why the commune's bars are missing (typeset)."""
     if local is None:
         answered = translator.ngettext(
             "Réseau : {n} personne a répondu",
@@ -46,14 +55,14 @@ def pair_notes(
             "Trop peu de réponses à {commune} à cette question pour les montrer séparément.",
             locale=lang,
         ).format(commune=commune)
-        return [answered, *textwrap.wrap(withheld, 64)]
+        return [typeset(answered, lang), *textwrap.wrap(typeset(withheld, lang), 64)]
     answered = translator.ngettext(
         "{commune} : {local} · réseau : {n} personne a répondu",
         "{commune} : {local} · réseau : {n} personnes ont répondu",
         network.seen,
         locale=lang,
     ).format(commune=commune, local=local.seen, n=network.seen)
-    return textwrap.wrap(answered, 64)
+    return textwrap.wrap(typeset(answered, lang), 64)
 
 
 def pair_figure(
@@ -72,14 +81,17 @@ def pair_figure(
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    c = consultation
-    title = textwrap.wrap(f"{number}. {c.text(network.question.text, lang)}", 48) or [""]
+    # The network's chart texts (bot/results/charts.py): title, whose answers a follow-up
+    # counts, "several answers possible", labels; the counts' note is the two groups'.
+    text = chart_text(network, number, consultation, lang, translator)
+    title = text.title
     notes = pair_notes(network, local, commune, lang, translator)
+    notes += text.notes[1:]  # after "n people answered": whose answers, if a follow-up
     rows = max(1, len(network.options))
     legend_in = 0.35
     top_in = 0.2 + LINE_IN * len(title) + 0.1 + NOTE_LINE_IN * len(notes) + legend_in
     bars_in = PAIR_IN * rows
-    bottom_in = 0.25
+    bottom_in = 0.25 + (0.1 + NOTE_LINE_IN * len(text.footer) if text.footer else 0)
     height_in = top_in + bars_in + bottom_in
 
     fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI)
@@ -119,16 +131,25 @@ def pair_figure(
         fontsize=NOTE_PT,
         handlelength=1.2,
     )
+    if text.footer:
+        fig.text(
+            0.02,
+            0.12 / height_in,
+            "\n".join(text.footer),
+            fontsize=NOTE_PT,
+            color=NOTE_COLOR,
+            fontstyle="italic",
+            va="bottom",
+            ha="left",
+            gid="footer",
+        )
     left = 0.37  # room for labels wrapped at 20 characters
     ax = fig.add_axes((left, bottom_in / height_in, 0.96 - left, bars_in / height_in))
     own = {r.option_id: r for r in local.options} if local is not None else {}
     positions = list(range(rows))[::-1]
-    labels = []
     top = max([r.share for r in network.options] + [r.share for r in own.values()] + [0.01])
+    labels = text.labels
     for y, r in zip(positions, network.options, strict=False):
-        option = network.question.option(r.option_id)
-        name = c.text(option.label, lang) if option else r.option_id
-        labels.append("\n".join(textwrap.wrap(name, 20)[:3]))
         bars = [(y - BAR / 2, r, NETWORK_COLOR)]
         mine = own.get(r.option_id)
         if mine is not None:

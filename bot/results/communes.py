@@ -17,8 +17,16 @@ from html import escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation
-from bot.i18n import Translator, percent
-from bot.results.tally import MESSAGE_LIMIT, Results, pack, rank, results_heading
+from bot.i18n import Translator, percent, typeset
+from bot.results.tally import (
+    MESSAGE_LIMIT,
+    Results,
+    pack,
+    rank,
+    results_heading,
+    several_answers,
+    whose_answers,
+)
 from storage.repositories.survey import Tally, tally_by_commune
 
 # The organisers' table: communes below the minimum, and respondents who gave no commune.
@@ -164,7 +172,7 @@ def hidden_sentence(
             "compte moins de {min}, qu’une soustraction dévoilerait. Voici celles du réseau.",
             locale=lang,
         )
-    return "ℹ️ " + text.format(commune=name, min=view.min_group)
+    return typeset("ℹ️ " + text.format(commune=name, min=view.min_group), lang)
 
 
 def commune_summary_parts(
@@ -184,8 +192,15 @@ def commune_summary_parts(
     ).format(commune=name, local=local.respondents, n=network.respondents)
     blocks = [f"{results_heading(c, lang, translator)}\n{count}"]
     for i, (qr, own) in enumerate(zip(network.questions, local.questions, strict=True), start=1):
-        lines = [f"<b>{i}. {escape(c.text(qr.question.text, lang))}</b>"]
-        withheld = qr.question.id in view.withheld
+        q = qr.question
+        lines = [f"<b>{i}. {escape(c.text(q.text, lang))}</b>"]
+        several = several_answers(q, lang, translator)
+        if several:
+            lines.append(f"<i>{escape(several)}</i>")
+        whose = whose_answers(q, c, lang, translator)
+        if whose:
+            lines.append(f"<i>{escape(whose)}</i>")
+        withheld = q.id in view.withheld
         if withheld:
             lines.append(
                 "<i>"
@@ -196,7 +211,7 @@ def commune_summary_parts(
                 ).format(commune=name)
                 + "</i>"
             )
-        elif qr.seen != network.respondents or own.seen != local.respondents:
+        elif whose or qr.seen != network.respondents or own.seen != local.respondents:
             lines.append(
                 "<i>"
                 + translator.ngettext(
@@ -232,4 +247,4 @@ def commune_summary_parts(
                 )
             lines.append(line)
         blocks.append("\n".join(lines))
-    return pack(blocks, MESSAGE_LIMIT)
+    return pack([typeset(block, lang) for block in blocks], MESSAGE_LIMIT)

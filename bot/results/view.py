@@ -11,6 +11,7 @@ from bot.consultation import PhaseKind, Role
 from bot.context import AppContext
 from bot.i18n import Translator
 from bot.results.charts import Album, ChartCache, chunks
+from bot.results.commentary import CommentaryService
 from bot.results.communes import (
     CommuneView,
     commune_summary_parts,
@@ -24,6 +25,7 @@ from bot.results.tally import (
     results_intro,
     summary_parts,
 )
+from storage.repositories.commentary import CommentaryRecord
 from storage.repositories.communes import CommuneRepository
 from storage.repositories.members import MemberRecord
 from storage.repositories.survey import free_text_answers, free_text_counts
@@ -105,9 +107,10 @@ async def send_results(
     session: AsyncSession,
     lang: str,
     member: MemberRecord | None,
+    commentary: CommentaryService,
 ) -> None:
-    """The results phase's text, the charts, the ranked counts; for organisers, the
-    free-text answers too."""
+    """The results phase's text, the charts, the ranked counts, then the approved commentary;
+    for organisers, the free-text answers too, and the commentary's review while it waits."""
     c = app.consultation
     found = await compute_by_commune(session, c)
     mine = await CommuneRepository(session).of_member(member.id) if member else None
@@ -125,6 +128,10 @@ async def send_results(
         await send_album(message.bot, message.chat.id, album, heading, charts, lang, view.key)
     for part in parts:
         await message.answer(part)
+    record = await commentary.current()
+    after = commentary.reader_message(record, lang) if record and record.approved else None
+    if after:
+        await message.answer(after)
     if member is not None and app.is_admin(member.id):
         text_questions = [q.id for q in free_text_questions(c)]
         if text_questions:
@@ -134,11 +141,29 @@ async def send_results(
                 for qid in text_questions
             }
             await message.answer(free_text_block(c, counts, latest, lang, translator))
+        if record is not None and not record.approved:
+            await send_review(message, commentary, record, lang)
+
+
+async def send_review(
+    message: Message, commentary: CommentaryService, record: CommentaryRecord, lang: str
+) -> None:
+    """An organiser's review of the commentary: each language's draft, then the card."""
+    for text, markup in commentary.review_messages(record, lang):
+        await message.answer(text, reply_markup=markup)
 
 
 async def send_results_to(message: Message, manager: DialogManager) -> None:
     """`send_results` from a dialog's callback (the menu's button, the commune asked first)."""
-    from bot.ui.deps import app_of, charts_of, lang_of, member_of, session_of, translator_of
+    from bot.ui.deps import (
+        app_of,
+        charts_of,
+        lang_of,
+        member_of,
+        services_of,
+        session_of,
+        translator_of,
+    )
 
     await send_results(
         message,
@@ -148,4 +173,5 @@ async def send_results_to(message: Message, manager: DialogManager) -> None:
         session_of(manager),
         lang_of(manager),
         member_of(manager),
+        services_of(manager).commentary,
     )

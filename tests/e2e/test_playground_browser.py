@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from bot.consultation import load_consultation
-from bot.i18n import Translator
+from bot.i18n import Translator, typeset
 from tests.support import DEFAULT_CONSULTATION, REPO
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -198,10 +198,12 @@ async def test_survey_results_and_moderation_in_the_browser(tmp_path: Path) -> N
                 " return img && img.complete && img.naturalWidth > 300; }"
             )
             # Namur beside the network: Amélie and five neighbours, five more in Gent.
-            await expect(messages).to_contain_text("Namur : 6 · réseau : 11 répondants")
+            await expect(messages).to_contain_text(
+                typeset("Namur : 6 · réseau : 11 répondants", "fr")
+            )
             first = consultation.questions[0]
             label = first.option(chosen[first.id]).text["fr"]  # type: ignore[union-attr,index]
-            await expect(messages).to_contain_text(f"{label} — Namur : ")
+            await expect(messages).to_contain_text(typeset(f"{label} — Namur : ", "fr"))
             await chart.evaluate("img => img.scrollIntoView({block: 'start'})")
             await page.screenshot(path=str(shots / "playground-results.png"))
             await journal.record("results phase")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consultation import Consultation, load_consultation
-from bot.i18n import Translator, percent
+from bot.i18n import Translator, percent, typeset
 from playground import BotAPIEmulator
 from storage.db import make_engine, make_sessionmaker, upgrade_async
 from storage.repositories.communes import CommuneRepository
@@ -124,12 +124,13 @@ async def test_each_official_gets_their_commune_beside_the_network(e2e: E2E) -> 
     def head(commune: str) -> str:
         _id, _name, lang = OFFICIALS[commune]
         name = c.commune(commune).label(lang, c.source_language)  # type: ignore[union-attr]
-        return TR.ngettext(
+        text = TR.ngettext(
             "{commune} : {local} · réseau : {n} répondant",
             "{commune} : {local} · réseau : {n} répondants",
             21,
             locale=lang,
         ).format(commune=name, local=GROUPS[commune], n=21)
+        return typeset(text, lang)
 
     arlon_id, _name, arlon_lang = OFFICIALS["arlon"]
     why = TR.gettext(
@@ -177,7 +178,7 @@ async def test_each_official_gets_their_commune_beside_the_network(e2e: E2E) -> 
                     percent=percent(theirs / net_seen[q.id], lang),
                 )
             )
-            assert line in text, (line, text[:1500])
+            assert typeset(line, lang) in text, (line, text[:1500])
 
     arlon = texts(emu, arlon_id)
     assert "Arlon:" not in arlon.replace(why, "")  # never the commune's own counts

@@ -1,7 +1,7 @@
 """an idea's commune: its author's, as it was when the idea was submitted
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-06 21:00:00.000000
 """
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0014'
-down_revision: str | None = '0010'
+down_revision: str | None = '0011'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
