@@ -143,6 +143,14 @@ class Phase(_Model):
         return next((p for p in self.projects if p.id == project_id), None)
 
 
+class ResultsSettings(_Model):
+    """`results:` of the consultation file: how results are shown per commune."""
+
+    # A commune's figures are shown beside the network's only from this many respondents
+    # (bot/results/communes.py): fewer could point at a person.
+    min_group: int = 5
+
+
 class Consultation(_Model):
     id: str
     # A text per language; a plain string (one name for every language) is accepted too.
@@ -156,6 +164,7 @@ class Consultation(_Model):
     questions: list[Question] = Field(default_factory=list)
     # The network's communes (bot/communes/); empty: the bot never asks for one.
     communes: list[Commune] = Field(default_factory=list)
+    results: ResultsSettings = Field(default_factory=ResultsSettings)
 
     @property
     def source_language(self) -> str:
@@ -560,6 +569,11 @@ def _semantic_problems(c: Consultation) -> Iterator[tuple[Loc, str]]:
             yield from phase_type(kind).consultation_problems(c)
     yield from ids(("communes",), c.communes, "commune")
     yield from commune_problems(c.communes, langs)
+    if c.results.min_group < 2:
+        yield (
+            ("results", "min_group"),
+            "at least 2: a commune's figures from one respondent are that person's answers",
+        )
     yield from ids(("questions",), c.questions, "question")
     earlier: dict[str, Question] = {}
     for i, q in enumerate(c.questions):

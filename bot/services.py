@@ -7,7 +7,7 @@ dispatcher's and the middlewares' data by name): `translator: Translator`,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,11 +37,11 @@ class AppServices:
     # Rung after a commit that queued deliveries: the outbox sends them at once.
     doorbell: OutboxDoorbell
     # The results of the latest data version, computed once per change (/results, the menu).
-    results_cache: ResultsCache
+    results_cache: ResultsCache = field(default_factory=ResultsCache)
     # Exports written by a worker process, off the event loop (/export).
-    exports: ExportRunner
+    exports: ExportRunner = field(default_factory=ExportRunner)
     # The charts' drawing process: matplotlib in a thread would hold the GIL for seconds.
-    chart_drawer: ProcessRenderer
+    chart_drawer: ProcessRenderer = field(default_factory=ProcessRenderer)
 
     @classmethod
     def create(cls, sessionmaker: async_sessionmaker[AsyncSession]) -> AppServices:
@@ -49,7 +49,7 @@ class AppServices:
         return cls(
             sessionmaker,
             Translator(),
-            ChartCache(render=drawer),
+            ChartCache(render=drawer, render_commune=drawer.commune),
             OutboxDoorbell(),
             ResultsCache(),
             ExportRunner(),

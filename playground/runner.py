@@ -12,13 +12,16 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.consultation import Consultation, Role
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.consultation import Consultation, PhaseKind, Role
 from bot.phases.rehearsal import read_document, shifted, write_copy
 from playground.personas import (
     BOT_USERNAME,
     MODERATION_GROUP_ID,
     MODERATION_GROUP_TITLE,
     MODERATORS,
+    NEIGHBOURS,
     ORGANISERS,
     PERSONAS,
     PLAYGROUND_TOKEN,
@@ -138,6 +141,7 @@ class Playground:
         """Migrations, then the personas as members (language and role known), so that the
         announcements of the phases reach them as they would reach real members."""
         from storage.db import make_engine, make_sessionmaker, upgrade_async
+        from storage.repositories.communes import CommuneRepository
         from storage.repositories.members import MemberRepository
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -147,15 +151,51 @@ class Playground:
         try:
             async with make_sessionmaker(engine)() as session:
                 repo = MemberRepository(session)
+                communes = CommuneRepository(session)
                 for p in PERSONAS:
                     member, created = await repo.get_or_create(p.user_id, p.name)
                     if created:
                         await repo.set_language(member, p.language)
                         for role in ROLES[p.role]:
                             await repo.add_role(member, role)
+                        if p.commune and self.original.commune(p.commune):
+                            await communes.set(p.user_id, p.commune, datetime.now(UTC))
                 await session.commit()
+                await self._neighbours_answer(session)
         finally:
             await engine.dispose()
+
+    async def _neighbours_answer(self, session: AsyncSession) -> None:
+        """NEIGHBOURS' submitted answers (option i + j of question j, for variety), dated
+        within the file's own survey: the results then have a commune beside the network."""
+        from bot.survey.service import SurveyService
+        from storage.repositories.communes import CommuneRepository
+        from storage.repositories.members import MemberRepository
+
+        c = self.original
+        survey = c.phase(PhaseKind.SURVEY)
+        if survey is None or not c.communes:
+            return
+        at = survey.starts + (survey.ends - survey.starts) / 2
+        service = SurveyService(session, c)
+        for i, (member_id, commune) in enumerate(NEIGHBOURS):
+            _member, created = await MemberRepository(session).get_or_create(member_id, "")
+            if not created or c.commune(commune) is None:
+                continue
+            await CommuneRepository(session).set(member_id, commune, at)
+            await session.commit()
+            chosen: dict[str, list[str]] = {}
+            for j, q in enumerate(c.questions):
+                if not q.options or (
+                    q.when is not None
+                    and not set(q.when.any) & set(chosen.get(q.when.question, []))
+                ):
+                    continue
+                n = max(1, q.min_choices)
+                picks = [q.options[(i + j + k) % len(q.options)].id for k in range(n)]
+                chosen[q.id] = picks
+                await service.save(member_id, q, picks, None, at)
+            await service.submit(member_id, at)
 
     def _environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in OVERRIDDEN}

@@ -269,6 +269,9 @@ class Idea(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # Set when the author erased their data: title and text are blanked, the thread stays.
     erased_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # The author's commune when they submitted it (a change of theirs later does not move the
+    # idea); blanked with title and text when they erase their data.
+    commune: Mapped[str | None] = mapped_column(String(32))
 
 
 class Support(Base):

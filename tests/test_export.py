@@ -166,7 +166,9 @@ async def test_csv_export_reads_back_with_the_seed_counts(
                 assert sum(int(r[f"count_{x}"]) for x in ("fr", "nl", "en")) == int(r["count"])
     en = next(r for r in results if r["language"] == "en" and r["option"] == "living_together")
     assert en["option_label"].startswith("Living together")
-    assert progress[0] == (0, len(responses) + 3 + 3 + len(results))
+    by_commune = read_csv(paths[4])  # tests/test_results_communes.py reads it closely
+    assert {r["commune"] for r in by_commune} == {"other"}  # the seed's members gave none
+    assert progress[0] == (0, len(responses) + 3 + 3 + len(results) + len(by_commune))
     assert progress[-1][0] == progress[-1][1]
 
 

@@ -17,6 +17,7 @@ from aiogram_dialog.widgets.text import Format
 from bot.communes.service import Choice
 from bot.context import AppContext
 from bot.i18n import Translator
+from bot.results.view import send_results_to
 from bot.services import UpdateServices
 from bot.ui.deps import app_of, lang_of, member_of, services_of, translator_of
 from bot.ui.dialog_data import DialogRecord, Entry, StartRecord
@@ -33,6 +34,7 @@ class CommuneStart(StartRecord):
     """Start data: asked before the survey (which opens once answered), or from the menu."""
 
     then_survey: bool = False
+    then_results: bool = False  # an official asked before their first results
 
 
 class CommuneData(DialogRecord):
@@ -84,8 +86,10 @@ async def pick_getter(
 
 async def _open(event: CallbackQuery | Message, manager: DialogManager) -> bool:
     """The commune may be given or changed until the survey closes."""
-    app = app_of(manager)
-    if services_of(manager).communes.may_change(app.clock()) and member_of(manager) is not None:
+    app, member = app_of(manager), member_of(manager)
+    if member is not None and await services_of(manager).communes.may_change_for(
+        member, app.clock()
+    ):
         return True
     await tell(
         event,
@@ -130,8 +134,14 @@ async def on_other_input(message: Message, _: MessageInput, manager: DialogManag
     manager.show_mode = ShowMode.SEND
 
 
-async def _finish(manager: DialogManager) -> None:
+async def _finish(manager: DialogManager, callback: CallbackQuery) -> None:
     start = CommuneStart.load(manager.start_data)  # read before the dialog closes
+    if start.then_results and isinstance(callback.message, Message):
+        # The results the official asked for, their commune's beside the network's, below.
+        await manager.done(show_mode=ShowMode.NO_UPDATE)
+        await send_results_to(callback.message, manager)
+        await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
+        return
     if not start.then_survey:
         await manager.done()
         return
@@ -147,7 +157,7 @@ async def _choose(callback: CallbackQuery, manager: DialogManager, commune_id: s
     member = member_of(manager)
     assert member is not None  # checked by _open
     app, translator = app_of(manager), translator_of(manager)
-    choice = await services_of(manager).communes.choose(member.id, commune_id, app.clock())
+    choice = await services_of(manager).communes.choose(member, commune_id, app.clock())
     _ = translator.gettext
     if choice == Choice.CLOSED:  # closed between the check and the write
         await _open(callback, manager)
@@ -162,7 +172,7 @@ async def _choose(callback: CallbackQuery, manager: DialogManager, commune_id: s
         if name
         else _("Entendu : nous ne vous la demanderons plus.")
     )
-    await _finish(manager)
+    await _finish(manager, callback)
 
 
 async def on_pick(callback: CallbackQuery, _: Any, manager: DialogManager, commune_id: str) -> None:

@@ -9,9 +9,11 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.communes.lookup import CommuneDirectory, Matches
-from bot.consultation import PhaseKind
+from bot.consultation import PhaseKind, Role
 from bot.context import AppContext
 from storage.repositories.communes import CommuneRepository, MemberCommune
+from storage.repositories.members import MemberRecord
+from storage.repositories.survey import members_without_submission
 
 
 class Choice(StrEnum):
@@ -41,6 +43,25 @@ class CommuneService:
         survey = self.app.consultation.phase(PhaseKind.SURVEY)
         return survey is None or now <= survey.ends
 
+    async def may_change_for(self, member: MemberRecord, now: datetime) -> bool:
+        """`may_change`; and, after the survey, for an official who did not answer it: their
+        commune says whose results they get beside the network's, and describes no answer."""
+        if self.may_change(now):
+            return True
+        if not self.offered() or Role.OFFICIAL not in member.role_names:
+            return False
+        c = self.app.consultation
+        return bool(await members_without_submission(self.session, c.id, [member.id]))
+
+    async def official_needs_asking(self, member: MemberRecord, now: datetime) -> bool:
+        """An official never asked (nor told by their invitation), who may still say it: asked
+        when they first open the results, which depend on it."""
+        return (
+            Role.OFFICIAL in member.role_names
+            and await self.needs_asking(member.id)
+            and await self.may_change_for(member, now)
+        )
+
     async def of_member(self, member_id: int) -> MemberCommune:
         return await self.repo.of_member(member_id)
 
@@ -50,9 +71,10 @@ class CommuneService:
     def search(self, query: str) -> Matches:
         return self.directory.search(query)
 
-    async def choose(self, member_id: int, commune_id: str | None, now: datetime) -> Choice:
+    async def choose(self, member: MemberRecord, commune_id: str | None, now: datetime) -> Choice:
         """The member's answer: a commune's id, or None for "rather not say"."""
-        if not self.may_change(now):
+        member_id = member.id
+        if not await self.may_change_for(member, now):
             return Choice.CLOSED
         if commune_id is not None and self.directory.get(commune_id) is None:
             return Choice.UNKNOWN

@@ -17,7 +17,7 @@ from aiogram_dialog.widgets.text import Format
 from bot.consultation import PhaseKind
 from bot.context import AppContext
 from bot.i18n import Translator
-from bot.ideas.cards import comment_text_html, idea_title_html
+from bot.ideas.cards import comment_text_html, commune_mark, idea_title_html
 from bot.ideas.service import (
     COMMENT_MAX,
     Quota,
@@ -50,6 +50,7 @@ class BrowseData(DialogRecord):
     project = Entry[str | None]("project", None)  # the project listed; None: opened on an idea
     page = Entry[int]("page", 0)  # of its ideas
     sort = Entry[str]("sort", "new")  # "new" | "top" (most supported first)
+    mine = Entry[bool]("mine", False)  # only the ideas from the member's commune
     idea = Entry[int]("idea", 0)  # the idea on screen
     comments_page = Entry[int]("cpage", 0)  # of its comments
     parent = Entry[int | None]("parent", None)  # the comment being replied to, if any
@@ -106,12 +107,21 @@ async def on_project(
     await manager.switch_to(Ideas.project)
 
 
+async def _member_commune(services: UpdateServices, member: MemberRecord | None) -> str | None:
+    """The member's commune, if they gave one the consultation lists."""
+    if member is None or not services.communes.offered():
+        return None
+    commune = (await services.communes.of_member(member.id)).commune
+    return commune if services.communes.directory.get(commune) else None
+
+
 async def project_getter(
     dialog_manager: DialogManager,
     app: AppContext,
     lang: str,
     translator: Translator,
     services: UpdateServices,
+    member: MemberRecord | None = None,
     **_: Any,
 ) -> dict[str, Any]:
     ideas = services.ideas
@@ -119,10 +129,21 @@ async def project_getter(
     project = ideas.project(data.project or "") or ideas.projects()[0]
     by_support = data.sort == "top"
     page = data.page
+    # "My commune / the whole network": offered to a member who gave a commune of the file.
+    commune = await _member_commune(services, member)
+    only = commune if commune and data.mine else None
     listed, total = await ideas.repo.approved(
-        app.consultation.id, project.id, by_support, page * PAGE, PAGE
+        app.consultation.id, project.id, by_support, page * PAGE, PAGE, only
     )
+    name = escape(app.communes.name_of(commune, lang) or "")
     return {
+        "scope": translator.gettext("📍 Idées de la commune : {commune}.").format(commune=name)
+        if only
+        else "",
+        "to_mine": translator.gettext("📍 {commune} seulement").format(commune=name)
+        if commune and not only
+        else "",
+        "to_all": bool(only),
         "project": escape(app.consultation.text(project.title, lang)),
         "description": escape(app.consultation.text(project.description, lang)),
         "count": translator.ngettext("{n} idée approuvée", "{n} idées approuvées", total).format(
@@ -151,6 +172,12 @@ async def on_sort(callback: CallbackQuery, _: Button, manager: DialogManager) ->
     data = BrowseData.of(manager)
     data.sort = "new" if data.sort == "top" else "top"
     data.page = 0
+
+
+async def on_scope(callback: CallbackQuery, button: Button, manager: DialogManager) -> None:
+    # A stale "my commune" press from a member who has none since: the getter lists all.
+    data = BrowseData.of(manager)
+    data.mine, data.page = button.widget_id == "mine", 0
 
 
 def _label(translator: Translator, idea: Idea) -> str:
@@ -242,7 +269,8 @@ async def idea_getter(
         "",
         translator.gettext("— {name} · 👍 {n}").format(
             name=clip_html(idea.author_name or "—", 40), n=idea.supports
-        ),
+        )
+        + commune_mark(app, idea, lang, " · "),
     ]
     if idea.status != "approved":
         lines.append(
@@ -518,8 +546,11 @@ def ideas_dialog() -> Dialog:
                 Button(Format("◀️"), id="prev", on_click=on_page, when="has_prev"),
                 Button(Format("▶️"), id="next", on_click=on_page, when="has_next"),
             ),
+            Format("{scope}", when="scope"),
             Button(T("🔥 Les plus soutenues"), id="top", on_click=on_sort, when="by_new"),
             Button(T("🆕 Les plus récentes"), id="newest", on_click=on_sort, when="by_top"),
+            Button(Format("{to_mine}"), id="mine", on_click=on_scope, when="to_mine"),
+            Button(T("🌐 Tout le réseau"), id="all", on_click=on_scope, when="to_all"),
             Button(T("✍️ Proposer une idée ici"), id="new_here", on_click=on_propose, when="open"),
             SwitchTo(T("◀️ Projets"), id="to_projects", state=Ideas.projects),
             MessageInput(on_not_text, content_types=[ContentType.ANY]),

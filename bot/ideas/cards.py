@@ -293,9 +293,16 @@ def idea_card(app: AppContext, translator: Translator, idea: Idea, lang: str) ->
             f"<b>{idea_title_html(translator, idea, lang)}</b>",
             body,
             "",
-            _("Par {name}", locale=lang).format(name=clip_html(idea.author_name or "—", 130)),
+            _("Par {name}", locale=lang).format(name=clip_html(idea.author_name or "—", 130))
+            + commune_mark(app, idea, lang, " · "),
         ]
     )
+
+
+def commune_mark(app: AppContext, idea: Idea, lang: str, before: str = "") -> str:
+    """ "📍 Namur": where the idea comes from (its author's commune), or nothing."""
+    name = app.communes.name_of(idea.commune, lang)
+    return f"{before}📍 {escape(name)}" if name else ""
 
 
 def comment_card(

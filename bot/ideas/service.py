@@ -35,6 +35,7 @@ from bot.organisers import audit
 from storage.models import Comment, Idea, Member, NotificationState
 from storage.repositories.audit import AuditRepository
 from storage.repositories.cards import CardMatch, CardRepository
+from storage.repositories.communes import CommuneRepository
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRecord
 from storage.repositories.outbox import NewDelivery, OutboxRepository
@@ -223,6 +224,8 @@ class IdeaService:
 
     async def submit(self, member: MemberRecord, project_id: str, title: str, text: str) -> Idea:
         now = self.app.clock()
+        # The author's commune as it is now, kept on the idea (a later change does not move it).
+        commune = (await CommuneRepository(self.session).of_member(member.id)).commune
         idea = await self.repo.create(
             self.app.consultation.id,
             project_id,
@@ -231,6 +234,7 @@ class IdeaService:
             title.strip(),
             text.strip(),
             now,
+            commune if self.app.communes.get(commune) else None,
         )
         await self._count_for_quota(member.id, Quota.IDEAS, now)
         chat_id = await moderation_chat_id(self.session, self.app)

@@ -19,8 +19,11 @@ from typing import Any, TextIO
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation
+from bot.i18n import Translator
 from bot.organisers import audit
+from bot.results.communes import OTHER, compute_by_commune
 from bot.results.tally import compute
+from bot.results.tally import rank as rank_counts
 from bot.survey.kinds import kind_of
 from storage.repositories import export as repo
 from storage.repositories.audit import AuditRepository
@@ -34,6 +37,8 @@ class ExportKind(StrEnum):
     IDEAS = "ideas"
     COMMENTS = "comments"
     RESULTS = "results"
+    # The communes × answers table (bot/results/communes.py): small communes as "other".
+    RESULTS_BY_COMMUNE = "results_by_commune"
 
 
 class ExportFormat(StrEnum):
@@ -251,6 +256,59 @@ async def _results(session: AsyncSession, consultation: Consultation) -> Table:
     return Table(ExportKind.RESULTS, headers, _iterate(rows), len(rows))
 
 
+async def _results_by_commune(
+    session: AsyncSession, consultation: Consultation, lang: str
+) -> Table:
+    """Communes × answers: each commune of `results.min_group` respondents or more, then
+    "other" (the smaller ones and those who gave none) summed; options in the file's order,
+    the same rows for every commune, labels in the export's language."""
+    found = await compute_by_commune(session, consultation)
+    other = Translator().gettext("Autres communes ou commune non indiquée", locale=lang)
+    headers = [
+        "commune",
+        "commune_name",
+        "respondents",
+        "question",
+        "question_text",
+        "option",
+        "option_label",
+        "count",
+        "share_percent",
+        "respondents_asked",
+    ]
+    rows: list[list[Cell]] = []
+    for commune, counts in found.groups():
+        known = consultation.commune(commune)
+        # An id the file no longer lists is shown as it is.
+        name = (
+            known.label(lang, consultation.source_language)
+            if known
+            else other
+            if commune == OTHER
+            else commune
+        )
+        for qr in rank_counts(consultation, counts).questions:
+            q = qr.question
+            by_option = {r.option_id: r for r in qr.options}
+            for option in q.options:
+                ranked = by_option[option.id]
+                rows.append(
+                    [
+                        commune,
+                        name,
+                        counts.respondents,
+                        q.id,
+                        consultation.text(q.text, lang),
+                        option.id,
+                        consultation.text(option.text or option.label, lang),
+                        ranked.count,
+                        round(ranked.share * 100, 1),
+                        qr.seen,
+                    ]
+                )
+    return Table(ExportKind.RESULTS_BY_COMMUNE, headers, _iterate(rows), len(rows))
+
+
 async def _iterate(rows: Iterable[list[Cell]]) -> AsyncIterator[list[Cell]]:
     for row in rows:
         yield row
@@ -271,6 +329,8 @@ async def build_tables(
             out.append(await _ideas(session, consultation, lang))
         elif kind == ExportKind.COMMENTS:
             out.append(await _comments(session, consultation))
+        elif kind == ExportKind.RESULTS_BY_COMMUNE:
+            out.append(await _results_by_commune(session, consultation, lang))
         else:
             out.append(await _results(session, consultation))
     return out

@@ -8,6 +8,7 @@ from aiogram.types import Message
 from aiogram_dialog import DialogManager, StartMode
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.communes.dialog import CommuneStart
 from bot.consultation import PhaseKind
 from bot.context import AppContext
 from bot.i18n import Translator
@@ -19,7 +20,7 @@ from bot.results.view import may_see_results, send_results
 from bot.services import UpdateServices
 from bot.text_budget import pack_lines
 from bot.ui.presenters import when
-from bot.ui.states import Announce
+from bot.ui.states import Announce, CommunePick
 from storage.repositories.members import MemberRecord
 
 
@@ -51,6 +52,7 @@ async def results(
     lang: str,
     member: MemberRecord | None,
     services: UpdateServices,
+    dialog_manager: DialogManager,
 ) -> None:
     if not may_see_results(app, member):
         phase = app.consultation.phase(PhaseKind.RESULTS)
@@ -58,6 +60,12 @@ async def results(
             date=when(phase.starts, app.consultation, lang, time=True) if phase else "—"
         )
         await message.answer(text)
+        return
+    # An official's results depend on their commune: asked first, once, if never given.
+    if member is not None and await services.communes.official_needs_asking(member, app.clock()):
+        await dialog_manager.start(
+            CommunePick.ask, data=CommuneStart(then_results=True).dump(), mode=StartMode.RESET_STACK
+        )
         return
     await send_results(
         message, app, charts, results_cache, translator, session, lang, member, services.commentary

@@ -16,12 +16,15 @@ from bot.ui.presenters import timeline_text, when
 from storage.models import Member, Response
 from storage.repositories.instances import InstanceRepository
 from storage.repositories.outbox import OutboxRepository
+from storage.repositories.survey import respondents_by_commune
 from storage.repositories.transitions import TransitionRepository
 
 STATUSES = ("sent", "pending", "sending", "failed", "blocked")
 FAILED_SHOWN = 5
 BROADCASTS_SHOWN = 5
 RECENT_BROADCASTS = timedelta(hours=24)  # finished ones are shown this long
+# Respondents per commune: the communes with most respondents, the others summed.
+COMMUNES_SHOWN = 10
 
 
 async def status_report(
@@ -60,6 +63,8 @@ async def status_report(
             blocked=counts.get("blocked", 0),
         ),
     ]
+    if app.communes:
+        lines += await commune_lines(session, app, translator, lang)
     broadcasts = await OutboxRepository(session).broadcasts(now - RECENT_BROADCASTS)
     if broadcasts:
         lines.append("")
@@ -101,3 +106,33 @@ async def status_report(
     lines.append("")
     lines.append(_("Instances en service : {n}").format(n=alive))
     return "\n".join(lines)
+
+
+async def commune_lines(
+    session: AsyncSession, app: AppContext, translator: Translator, lang: str
+) -> list[str]:
+    """Respondents per commune: the COMMUNES_SHOWN largest, the rest in one line, then those
+    who gave none. Counts of respondents only, to organisers: no answer is shown."""
+    _ = translator.gettext
+    counts = await respondents_by_commune(session, app.consultation.id)
+    unknown = counts.pop(None, 0)
+    if not counts and not unknown:
+        return []
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0] or ""))
+    lines = ["", _("Répondants par commune :", locale=lang)]
+    for commune, n in ranked[:COMMUNES_SHOWN]:
+        name = app.communes.name_of(commune, lang) or ""
+        lines.append(_("• {commune} : {n}", locale=lang).format(commune=escape(name), n=n))
+    rest = ranked[COMMUNES_SHOWN:]
+    if rest:
+        lines.append(
+            translator.ngettext(
+                "• {communes} autre commune : {n}",
+                "• {communes} autres communes : {n}",
+                len(rest),
+                locale=lang,
+            ).format(communes=len(rest), n=sum(n for _c, n in rest))
+        )
+    if unknown:
+        lines.append(_("• Commune non indiquée : {n}", locale=lang).format(n=unknown))
+    return lines

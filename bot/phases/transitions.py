@@ -13,25 +13,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.consultation import Phase, Role
 from bot.context import AppContext
 from bot.i18n import Translator
+from bot.ideas.cards import commune_mark
 from bot.ideas.service import idea_link
 from bot.organisers.alerts import AdminAlerts
 from bot.phases.kinds import PhaseRun, Preparation, phase_type
 from bot.phases.timeline import Edge, Transition
 from bot.results.charts import chunks
+from bot.results.communes import CommuneView, compute_by_commune, hidden_sentence
 from bot.results.tally import (
     MESSAGE_LIMIT,
     Results,
-    compute,
     pack,
     results_heading,
     results_intro,
     summary_parts,
 )
+from bot.results.view import results_texts
 from bot.services import AppServices, UpdateServices
 from bot.ui.presenters import when
 from storage.models import Idea
+from storage.repositories.communes import recipients_with_communes
 from storage.repositories.ideas import IdeaRepository
-from storage.repositories.members import recipients
+from storage.repositories.members import MemberRepository, recipients
 from storage.repositories.outbox import NewDelivery, OutboxRepository
 from storage.repositories.survey import members_without_submission
 from storage.repositories.transitions import TransitionRepository
@@ -39,6 +42,8 @@ from storage.repositories.transitions import TransitionRepository
 log = logging.getLogger(__name__)
 
 
+# The network's most supported ideas in each commune's digest.
+DIGEST_TOP = 5
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(minutes=15)
 
@@ -96,13 +101,18 @@ async def _prepare_openings(app: AppContext, services: AppServices, now: datetim
 
 
 async def render_results_charts(app: AppContext, services: AppServices) -> None:
-    """The results charts in every language, rendered before the results open (a render
-    takes seconds) and kept for the opening's deliveries."""
+    """The results charts in every language, and each officials' commune's, rendered before
+    the results open (a render takes seconds) and kept for the opening's deliveries."""
     c = app.consultation
     async with services.sessionmaker() as session:
-        results = await compute(session, c)
+        found = await compute_by_commune(session, c)
+        officials = await recipients_with_communes(session, [Role.OFFICIAL], c.source_language)
     for lang in app.languages:
-        await services.charts.album(results, c, lang, services.translator)
+        await services.charts.album(found.network, c, lang, services.translator)
+    for lang, commune in sorted({(p.language, p.commune) for p in officials if p.commune}):
+        view = found.view(commune if app.communes.get(commune) else None)
+        if view.key is not None and lang in app.languages:
+            await services.charts.album(view.network, c, lang, services.translator, view)
 
 
 async def record_failure(
@@ -237,25 +247,42 @@ async def open_commentary_review(run: PhaseRun) -> str:
 
 
 async def broadcast_results(run: PhaseRun, late: bool = False) -> str:
+    """The results to the phase's audience: each official beside their commune's (when large
+    enough; else the network's and why), everybody else the network's."""
     session, app, services, phase, now = run.session, run.app, run.services, run.phase, run.now
     c = app.consultation
-    results = await compute(session, c)
+    found = await compute_by_commune(session, c)
     # Locked: an organiser approving at this very moment either comes first (the commentary
     # goes with the results) or sees the broadcast recorded (and sends it after them).
     commentary = UpdateServices(session, app, services).commentary
     approved = await commentary.for_readers(lock=True)
-    people = await recipients(session, phase.audience, c.source_language)
-    by_language: dict[str, list[int]] = defaultdict(list)
-    for member_id, lang in people:
-        by_language[lang].append(member_id)
+    people = await recipients_with_communes(session, phase.audience, c.source_language)
+    officials = set(await MemberRepository(session).ids_with_roles([Role.OFFICIAL]))
+    # One album (uploaded once, then re-sent by file_id) per language and commune shown.
+    groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+    views: dict[int, CommuneView] = {}
+    for person in people:
+        official = person.member_id in officials
+        view = found.view(person.commune if official and app.communes.get(person.commune) else None)
+        views[person.member_id] = view
+        groups[(person.language, view.key)].append(person.member_id)
     outbox = OutboxRepository(session)
     items: list[NewDelivery] = []
-    for lang, members in by_language.items():
+    for (lang, _commune), members in groups.items():
         note = late_note(app, services.translator, phase, lang) if late else None
         after = commentary.reader_message(approved, lang) if approved else None
         items.extend(
             await results_deliveries(
-                outbox, app, services, results, lang, members, f"results:{phase.id}", note, after
+                outbox,
+                app,
+                services,
+                found.network,
+                lang,
+                members,
+                f"results:{phase.id}",
+                note,
+                after,
+                views={m: views[m] for m in members},
             )
         )
     await outbox.enqueue(items, now)
@@ -281,18 +308,26 @@ async def results_deliveries(
     topic: str,
     note: str | None = None,
     commentary: str | None = None,
+    views: dict[int, CommuneView] | None = None,
 ) -> list[NewDelivery]:
-    """The results phase's text, the charts as albums (each photo uploaded once per language,
-    then re-sent by file_id), the summary parts and the approved commentary, in that order for
-    each member; a note (e.g. "late") goes under the first album's caption."""
+    """The results phase's text, the charts as albums (each photo uploaded once per language
+    and commune, then re-sent by file_id), the summary parts and the approved commentary, in
+    that order for each member; a note (e.g. "late") goes under the first album's caption.
+    With `views`, the members' (one commune shown, or none: bot/results/communes.py), and for
+    those whose commune is too small, the sentence saying why, after the phase's text."""
     c = app.consultation
     intro = results_intro(c, lang)
     translator = services.translator
-    parts = summary_parts(results, c, lang, translator)
+    view = next(iter(views.values())) if views else None
+    if view is not None and view.key is not None:
+        _why, parts = results_texts(view, app, lang, translator)
+    else:
+        parts = summary_parts(results, c, lang, translator)
     caption = results_heading(c, lang, translator)
-    album = await services.charts.album(results, c, lang, translator)
+    album = await services.charts.album(results, c, lang, translator, view)
+    name = f"results-{lang}-{view.key}" if view is not None and view.key else f"results-{lang}"
     photos = [
-        await outbox.add_media(f"results-{lang}-{i + 1}.png", png, file_id=album.file_ids[i])
+        await outbox.add_media(f"{name}-{i + 1}.png", png, file_id=album.file_ids[i])
         for i, png in enumerate(album.pngs)
     ]
     albums = [await outbox.add_album([photos[i] for i in group]) for group in chunks(len(photos))]
@@ -303,6 +338,10 @@ async def results_deliveries(
         key = f"{c.id}:{topic}:{member_id}"
         if intro:
             items.append(NewDelivery(f"{key}:intro", topic, member_id, text=intro))
+        mine = views.get(member_id) if views else None
+        why = hidden_sentence(mine, c, lang, translator) if mine is not None else None
+        if why:
+            items.append(NewDelivery(f"{key}:commune", topic, member_id, text=why))
         for j, album_id in enumerate(albums):
             items.append(
                 NewDelivery(
@@ -341,19 +380,26 @@ async def send_digest(run: PhaseRun, event: Transition) -> str:
         and t.scheduled_at < event.at
     ]
     start = max((t.scheduled_at for t in previous), default=phase.starts - timedelta(seconds=1))
-    ideas = await IdeaRepository(session).approved_between(c.id, start, event.at)
+    repo = IdeaRepository(session)
+    ideas = await repo.approved_between(c.id, start, event.at)
     if not ideas:
         return "nothing new"
-    people = await recipients(session, [Role.OFFICIAL], c.source_language)
+    # Each commune's officials get its ideas, and the network's most supported; an official
+    # who gave no commune gets all the new ideas.
+    top = await repo.most_supported(c.id, DIGEST_TOP) if app.communes else []
+    people = await recipients_with_communes(session, [Role.OFFICIAL], c.source_language)
     items = []
-    for member_id, lang in people:
-        parts = digest_parts(app, services.translator, phase, ideas, start, event.at, lang)
+    for person in people:
+        commune = person.commune if app.communes.get(person.commune) else None
+        parts = digest_parts(
+            app, services.translator, phase, ideas, start, event.at, person.language, commune, top
+        )
         for i, part in enumerate(parts):
             items.append(
                 NewDelivery(
-                    f"{c.id}:digest:{event.detail}:{member_id}:{i}",
+                    f"{c.id}:digest:{event.detail}:{person.member_id}:{i}",
                     f"digest:{phase.id}",
-                    member_id,
+                    person.member_id,
                     text=part,
                 )
             )
@@ -369,8 +415,13 @@ def digest_parts(
     start: datetime,
     end: datetime,
     lang: str,
+    commune: str | None = None,
+    top: list[Idea] | None = None,
 ) -> list[str]:
+    """The new approved ideas by project: all of them, or with `commune` those from that
+    commune (and a line when there are none), then `top`, the network's most supported."""
     c = app.consultation
+    _ = translator.gettext
     header = translator.ngettext(
         "🗞 <b>{n} nouvelle idée approuvée</b> ({start} – {end})",
         "🗞 <b>{n} nouvelles idées approuvées</b> ({start} – {end})",
@@ -378,10 +429,29 @@ def digest_parts(
         locale=lang,
     ).format(n=len(ideas), start=when(max(start, phase.starts), c, lang), end=when(end, c, lang))
     blocks = [header]
+    name = escape(app.communes.name_of(commune, lang) or "")
+    if commune is not None:
+        ideas = [i for i in ideas if i.commune == commune]
+        blocks.append(
+            _("📍 <b>Commune : {commune}</b>", locale=lang).format(commune=name)
+            if ideas
+            else _("📍 {commune} : aucune nouvelle idée cette fois.", locale=lang).format(
+                commune=name
+            )
+        )
     for project in phase.projects:
         mine = [i for i in ideas if i.project_id == project.id]
         if mine:
             lines = [f"<b>{escape(c.text(project.title, lang))}</b>"]
             lines += [f"• {escape(i.title)} — {idea_link(app, i.id)}" for i in mine]
             blocks.append("\n".join(lines))
+    if commune is not None and top:
+        lines = [_("🔥 <b>Les plus soutenues du réseau</b>", locale=lang)]
+        # "• {title} — " as above: /forget finds and redacts an erased idea's title here too.
+        lines += [
+            f"• {escape(i.title)} — 👍 {i.supports}{commune_mark(app, i, lang, ' · ')} · "
+            f"{idea_link(app, i.id)}"
+            for i in top
+        ]
+        blocks.append("\n".join(lines))
     return pack(blocks, MESSAGE_LIMIT)

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from bot.results.communes import CommuneView
+
 # Telegram albums (sendMediaGroup) hold 2 to 10 photos.
 ALBUM_MAX = 10
 # 1080 px wide at 150 dpi: Telegram keeps up to 1280 px, a phone shows it full width.
@@ -216,37 +218,65 @@ def _digest(png: bytes) -> bytes:
 
 
 Renderer = Callable[[Results, Consultation, str, Translator], list[bytes]]
+# (a commune's view, the consultation, the language, the translator, the commune's name)
+CommuneRenderer = Callable[["CommuneView", Consultation, str, Translator, str], list[bytes]]
+# An album's key: its language and the commune whose bars it shows beside the network's
+# (None: the network's alone).
+AlbumKey = tuple[str, str | None]
 
 
 @dataclass
 class ChartCache:
-    """Per language: the album of the latest counts. Rendered once, in a thread."""
+    """Per language (and commune shown beside the network): the album of the latest counts.
+    Rendered once, in a thread."""
 
     render: Renderer = render_album
-    albums: dict[str, Album] = field(default_factory=dict)
+    # bot/results/commune_charts.py's render_commune_album unless a test gives another.
+    render_commune: CommuneRenderer | None = None
+    albums: dict[AlbumKey, Album] = field(default_factory=dict)
     renders: int = 0
     # A chart's bytes (digest) -> the file_id Telegram gave it, whoever uploaded it (/results
     # or the outbox's broadcast): an unchanged question's chart is never uploaded twice.
     uploaded: dict[bytes, str] = field(default_factory=dict)
-    _render_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    _upload_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _render_locks: dict[AlbumKey, asyncio.Lock] = field(default_factory=dict)
+    _upload_locks: dict[AlbumKey, asyncio.Lock] = field(default_factory=dict)
 
     async def album(
-        self, results: Results, consultation: Consultation, lang: str, translator: Translator
+        self,
+        results: Results,
+        consultation: Consultation,
+        lang: str,
+        translator: Translator,
+        view: CommuneView | None = None,
     ) -> Album:
-        fingerprint = results.fingerprint()
-        cached = self.albums.get(lang)
+        """The network's album (`results`), or with a `view` whose commune is shown, that
+        commune's bars beside the network's."""
+        commune = view.key if view is not None else None
+        key: AlbumKey = (lang, commune)
+        # The network's album is one, whoever asks: with or without a view.
+        fingerprint = (
+            results.fingerprint() if view is None or commune is None else view.fingerprint()
+        )
+        cached = self.albums.get(key)
         if cached is not None and cached.fingerprint == fingerprint:
             return cached
-        async with self._render_locks.setdefault(lang, asyncio.Lock()):
-            cached = self.albums.get(lang)
+        async with self._render_locks.setdefault(key, asyncio.Lock()):
+            cached = self.albums.get(key)
             if cached is not None and cached.fingerprint == fingerprint:
                 return cached  # rendered by the member who was first
-            pngs = await asyncio.to_thread(self.render, results, consultation, lang, translator)
+            if view is not None and commune is not None:
+                known = consultation.commune(commune)
+                name = known.label(lang, consultation.source_language) if known else commune
+                render_commune = self.render_commune or _commune_renderer()
+                pngs = await asyncio.to_thread(
+                    render_commune, view, consultation, lang, translator, name
+                )
+            else:
+                pngs = await asyncio.to_thread(self.render, results, consultation, lang, translator)
             self.renders += 1
             album = Album(fingerprint, pngs, [None] * len(pngs))
             album.file_ids = [self.uploaded.get(d) for d in album.digests]
-            self.albums[lang] = album
+            self.albums[key] = album
             self._forget_old_uploads()
             return album
 
@@ -258,9 +288,9 @@ class ChartCache:
         current = {d for album in self.albums.values() for d in album.digests}
         self.uploaded = {d: f for d, f in self.uploaded.items() if d in current}
 
-    def upload_lock(self, lang: str) -> asyncio.Lock:
+    def upload_lock(self, lang: str, commune: str | None = None) -> asyncio.Lock:
         """Held while an album's photos are first uploaded: the others wait, then reuse them."""
-        return self._upload_locks.setdefault(lang, asyncio.Lock())
+        return self._upload_locks.setdefault((lang, commune), asyncio.Lock())
 
     def remember(self, png: bytes, file_id: str) -> None:
         """Telegram holds this chart now: every album showing it re-sends it by file_id."""
@@ -270,6 +300,13 @@ class ChartCache:
             for i, d in enumerate(album.digests):
                 if d == digest:
                     album.file_ids[i] = file_id
+
+
+def _commune_renderer() -> CommuneRenderer:
+    # Imported when first needed: bot/results/commune_charts.py draws with this module's sizes.
+    from bot.results.commune_charts import render_commune_album
+
+    return render_commune_album
 
 
 def chunks(count: int, size: int = ALBUM_MAX) -> list[range]:

@@ -14,15 +14,20 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import cache
+from typing import TYPE_CHECKING
 
 from bot.consultation import Consultation
 from bot.i18n import Translator
 from bot.results.charts import render_album
 from bot.results.tally import Results
 from storage.hot_path.statements import BACKGROUND_NICE
+
+if TYPE_CHECKING:
+    from bot.results.communes import CommuneView
 
 
 @cache
@@ -36,6 +41,15 @@ def draw_album(results: Results, consultation: Consultation, lang: str) -> list[
     return render_album(results, consultation, lang, _translator())
 
 
+def draw_commune_album(
+    view: CommuneView, consultation: Consultation, lang: str, name: str
+) -> list[bytes]:
+    """In the worker process: a commune's bars beside the network's."""
+    from bot.results.commune_charts import render_commune_album
+
+    return render_commune_album(view, consultation, lang, _translator(), name)
+
+
 class ProcessRenderer:
     """A `charts.Renderer` drawing in a spawned worker process, started on the first album and
     kept (the thread that calls it blocks on the result, without the GIL)."""
@@ -47,6 +61,20 @@ class ProcessRenderer:
     def __call__(
         self, results: Results, consultation: Consultation, lang: str, _translator: Translator
     ) -> list[bytes]:
+        return self._run(draw_album, results, consultation, lang)
+
+    def commune(
+        self,
+        view: CommuneView,
+        consultation: Consultation,
+        lang: str,
+        _translator: Translator,
+        name: str,
+    ) -> list[bytes]:
+        """A `charts.CommuneRenderer`, in the same worker."""
+        return self._run(draw_commune_album, view, consultation, lang, name)
+
+    def _run(self, draw: Callable[..., list[bytes]], *args: object) -> list[bytes]:
         with self._lock:
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(
@@ -57,7 +85,7 @@ class ProcessRenderer:
                 )
             executor = self._executor
         try:
-            return executor.submit(draw_album, results, consultation, lang).result()
+            return executor.submit(draw, *args).result()
         except BrokenProcessPool:
             # A dead worker (killed, out of memory) breaks its pool: a new one next time.
             with self._lock:

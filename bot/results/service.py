@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation
-from bot.results.tally import Results, compute, free_text_questions
+from bot.results.communes import ByCommune, compute_by_commune
+from bot.results.tally import Results, free_text_questions
 from storage.repositories.survey import (
     DataVersion,
     FreeText,
@@ -49,7 +50,7 @@ class _Entry:
     version: DataVersion
     started: int  # the ask counter when its version was read
     settles_at: datetime | None  # computed again once past, if still current
-    results: Results
+    found: ByCommune  # each commune's tally and the network's (their sum)
     free_texts: FreeTexts
 
     def serves(self, version: DataVersion, asked: int, now: datetime) -> bool:
@@ -74,7 +75,12 @@ class ResultsCache:
     async def results(
         self, session: AsyncSession, consultation: Consultation, now: datetime
     ) -> Results:
-        return (await self._current(session, consultation, now)).results
+        return (await self._current(session, consultation, now)).found.network
+
+    async def by_commune(
+        self, session: AsyncSession, consultation: Consultation, now: datetime
+    ) -> ByCommune:
+        return (await self._current(session, consultation, now)).found
 
     async def free_texts(
         self, session: AsyncSession, consultation: Consultation, now: datetime
@@ -103,7 +109,7 @@ class ResultsCache:
                 version,
                 started,
                 self._settles_at(version, now),
-                await compute(session, consultation),
+                await compute_by_commune(session, consultation),
                 await _free_texts(session, consultation),
             )
             self._entries[consultation.id] = entry

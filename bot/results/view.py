@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from aiogram import Bot
 from aiogram.types import BufferedInputFile, InputMediaPhoto, Message
+from aiogram_dialog import DialogManager
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.consultation import PhaseKind
+from bot.consultation import PhaseKind, Role
 from bot.context import AppContext
 from bot.i18n import Translator
 from bot.results.charts import Album, ChartCache, chunks
 from bot.results.commentary import CommentaryService
+from bot.results.communes import (
+    CommuneView,
+    commune_summary_parts,
+    hidden_sentence,
+)
 from bot.results.service import ResultsCache
 from bot.results.tally import (
     free_text_block,
@@ -20,6 +26,7 @@ from bot.results.tally import (
     summary_parts,
 )
 from storage.repositories.commentary import CommentaryRecord
+from storage.repositories.communes import CommuneRepository
 from storage.repositories.members import MemberRecord
 
 
@@ -32,13 +39,38 @@ def may_see_results(app: AppContext, member: MemberRecord | None) -> bool:
     return app.timeline.has_started(PhaseKind.RESULTS, app.clock())
 
 
+def reader_commune(app: AppContext, member: MemberRecord | None, commune: str | None) -> str | None:
+    """The commune whose results a reader gets beside the network's: an official's, when the
+    consultation lists it (members and organisers get the network's)."""
+    if member is None or Role.OFFICIAL not in member.role_names:
+        return None
+    return commune if app.communes.get(commune) else None
+
+
+def results_texts(
+    view: CommuneView, app: AppContext, lang: str, translator: Translator
+) -> tuple[str | None, list[str]]:
+    """(why the commune is not shown, if so; the summary's parts) for one reader."""
+    c = app.consultation
+    why = hidden_sentence(view, c, lang, translator)
+    if view.local is not None:
+        return why, commune_summary_parts(view, c, lang, translator)
+    return why, summary_parts(view.network, c, lang, translator)
+
+
 async def send_album(
-    bot: Bot, chat_id: int, album: Album, caption: str, charts: ChartCache, lang: str
+    bot: Bot,
+    chat_id: int,
+    album: Album,
+    caption: str,
+    charts: ChartCache,
+    lang: str,
+    commune: str | None = None,
 ) -> None:
-    """The charts as albums of up to ten photos; uploaded once per language and counts,
-    then sent again by the file_ids Telegram returned."""
+    """The charts as albums of up to ten photos; uploaded once per language (and commune)
+    and counts, then sent again by the file_ids Telegram returned."""
     if not album.uploaded:
-        async with charts.upload_lock(lang):
+        async with charts.upload_lock(lang, commune):
             if not album.uploaded:
                 await _send_groups(bot, chat_id, album, caption, charts, lang)
                 return
@@ -79,15 +111,21 @@ async def send_results(
     for organisers, the free-text answers too, and the commentary's review while it waits.
     Counted once per change of the data (`cache`), off the loop."""
     c = app.consultation
-    results = await cache.results(session, c, app.clock())
+    found = await cache.by_commune(session, c, app.clock())
+    mine = await CommuneRepository(session).of_member(member.id) if member else None
+    view = found.view(reader_commune(app, member, mine.commune if mine else None))
+    results = view.network
     intro = results_intro(c, lang)
     if intro:
         await message.answer(intro)
-    album = await charts.album(results, c, lang, translator)
+    why, parts = results_texts(view, app, lang, translator)
+    if why:
+        await message.answer(why)
+    album = await charts.album(results, c, lang, translator, view)
     if album.pngs and message.bot is not None:
         heading = results_heading(c, lang, translator)
-        await send_album(message.bot, message.chat.id, album, heading, charts, lang)
-    for part in summary_parts(results, c, lang, translator):
+        await send_album(message.bot, message.chat.id, album, heading, charts, lang, view.key)
+    for part in parts:
         await message.answer(part)
     record = await commentary.current()
     after = commentary.reader_message(record, lang) if record and record.approved else None
@@ -107,3 +145,29 @@ async def send_review(
     """An organiser's review of the commentary: each language's draft, then the card."""
     for text, markup in commentary.review_messages(record, lang):
         await message.answer(text, reply_markup=markup)
+
+
+async def send_results_to(message: Message, manager: DialogManager) -> None:
+    """`send_results` from a dialog's callback (the menu's button, the commune asked first)."""
+    from bot.ui.deps import (
+        app_of,
+        charts_of,
+        lang_of,
+        member_of,
+        results_cache_of,
+        services_of,
+        session_of,
+        translator_of,
+    )
+
+    await send_results(
+        message,
+        app_of(manager),
+        charts_of(manager),
+        results_cache_of(manager),
+        translator_of(manager),
+        session_of(manager),
+        lang_of(manager),
+        member_of(manager),
+        services_of(manager).commentary,
+    )

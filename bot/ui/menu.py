@@ -14,15 +14,12 @@ from bot.consultation import PhaseKind
 from bot.context import AppContext
 from bot.i18n import Translator
 from bot.phases.kinds import PHASE_TYPES
-from bot.results.view import may_see_results, send_results
+from bot.results.view import may_see_results, send_results_to
 from bot.ui.deps import (
     app_of,
-    charts_of,
     lang_of,
     member_of,
-    results_cache_of,
     services_of,
-    session_of,
     translator_of,
 )
 from bot.ui.presenters import help_text, status_text, when
@@ -50,7 +47,7 @@ async def menu_getter(
     }
     for kind in PHASE_TYPES.values():  # each kind's flags show its buttons below
         data.update(await kind.menu_flags(app, services, member, now))
-    data["commune"] = member is not None and services.communes.may_change(now)
+    data["commune"] = member is not None and await services.communes.may_change_for(member, now)
     return data
 
 
@@ -105,17 +102,13 @@ async def show_results(callback: CallbackQuery, _: Button, manager: DialogManage
         await callback.answer(translator.gettext("Les résultats ne sont pas encore publiés."))
         return
     await callback.answer()
-    await send_results(
-        callback.message,
-        app,
-        charts_of(manager),
-        results_cache_of(manager),
-        translator,
-        session_of(manager),
-        lang_of(manager),
-        member,
-        services_of(manager).commentary,
-    )
+    # An official's results depend on their commune: asked first, once, if never given.
+    if member is not None and await services_of(manager).communes.official_needs_asking(
+        member, app.clock()
+    ):
+        await manager.start(CommunePick.ask, data=CommuneStart(then_results=True).dump())
+        return
+    await send_results_to(callback.message, manager)
     await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import Member
+from storage.models import Member, MemberRole
 
 
 @dataclass(frozen=True)
@@ -57,3 +58,25 @@ class CommuneRepository:
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    member_id: int
+    language: str
+    commune: str | None  # None: not given (never asked, or rather not say)
+
+
+async def recipients_with_communes(
+    session: AsyncSession, roles: Iterable[str], default_language: str
+) -> list[Recipient]:
+    """Unblocked members holding any of the roles, with their language and commune (the
+    results and the digest go to each commune's officials)."""
+    rows = await session.execute(
+        select(Member.id, Member.language, Member.commune)
+        .join(MemberRole, MemberRole.member_id == Member.id)
+        .where(MemberRole.role.in_(list(roles)), Member.blocked.is_(False))
+        .distinct()
+        .order_by(Member.id)
+    )
+    return [Recipient(m, lang or default_language, commune) for m, lang, commune in rows]

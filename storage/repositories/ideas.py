@@ -25,6 +25,7 @@ class IdeaRepository:
         title: str,
         text: str,
         now: datetime,
+        commune: str | None = None,
     ) -> Idea:
         idea = Idea(
             consultation_id=consultation_id,
@@ -36,6 +37,7 @@ class IdeaRepository:
             status="pending",
             supports=0,
             created_at=now,
+            commune=commune,
         )
         self.session.add(idea)
         await self.session.flush()
@@ -45,13 +47,23 @@ class IdeaRepository:
         return await self.session.get(Idea, idea_id, populate_existing=True)
 
     async def approved(
-        self, consultation_id: str, project_id: str, by_support: bool, offset: int, limit: int
+        self,
+        consultation_id: str,
+        project_id: str,
+        by_support: bool,
+        offset: int,
+        limit: int,
+        commune: str | None = None,
     ) -> tuple[list[Idea], int]:
+        """A page of a project's approved ideas and their number; with `commune`, only the
+        ideas from that commune."""
         where = (
             (Idea.consultation_id == consultation_id)
             & (Idea.project_id == project_id)
             & (Idea.status == "approved")
         )
+        if commune is not None:
+            where &= Idea.commune == commune
         order = (Idea.supports.desc(), Idea.id.desc()) if by_support else (Idea.id.desc(),)
         items = await self.session.scalars(
             select(Idea).where(where).order_by(*order).offset(offset).limit(limit)
@@ -134,6 +146,22 @@ class IdeaRepository:
                 Idea.erased_at.is_(None),  # erased by its author: nothing left to tell
             )
             .order_by(Idea.project_id, Idea.id)
+        )
+        return list(rows.all())
+
+    async def most_supported(self, consultation_id: str, limit: int) -> list[Idea]:
+        """The network's most supported approved ideas (at least one support), first approved
+        first among equals; erased ones are left out (nothing left to show)."""
+        rows = await self.session.scalars(
+            select(Idea)
+            .where(
+                Idea.consultation_id == consultation_id,
+                Idea.status == "approved",
+                Idea.supports > 0,
+                Idea.erased_at.is_(None),
+            )
+            .order_by(Idea.supports.desc(), Idea.id)
+            .limit(limit)
         )
         return list(rows.all())
 

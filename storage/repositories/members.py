@@ -275,7 +275,7 @@ async def erase(
     await session.execute(
         update(Idea)
         .where(Idea.author_id == member_id)
-        .values(author_id=None, author_name="", title="", text="", erased_at=now)
+        .values(author_id=None, author_name="", title="", text="", commune=None, erased_at=now)
     )
     await session.execute(
         update(Comment)

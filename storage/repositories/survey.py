@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from storage.hot_path.statements import Direct, Runner
-from storage.models import AnswerChoice, QuestionAnswer, Response, UtcDateTime
+from storage.models import AnswerChoice, Member, QuestionAnswer, Response, UtcDateTime
 from storage.upsert import insert_for
 
 
@@ -353,6 +353,68 @@ async def tally(session: AsyncSession, consultation_id: str) -> Tally:
         seen={qid: n for qid, n in seen_rows},
         chosen={(qid, oid): n for qid, oid, n in chosen_rows},
     )
+
+
+async def respondents_by_commune(
+    session: AsyncSession, consultation_id: str
+) -> dict[str | None, int]:
+    """Submitted responses per commune of their authors (None: no commune given)."""
+    rows = await session.execute(
+        select(Member.commune, func.count())
+        .select_from(Response)
+        .join(Member, Member.id == Response.member_id)
+        .where(Response.consultation_id == consultation_id, Response.status == "submitted")
+        .group_by(Member.commune)
+    )
+    return {commune: n for commune, n in rows}
+
+
+@cache
+def _by_commune_statements() -> _TallyStatements:
+    """`_tally_statements` grouped by the respondents' commune as well; built once."""
+    submitted = _submitted_in(bindparam("c"))
+    by_member = Member.id == Response.member_id
+    return _TallyStatements(
+        submitted=select(Member.commune, func.count())
+        .select_from(Response)
+        .join(Member, by_member)
+        .where(submitted)
+        .group_by(Member.commune),
+        last_change=None,
+        seen=select(Member.commune, QuestionAnswer.question_id, func.count())
+        .select_from(QuestionAnswer)
+        .join(Response, Response.id == QuestionAnswer.response_id)
+        .join(Member, by_member)
+        .where(submitted)
+        .group_by(Member.commune, QuestionAnswer.question_id),
+        chosen=select(
+            Member.commune, AnswerChoice.question_id, AnswerChoice.option_id, func.count()
+        )
+        .select_from(AnswerChoice)
+        .join(Response, Response.id == AnswerChoice.response_id)
+        .join(Member, by_member)
+        .where(submitted)
+        .group_by(Member.commune, AnswerChoice.question_id, AnswerChoice.option_id),
+    )
+
+
+async def tally_by_commune(session: AsyncSession, consultation_id: str) -> dict[str | None, Tally]:
+    """`tally` per commune of the respondents (GROUP BY members.commune): None holds those who
+    gave none (rather not say, never asked). The groups add up to the network's tally. Read
+    off the event loop, committed data only, as `tally`."""
+    sql = _by_commune_statements()
+    params = {"c": consultation_id}
+    async with _direct(session).reading_aside() as db:
+        respondents = await db.rows(sql.submitted, params)
+        seen_rows = await db.rows(sql.seen, params)
+        chosen_rows = await db.rows(sql.chosen, params)
+    out = {commune: Tally(int(n), {}, {}) for commune, n in respondents}
+    # setdefault: a response erased (/forget) between two reads leaves no hole.
+    for commune, qid, n in seen_rows:
+        out.setdefault(commune, Tally(0, {}, {})).seen[qid] = n
+    for commune, qid, oid, n in chosen_rows:
+        out.setdefault(commune, Tally(0, {}, {})).chosen[(qid, oid)] = n
+    return out
 
 
 async def members_without_submission(

@@ -81,7 +81,8 @@ async def test_personas_export_guards_and_reset(client: tuple[TestClient, Playgr
     await playground.emulator.wait_for_bot_message(OLGA, "Export")
     documents = [m for m in await chat(http, OLGA) if "document" in m]
     assert [d["document"]["name"] for d in documents] == [
-        f"deconfinement-2020-{kind}.csv" for kind in ("responses", "ideas", "comments", "results")
+        f"deconfinement-2020-{kind}.csv"
+        for kind in ("responses", "ideas", "comments", "results", "results_by_commune")
     ]
     download = await http.get(documents[0]["document"]["url"])
     body = await download.read()

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from bot.consultation import load_consultation
-from bot.i18n import Translator
+from bot.i18n import Translator, typeset
 from tests.support import DEFAULT_CONSULTATION, REPO
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -171,7 +171,7 @@ async def test_survey_results_and_moderation_in_the_browser(tmp_path: Path) -> N
             await page.locator("#start").click()
             await expect(messages.locator(".keyboard")).not_to_have_count(0)
             await press(t("📝 Répondre au sondage"))
-            await press(t("🤐 Je préfère ne pas le dire"))  # the commune, asked once
+            # No commune asked: Amélie's is Namur, as her invitation would say.
             chosen: dict[str, str] = {}
             for q in consultation.questions:
                 if q.when is not None and not set(q.when.any) & {chosen.get(q.when.question)}:
@@ -197,10 +197,13 @@ async def test_survey_results_and_moderation_in_the_browser(tmp_path: Path) -> N
                 "() => { const img = document.querySelector('#messages .bubble img');"
                 " return img && img.complete && img.naturalWidth > 300; }"
             )
+            # Namur beside the network: Amélie and five neighbours, five more in Gent.
+            await expect(messages).to_contain_text(
+                typeset("Namur : 6 · réseau : 11 répondants", "fr")
+            )
             first = consultation.questions[0]
-            await expect(messages).to_contain_text("1 répondant")
             label = first.option(chosen[first.id]).text["fr"]  # type: ignore[union-attr,index]
-            await expect(messages).to_contain_text(f"{label} — 1 (100 %)")
+            await expect(messages).to_contain_text(typeset(f"{label} — Namur : ", "fr"))
             await chart.evaluate("img => img.scrollIntoView({block: 'start'})")
             await page.screenshot(path=str(shots / "playground-results.png"))
             await journal.record("results phase")

@@ -23,7 +23,7 @@ from playground import BotAPIEmulator, TranscriptEntry
 from storage.db import make_engine, make_sessionmaker, upgrade_async
 from storage.models import Delivery, Member, MemberRole, PhaseTransition
 from storage.repositories.members import MemberRepository
-from tests.e2e.conftest import ADMIN_ID, E2E
+from tests.e2e.conftest import ADMIN_ID, E2E, wait_button
 from tests.support import REPO, SEED_COUNTS, SEED_RESPONDENTS, answer_survey, seed_answers
 
 TR = Translator()
@@ -355,6 +355,10 @@ async def test_results_broadcast_reaches_everyone_once(
     griet = officials[0]
     uploads = [m.source for m in emu.media_sends].count("upload")
     await griet.send("/results")
+    # Her invitation named no commune: asked once, first (her results depend on it).
+    decline = t("🤐 Je préfère ne pas le dire", "nl")
+    await wait_button(griet, decline)
+    await griet.click(decline)
     reply = await griet.wait_for_message(c.text(c.question("strategy_axes").text, "nl")[:40])
     assert "Onder wie ‘Gezamenlijke lokale strategie’ antwoordde op vraag 1" in reply.text
     check_summary(c, reply.text, "nl")
