@@ -59,7 +59,7 @@ bench: install
 ## re-extract interface strings into the catalogs (French is the source)
 messages: install
 	$(BIN)/pybabel extract -F babel.cfg -k T -k _ -k gettext -k ngettext:1,2 -k N_ --no-location --sort-output --omit-header -o locales/messages.pot .
-	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching --ignore-obsolete
 
 clean:
 	rm -rf $(VENV)

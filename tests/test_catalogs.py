@@ -135,6 +135,19 @@ def test_every_msgid_of_the_code_is_translated(lang: str) -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_the_catalogs_carry_no_entry_the_code_no_longer_uses() -> None:
+    used = {u.msgid[0] if isinstance(u.msgid, tuple) else u.msgid for u in code_uses()}
+    for lang in ("fr", *TRANSLATED):
+        catalog = load(lang)
+        unused = [
+            m.id
+            for m in catalog
+            if m.id and (m.id[0] if isinstance(m.id, tuple) else m.id) not in used
+        ]
+        assert not unused, f"{lang}: entries no code uses (run `make messages`): {unused}"
+        assert not catalog.obsolete, f"{lang}: obsolete entries kept: {list(catalog.obsolete)}"
+
+
 def test_the_catalogs_carry_no_stale_fuzzy_entry() -> None:
     for lang in TRANSLATED:
         fuzzy = [m.id for m in load(lang) if m.id and m.fuzzy]
