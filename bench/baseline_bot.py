@@ -1,7 +1,7 @@
 """A deliberately small survey bot: the baseline of `survey_load.py`.
 
 Plain aiogram + aiogram-dialog, the consultation's questions, the same screens as ConsultBot
-(menu, one question per screen with ✅/▫️ or 🔘/⚪ options and ◀️/▶️, review with ✏️ and 📨, thanks),
+(menu, the commune asked once, one question per screen with ✅/▫️ or 🔘/⚪ options and ◀️/▶️, review with ✏️ and 📨, thanks),
 dialog state and answers in memory: no database, no catalogs, no middlewares. Its buttons
 toggle (a repeated tap undoes a choice): it is the yardstick, not a model.
 
@@ -26,14 +26,17 @@ from aiogram import Bot, Dispatcher  # noqa: E402
 from aiogram.client.default import DefaultBotProperties  # noqa: E402
 from aiogram.client.session.aiohttp import AiohttpSession  # noqa: E402
 from aiogram.client.telegram import TelegramAPIServer  # noqa: E402
+from aiogram.enums import ContentType  # noqa: E402
 from aiogram.filters import CommandStart  # noqa: E402
 from aiogram.fsm.state import State, StatesGroup  # noqa: E402
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation  # noqa: E402
 from aiogram.types import CallbackQuery, Message  # noqa: E402
 from aiogram_dialog import Dialog, DialogManager, StartMode, Window, setup_dialogs  # noqa: E402
-from aiogram_dialog.widgets.kbd import Button, Column, Group, Row, Select  # noqa: E402
+from aiogram_dialog.widgets.input import MessageInput  # noqa: E402
+from aiogram_dialog.widgets.kbd import Button, Column, Group, Row, Select, SwitchTo  # noqa: E402
 from aiogram_dialog.widgets.text import Const, Format  # noqa: E402
 
+from bot.communes.lookup import CommuneDirectory  # noqa: E402
 from bot.consultation import Consultation, Question, load_consultation  # noqa: E402
 
 
@@ -42,6 +45,8 @@ class Menu(StatesGroup):
 
 
 class Walk(StatesGroup):
+    commune = State()
+    commune_pick = State()
     question = State()
     review = State()
     done = State()
@@ -50,6 +55,8 @@ class Walk(StatesGroup):
 def build(consultation: Consultation) -> Dispatcher:
     c = consultation
     answers: dict[int, dict[str, list[str]]] = {}  # user id -> question id -> options
+    communes: dict[int, str | None] = {}  # user id -> commune id (None: rather not say)
+    directory = CommuneDirectory(c.communes, "fr")
 
     def visible(mine: dict[str, list[str]]) -> list[Question]:
         return [
@@ -139,10 +146,28 @@ def build(consultation: Consultation) -> Dispatcher:
     async def on_survey(cb: CallbackQuery, _: Button, manager: DialogManager) -> None:
         mine = answers.setdefault(cb.from_user.id, {})
         first = visible(mine)[0]
-        await manager.start(Walk.question, data={"q": first.id})
+        # The commune, asked once before the first question (as ConsultBot does).
+        asked = cb.from_user.id in communes
+        await manager.start(Walk.question if asked else Walk.commune, data={"q": first.id})
 
     async def on_walk_start(start_data: Any, manager: DialogManager) -> None:
         manager.dialog_data.update(q=start_data["q"], sel=[])
+
+    async def on_commune_query(message: Message, _: Any, manager: DialogManager) -> None:
+        found = directory.search(message.text or "")
+        manager.dialog_data["matches"] = [(m.id, m.label("fr", "fr")) for m in found.communes]
+        await manager.switch_to(Walk.commune_pick)
+
+    async def on_commune(cb: CallbackQuery, _: Any, manager: DialogManager, commune: str) -> None:
+        communes[cb.from_user.id] = commune
+        await manager.switch_to(Walk.question)
+
+    async def on_no_commune(cb: CallbackQuery, _: Button, manager: DialogManager) -> None:
+        communes[cb.from_user.id] = None
+        await manager.switch_to(Walk.question)
+
+    async def matches_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
+        return {"matches": dialog_manager.dialog_data.get("matches", [])}
 
     async def to_menu(cb: CallbackQuery, _: Button, manager: DialogManager) -> None:
         await manager.start(Menu.menu, mode=StartMode.RESET_STACK)
@@ -162,7 +187,32 @@ def build(consultation: Consultation) -> Dispatcher:
             state=Menu.menu,
         )
     )
+    decline = Button(Const("🤐 Je préfère ne pas le dire"), id="nc", on_click=on_no_commune)
     walk = Dialog(
+        Window(
+            Const("📍 <b>Dans quelle commune habitez-vous ?</b>\nÉcrivez votre code postal."),
+            decline,
+            Button(Const("◀️ Retour"), id="cback", on_click=to_menu),
+            MessageInput(on_commune_query, content_types=[ContentType.TEXT]),
+            state=Walk.commune,
+        ),
+        Window(
+            Const("📍 Choisissez votre commune :"),
+            Column(
+                Select(
+                    Format("{item[1]}"),
+                    id="c",
+                    item_id_getter=operator.itemgetter(0),
+                    items="matches",
+                    on_click=on_commune,
+                )
+            ),
+            SwitchTo(Const("🔎 Chercher une autre commune"), id="again", state=Walk.commune),
+            decline,
+            MessageInput(on_commune_query, content_types=[ContentType.TEXT]),
+            state=Walk.commune_pick,
+            getter=matches_getter,
+        ),
         Window(
             Format("Question {progress}\n\n<b>{text}</b>"),
             Column(

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from html import escape
 from typing import Any
 
-from aiogram.enums import ContentType
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import Dialog, DialogManager, ShowMode, StartMode, Window
 from aiogram_dialog.widgets.input import MessageInput
@@ -22,7 +21,7 @@ from bot.services import UpdateServices
 from bot.ui.deps import app_of, lang_of, member_of, services_of, translator_of
 from bot.ui.dialog_data import DialogRecord, Entry, StartRecord
 from bot.ui.states import CommunePick, MainMenu, Survey
-from bot.ui.widgets import Choices, T, tell
+from bot.ui.widgets import Choices, T, TextInput, tell
 from storage.repositories.members import MemberRecord
 
 # What a member types is a few words at most; a long message is not a commune.
@@ -191,8 +190,7 @@ def commune_dialog() -> Dialog:
             ),
             decline,
             Button(T("◀️ Retour"), id="back", on_click=on_back),
-            MessageInput(on_query, content_types=[ContentType.TEXT]),
-            MessageInput(on_other_input, content_types=[ContentType.ANY]),
+            *TextInput(on_query, on_other_input),
             state=CommunePick.ask,
             getter=ask_getter,
         ),
@@ -206,8 +204,7 @@ def commune_dialog() -> Dialog:
             Column(Choices("c", "matches", on_pick)),
             SwitchTo(T("🔎 Chercher une autre commune"), id="again", state=CommunePick.ask),
             decline,
-            MessageInput(on_query, content_types=[ContentType.TEXT]),
-            MessageInput(on_other_input, content_types=[ContentType.ANY]),
+            *TextInput(on_query, on_other_input),
             state=CommunePick.pick,
             getter=pick_getter,
         ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.types import (
@@ -97,6 +99,36 @@ async def _on_its_card(
     return False
 
 
+@dataclass(frozen=True)
+class ModerationTurn:
+    """A moderation button pressed: who pressed it, on which card, and what it needs."""
+
+    query: CallbackQuery
+    bot: Bot
+    app: AppContext
+    translator: Translator
+    session: AsyncSession
+    services: UpdateServices
+    moderators: ModeratorDirectory
+    member: MemberRecord | None
+
+    async def may_act(self, kind: str, target_id: int | None) -> bool:
+        """A moderator, pressing a card the target's own (see `_on_its_card`)."""
+        if not await _allowed(
+            self.query,
+            self.bot,
+            self.app,
+            self.translator,
+            self.session,
+            self.moderators,
+            self.member,
+        ):
+            return False
+        return target_id is None or await _on_its_card(
+            self.query, self.translator, self.services, kind, target_id
+        )
+
+
 async def on_idea_action(
     query: CallbackQuery,
     callback_data: IdeaAction,
@@ -108,15 +140,14 @@ async def on_idea_action(
     moderators: ModeratorDirectory,
     member: MemberRecord | None,
 ) -> None:
-    if not await _allowed(query, bot, app, translator, session, moderators, member):
+    idea_id = parse_id(callback_data.idea)
+    turn = ModerationTurn(query, bot, app, translator, session, services, moderators, member)
+    if not await turn.may_act("idea", idea_id):
         return
     _ = translator.gettext
     lang = _lang(app)
     service = services.ideas
     action = callback_data.action
-    idea_id = parse_id(callback_data.idea)
-    if idea_id is not None and not await _on_its_card(query, translator, services, "idea", idea_id):
-        return
     idea = await IdeaRepository(session).get(idea_id) if idea_id else None
     if idea is None:
         await query.answer(_("Cette idée n’existe plus."), show_alert=True)
@@ -188,15 +219,12 @@ async def on_comment_action(
     moderators: ModeratorDirectory,
     member: MemberRecord | None,
 ) -> None:
-    if not await _allowed(query, bot, app, translator, session, moderators, member):
+    comment_id = parse_id(callback_data.comment)
+    turn = ModerationTurn(query, bot, app, translator, session, services, moderators, member)
+    if not await turn.may_act("comment", comment_id):
         return
     _ = translator.gettext
     repo = IdeaRepository(session)
-    comment_id = parse_id(callback_data.comment)
-    if comment_id is not None and not await _on_its_card(
-        query, translator, services, "comment", comment_id
-    ):
-        return
     comment = await repo.comment(comment_id) if comment_id else None
     if comment is None:
         await query.answer(_("Ce commentaire n’existe plus."), show_alert=True)
@@ -275,7 +303,7 @@ async def pending(
         lines.append(_("Une carte manque dans le groupe ? Renvoyez-la avec son bouton 🔁."))
         buttons = [
             InlineKeyboardButton(
-                text=f"🔁 n° {idea.id}",
+                text=_("🔁 n° {id}").format(id=idea.id),
                 callback_data=PendingAction(action="resend", idea=idea.id).pack(),
             )
             for idea in ideas[:PENDING_SHOWN]

@@ -31,7 +31,7 @@ from bot.survey.view import review_text
 from bot.ui.deps import app_of, member_of, services_of, translator_of
 from bot.ui.presenters import option_details, when
 from bot.ui.states import MainMenu, Survey
-from bot.ui.widgets import Choices, Stamped, T, tell
+from bot.ui.widgets import Choices, Stamped, T, TextInput, tell
 from storage.repositories.members import MemberRecord
 from storage.repositories.survey import StoredAnswer
 
@@ -425,8 +425,7 @@ def survey_dialog() -> Dialog:
                 Stamped(T("Suivant ▶️"), "next", on_next, when="forward"),
                 Stamped(T("Valider ✅"), "ok", on_next, when="review_return"),
             ),
-            MessageInput(on_text, content_types=[ContentType.TEXT]),
-            MessageInput(on_other_input, content_types=[ContentType.ANY]),
+            *TextInput(on_text, on_other_input),
             state=Survey.question,
             getter=question_getter,
         ),
