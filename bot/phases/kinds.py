@@ -177,12 +177,20 @@ class SurveyPhase(PhaseType):
 
 class ResultsPhase(PhaseType):
     kind = PhaseKind.RESULTS
-    keys: ClassVar[Mapping[str, str]] = {"audience": "audience is for results phases"}
+    keys: ClassVar[Mapping[str, str]] = {
+        "audience": "audience is for results phases",
+        "push_charts": "push_charts is for results phases",
+    }
     rehearsal_length = timedelta(minutes=5)
 
     def problems(self, phase: Phase, loc: Loc, checks: FileChecks) -> Located:
         if not phase.audience:
             yield (*loc, "audience"), "say who receives the results, e.g. [official, ambassador]"
+        # By default each recipient gets one message and asks for the charts (📊); the roles
+        # listed get them pushed: 1 + charts + 1 messages each, as Telegram counts them.
+        for j, role in enumerate(phase.push_charts):
+            if role not in phase.audience:
+                yield (*loc, "push_charts", j), f"{role} is not in this phase's audience"
 
     def opening_preparation(self) -> Preparation | None:
         from bot.phases import transitions

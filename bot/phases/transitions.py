@@ -17,7 +17,7 @@ from bot.ideas.service import idea_link
 from bot.organisers.alerts import AdminAlerts
 from bot.phases.kinds import PhaseRun, Preparation, phase_type
 from bot.phases.timeline import Edge, Transition
-from bot.results.charts import chunks
+from bot.results.delivery import album_ids, chart_pushers, summary_broadcast
 from bot.results.tally import (
     MESSAGE_LIMIT,
     Results,
@@ -234,17 +234,23 @@ async def broadcast_results(run: PhaseRun, late: bool = False) -> str:
     c = app.consultation
     results = await compute(session, c)
     people = await recipients(session, phase.audience, c.source_language)
-    by_language: dict[str, list[int]] = defaultdict(list)
+    # One message each (📊 asks for the charts), unless the file pushes the charts to a role.
+    pushed = await chart_pushers(session, phase)
+    by_language: dict[tuple[str, bool], list[int]] = defaultdict(list)
     for member_id, lang in people:
-        by_language[lang].append(member_id)
+        by_language[(lang, member_id in pushed)].append(member_id)
     outbox = OutboxRepository(session)
     items: list[NewDelivery] = []
-    for lang, members in by_language.items():
+    topic = f"results:{phase.id}"
+    for (lang, push), members in by_language.items():
         note = late_note(app, services.translator, phase, lang) if late else None
-        items.extend(
-            await results_deliveries(
-                outbox, app, services, results, lang, members, f"results:{phase.id}", note
+        if not push:
+            items += await summary_broadcast(
+                app, services.translator, results, lang, members, topic, note
             )
+            continue
+        items.extend(
+            await results_deliveries(outbox, app, services, results, lang, members, topic, note)
         )
     await outbox.enqueue(items, now)
     return f"results to {len(people)}" + (" (late)" if late else "")
@@ -277,12 +283,8 @@ async def results_deliveries(
     translator = services.translator
     parts = summary_parts(results, c, lang, translator)
     caption = results_heading(c, lang, translator)
-    album = await services.charts.album(results, c, lang, translator)
-    photos = [
-        await outbox.add_media(f"results-{lang}-{i + 1}.png", png, file_id=album.file_ids[i])
-        for i, png in enumerate(album.pngs)
-    ]
-    albums = [await outbox.add_album([photos[i] for i in group]) for group in chunks(len(photos))]
+    # The same rows as the albums members ask for with 📊: uploaded once, re-sent by file_id.
+    albums = await album_ids(outbox, services.charts, results, c, lang, translator)
     if note:  # e.g. "late": under the first album's caption
         caption = f"{caption}\n\n{note}"
     items = []
