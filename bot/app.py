@@ -42,8 +42,9 @@ from bot.organisers import handlers as organiser_handlers
 from bot.organisers.alerts import AdminAlerts
 from bot.organisers.announce_dialog import announce_dialog
 from bot.phases.scheduler import PhaseEngine
+from bot.results import commentary_handlers, report_handlers
 from bot.results import handlers as results_handlers
-from bot.results import report_handlers
+from bot.results.commentary_dialog import commentary_dialog
 from bot.services import AppServices
 from bot.survey.dialog import survey_dialog
 from bot.telegram.middlewares.access import AccessMiddleware
@@ -206,11 +207,13 @@ def create_dispatcher(
         results_handlers.build_router(),
         privacy_handlers.build_router(),
         moderation_handlers.build_router(),
+        commentary_handlers.build_router(),
         menu_dialog(),
         language_dialog(),
         commune_dialog(),
         survey_dialog(),
         announce_dialog(),
+        commentary_dialog(),
         ideas_dialog(),
         submit_idea_dialog(),
         my_ideas_dialog(),

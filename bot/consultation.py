@@ -72,6 +72,9 @@ class Question(_Model):
     max: int | None = Field(default=None, ge=1)
     when: Condition | None = None
     max_length: int = Field(default=1000, ge=1, le=4000)
+    # The options are a scale (yes / no / don't know, never … always): results keep the
+    # file's order instead of ranking them by count.
+    ordered: bool = False
 
     @field_validator("kind", mode="before")
     @classmethod
@@ -111,6 +114,9 @@ class Phase(_Model):
     push_charts: list[Role] = Field(default_factory=list)
     projects: list[Project] = Field(default_factory=list)
     digest: timedelta | None = None
+    # Results phases: the organisers' draft commentary, sent after the data once they have
+    # approved it (or their edit of it) with the real counts in front of them.
+    commentary: Text | None = None
 
     @field_validator("starts", "ends", mode="before")
     @classmethod
@@ -568,6 +574,8 @@ def _semantic_problems(c: Consultation) -> Iterator[tuple[Loc, str]]:
             yield from texts((*loc, "options", j, "text"), o.text)
         for within, message in kind_of(q).problems(q):
             yield (*loc, *within), message
+        if q.ordered and not kind_of(q).counted:
+            yield (*loc, "ordered"), "only a question with options can keep them in order"
         if q.min is not None and q.max is not None and q.min > q.max:
             yield (*loc, "min"), f"min {q.min} is greater than max {q.max}"
         if q.when is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gettext as gettext_module
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -109,3 +110,20 @@ def percent(share: float, lang: str) -> str:
         return format_percent(share, locale=lang)
     except (ValueError, UnknownLocaleError):
         return f"{round(share * 100)}%"
+
+
+# French sets a no-break space before ? ! : ; and », and after «: a "?" never starts a line.
+_FRENCH_SPACE_BEFORE = re.compile(r" (?=[?!:;»])")
+_FRENCH_SPACE_AFTER = re.compile(r"(?<=«) ")
+NO_BREAK_SPACE = "\u00a0"
+
+
+def typeset(text: str, lang: str) -> str:
+    """The spaces a language's typography keeps on one line with their neighbour: in French
+    the space before ? ! : ; » and after « becomes a no-break space (matplotlib's and
+    textwrap's line breaks, and Telegram's, then never separate them). Only spaces already
+    written are changed ("14:00", "https://" stay as they are)."""
+    if lang != "fr":
+        return text
+    text = _FRENCH_SPACE_BEFORE.sub(NO_BREAK_SPACE, text)
+    return _FRENCH_SPACE_AFTER.sub(NO_BREAK_SPACE, text)

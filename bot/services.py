@@ -19,6 +19,7 @@ from bot.i18n import Translator
 from bot.ideas.service import IdeaService
 from bot.members.service import MemberService
 from bot.results.charts import ChartCache
+from bot.results.commentary import CommentaryService
 from bot.survey.service import SurveyService
 
 
@@ -49,7 +50,16 @@ class UpdateServices:
 
     # Made for every update: slots and plain properties (functools.cached_property takes a
     # lock on Python 3.11), so that an update that needs none costs next to nothing.
-    __slots__ = ("_app", "_communes", "_ideas", "_members", "_shared", "_survey", "session")
+    __slots__ = (
+        "_app",
+        "_commentary",
+        "_communes",
+        "_ideas",
+        "_members",
+        "_shared",
+        "_survey",
+        "session",
+    )
 
     def __init__(self, session: AsyncSession, app: AppContext, shared: AppServices) -> None:
         self.session = session
@@ -59,6 +69,7 @@ class UpdateServices:
         self._ideas: IdeaService | None = None
         self._members: MemberService | None = None
         self._survey: SurveyService | None = None
+        self._commentary: CommentaryService | None = None
 
     def with_session(self, session: AsyncSession) -> UpdateServices:
         """The same use cases over another session (the update's own one was closed)."""
@@ -82,6 +93,15 @@ class UpdateServices:
         if self._members is None:
             self._members = MemberService(self.session, self._app)
         return self._members
+
+    @property
+    def commentary(self) -> CommentaryService:
+        if self._commentary is None:
+            shared = self._shared
+            self._commentary = CommentaryService(
+                self.session, self._app, shared.translator, shared.doorbell
+            )
+        return self._commentary
 
     @property
     def survey(self) -> SurveyService:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     DateTime,
@@ -344,6 +345,27 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(16))
     target_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str | None] = mapped_column(String(255))
+
+
+class ResultsCommentary(Base):
+    """The results phase's commentary: the file's draft, then the organisers' edits, until one
+    of them approves a version. Texts are HTML per language; no organiser is named here (the
+    audit log says who did what)."""
+
+    __tablename__ = "results_commentaries"
+
+    consultation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    phase_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # 1 is the file's draft; every edit adds one (buttons carry it: an older one is stale).
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    texts: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # Per language, the version whose edit last wrote its text (older than the source
+    # language's: a translation kept while the source changed).
+    written: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="draft")  # draft | approved
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    edited_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class ChatMigration(Base):

@@ -83,7 +83,8 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(4)}"
 
 
-# The seed's phase-2 counts (10 respondents); ties keep the file's order.
+# The seed's phase-2 counts (10 respondents; the strategy axes asked of the 8 who chose the
+# joint strategy); ties keep the file's order.
 SEED_COUNTS: dict[str, dict[str, int]] = {
     "challenges": {
         "inclusion": 7,
@@ -126,14 +127,27 @@ SEED_RESPONDENTS = 10
 
 
 def seed_answers() -> list[dict[str, list[str]]]:
-    """Ten members' answers whose counts are the seed's (everyone answers every question)."""
+    """Ten members' answers whose counts are the seed's. Every member answers every question
+    asked of them: a conditional question (strategy_axes: those who chose the joint strategy)
+    is answered only by those it is asked of."""
+    asked_if = {
+        q["id"]: (q["when"]["question"], set(q["when"]["any"]))
+        for q in default_document()["questions"]
+        if "when" in q
+    }
     members: list[dict[str, list[str]]] = [{} for _ in range(SEED_RESPONDENTS)]
     for question, counts in SEED_COUNTS.items():
+        ring = [
+            m
+            for m in members
+            if question not in asked_if
+            or set(m.get(asked_if[question][0], [])) & asked_if[question][1]
+        ]
         offset = 0
         for option, count in counts.items():
             # Consecutive windows around the ring: every member gets at least one choice.
             for t in range(count):
-                members[(offset + t) % SEED_RESPONDENTS].setdefault(question, []).append(option)
+                ring[(offset + t) % len(ring)].setdefault(question, []).append(option)
             offset += count
     for i, member in enumerate(members):
         member["rehab_priority"] = ["yes"] if i < 4 else ["no"]

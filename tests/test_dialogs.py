@@ -159,32 +159,44 @@ async def test_first_question_requires_a_choice(harness: Harness) -> None:
     h = harness
     client = h.client()
     await start_survey(h, client)
-    assert (h.last().text or "").startswith("Question 1 / 6")
+    # Five questions for everyone; the strategy axes and the rehabilitation focus are
+    # asked after the answers that call for them.
+    assert (h.last().text or "").startswith("Question 1 / 5")
     await h.click(client, "Suivant")
     assert h.bot.alerts()[-1] == "Choisissez au moins 1 réponse."
-    assert (h.last().text or "").startswith("Question 1 / 6")
+    assert (h.last().text or "").startswith("Question 1 / 5")
     await h.click(client, "Inclusion des personnes")
     assert "✅ Inclusion des personnes" in str(h.last().reply_markup)
     await h.click(client, "Suivant")
-    assert (h.last().text or "").startswith("Question 2 / 6")
+    assert (h.last().text or "").startswith("Question 2 / 5")
     # Saved when the member left the screen, not at the end.
     assert await h.answers(7) == {"challenges": ("inclusion",)}
 
 
-async def answer_everything(h: Harness, client: BotClient, rehab: str) -> None:
+async def answer_everything(
+    h: Harness, client: BotClient, rehab: str, strategy: bool = True
+) -> None:
+    """Every question shown: the first option (and, with `strategy`, the joint strategy among
+    the challenges, which asks its axes), `rehab` to rehab_priority."""
     c = h.app.consultation
+    chosen: dict[str, set[str]] = {}
     for q in c.questions:
-        if q.when is not None and rehab != "Oui":
+        if q.when is not None and not chosen.get(q.when.question, set()) & set(q.when.any):
             continue
         text = h.last().text or ""
         assert c.text(q.text, "fr").split(" (")[0][:30] in text, (q.id, text)
         if q.id == "rehab_priority":
             await h.click(client, rehab)
+            chosen[q.id] = {"yes" if rehab == "Oui" else "no"}
             continue
+        chosen[q.id] = {q.options[0].id}
         if q.kind == "single":  # a tap answers and moves on
             await h.click(client, c.text(q.options[0].label, "fr"))
             continue
         await h.click(client, c.text(q.options[0].label, "fr"))
+        if q.id == "challenges" and strategy:
+            await h.click(client, "Stratégie locale commune")
+            chosen[q.id].add("strategy")
         await h.click(client, "Suivant")
 
 
@@ -233,6 +245,7 @@ async def test_resume_after_restart_at_the_first_unanswered_question(harness: Ha
     client = h.client()
     await start_survey(h, client)
     await h.click(client, "Inclusion des personnes")
+    await h.click(client, "Stratégie locale commune")  # its axes come next
     await h.click(client, "Suivant")
     await h.click(client, h.app.consultation.questions[1].options[1].label["fr"])
     await h.click(client, "Suivant")
@@ -327,7 +340,7 @@ async def test_text_instead_of_a_tap_is_answered_politely(harness: Harness) -> N
     await start_survey(h, client)
     await client.send("inclusion please")
     assert h.bot.texts()[-1] == "Utilisez les boutons sous la question, s’il vous plaît."
-    assert (h.last().text or "").startswith("Question 1 / 6")
+    assert (h.last().text or "").startswith("Question 1 / 5")
 
 
 async def test_invite_only_consultation(harness: Harness) -> None:

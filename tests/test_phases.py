@@ -204,6 +204,7 @@ def test_a_survey_needs_questions_and_one_phase_per_kind() -> None:
     assert located_problems(doc) == [
         ("phases[results].kind", "there is already a survey phase"),
         ("phases[results].audience", "audience is for results phases"),
+        ("phases[results].commentary", "commentary is for results phases"),
     ]
     # Without a survey phase, no question is needed.
     doc = default_document()

@@ -20,7 +20,7 @@ from bot.config import Settings
 from bot.consultation import load_consultation
 from bot.context import AppContext
 from bot.i18n import Translator
-from bot.results.report import ReportFigures, commentary, number, report_texts
+from bot.results.report import ReportFigures, number, report_texts
 from bot.results.report_handlers import ReportButton, parse_arguments
 from bot.results.report_pdf import A4_IN, render_pdf
 from bot.results.tally import rank
@@ -77,7 +77,8 @@ async def test_report_on_seeded_data(tmp_path: Path) -> None:
     assert "Rapport des résultats" in text
     assert "Sondage : du 4 mai 2020 au 16 mai 2020" in text
     assert "10 répondants pour l’ensemble du réseau" in text
-    assert "Commentaire" in text and "classés par ordre de priorité" in text
+    assert "Voici les résultats du sondage, question par question." in text
+    assert "Commentaire" not in text  # none approved yet
     assert f"Page 1 / {pages}" in text and f"Page {pages} / {pages}" in text
     # The counts of the seed, as a French reader writes them: "7 (70 %)" with a no-break space.
     assert "7 (70\u00a0%)" in text and "8 (80\u00a0%)" in text
@@ -123,7 +124,7 @@ def test_a_commune_beside_the_network_has_its_columns() -> None:
     texts = report_texts(
         app,
         ReportFigures(network, "liege", local),
-        commentary(C, "en"),
+        (["The results, question by question."], ["An approved commentary."]),
         "en",
         Translator(),
         datetime(2020, 5, 20, tzinfo=UTC),

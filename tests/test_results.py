@@ -1,4 +1,6 @@
-"""Results: SQL counts ranked like the seed's phase-2 text; summary per language; chart."""
+"""Results: SQL counts ranked like the seed's phase-2 text; summary per language; chart; the
+seed read closely (a scale kept in its order, "several answers possible", whose answers a
+follow-up counts, French no-break spaces)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.consultation import load_consultation
+from bot.consultation import PhaseKind, load_consultation
 from bot.i18n import Translator
 from bot.results.charts import chunks, question_figure, render_album
 from bot.results.tally import Results, compute, pack, rank, results_intro, summary_parts
@@ -52,6 +54,9 @@ async def test_ranking_reproduces_the_seed(sessionmaker: async_sessionmaker[Asyn
     ]
     for qid, counts in SEED_COUNTS.items():
         assert {r.option_id: r.count for r in by_id[qid].options} == counts
+    # The axes were asked of the eight who chose the joint strategy (the seed: "si vous
+    # estimez utile…"), and are counted over them.
+    assert axes.seen == 8 and axes.options[0].share == 7 / 8
     # The follow-up is counted over the four who saw it.
     focus = by_id["rehab_focus"]
     assert focus.seen == 4
@@ -70,14 +75,14 @@ async def test_summary_in_each_language(sessionmaker: async_sessionmaker[AsyncSe
     assert "10 répondants" in fr
     assert fr.index("L’approche locale, intégrale et intégrée") < fr.index("La communication")
     # Counts and percentages as each language writes them (Babel): "70 %" in French only.
-    assert "intégrée de prévention et de sécurité — 7 (70\xa0%)" in fr
-    assert "(4 personnes concernées)" in fr
+    assert "intégrée de prévention et de sécurité — 7 (88\xa0%)" in fr
+    assert "(4\xa0personnes concernées)" not in fr and "(4 personnes concernées)" in fr
     # No hint in the headers, no double brackets such as "(prévention des nuisances) (1)".
     assert "plusieurs choix" not in fr and ") (" not in fr
     assert "La diminution et la prévention des nuisances — 1 (10\xa0%)" in fr
     nl = "\n".join(summary_parts(results, C, "nl", translator))
     assert C.text(C.question("strategy_axes").text, "nl")[:40] in nl
-    assert "— 7 (70%)" in nl and "10 deelnemers" in nl
+    assert "— 7 (88%)" in nl and "10 deelnemers" in nl
     en = "\n".join(summary_parts(results, C, "en", translator))
     assert C.text(C.title, "en") in en
     assert "Support for victims — 3 (75%)" in en and ") (" not in en
@@ -85,14 +90,19 @@ async def test_summary_in_each_language(sessionmaker: async_sessionmaker[AsyncSe
         assert len(part) <= 4096
 
 
-def test_results_phase_text_comes_with_the_results() -> None:
-    """The seed's phase-2 conclusion (4 projects, ideas from 19/05/2020) is what members read
-    first, in their language."""
+def test_results_phase_text_is_short_and_the_commentary_a_draft() -> None:
+    """The data first, then the commentary: the phase's text only announces the data; the
+    seed's phase-2 commentary (4 projects, ideas from 19/05/2020) is the file's draft, which
+    the organisers approve once the survey has closed."""
     fr = results_intro(C, "fr")
     assert fr.startswith("📊 <b>Résultats du sondage")
-    assert "nous vous proposons 4 projets" in fr and "A partir du 19/05/2020" in fr
-    assert "4 projecten" in results_intro(C, "nl") and "Vanaf 19/05/2020" in results_intro(C, "nl")
-    assert "From 19/05/2020" in results_intro(C, "en")
+    assert "4 projets" not in fr and "19/05/2020" not in fr
+    phase = C.phase(PhaseKind.RESULTS)
+    assert phase is not None and phase.commentary is not None
+    assert "nous vous proposons 4 projets" in phase.commentary["fr"]
+    assert "A partir du 19/05/2020" in phase.commentary["fr"]
+    assert "4 projecten" in phase.commentary["nl"] and "Vanaf 19/05/2020" in phase.commentary["nl"]
+    assert "From 19/05/2020" in phase.commentary["en"]
 
 
 def test_pack_splits_at_block_boundaries() -> None:
@@ -126,21 +136,27 @@ def test_one_chart_per_question_readable_on_a_phone() -> None:
 
 @pytest.mark.parametrize("lang", ["fr", "nl", "en"])
 def test_chart_titles_never_overlap_the_bars(lang: str) -> None:
-    """Measured on the drawn figure: title above the note, note above the bars and their
-    labels, every text inside the image; counts and percentages printed on the bars."""
+    """Measured on the drawn figure: title above the notes, notes above the bars and their
+    labels, the footer ("several answers possible") below them, every text inside the image;
+    counts and percentages printed on the bars."""
     results = seed_results()
     for number, qr in enumerate(results.questions, start=1):
         fig = question_figure(qr, number, C, lang, Translator())
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-        title, note = (t.get_window_extent(renderer) for t in fig.texts)
+        boxes = {t.get_gid(): t.get_window_extent(renderer) for t in fig.texts}
+        title, note = boxes["title"], boxes["note"]
         ax = fig.axes[0]
         bars = ax.get_tightbbox(renderer)
         assert title.y0 > note.y1 and note.y0 > bars.y1, (lang, qr.question.id)
+        footer = boxes.get("footer")
+        assert (footer is not None) == (qr.question.kind == "multi"), (lang, qr.question.id)
+        if footer is not None:
+            assert footer.y1 < bars.y0, (lang, qr.question.id)
         values = [t.get_text() for t in ax.texts]
         assert len(values) == len(qr.options)
         assert values[0].startswith(f"{qr.options[0].count} (")
-        for box in [title, note, bars, *(t.get_window_extent(renderer) for t in ax.texts)]:
+        for box in [*boxes.values(), bars, *(t.get_window_extent(renderer) for t in ax.texts)]:
             assert 0 <= box.x0 and box.x1 <= fig.bbox.width + 0.5, (lang, qr.question.id)
             assert 0 <= box.y0 and box.y1 <= fig.bbox.height + 0.5, (lang, qr.question.id)
 

@@ -148,9 +148,11 @@ async def walk_the_survey(tour: Tour) -> None:
     c = tour.h.app.consultation
     for _ in range(len(c.questions)):
         text = tour.h.last().text or ""
+        if not re.search(r"\d+ / \d+", text.split("\n", 1)[0]):
+            return  # the review (its lines quote the questions too), not a question's screen
         question = next((q for q in c.questions if c.text(q.text, tour.lang) in text), None)
         if question is None:
-            return  # the review
+            return
         option = "yes" if question.id == "rehab_priority" else question.options[0].id
         assert await tour.press("o", question.id, rf"\d+\+{option}")  # select this option
         if question.kind == "multi":

@@ -143,7 +143,10 @@ def test_hidden_by_follows_conditions_from_the_file() -> None:
     assert hidden_by(C, rehab, ["no"]) == dependents
     assert hidden_by(C, rehab, ["yes"]) == []
     assert hidden_by(C, rehab, []) == dependents
-    assert hidden_by(C, C.questions[0], ["inclusion"]) == []
+    # Without the joint strategy among the challenges, its axes are not asked (the seed's
+    # "si vous estimez utile…").
+    assert hidden_by(C, C.questions[0], ["inclusion"]) == ["strategy_axes"]
+    assert hidden_by(C, C.questions[0], ["inclusion", "strategy"]) == []
 
 
 async def test_store_replaces_one_answer_and_drops_hidden_ones(

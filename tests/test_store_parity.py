@@ -38,8 +38,8 @@ STEPS: list[tuple[int, str, list[str] | str | None]] = [
     (1, "rehab_priority", ["yes"]),
     (1, "rehab_focus", ["victims"]),
     (1, "rehab_priority", ["no"]),  # hides (drops) rehab_focus
-    (1, "challenges", ["nuisances"]),  # hides (drops) the notes
-    (2, "challenges", ["inclusion"]),
+    (1, "challenges", ["nuisances", "strategy"]),  # hides (drops) the notes, keeps the axes
+    (2, "challenges", ["inclusion", "strategy"]),
     (2, "notes", ""),  # an empty text: min 0
     (2, "strategy_axes", ["local_economy"]),
     (2, "strategy_axes", None),  # taken back below the minimum

@@ -41,10 +41,13 @@ def test_answers_of_hidden_questions_are_dropped() -> None:
 def test_resume_at_first_unanswered_question() -> None:
     assert first_unanswered(C, {}) == 0
     answers = {
-        "challenges": StoredAnswer(("inclusion",)),
+        "challenges": StoredAnswer(("inclusion", "strategy")),
         "strategy_axes": StoredAnswer(("communication",)),
     }
     assert first_unanswered(C, answers) == 2
+    # Without the joint strategy among the challenges, its axes are not asked.
+    answers["challenges"] = StoredAnswer(("inclusion",))
+    assert first_unanswered(C, answers) == 1
     everything = {
         q.id: StoredAnswer((q.options[0].id,)) for q in C.questions if q.id != "rehab_focus"
     }

@@ -96,10 +96,10 @@ async def test_a_repeated_next_does_not_skip_a_question(harness: Harness) -> Non
     first = h.last()
     await client.click(first, button("Suivant"))
     second = h.last()
-    assert (second.text or "").startswith("Question 2 / 6")
+    assert (second.text or "").startswith("Question 2 / ")
     await client.click(first, button("Suivant"))  # tapped twice on question 1
     await client.click(first, button("Retour"))  # and a late ◀️ from it
-    assert (h.last().text or "").startswith("Question 2 / 6")
+    assert (h.last().text or "").startswith("Question 2 / ")
     assert keyboard(h.last()) == keyboard(second)
     assert h.bot.alerts()[alerts:] == []
     assert await h.answers(7) == {"challenges": ("inclusion",)}
@@ -113,9 +113,13 @@ async def test_a_late_single_choice_tap_does_not_answer_the_next_question(
     await start_survey(h, client)
     c = h.app.consultation
     single = next(q for q in c.questions if q.kind == "single")
+    visited = 0
     for q in c.questions[: c.questions.index(single)]:
+        if c.text(q.text, "fr") not in (h.last().text or ""):
+            continue  # a conditional question the first option does not lead to
         await h.click(client, c.text(q.options[0].label, "fr"))
         await h.click(client, "Suivant")
+        visited += 1
     seen = h.last()
     label = c.text(single.options[1].label, "fr")
     await client.click(seen, button(label))
@@ -124,7 +128,7 @@ async def test_a_late_single_choice_tap_does_not_answer_the_next_question(
     assert h.last().text == after.text and keyboard(h.last()) == keyboard(after)
     answers = await h.answers(7)
     assert answers[single.id] == (single.options[1].id,)
-    assert len(answers) == c.questions.index(single) + 1
+    assert len(answers) == visited + 1
 
 
 async def test_forged_callback_data_gets_a_polite_answer(harness: Harness) -> None:
@@ -168,7 +172,7 @@ async def test_forged_callback_data_gets_a_polite_answer(harness: Harness) -> No
     assert "Cette réponse n’existe pas ou plus." in alerts
     assert not any("erreur" in a for a in alerts)
     assert await h.answers(7) == {}
-    assert (h.last().text or "").startswith("Question 1 / 6")
+    assert (h.last().text or "").startswith("Question 1 / ")
     # The real buttons still work.
     await h.click(client, INCLUSION)
     assert await h.answers(7) == {"challenges": ("inclusion",)}

@@ -28,6 +28,8 @@ class Action(StrEnum):
     ANNOUNCEMENT = "announce"
     EXPORT = "export"  # for the exports (recorded by whoever writes one)
     ERASURE = "member.erase"
+    COMMENTARY_EDIT = "commentary.edit"  # the results commentary rewritten (target_id: version)
+    COMMENTARY_APPROVE = "commentary.approve"
 
 
 def parse_since(value: str, now: datetime, consultation: Consultation) -> datetime:

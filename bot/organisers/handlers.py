@@ -16,6 +16,7 @@ from bot.organisers.status import status_report
 from bot.results.charts import ChartCache
 from bot.results.report_handlers import report_keyboard
 from bot.results.view import may_see_results, send_results
+from bot.services import UpdateServices
 from bot.text_budget import pack_lines
 from bot.ui.presenters import when
 from bot.ui.states import Announce
@@ -48,6 +49,7 @@ async def results(
     session: AsyncSession,
     lang: str,
     member: MemberRecord | None,
+    services: UpdateServices,
 ) -> None:
     if not may_see_results(app, member):
         phase = app.consultation.phase(PhaseKind.RESULTS)
@@ -56,7 +58,7 @@ async def results(
         )
         await message.answer(text)
         return
-    await send_results(message, app, charts, translator, session, lang, member)
+    await send_results(message, app, charts, translator, session, lang, member, services.commentary)
     if member is not None and app.is_admin(member.id):
         offer = translator.gettext("Le document à présenter au collège ou au conseil :")
         await message.answer(offer, reply_markup=report_keyboard(lang, translator))

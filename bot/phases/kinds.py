@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     Located = Iterator[tuple[Loc, str]]
 
 
+# A results commentary is one message with its heading (Telegram: 4096 characters at most).
+COMMENTARY_CHARS = 3500
+
+
 class PhaseKind(StrEnum):
     """The `kind:` of a phase in the consultation file."""
 
@@ -160,6 +164,12 @@ class SurveyPhase(PhaseType):
 
         return await transitions.remind(run, before_end)
 
+    async def closed(self, run: PhaseRun) -> str:
+        # The counts are final: the organisers review the results commentary beside them.
+        from bot.phases import transitions
+
+        return await transitions.open_commentary_review(run)
+
     async def menu_flags(
         self, app: AppContext, services: UpdateServices, member: MemberRecord | None, now: datetime
     ) -> dict[str, bool]:
@@ -180,6 +190,7 @@ class ResultsPhase(PhaseType):
     keys: ClassVar[Mapping[str, str]] = {
         "audience": "audience is for results phases",
         "push_charts": "push_charts is for results phases",
+        "commentary": "commentary is for results phases",
     }
     rehearsal_length = timedelta(minutes=5)
 
@@ -191,6 +202,14 @@ class ResultsPhase(PhaseType):
         for j, role in enumerate(phase.push_charts):
             if role not in phase.audience:
                 yield (*loc, "push_charts", j), f"{role} is not in this phase's audience"
+        yield from checks.texts((*loc, "commentary"), phase.commentary)
+        for lang, text in (phase.commentary or {}).items():
+            if len(text) > COMMENTARY_CHARS:
+                yield (
+                    (*loc, "commentary", lang),
+                    f"too long for one message ({len(text)} characters, at most "
+                    f"{COMMENTARY_CHARS})",
+                )
 
     def opening_preparation(self) -> Preparation | None:
         from bot.phases import transitions

@@ -27,7 +27,7 @@ from bot.results.tally import (
     results_intro,
     summary_parts,
 )
-from bot.services import AppServices
+from bot.services import AppServices, UpdateServices
 from bot.ui.presenters import when
 from storage.models import Idea
 from storage.repositories.ideas import IdeaRepository
@@ -229,10 +229,21 @@ async def remind(run: PhaseRun, before_end: int) -> str:
     return f"reminded {n}"
 
 
+async def open_commentary_review(run: PhaseRun) -> str:
+    """The survey closed: the organisers review the results commentary (bot/results/commentary.py)."""
+    services = UpdateServices(run.session, run.app, run.services)
+    told = await services.commentary.open_review(run.now)
+    return f"closed, review to {told}" if told else "closed"
+
+
 async def broadcast_results(run: PhaseRun, late: bool = False) -> str:
     session, app, services, phase, now = run.session, run.app, run.services, run.phase, run.now
     c = app.consultation
     results = await compute(session, c)
+    # Locked: an organiser approving at this very moment either comes first (the commentary
+    # goes with the results) or sees the broadcast recorded (and sends it after them).
+    commentary = UpdateServices(session, app, services).commentary
+    approved = await commentary.for_readers(lock=True)
     people = await recipients(session, phase.audience, c.source_language)
     # One message each (📊 asks for the charts), unless the file pushes the charts to a role.
     pushed = await chart_pushers(session, phase)
@@ -244,13 +255,16 @@ async def broadcast_results(run: PhaseRun, late: bool = False) -> str:
     topic = f"results:{phase.id}"
     for (lang, push), members in by_language.items():
         note = late_note(app, services.translator, phase, lang) if late else None
-        if not push:
+        after = commentary.reader_message(approved, lang) if approved else None
+        if not push:  # the commentary in the same message, when it fits
             items += await summary_broadcast(
-                app, services.translator, results, lang, members, topic, note
+                app, services.translator, results, lang, members, topic, note, after
             )
             continue
         items.extend(
-            await results_deliveries(outbox, app, services, results, lang, members, topic, note)
+            await results_deliveries(
+                outbox, app, services, results, lang, members, topic, note, after
+            )
         )
     await outbox.enqueue(items, now)
     return f"results to {len(people)}" + (" (late)" if late else "")
@@ -274,10 +288,11 @@ async def results_deliveries(
     members: list[int],
     topic: str,
     note: str | None = None,
+    commentary: str | None = None,
 ) -> list[NewDelivery]:
     """The results phase's text, the charts as albums (each photo uploaded once per language,
-    then re-sent by file_id) and the summary parts, in that order for each member; a note
-    (e.g. "late") goes under the first album's caption."""
+    then re-sent by file_id), the summary parts and the approved commentary, in that order for
+    each member; a note (e.g. "late") goes under the first album's caption."""
     c = app.consultation
     intro = results_intro(c, lang)
     translator = services.translator
@@ -304,6 +319,8 @@ async def results_deliveries(
             )
         for i, part in enumerate(parts):
             items.append(NewDelivery(f"{key}:{i}", topic, member_id, text=part))
+        if commentary:  # the same key as when it follows later (bot/results/commentary.py)
+            items.append(NewDelivery(f"{key}:commentary", topic, member_id, text=commentary))
     return items
 
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.consultation import Consultation
-from bot.i18n import Translator, percent
-from bot.results.tally import QuestionResult, Results
+from bot.i18n import Translator, percent, typeset
+from bot.results.tally import QuestionResult, Results, several_answers, whose_answers
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 # Telegram albums (sendMediaGroup) hold 2 to 10 photos.
@@ -34,7 +35,49 @@ LABEL_PT = 13
 VALUE_PT = 13
 NOTE_PT = 11
 LINE_IN = 0.29  # one line of 15-pt text, with its spacing
+NOTE_LINE_IN = 0.22  # one line of 11-pt text, with its spacing
+NOTE_COLOR = "#555555"
 ROW_IN = 0.7  # one bar with its (two-line) label
+
+
+@dataclass(frozen=True)
+class ChartText:
+    """What a question's chart says, already wrapped: the layout is computed from it."""
+
+    title: list[str]  # "3. The question?", wrapped
+    notes: list[str]  # under the title: who answered (and, for a follow-up, who was asked)
+    labels: list[str]  # one per bar, top first: the option's label, wrapped (up to 3 lines)
+    values: list[str]  # one per bar: "7 (70 %)"
+    footer: list[str]  # under the bars: "several answers possible"
+
+
+def chart_text(
+    qr: QuestionResult,
+    number: int,
+    consultation: Consultation,
+    lang: str,
+    translator: Translator,
+) -> ChartText:
+    """The chart's texts in `lang`, typeset (French: no-break spaces before ? : ; !, so that a
+    wrapped title never leaves a "?" alone on its line) and wrapped to the chart's width."""
+    c = consultation
+    title = textwrap.wrap(typeset(f"{number}. {c.text(qr.question.text, lang)}", lang), 48)
+    answered = translator.ngettext(
+        "{n} personne a répondu", "{n} personnes ont répondu", qr.seen, locale=lang
+    ).format(n=qr.seen)
+    notes = [typeset(answered, lang)]
+    whose = whose_answers(qr.question, c, lang, translator)
+    if whose:
+        notes += textwrap.wrap(typeset(whose, lang), 64)
+    labels = []
+    for r in qr.options:
+        option = qr.question.option(r.option_id)
+        name = c.text(option.label, lang) if option else r.option_id
+        labels.append("\n".join(textwrap.wrap(typeset(name, lang), 20)[:3]))
+    values = [f"{r.count} ({percent(r.share, lang)})" for r in qr.options]
+    several = several_answers(qr.question, lang, translator)
+    footer = [typeset(several, lang)] if several else []
+    return ChartText(title or [""], notes, labels, values, footer)
 
 
 def question_chart(
@@ -58,21 +101,18 @@ def question_figure(
     lang: str,
     translator: Translator,
 ) -> Figure:
-    """The layout is computed in inches from the number of title lines and options, so the
-    title sits above the bars whatever its length (it cannot overlap them). The pyplot-free
-    Figure API: safe to use from a worker thread."""
+    """The layout is computed in inches from the number of text lines and options, so the
+    title and notes sit above the bars and the footer below, whatever their length (they cannot
+    overlap). The pyplot-free Figure API: safe to use from a worker thread. Each text carries
+    its role as `gid` (title, note, footer)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    c = consultation
-    title = textwrap.wrap(f"{number}. {c.text(qr.question.text, lang)}", 48) or [""]
-    note = translator.ngettext(
-        "{n} personne a répondu", "{n} personnes ont répondu", qr.seen, locale=lang
-    ).format(n=qr.seen)
+    text = chart_text(qr, number, consultation, lang, translator)
     rows = max(1, len(qr.options))
-    top_in = 0.2 + LINE_IN * len(title) + 0.35  # title lines, then the note
+    top_in = 0.2 + LINE_IN * len(text.title) + 0.12 + NOTE_LINE_IN * len(text.notes)
     bars_in = ROW_IN * rows
-    bottom_in = 0.25
+    bottom_in = 0.25 + (0.1 + NOTE_LINE_IN * len(text.footer) if text.footer else 0)
     height_in = top_in + bars_in + bottom_in
 
     fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI)
@@ -80,51 +120,67 @@ def question_figure(
     fig.text(
         0.02,
         1 - 0.15 / height_in,
-        "\n".join(title),
+        "\n".join(text.title),
         fontsize=TITLE_PT,
         fontweight="bold",
         va="top",
         ha="left",
         linespacing=1.25,
+        gid="title",
     )
     fig.text(
         0.02,
-        1 - (top_in - 0.12) / height_in,
-        note,
+        1 - (top_in - 0.08) / height_in,
+        "\n".join(text.notes),
         fontsize=NOTE_PT,
-        color="#555555",
+        color=NOTE_COLOR,
         va="bottom",
         ha="left",
+        linespacing=1.3,
+        gid="note",
     )
+    if text.footer:
+        fig.text(
+            0.02,
+            0.12 / height_in,
+            "\n".join(text.footer),
+            fontsize=NOTE_PT,
+            color=NOTE_COLOR,
+            fontstyle="italic",
+            va="bottom",
+            ha="left",
+            gid="footer",
+        )
     left = 0.37  # room for labels wrapped at 20 characters
-    ax = fig.add_axes(
-        (left, bottom_in / height_in, 0.96 - left, bars_in / height_in),
-    )
-    labels = []
-    for r in qr.options:
-        option = qr.question.option(r.option_id)
-        name = c.text(option.label, lang) if option else r.option_id
-        labels.append("\n".join(textwrap.wrap(name, 20)[:3]))
+    ax = fig.add_axes((left, bottom_in / height_in, 0.96 - left, bars_in / height_in))
+    draw_bars(ax, qr, text.labels, text.values)
+    return fig
+
+
+def draw_bars(
+    ax: Axes,
+    qr: QuestionResult,
+    labels: list[str],
+    values: list[str],
+    color: str = BAR_COLOR,
+) -> None:
+    """One question's bars, first option on top, its value ("7 (70 %)") after each bar, the
+    labels on the left. Kept apart from the figure so that another group's bars (a commune
+    beside the network) can be drawn on the same axes."""
     counts = [r.count for r in qr.options]
+    rows = max(1, len(counts))
     positions = list(range(len(counts)))[::-1]
-    ax.barh(positions, counts, color=BAR_COLOR, height=0.62)
+    ax.barh(positions, counts, color=color, height=0.62)
     ax.set_yticks(positions, labels, fontsize=LABEL_PT)
     ax.set_ylim(-0.6, rows - 0.4)
     top = max(1, max(counts, default=0))
     ax.set_xlim(0, top * 1.45)  # room for "12 (100 %)" after the longest bar
-    for y, r in zip(positions, qr.options, strict=True):
-        ax.text(
-            r.count + top * 0.02,
-            y,
-            f"{r.count} ({percent(r.share, lang)})",
-            va="center",
-            fontsize=VALUE_PT,
-        )
+    for y, count, value in zip(positions, counts, values, strict=True):
+        ax.text(count + top * 0.02, y, value, va="center", fontsize=VALUE_PT)
     ax.xaxis.set_visible(False)
     ax.tick_params(axis="y", length=0)
     for side in ("top", "right", "bottom"):
         ax.spines[side].set_visible(False)
-    return fig
 
 
 def render_album(

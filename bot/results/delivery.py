@@ -56,12 +56,14 @@ def summary_texts(
     lang: str,
     translator: Translator,
     note: str | None = None,
+    commentary: str | None = None,
 ) -> list[str]:
-    """The phase's text, `note` (e.g. "late") and the ranked counts, in as few messages as
-    Telegram's limit allows: one for the default consultation in each language."""
+    """The phase's text, `note` (e.g. "late"), the ranked counts and the approved commentary,
+    in as few messages as Telegram's limit allows: one for the default consultation."""
     intro = results_intro(consultation, lang)
     blocks = [b for b in (intro, note) if b]
-    return pack([*blocks, *summary_parts(results, consultation, lang, translator)], MESSAGE_LIMIT)
+    parts = summary_parts(results, consultation, lang, translator)
+    return pack([*blocks, *parts, *([commentary] if commentary else [])], MESSAGE_LIMIT)
 
 
 def results_keyboard(
@@ -179,11 +181,12 @@ async def summary_broadcast(
     members: list[int],
     topic: str,
     note: str | None = None,
+    commentary: str | None = None,
 ) -> list[NewDelivery]:
     """The default results delivery: the summary in one message (as few as fit) per member,
     with its buttons."""
     c = app.consultation
-    texts = summary_texts(results, c, lang, translator, note)
+    texts = summary_texts(results, c, lang, translator, note, commentary)
     markup = markup_json(results_keyboard(app, lang, results_version(results), translator))
     return [
         item
@@ -208,7 +211,10 @@ async def results_plan(
     session: AsyncSession, app: AppContext, translator: Translator, results: Results
 ) -> ResultsPlan | None:
     """The results phase's broadcast as it would go now: recipients, and the messages as
-    Telegram counts them (one summary, or text + album + summary for those pushed to)."""
+    Telegram counts them (the summary and the approved commentary in as few messages as fit,
+    or text + album + summary + commentary for those the charts are pushed to)."""
+    from bot.results.commentary_cards import commentary_message, reader_text
+    from storage.repositories.commentary import CommentaryRepository
     from storage.repositories.members import recipients
 
     c = app.consultation
@@ -217,19 +223,22 @@ async def results_plan(
         return None
     people = await recipients(session, phase.audience, c.source_language)
     pushed = await chart_pushers(session, phase)
+    approved = await CommentaryRepository(session).get(c.id, phase.id)
     photos = len(results.questions)
     per_language: dict[tuple[str, bool], int] = {}
     messages = most = 0
     for member_id, lang in people:
         push = member_id in pushed
         if (lang, push) not in per_language:
-            summary = summary_parts(results, c, lang, translator)
-            intro = 1 if results_intro(c, lang) else 0
-            per_language[(lang, push)] = (
-                intro + photos + len(summary)
-                if push
-                else len(summary_texts(results, c, lang, translator))
-            )
+            said = reader_text(c, approved, lang) if approved and approved.approved else None
+            after = commentary_message(said, lang, translator) if said else None
+            if push:
+                intro = 1 if results_intro(c, lang) else 0
+                summary = len(summary_parts(results, c, lang, translator))
+                per_language[(lang, push)] = intro + photos + summary + (1 if after else 0)
+            else:
+                texts = summary_texts(results, c, lang, translator, commentary=after)
+                per_language[(lang, push)] = len(texts)
         messages += per_language[(lang, push)]
         most = max(most, per_language[(lang, push)])
     return ResultsPlan(len(people), sum(1 for m, _ in people if m in pushed), messages, most)

@@ -28,6 +28,7 @@ from bot.results.delivery import (
 )
 from bot.results.tally import compute
 from bot.results.view import may_see_results
+from bot.services import UpdateServices
 from storage.repositories.members import MemberRecord
 
 
@@ -40,6 +41,7 @@ async def results_button(
     charts: ChartCache,
     doorbell: OutboxDoorbell,
     session: AsyncSession,
+    services: UpdateServices,
     member: MemberRecord | None,
 ) -> None:
     _ = translator.gettext
@@ -58,7 +60,9 @@ async def results_button(
             doorbell.ring()
         await query.answer(_("📊 Les graphiques arrivent."))
         return
-    texts = summary_texts(results, app.consultation, lang, translator)
+    approved = await services.commentary.for_readers()
+    after = services.commentary.reader_message(approved, lang) if approved else None
+    texts = summary_texts(results, app.consultation, lang, translator, commentary=after)
     markup = results_keyboard(app, lang, results_version(results), translator)
     if len(texts) == 1 and isinstance(query.message, Message):
         # The same message, in the other language: nothing new piles up in the chat.

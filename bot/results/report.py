@@ -19,11 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation, PhaseKind
 from bot.context import AppContext
-from bot.i18n import Translator, percent
+from bot.i18n import Translator, percent, typeset
 from bot.results.report_pdf import ReportQuestion, ReportRow, ReportTexts, render_pdf
-from bot.results.tally import Results, compute
-from bot.survey.kinds import kind_of
+from bot.results.tally import Results, compute, several_answers, whose_answers
 from bot.ui.presenters import when
+from storage.repositories.commentary import CommentaryRepository
 
 _TAG = re.compile(r"<[^>]+>")
 
@@ -56,17 +56,31 @@ async def figures(session: AsyncSession, app: AppContext, commune: str | None) -
     return ReportFigures(results, commune)
 
 
-def commentary(consultation: Consultation, lang: str) -> list[str]:
-    """The results phase's description, paragraph by paragraph."""
-    phase = consultation.phase(PhaseKind.RESULTS)
-    text = plain(consultation.text(phase.description, lang)) if phase else ""
+def paragraphs(html: str, lang: str) -> list[str]:
+    text = typeset(plain(html), lang)
     return [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+async def commentary(
+    session: AsyncSession, consultation: Consultation, lang: str
+) -> tuple[list[str], list[str]]:
+    """(the results phase's own text; the organisers' approved commentary, bot/results/
+    commentary.py, in `lang` or else the source language), paragraph by paragraph."""
+    phase = consultation.phase(PhaseKind.RESULTS)
+    if phase is None:
+        return [], []
+    introduction = paragraphs(consultation.text(phase.description, lang), lang)
+    record = await CommentaryRepository(session).get(consultation.id, phase.id)
+    if record is None or not record.approved:
+        return introduction, []
+    approved = record.texts.get(lang) or record.texts.get(consultation.source_language) or ""
+    return introduction, paragraphs(approved, lang)
 
 
 def report_texts(
     app: AppContext,
     found: ReportFigures,
-    paragraphs: list[str],
+    said: tuple[list[str], list[str]],
     lang: str,
     translator: Translator,
     now: datetime,
@@ -116,11 +130,12 @@ def report_texts(
         series = (commune, _("Réseau", locale=lang))
     return ReportTexts(
         organiser=c.text(c.organizer, lang) if c.organizer else "",
-        title=c.text(c.title, lang),
+        title=typeset(c.text(c.title, lang), lang),
         subtitle=subtitle,
         facts=facts,
+        introduction=said[0],
         commentary_heading=_("Commentaire", locale=lang),
-        commentary=paragraphs,
+        commentary=said[1],
         generated=_("Document établi le {date} avec ConsultBot.", locale=lang).format(
             date=when(now, c, lang, time=True)
         ),
@@ -163,13 +178,13 @@ def _questions(
         note = translator.ngettext(
             "{n} personne a répondu", "{n} personnes ont répondu", qr.seen, locale=lang
         ).format(n=number(qr.seen, lang))
-        remark = None
-        if kind_of(qr.question).max_choices(qr.question) > 1:
-            remark = translator.gettext(
-                "Plusieurs réponses possibles : le total des parts peut dépasser 100 %.",
-                locale=lang,
-            )
-        heading = f"{i}. {plain(c.text(qr.question.text, lang))}"
+        # As the summary says it: several answers possible, whose answers a follow-up counts.
+        remarks = [
+            several_answers(qr.question, lang, translator),
+            whose_answers(qr.question, c, lang, translator),
+        ]
+        remark = typeset(". ".join(r for r in remarks if r), lang) or None
+        heading = typeset(f"{i}. {plain(c.text(qr.question.text, lang))}", lang)
         out.append(ReportQuestion(heading, note, rows, remark))
     return out
 
@@ -189,7 +204,6 @@ async def build_report(
 ) -> bytes:
     """The PDF's bytes: counted by the database, drawn in a worker thread."""
     found = await figures(session, app, commune)
-    texts = report_texts(
-        app, found, commentary(app.consultation, lang), lang, translator, now or app.clock()
-    )
+    said = await commentary(session, app.consultation, lang)
+    texts = report_texts(app, found, said, lang, translator, now or app.clock())
     return await asyncio.to_thread(render_pdf, texts)

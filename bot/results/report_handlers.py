@@ -65,7 +65,7 @@ class ReportSender:
             lang,
             commune,
             results.fingerprint(),
-            tuple(commentary(c, lang)),
+            *(tuple(said) for said in await commentary(session, c, lang)),
             now.astimezone(c.tz).date(),
         )
         file_id = self.sent.get(key)

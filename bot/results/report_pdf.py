@@ -66,8 +66,9 @@ class ReportTexts:
     title: str
     subtitle: str
     facts: list[str]  # dates, respondents …: one line each
+    introduction: list[str]  # the results phase's own text, paragraphs
     commentary_heading: str
-    commentary: list[str]  # paragraphs
+    commentary: list[str]  # the organisers' approved commentary, paragraphs (or none)
     generated: str
     page_label: str  # "Page {page} / {pages}"
     columns: tuple[str, str, str]  # answer, count, share
@@ -160,9 +161,14 @@ def _cover(texts: ReportTexts) -> list[_Page]:
         page.text(wrap(texts.notice, BODY_PT), BODY_PT, color=GREY)
     page.y += 0.15
     page.rule()
-    if texts.commentary:
-        page.text([texts.commentary_heading], HEADING_PT, weight="bold", after=0.12)
-        for paragraph in texts.commentary:
+    sections = [(None, texts.introduction), (texts.commentary_heading, texts.commentary)]
+    for heading, paragraphs in sections:
+        if not paragraphs:
+            continue
+        if heading:
+            page.y += 0.1
+            page.text([heading], HEADING_PT, weight="bold", after=0.12)
+        for paragraph in paragraphs:
             for line in wrap(paragraph, BODY_PT):
                 if page.room < BODY_PT * LINE:  # a long commentary goes on over the next page
                     page = _Page()

@@ -8,7 +8,7 @@ from html import escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation, PhaseKind, Question
-from bot.i18n import Translator, percent
+from bot.i18n import Translator, percent, typeset
 from bot.survey.kinds import kind_of
 from bot.text_budget import clip_line, join_within
 from storage.repositories.survey import FreeText, Tally, tally
@@ -56,8 +56,14 @@ def free_text_questions(consultation: Consultation) -> list[Question]:
     return [q for q in consultation.questions if not kind_of(q).counted]
 
 
+def question_numbers(consultation: Consultation) -> dict[str, int]:
+    """Each counted question's number as readers of the results see it (1, 2, …)."""
+    return {q.id: i for i, q in enumerate(counted_questions(consultation), start=1)}
+
+
 def rank(consultation: Consultation, counts: Tally) -> Results:
-    """Options by count, ties in file order; shares over those who saw each question."""
+    """Options by count, ties in file order; an `ordered` question (a scale such as yes / no)
+    keeps the file's order. Shares over those who saw each question."""
     out = []
     for q in counted_questions(consultation):
         seen = counts.seen.get(q.id, 0)
@@ -66,9 +72,43 @@ def rank(consultation: Consultation, counts: Tally) -> Results:
             for o in q.options
             for n in [counts.chosen.get((q.id, o.id), 0)]
         ]
-        ranked.sort(key=lambda r: -r.count)  # stable: equal counts keep the file's order
+        if not q.ordered:
+            ranked.sort(key=lambda r: -r.count)  # stable: equal counts keep the file's order
         out.append(QuestionResult(q, seen, ranked))
     return Results(counts.respondents, out)
+
+
+def several_answers(question: Question, lang: str, translator: Translator) -> str | None:
+    """Under a question whose answers may be several: why the shares add up to more than 100 %."""
+    if kind_of(question).max_choices(question) <= 1:
+        return None
+    return translator.gettext("Plusieurs réponses possibles", locale=lang)
+
+
+def whose_answers(
+    question: Question, consultation: Consultation, lang: str, translator: Translator
+) -> str | None:
+    """A conditional question counts the answers of those it was asked of: "Among those who
+    answered “Yes” to question 6" (numbered as the results show it). Plain text."""
+    when = question.when
+    target = consultation.question(when.question) if when else None
+    if when is None or target is None:
+        return None
+    _ = translator.gettext
+    labels = [
+        _("« {text} »", locale=lang).format(text=consultation.text(o.label, lang))
+        for o in target.options
+        if o.id in when.any
+    ]
+    answers = labels[0]
+    if len(labels) > 1:
+        answers = _("{options} ou {last}", locale=lang).format(
+            options=", ".join(labels[:-1]), last=labels[-1]
+        )
+    number = question_numbers(consultation).get(target.id)
+    return _(
+        "Parmi celles et ceux qui ont répondu {answers} à la question {number}", locale=lang
+    ).format(answers=answers, number=number)
 
 
 async def compute(session: AsyncSession, consultation: Consultation) -> Results:
@@ -84,15 +124,14 @@ def results_intro(consultation: Consultation, lang: str) -> str:
     parts = [f"📊 <b>{escape(c.text(phase.title, lang))}</b>"]
     if phase.description:
         parts.append(escape(c.text(phase.description, lang)).strip())
-    return "\n\n".join(parts)
+    return typeset("\n\n".join(parts), lang)
 
 
 def results_heading(consultation: Consultation, lang: str, translator: Translator) -> str:
     """The chart album's caption and the summary's first line."""
     c = consultation
-    return translator.gettext("📊 <b>Résultats : {title}</b>", locale=lang).format(
-        title=escape(c.text(c.title, lang))
-    )
+    heading = translator.gettext("📊 <b>Résultats : {title}</b>", locale=lang)
+    return typeset(heading.format(title=escape(c.text(c.title, lang))), lang)
 
 
 def summary_parts(
@@ -108,15 +147,17 @@ def summary_parts(
     if results.respondents == 0:
         blocks.append(_("Personne n’a encore envoyé ses réponses.", locale=lang))
     for i, qr in enumerate(results.questions, start=1):
-        lines = [f"<b>{i}. {escape(c.text(qr.question.text, lang))}</b>"]
-        if qr.seen != results.respondents:
-            lines.append(
-                "<i>"
-                + translator.ngettext(
-                    "({n} personne concernée)", "({n} personnes concernées)", qr.seen, locale=lang
-                ).format(n=qr.seen)
-                + "</i>"
-            )
+        q = qr.question
+        lines = [f"<b>{i}. {escape(c.text(q.text, lang))}</b>"]
+        several = several_answers(q, lang, translator)
+        if several:
+            lines.append(f"<i>{escape(several)}</i>")
+        whose = whose_answers(q, c, lang, translator)
+        if whose or qr.seen != results.respondents:
+            concerned = translator.ngettext(
+                "({n} personne concernée)", "({n} personnes concernées)", qr.seen, locale=lang
+            ).format(n=qr.seen)
+            lines.append(f"<i>{escape(f'{whose} {concerned}' if whose else concerned)}</i>")
         for r in qr.options:
             option = qr.question.option(r.option_id)
             label = escape(c.text(option.text or option.label, lang)) if option else r.option_id
@@ -126,7 +167,7 @@ def summary_parts(
                 )
             )
         blocks.append("\n".join(lines))
-    return pack(blocks, MESSAGE_LIMIT)
+    return pack([typeset(block, lang) for block in blocks], MESSAGE_LIMIT)
 
 
 def free_text_block(
@@ -158,7 +199,7 @@ def free_text_block(
             for answer in shown:
                 text = answer.text if len(answer.text) <= 300 else answer.text[:299] + "…"
                 lines.append(_("« {text} »", locale=lang).format(text=escape(text)))
-    return "\n".join(lines)
+    return typeset("\n".join(lines), lang)
 
 
 def pack(blocks: list[str], limit: int) -> list[str]:

@@ -10,6 +10,7 @@ from bot.consultation import PhaseKind
 from bot.context import AppContext
 from bot.i18n import Translator
 from bot.results.charts import Album, ChartCache, chunks
+from bot.results.commentary import CommentaryService
 from bot.results.tally import (
     compute,
     free_text_block,
@@ -18,6 +19,7 @@ from bot.results.tally import (
     results_intro,
     summary_parts,
 )
+from storage.repositories.commentary import CommentaryRecord
 from storage.repositories.members import MemberRecord
 from storage.repositories.survey import free_text_answers, free_text_counts
 
@@ -73,9 +75,10 @@ async def send_results(
     session: AsyncSession,
     lang: str,
     member: MemberRecord | None,
+    commentary: CommentaryService,
 ) -> None:
-    """The results phase's text, the charts, the ranked counts; for organisers, the
-    free-text answers too."""
+    """The results phase's text, the charts, the ranked counts, then the approved commentary;
+    for organisers, the free-text answers too, and the commentary's review while it waits."""
     c = app.consultation
     results = await compute(session, c)
     intro = results_intro(c, lang)
@@ -87,6 +90,10 @@ async def send_results(
         await send_album(message.bot, message.chat.id, album, heading, charts, lang)
     for part in summary_parts(results, c, lang, translator):
         await message.answer(part)
+    record = await commentary.current()
+    after = commentary.reader_message(record, lang) if record and record.approved else None
+    if after:
+        await message.answer(after)
     if member is not None and app.is_admin(member.id):
         text_questions = [q.id for q in free_text_questions(c)]
         if text_questions:
@@ -96,3 +103,13 @@ async def send_results(
                 for qid in text_questions
             }
             await message.answer(free_text_block(c, counts, latest, lang, translator))
+        if record is not None and not record.approved:
+            await send_review(message, commentary, record, lang)
+
+
+async def send_review(
+    message: Message, commentary: CommentaryService, record: CommentaryRecord, lang: str
+) -> None:
+    """An organiser's review of the commentary: each language's draft, then the card."""
+    for text, markup in commentary.review_messages(record, lang):
+        await message.answer(text, reply_markup=markup)

@@ -112,6 +112,7 @@ async def show_results(callback: CallbackQuery, _: Button, manager: DialogManage
         session_of(manager),
         lang_of(manager),
         member,
+        services_of(manager).commentary,
     )
     await manager.start(MainMenu.menu, mode=StartMode.RESET_STACK, show_mode=ShowMode.SEND)
 

@@ -47,3 +47,7 @@ class MyIdeas(StatesGroup):
 class CommunePick(StatesGroup):
     ask = State()
     pick = State()
+
+
+class CommentaryEdit(StatesGroup):
+    text = State()

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consultation import Consultation, PhaseKind, Role, load_consultation
-from bot.i18n import Translator
+from bot.i18n import Translator, typeset
 from playground import BotAPIEmulator, TranscriptEntry
 from storage.db import make_engine, make_sessionmaker, upgrade_async
 from storage.models import Delivery, Member, MemberRole, PhaseTransition
@@ -131,10 +131,11 @@ class Expected:
 
 
 def expected(c: Consultation, lang: str) -> Expected:
-    caption = plain(t("📊 <b>Résultats : {title}</b>", lang).format(title=c.text(c.title, lang)))
+    heading = t("📊 <b>Résultats : {title}</b>", lang).format(title=c.text(c.title, lang))
+    caption = plain(typeset(heading, lang))  # French: "Résultats\xa0:"
     phase = c.phase(PhaseKind.RESULTS)
     assert phase is not None
-    return Expected(lang, "📊 " + c.text(phase.title, lang), caption, caption)
+    return Expected(lang, typeset("📊 " + c.text(phase.title, lang), lang), caption, caption)
 
 
 QUESTIONS = 7  # one chart per question (the text questions excepted)
@@ -175,12 +176,12 @@ def check_summary(c: Consultation, text: str, lang: str) -> None:
     blocks = text.split("\n\n")
     for question_id, counts in SEED_COUNTS.items():
         q = c.question(question_id)
-        question_text = c.text(q.text, lang)
+        question_text = typeset(c.text(q.text, lang), lang)
         block = next((b for b in blocks if question_text in b.splitlines()[0]), None)
         assert block is not None, f"{question_id} ({lang}) missing from the summary:\n{text}"
         in_file_order = [(o, counts[o.id]) for o in q.options if o.id in counts]
         ranked = sorted(in_file_order, key=lambda pair: -pair[1])  # stable: ties keep file order
-        want = [(c.text(o.text or o.label, lang), n) for o, n in ranked]
+        want = [(typeset(c.text(o.text or o.label, lang), lang), n) for o, n in ranked]
         got = []
         for line in block.splitlines()[1:]:
             if not line.startswith("• "):
@@ -322,6 +323,17 @@ async def test_results_broadcast_reaches_everyone_once(
         )
     assert transition is not None and transition.outcome == f"results to {len(recipients)}"
     assert officials_in_db == 2
+    # The organiser's review of the commentary, queued when the survey closed (his chat is
+    # paced at one message a second).
+    await emu.wait_for(lambda: settled(database, "commentary:"), what="the commentary review")
+    review = emu.delivered(ADMIN_ID)[-1]
+    assert review.text.startswith(
+        plain(t("📝 <b>Commentaire des résultats</b> — version {version}", "fr")).format(version=1)
+    )
+    assert [b for row in review.buttons for b in row] == [
+        t("✅ Approuver", "fr"),
+        t("✏️ Modifier", "fr"),
+    ]
     all_rows = await statuses(database)
     sent = sum(1 for r in all_rows if r.status == "sent")
     blocked_rows = sum(1 for r in all_rows if r.status == "blocked")
@@ -344,6 +356,7 @@ async def test_results_broadcast_reaches_everyone_once(
     uploads = [m.source for m in emu.media_sends].count("upload")
     await griet.send("/results")
     reply = await griet.wait_for_message(c.text(c.question("strategy_axes").text, "nl")[:40])
+    assert "Onder wie ‘Gezamenlijke lokale strategie’ antwoordde op vraag 1" in reply.text
     check_summary(c, reply.text, "nl")
     await emu.wait_for(
         lambda: sum(1 for e in emu.delivered(griet.id) if e.kind == "photo") == 2 * QUESTIONS,
@@ -358,6 +371,31 @@ async def test_results_broadcast_reaches_everyone_once(
         what="the charts of a second /results",
     )
     assert [m.source for m in emu.media_sends].count("upload") == uploads
+
+    # The organiser approves the commentary now that the results are out: it follows, last,
+    # to every recipient once, in their language; a second press changes nothing.
+    answer = await admin.click(t("✅ Approuver", "fr"), message=review)
+    audience = len(recipients) + 1  # the organiser too: writing /status made him an ambassador
+    assert answer.text == TR.ngettext(
+        "✅ Commentaire approuvé : il part vers {n} destinataire des résultats.",
+        "✅ Commentaire approuvé : il part vers les {n} destinataires des résultats.",
+        audience,
+        locale="fr",
+    ).format(n=audience)
+    # The card says so, and its buttons are gone: it cannot be pressed twice.
+    card = await admin.wait_for_message("✅ Approuvé le")
+    assert card.buttons == []
+
+    def commentary_of(member_id: int) -> list[TranscriptEntry]:
+        heading = plain(t("💬 <b>Le commentaire des organisateurs</b>", language[member_id]))
+        return [e for e in emu.delivered(member_id) if e.text.startswith(heading)]
+
+    await emu.wait_for(
+        lambda: all(commentary_of(m) for m in recipients), what="the approved commentary"
+    )
+    await emu.wait_for(lambda: settled(database, "results:"), what="the commentary deliveries")
+    assert all(len(commentary_of(m)) == 1 for m in recipients)
+    assert "4 projecten" in commentary_of(officials[0].id)[0].text
 
 
 # --------------------------------------------------------------------------- test 2

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from bot.consultation import load_consultation
-from bot.i18n import Translator
+from bot.i18n import Translator, typeset
 from bot.results.tally import results_intro
 from playground import SimUser
 from storage.db import make_engine, make_sessionmaker
@@ -132,8 +132,10 @@ async def test_two_instances_one_killed_mid_broadcast(postgres_url: str, e2e: E2
             )
             return list(result.all())
 
-    caption = {
-        lang: plain(t("📊 <b>Résultats : {title}</b>", lang)).format(title=c.text(c.title, lang))
+    caption = {  # French: "Résultats\xa0:"
+        lang: plain(typeset(t("📊 <b>Résultats : {title}</b>", lang), lang)).format(
+            title=c.text(c.title, lang)
+        )
         for lang in LANGUAGES
     }
 

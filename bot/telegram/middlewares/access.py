@@ -17,8 +17,9 @@ from bot.services import UpdateServices
 from bot.telegram.middlewares import Handler
 
 OPEN_COMMANDS = ("/help", "/mydata", "/forget", "/pending", "/status", "/audit", "/announce")
-# Callback data prefixes of the /forget confirmation (bot.members.privacy_handlers.ForgetChoice).
-OPEN_CALLBACKS = ("fg:",)
+# Callback data prefixes of the /forget confirmation (bot.members.privacy_handlers.ForgetChoice),
+# and of the results commentary's review, which checks its own audience (organisers).
+OPEN_CALLBACKS = ("fg:", "rc:")
 
 
 def _command(text: str) -> tuple[str, str]:
