@@ -9,6 +9,7 @@ Every text arrives already translated and formatted in a `ReportTexts`: this mod
 from __future__ import annotations
 
 import io
+import logging
 import textwrap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -286,6 +287,9 @@ def render_pdf(texts: ReportTexts) -> bytes:
     """The whole report (blocking: run it in a worker thread)."""
     import matplotlib
     from matplotlib.backends.backend_pdf import PdfPages
+
+    # fontTools logs each font subset at INFO: dozens of lines per report in the bot's log.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
 
     pages = _cover(texts) + [_question(q, texts) for q in texts.questions]
     buffer = io.BytesIO()
