@@ -3,7 +3,8 @@ through the outbox, against the Bot API emulator enforcing Telegram's limits (sc
 
     .venv/bin/python bench/broadcast.py                       # SQLite, 10,000 recipients, 300/s
     .venv/bin/python bench/broadcast.py --postgres            # PostgreSQL (TEST_POSTGRES_URL)
-    .venv/bin/python bench/broadcast.py --results             # the results phase: chart + summary
+    .venv/bin/python bench/broadcast.py --results             # the results phase: one message each
+    .venv/bin/python bench/broadcast.py --results --pushed    # ... its charts pushed: text, album, summary
     .venv/bin/python bench/broadcast.py --albums              # text, album of 7, text each
     .venv/bin/python bench/broadcast.py --recipients 2000 --rate 100
 
@@ -67,7 +68,17 @@ def arguments() -> argparse.Namespace:
         default=None,
         help="use a new database on this PostgreSQL server (default: TEST_POSTGRES_URL)",
     )
-    p.add_argument("--results", action="store_true", help="broadcast the results (chart + summary)")
+    p.add_argument(
+        "--results",
+        action="store_true",
+        help="broadcast the results: by default one message each (the summary, 📊 and 🌐)",
+    )
+    p.add_argument(
+        "--pushed",
+        action="store_true",
+        help="with --results: the file pushes the charts to the members (push_charts): the "
+        "phase's text, an album of 7 and the summary, 9 messages as Telegram counts them",
+    )
     p.add_argument(
         "--albums",
         action="store_true",
@@ -213,7 +224,8 @@ async def run(args: argparse.Namespace, workdir: Path) -> int:
 async def bench(args: argparse.Namespace, workdir: Path, url: str) -> int:
     n = args.recipients
     ids = list(range(FIRST_ID, FIRST_ID + n))
-    per_recipient = 2 if args.results else 3 if args.albums else 1
+    # Sends (an album is one) each recipient gets.
+    per_recipient = 3 if args.albums or (args.results and args.pushed) else 1
     now = datetime.now(UTC)
     if args.results:  # the results phase is open: the catch-up at start-up broadcasts them
         dates = {
@@ -227,9 +239,11 @@ async def bench(args: argparse.Namespace, workdir: Path, url: str) -> int:
             "results": (now + timedelta(days=11), now + timedelta(days=12)),
             "ideas": (now + timedelta(days=13), now + timedelta(days=300)),
         }
-    consultation_path = write_document(
-        workdir / "consultation.yaml", with_dates(default_document(), dates)
-    )
+    document = with_dates(default_document(), dates)
+    for phase in document["phases"]:
+        if phase["kind"] == "results" and args.pushed:
+            phase["push_charts"] = ["ambassador"]
+    consultation_path = write_document(workdir / "consultation.yaml", document)
     consultation = load_consultation(consultation_path)
 
     t0 = time.monotonic()
@@ -257,8 +271,8 @@ async def bench(args: argparse.Namespace, workdir: Path, url: str) -> int:
         unblocked = [i for i in ids if i not in set(blocked)]
         for k in range(args.faults):  # spread over the broadcast
             target = unblocked[(k + 1) * len(unblocked) // (args.faults + 1)]
-            album = "sendMediaGroup" if args.albums else "sendPhoto"
-            method = album if (args.results or args.albums) and k % 2 else "sendMessage"
+            albums = args.albums or (args.results and args.pushed)
+            method = "sendMediaGroup" if albums and k % 2 else "sendMessage"
             emu.inject_fault(method, chat_id=target, code=429, retry_after=1, times=1)
         emu.enforce_limits(
             global_per_second=args.rate, per_chat_per_second=1, per_group_per_minute=20, scale=1

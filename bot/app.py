@@ -42,7 +42,8 @@ from bot.organisers import handlers as organiser_handlers
 from bot.organisers.alerts import AdminAlerts
 from bot.organisers.announce_dialog import announce_dialog
 from bot.phases.scheduler import PhaseEngine
-from bot.results import commentary_handlers
+from bot.results import commentary_handlers, report_handlers
+from bot.results import handlers as results_handlers
 from bot.results.commentary_dialog import commentary_dialog
 from bot.services import AppServices
 from bot.survey.dialog import survey_dialog
@@ -202,6 +203,8 @@ def create_dispatcher(
         member_handlers.build_router(),
         organiser_handlers.build_router(),
         export_handlers.build_router(),
+        report_handlers.build_router(),
+        results_handlers.build_router(),
         privacy_handlers.build_router(),
         moderation_handlers.build_router(),
         commentary_handlers.build_router(),

@@ -109,6 +109,9 @@ class Phase(_Model):
     ends: datetime
     reminders: list[timedelta] = Field(default_factory=list)
     audience: list[Role] = Field(default_factory=list)
+    # Results: roles of the audience who get the charts pushed (text, album, summary) rather
+    # than one summary with a "📊" button (bot/results/delivery.py).
+    push_charts: list[Role] = Field(default_factory=list)
     projects: list[Project] = Field(default_factory=list)
     digest: timedelta | None = None
     # Results phases: the organisers' draft commentary, sent after the data once they have

@@ -516,7 +516,7 @@ async def _outbox(settings: Settings, action: str, ids: list[int], everything: b
 
 
 def parser() -> argparse.ArgumentParser:
-    from consultbot import people
+    from consultbot import people, report
 
     p = argparse.ArgumentParser(prog="consultbot", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -580,6 +580,7 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, default=Path("exports"), help="default: exports/")
     export.add_argument("--file", type=Path, help="consultation file (default: CONSULTATION_FILE)")
     export.set_defaults(func=cmd_export)
+    report.add_parser(sub)
     play = sub.add_parser("playground", help="the bot without Telegram, in a web page")
     play.add_argument("--port", type=int, default=int(os.environ.get("PLAYGROUND_PORT") or 8080))
     play.add_argument("--phase", default=None, help="the phase open at start (default: the first)")

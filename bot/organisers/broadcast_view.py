@@ -4,13 +4,20 @@ far the ones under way have got (/status, `consultbot status`)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from datetime import datetime
 from html import escape
 
-from bot.delivery.estimate import Estimate, seconds_left
-from bot.delivery.ratelimit import SendLimits
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.consultation import PhaseKind
+from bot.context import AppContext
+from bot.delivery.estimate import Estimate, estimate, seconds_left
+from bot.delivery.ratelimit import SendLimits, send_limits
 from bot.i18n import Translator
-from storage.repositories.outbox import BroadcastProgress
+from bot.results.delivery import results_plan
+from bot.results.tally import compute
+from storage.repositories.outbox import BroadcastProgress, OutboxRepository
 
 
 def duration_text(seconds: float, translator: Translator) -> str:
@@ -72,3 +79,29 @@ def progress_lines(
             after = _("terminée")
         lines.append(f"• {escape(b.topic)} : {text} — {after}")
     return lines
+
+
+async def results_plan_lines(
+    session: AsyncSession, app: AppContext, translator: Translator, recorded: Collection[str]
+) -> list[str]:
+    """Before the results phase opens (its opening not in `recorded`): what its broadcast
+    will send, as Telegram counts it, and how long it will take."""
+    c = app.consultation
+    phase = c.phase(PhaseKind.RESULTS)
+    if phase is None or f"{c.id}:{phase.id}:open" in recorded:
+        return []
+    results = await compute(session, c)
+    plan = await results_plan(session, app, translator, results)
+    if plan is None or not plan.recipients:
+        return []
+    ahead = await OutboxRepository(session).open_weight()
+    limits = send_limits(app.settings)
+    found = estimate(plan.messages, limits, ahead=ahead, per_chat=plan.per_chat)
+    head = translator.ngettext(
+        "Diffusion des résultats prévue : {n} destinataire, dont {pushed} avec les "
+        "graphiques envoyés d’office (les autres les demandent avec 📊).",
+        "Diffusion des résultats prévue : {n} destinataires, dont {pushed} avec les "
+        "graphiques envoyés d’office (les autres les demandent avec 📊).",
+        plan.recipients,
+    ).format(n=plan.recipients, pushed=plan.pushed)
+    return ["", head, *estimate_lines(found, translator)]

@@ -15,6 +15,7 @@ from bot.i18n import Translator
 from bot.organisers.audit import CHAT_ENTRIES, audit_lines, html_lines
 from bot.organisers.status import status_report
 from bot.results.charts import ChartCache
+from bot.results.report_handlers import report_keyboard
 from bot.results.service import ResultsCache
 from bot.results.view import may_see_results, send_results
 from bot.services import UpdateServices
@@ -70,6 +71,9 @@ async def results(
     await send_results(
         message, app, charts, results_cache, translator, session, lang, member, services.commentary
     )
+    if member is not None and app.is_admin(member.id):
+        offer = translator.gettext("Le document à présenter au collège ou au conseil :")
+        await message.answer(offer, reply_markup=report_keyboard(lang, translator))
 
 
 async def audit_log(

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import AppContext, system_clock
 from bot.delivery.ratelimit import send_limits
 from bot.i18n import Translator
-from bot.organisers.broadcast_view import progress_lines
+from bot.organisers.broadcast_view import progress_lines, results_plan_lines
 from bot.ui.presenters import timeline_text, when
 from storage.models import Member, Response
 from storage.repositories.instances import InstanceRepository
@@ -71,6 +71,7 @@ async def status_report(
         lines.append(_("Diffusions en cours ou récentes :"))
         limits = send_limits(app.settings)
         lines.extend(progress_lines(broadcasts[-BROADCASTS_SHOWN:], limits, now, translator))
+    lines.extend(await results_plan_lines(session, app, translator, transitions))
     failed = await OutboxRepository(session).failed(limit=FAILED_SHOWN)
     if failed:
         lines.append("")

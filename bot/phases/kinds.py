@@ -189,6 +189,7 @@ class ResultsPhase(PhaseType):
     kind = PhaseKind.RESULTS
     keys: ClassVar[Mapping[str, str]] = {
         "audience": "audience is for results phases",
+        "push_charts": "push_charts is for results phases",
         "commentary": "commentary is for results phases",
     }
     rehearsal_length = timedelta(minutes=5)
@@ -196,6 +197,11 @@ class ResultsPhase(PhaseType):
     def problems(self, phase: Phase, loc: Loc, checks: FileChecks) -> Located:
         if not phase.audience:
             yield (*loc, "audience"), "say who receives the results, e.g. [official, ambassador]"
+        # By default each recipient gets one message and asks for the charts (📊); the roles
+        # listed get them pushed: 1 + charts + 1 messages each, as Telegram counts them.
+        for j, role in enumerate(phase.push_charts):
+            if role not in phase.audience:
+                yield (*loc, "push_charts", j), f"{role} is not in this phase's audience"
         yield from checks.texts((*loc, "commentary"), phase.commentary)
         for lang, text in (phase.commentary or {}).items():
             if len(text) > COMMENTARY_CHARS:

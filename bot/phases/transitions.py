@@ -20,6 +20,7 @@ from bot.phases.kinds import PhaseRun, Preparation, phase_type
 from bot.phases.timeline import Edge, Transition
 from bot.results.charts import chunks
 from bot.results.communes import CommuneView, compute_by_commune, hidden_sentence
+from bot.results.delivery import album_ids, chart_pushers, summary_broadcast
 from bot.results.tally import (
     MESSAGE_LIMIT,
     Results,
@@ -258,28 +259,40 @@ async def broadcast_results(run: PhaseRun, late: bool = False) -> str:
     approved = await commentary.for_readers(lock=True)
     people = await recipients_with_communes(session, phase.audience, c.source_language)
     officials = set(await MemberRepository(session).ids_with_roles([Role.OFFICIAL]))
-    # One album (uploaded once, then re-sent by file_id) per language and commune shown.
-    groups: dict[tuple[str, str | None], list[int]] = defaultdict(list)
+    # One message each (📊 asks for the charts), unless the file pushes the charts to a role;
+    # an official gets the charts pushed when their commune is shown beside the network (one
+    # album per language and commune, uploaded once, then re-sent by file_id) or, too small
+    # to be shown, with the sentence saying why.
+    pushed = await chart_pushers(session, phase)
+    groups: dict[tuple[str, str | None, bool], list[int]] = defaultdict(list)
     views: dict[int, CommuneView] = {}
     for person in people:
         official = person.member_id in officials
         view = found.view(person.commune if official and app.communes.get(person.commune) else None)
         views[person.member_id] = view
-        groups[(person.language, view.key)].append(person.member_id)
+        push = person.member_id in pushed or view.key is not None or view.hidden is not None
+        groups[(person.language, view.key, push)].append(person.member_id)
     outbox = OutboxRepository(session)
     items: list[NewDelivery] = []
-    for (lang, _commune), members in groups.items():
+    topic = f"results:{phase.id}"
+    results = found.network
+    for (lang, _commune, push), members in groups.items():
         note = late_note(app, services.translator, phase, lang) if late else None
         after = commentary.reader_message(approved, lang) if approved else None
+        if not push:  # the commentary in the same message, when it fits
+            items += await summary_broadcast(
+                app, services.translator, results, lang, members, topic, note, after
+            )
+            continue
         items.extend(
             await results_deliveries(
                 outbox,
                 app,
                 services,
-                found.network,
+                results,
                 lang,
                 members,
-                f"results:{phase.id}",
+                topic,
                 note,
                 after,
                 views={m: views[m] for m in members},
@@ -324,13 +337,20 @@ async def results_deliveries(
     else:
         parts = summary_parts(results, c, lang, translator)
     caption = results_heading(c, lang, translator)
-    album = await services.charts.album(results, c, lang, translator, view)
-    name = f"results-{lang}-{view.key}" if view is not None and view.key else f"results-{lang}"
-    photos = [
-        await outbox.add_media(f"{name}-{i + 1}.png", png, file_id=album.file_ids[i])
-        for i, png in enumerate(album.pngs)
-    ]
-    albums = [await outbox.add_album([photos[i] for i in group]) for group in chunks(len(photos))]
+    if view is not None and view.key is not None:  # a commune beside the network
+        album = await services.charts.album(results, c, lang, translator, view)
+        name = f"results-{lang}-{view.key}"
+        photos = [
+            await outbox.add_media(f"{name}-{i + 1}.png", png, file_id=album.file_ids[i])
+            for i, png in enumerate(album.pngs)
+        ]
+        albums = [
+            await outbox.add_album([photos[i] for i in group]) for group in chunks(len(photos))
+        ]
+    else:
+        # The same rows as the albums members ask for with 📊: uploaded once, re-sent by
+        # file_id.
+        albums = await album_ids(outbox, services.charts, results, c, lang, translator)
     if note:  # e.g. "late": under the first album's caption
         caption = f"{caption}\n\n{note}"
     items = []

@@ -87,6 +87,24 @@ class OutboxRepository:
             f"album-{len(media_ids)}{ALBUM_SUFFIX}", json.dumps(media_ids).encode()
         )
 
+    async def media_named(self, names: Collection[str]) -> dict[str, int]:
+        """Media rows added before under these names (the first of each name)."""
+        rows = await self.session.execute(
+            select(OutboxMedia.filename, func.min(OutboxMedia.id))
+            .where(OutboxMedia.filename.in_(list(names)))
+            .group_by(OutboxMedia.filename)
+        )
+        return {name: media_id for name, media_id in rows}
+
+    async def album_of(self, media_ids: list[int]) -> int | None:
+        """The album row (add_album) of exactly these photos, in this order, if there is one."""
+        return await self.session.scalar(
+            select(func.min(OutboxMedia.id)).where(
+                OutboxMedia.filename == f"album-{len(media_ids)}{ALBUM_SUFFIX}",
+                OutboxMedia.data == json.dumps(media_ids).encode(),
+            )
+        )
+
     async def enqueue(self, items: Iterable[NewDelivery], now: datetime) -> int:
         """Insert deliveries, ignoring those already queued (same dedupe key); returns how many
         were offered."""

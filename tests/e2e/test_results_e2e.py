@@ -12,8 +12,10 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -24,7 +26,14 @@ from storage.db import make_engine, make_sessionmaker, upgrade_async
 from storage.models import Delivery, Member, MemberRole, PhaseTransition
 from storage.repositories.members import MemberRepository
 from tests.e2e.conftest import ADMIN_ID, E2E, wait_button
-from tests.support import REPO, SEED_COUNTS, SEED_RESPONDENTS, answer_survey, seed_answers
+from tests.support import (
+    REPO,
+    SEED_COUNTS,
+    SEED_RESPONDENTS,
+    answer_survey,
+    seed_answers,
+    write_document,
+)
 
 TR = Translator()
 LANGUAGES = ("fr", "nl", "en")
@@ -97,6 +106,15 @@ async def invitation_link(database_url: str, role: str, uses: int) -> str:
     return link
 
 
+def push_charts(path: Path, roles: list[str]) -> None:
+    """The results phase of the file at `path` pushes the charts to these roles."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for phase in document["phases"]:
+        if phase["kind"] == "results":
+            phase["push_charts"] = roles
+    write_document(path, document)
+
+
 async def statuses(
     sessionmaker: async_sessionmaker[AsyncSession], topic_prefix: str = ""
 ) -> list[Delivery]:
@@ -166,6 +184,15 @@ def has_results(emu: BotAPIEmulator, chat_id: int, exp: Expected) -> bool:
     )
 
 
+def one_messages(emu: BotAPIEmulator, chat_id: int, exp: Expected) -> list[TranscriptEntry]:
+    """The default delivery: the phase's text and the summary in one message, with buttons."""
+    return [e for e in intros(emu, chat_id, exp) if f"\n\n{exp.header}\n" in e.text and e.buttons]
+
+
+def summary_of(entry: TranscriptEntry, exp: Expected) -> str:
+    return entry.text[entry.text.index(exp.header) :]
+
+
 def check_summary(c: Consultation, text: str, lang: str) -> None:
     """Every question of SEED_COUNTS: options ranked by count, ties in the file's order,
     labels and question texts in the member's language."""
@@ -222,6 +249,8 @@ async def test_results_broadcast_reaches_everyone_once(
             "ideas": (opens + timedelta(days=3), opens + timedelta(days=300)),
         }
     )
+    # The officials get the charts pushed; the ambassadors one message each (📊 on demand).
+    push_charts(path, ["official"])
     c = load_consultation(path)
     exp = {lang: expected(c, lang) for lang in LANGUAGES}
 
@@ -265,18 +294,24 @@ async def test_results_broadcast_reaches_everyone_once(
     photo_fault = emu.inject_fault("sendMediaGroup", code=429, retry_after=1, times=2)
     text_fault = emu.inject_fault("sendMessage", code=429, retry_after=1, times=2)
 
-    recipients = [m for m, _, _ in ambassadors if m != blocked.id] + [o.id for o in officials]
+    members = [m for m, _, _ in ambassadors if m != blocked.id]
+    pushed = [o.id for o in officials]
+    recipients = members + pushed
     e2e.move_clock(opens + timedelta(seconds=1))  # the survey closes, the results phase opens
     await emu.wait_for(
-        lambda: all(has_results(emu, m, exp[language[m]]) for m in recipients),
+        lambda: (
+            all(has_results(emu, m, exp[language[m]]) for m in pushed)
+            and all(one_messages(emu, m, exp[language[m]]) for m in members)
+        ),
         timeout=60,
         what="the results for every recipient",
     )
     await emu.wait_for(lambda: settled(database, "results:"), what="all results deliveries")
 
-    # Each recipient: the phase's text, then one album of charts, then one summary, in their
+    # Each official: the phase's text, then one album of charts, then one summary; each
+    # ambassador: one message, the phase's text and the summary, with 📊 and 🌐. In their
     # language, ranked as the seed.
-    for member_id in recipients:
+    for member_id in pushed:
         lang = language[member_id]
         assert len(intros(emu, member_id, exp[lang])) == 1, emu.render_transcript(member_id)
         assert len(charts(emu, member_id, exp[lang])) == 1, emu.render_transcript(member_id)
@@ -285,7 +320,15 @@ async def test_results_broadcast_reaches_everyone_once(
         texts = summaries(emu, member_id, exp[lang])
         assert len(texts) == 1, emu.render_transcript(member_id)
         check_summary(c, texts[0].text, lang)
-    axes = summaries(emu, 3001, exp["fr"])[0].text
+    for member_id in members:
+        lang = language[member_id]
+        [one] = one_messages(emu, member_id, exp[lang])
+        assert [e.kind for e in emu.delivered(member_id)][-1:] == ["text"]
+        assert not charts(emu, member_id, exp[lang]), emu.render_transcript(member_id)
+        assert one.buttons[0] == [t("📊 Graphiques", lang)]
+        assert len(one.buttons[1]) == 2 and all(b.startswith("🌐 ") for b in one.buttons[1])
+        check_summary(c, summary_of(one, exp[lang]), lang)
+    axes = summary_of(one_messages(emu, 3001, exp["fr"])[0], exp["fr"])
     positions = [axes.index(f"— {n} (", axes.index("2. ")) for n in (7, 6, 5, 4, 1)]
     assert positions == sorted(positions)
 
@@ -293,15 +336,13 @@ async def test_results_broadcast_reaches_everyone_once(
     assert emu.delivered(blocked.id) == []
     assert await blocked_in_db(database, blocked.id)
 
-    # The charts: each uploaded once per language (one album), then re-sent by file_id.
+    # The charts went to the officials only: each language's uploaded once (one album).
     sends = [m for m in emu.media_sends if m.method == "sendMediaGroup" and m.chat_id in language]
-    assert len(sends) == QUESTIONS * len(recipients)
-    for lang in LANGUAGES:
+    assert len(sends) == QUESTIONS * len(pushed)
+    for lang in ("nl", "en"):
         mine = [m for m in sends if language[m.chat_id] == lang]
-        assert [m.source for m in mine].count("upload") == QUESTIONS, mine
-        assert [m.source for m in mine[:QUESTIONS]] == ["upload"] * QUESTIONS
-        assert len({m.file_id for m in mine}) == QUESTIONS
-    assert len({m.file_id for m in sends}) == QUESTIONS * len(LANGUAGES)
+        assert [m.source for m in mine] == ["upload"] * QUESTIONS, mine
+    assert len({m.file_id for m in sends}) == QUESTIONS * len(pushed)
 
     # The 429s were all hit and retried; the outbox never exceeded Telegram's limits.
     assert (photo_fault.hits, text_fault.hits) == (2, 2)
@@ -309,7 +350,9 @@ async def test_results_broadcast_reaches_everyone_once(
 
     # The transition happened once; the outbox recorded every delivery.
     rows = await statuses(database, "results:")
-    assert Counter(r.status for r in rows) == {"sent": 3 * len(recipients)}
+    assert Counter(r.status for r in rows) == {"sent": 3 * len(pushed) + len(members)}
+    # As Telegram counts them: 9 for each official, 1 for each ambassador.
+    assert sum(r.weight for r in rows) == (2 + QUESTIONS) * len(pushed) + len(members)
     # Each message refused with a 429 reached its member later, once.
     refused = [(f.method, f.params["chat_id"]) for f in emu.injected_failures]
     assert len(refused) == 4
@@ -349,6 +392,27 @@ async def test_results_broadcast_reaches_everyone_once(
     ).format(sent=sent, pending=0, failed=0, blocked=blocked_rows)
     assert line in report.text, report.text
     assert f"results:open — results to {len(recipients)}" in report.text
+
+    # An ambassador taps 📊 five times: one album, paced by the outbox, uploaded once (no
+    # official reads French); a Dutch ambassador's comes by the file_ids of Griet's.
+    amelie, bram = emu.user(3001), emu.user(3002)
+    for _ in range(5):
+        answer = await amelie.click(t("📊 Graphiques", "fr"))
+        assert answer.text == t("📊 Les graphiques arrivent.", "fr")
+    await emu.wait_for(lambda: len(charts(emu, amelie.id, exp["fr"])) == 1, what="the album")
+    await emu.wait_for(lambda: settled(database, "charts"), what="the album asked for")
+    assert sum(1 for e in emu.delivered(amelie.id) if e.kind == "photo") == QUESTIONS
+    uploads = [m.source for m in emu.media_sends].count("upload")
+    await bram.click(t("📊 Graphiques", "nl"))
+    await emu.wait_for(lambda: len(charts(emu, bram.id, exp["nl"])) == 1, what="Bram's album")
+    assert [m.source for m in emu.media_sends].count("upload") == uploads
+    # 🌐: the same message, now in English, with the English buttons.
+    await amelie.click("🌐 English")
+    [one] = one_messages(emu, amelie.id, exp["en"])
+    assert one.edited and one.buttons[0] == ["📊 Charts"]
+    check_summary(c, summary_of(one, exp["en"]), "en")
+    await emu.wait_for(lambda: settled(database, "charts"), what="the albums asked for")
+    assert sum(1 for e in emu.delivered(amelie.id) if e.kind == "photo") == QUESTIONS
 
     # /results for an official, now that the results are open: the phase's text, the charts
     # and the summary. The charts go by the file_ids of the broadcast's upload: no new upload.
@@ -437,6 +501,8 @@ async def test_kill_during_broadcast_loses_nobody(
             "ideas": (now + timedelta(days=3), now + timedelta(days=300)),
         }
     )
+    # A broadcast with albums: the charts pushed to every ambassador (text, album, summary).
+    push_charts(path, ["ambassador"])
     c = load_consultation(path)
     exp = {lang: expected(c, lang) for lang in LANGUAGES}
     ambassadors = [(4001 + i, f"Amb{i}", LANGUAGES[i % 3]) for i in range(40)]
