@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections import deque
 
@@ -28,6 +29,7 @@ def simulate(limiter: RateLimiter, clock: FakeClock, chats: list[tuple[int, bool
             clock.t += wait + 1e-9
         assert limiter.delay(chat, group) <= 1e-9
         limiter.record(chat, group)
+        limiter.done(chat, group)  # answered at once: Telegram counted it when it left
         times.append(clock.t)
     return times
 
@@ -104,16 +106,39 @@ def test_album_photos_count_in_the_sliding_second() -> None:
     limiter = RateLimiter(SendLimits(per_second=10, margin=0.0), clock)
     limiter._next_global = 0.0  # look at the window alone
     limiter.record(1, False, weight=7)
+    limiter.done(1, False, weight=7)
     limiter._next_global = 0.0
     for chat in (2, 3, 4):
         assert limiter.overall_delay(clock.t) == 0
         limiter.record(chat, False)
+        limiter.done(chat, False)
         limiter._next_global = 0.0
     # 7 + 3 = 10 in this second: the next single, or a 2-photo album, waits for it to pass.
     assert limiter.overall_delay(clock.t) == 1.0
     assert limiter.overall_delay(clock.t, weight=2) == 1.0
     clock.t += 0.5
     assert limiter.overall_delay(clock.t, weight=2) == 0.5
+
+
+def test_a_send_on_its_way_counts_until_a_second_after_its_answer() -> None:
+    """Telegram may count a send at any instant before its answer comes back."""
+    clock = FakeClock()
+    limiter = RateLimiter(SendLimits(per_second=10, margin=0.0), clock)
+    limiter._next_global = 0.0  # look at the window alone
+    limiter.record(1, False, weight=7)  # on its way, not answered
+    for chat in (2, 3, 4):
+        limiter.record(chat, False)
+        limiter.done(chat, False)
+        limiter._next_global = 0.0
+    assert limiter.overall_delay(clock.t) == 1.0
+    clock.t += 5.0  # still on its way (Telegram slow, the request held): still counted
+    assert limiter.overall_delay(clock.t, weight=3) == 0.0
+    assert limiter.overall_delay(clock.t, weight=4) == 1.0
+    limiter.done(1, False, weight=7)  # answered now: counted for one more second
+    clock.t += 0.4
+    assert abs(limiter.overall_delay(clock.t, weight=4) - 0.6) < 1e-9
+    clock.t += 0.6
+    assert limiter.overall_delay(clock.t, weight=10) == 0.0
 
 
 def test_a_group_counts_each_photo_against_its_twenty_a_minute() -> None:
@@ -188,6 +213,7 @@ def interleave(limiter: RateLimiter, clock: FakeClock, queues: dict[int, list[in
                 break
             clock.t += wait + 1e-9
         limiter.record(chat, False, weight)
+        limiter.done(chat, False, weight)  # answered at once
         sends.append((clock.t, chat, weight))
     return sends
 
@@ -214,3 +240,107 @@ def test_results_with_albums_interleaved_stay_near_the_limit_without_a_violation
     for chat in (1000, 1100, 1199):
         mine = [t for t, c, _ in sends if c == chat]
         assert mine[1] - mine[0] >= 1.0 and mine[2] - mine[1] >= 7.0
+
+
+# ------------------------------------------------------- arrival: where Telegram counts a send
+
+
+class StalledReceiver:
+    """When each send reaches Telegram: `travel` seconds after it left, except that the
+    receiver stalls for `stall` seconds every `period` (a busy machine, a slow network):
+    whatever arrives meanwhile is counted together when it wakes up. The answer comes back
+    `travel` seconds after it was counted."""
+
+    def __init__(self, period: float = 2.5, stall: float = 0.25, travel: float = 0.001) -> None:
+        self.period, self.stall, self.travel = period, stall, travel
+
+    def counted_at(self, left: float) -> float:
+        arrives = left + self.travel
+        into = arrives % self.period
+        return arrives - into + self.stall if into < self.stall else arrives
+
+
+def interleave_in_flight(
+    limiter: RateLimiter, clock: FakeClock, queues: dict[int, list[int]], receiver: StalledReceiver
+) -> list[tuple[float, int, int]]:
+    """The outbox's way (see `interleave`), with requests that take time: a chat gets nothing
+    while its previous send is on its way (the outbox's `in_flight`). Returns (counted at,
+    chat, weight) as Telegram counts them."""
+    counted: list[tuple[float, int, int]] = []
+    answers: list[tuple[float, int, int]] = []  # (answered at, chat, weight), a heap
+    order = {chat: i for i, chat in enumerate(queues)}
+
+    def advance(to: float) -> None:  # the answers due by then, in time order
+        while answers and answers[0][0] <= to:
+            answered, chat, weight = heapq.heappop(answers)
+            clock.t = max(clock.t, answered)
+            limiter.done(chat, False, weight)
+        clock.t = max(clock.t, to)
+
+    while any(queues.values()) or answers:
+        busy = limiter.busy_chats(horizon=0.0)
+        flying = {chat for _, chat, _ in answers}
+        ready = [c for c, q in queues.items() if q and c not in busy and c not in flying]
+        if not ready:
+            waits = [*busy.values(), *(answered - clock.t for answered, _, _ in answers[:1])]
+            advance(clock.t + max(0.0, min(waits)) + 1e-9)
+            continue
+        chat = min(ready, key=lambda c: (9 - len(queues[c]), order[c]))
+        weight = queues[chat].pop(0)
+        for _ in range(100):  # wait, as the sender does, until the limiter says go
+            wait = limiter.delay(chat, False, weight)
+            if wait <= 1e-9:
+                break
+            advance(clock.t + wait + 1e-9)
+        limiter.record(chat, False, weight)
+        at = receiver.counted_at(clock.t)
+        counted.append((at, chat, weight))
+        heapq.heappush(answers, (at + receiver.travel, chat, weight))
+    return sorted(counted, key=lambda s: s[0])
+
+
+def test_sends_bunched_on_their_way_never_exceed_the_limit_where_telegram_counts_them() -> None:
+    """Issue 18: the limiter spaced its sends by when they left, but Telegram (the emulator)
+    counts them when they arrive. Requests held up on their way (a stalled receiver) arrive
+    together with the next second's sends: an album's seven photos then overflowed the
+    window. Whatever the delays, what arrives in any second stays within the limit."""
+    clock = FakeClock()
+    limiter = RateLimiter(SendLimits(per_second=30, margin=0.03), clock)
+    queues = {1000 + i: [1, 7, 1] for i in range(200)}
+    counted = interleave_in_flight(limiter, clock, queues, StalledReceiver())
+    model = TelegramModel(30)
+    for t, chat, weight in counted:
+        model.send(t, chat, weight)
+    assert model.violations == 0
+    total = sum(w for _, _, w in counted)
+    assert total == 200 * 9
+    span = counted[-1][0] - counted[0][0]
+    assert span <= total / 30 * 1.10 + 8.5, (span, total / 30)
+
+
+def test_a_chat_pays_back_an_album_from_when_telegram_answered_it() -> None:
+    """An album held up on its way is counted by Telegram when it arrives: the chat's next
+    message waits out the seven seconds from then, not from when the album left."""
+    clock = FakeClock()
+    limiter = RateLimiter(SendLimits(per_second=30, margin=0.03), clock)
+    limiter.record(7, False, weight=7)
+    clock.t += 0.5  # on its way: Telegram counts it at some instant before its answer
+    limiter.done(7, False, weight=7)
+    clock.t += 7.0
+    assert abs(limiter.delay(7, False) - 0.03) < 1e-9
+
+
+def test_sends_recalled_after_a_restart_count_in_the_second_and_in_their_chats() -> None:
+    """After a crash, what the predecessor had answered a moment ago (or had on its way: now)
+    is still in Telegram's second, and its chats still pay it back."""
+    clock = FakeClock()
+    limiter = RateLimiter(SendLimits(per_second=30, margin=0.0), clock)
+    limiter.recall(5, False, 7, at=clock.t - 0.4)
+    limiter.recall(6, False, 7, at=clock.t)  # on its way at the crash
+    limiter.recall(7, False, 7, at=clock.t - 0.9)  # older, learnt later: kept in order
+    limiter.recall(8, False, 7, at=clock.t - 3.0)  # out of the second, still owed by its chat
+    limiter._next_global = 0.0  # look at the window alone
+    assert limiter.overall_delay(clock.t, weight=9) == 0.0  # 21 + 9 = 30
+    assert abs(limiter.overall_delay(clock.t, weight=10) - 0.1) < 1e-9  # chat 7's leave first
+    assert abs(limiter.delay(8, False) - 4.0) < 1e-9
+    assert abs(limiter.delay(6, False) - 7.0) < 1e-9

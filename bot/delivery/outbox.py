@@ -177,7 +177,7 @@ class Outbox:
         mono = self.monotonic()
         for send in recent:
             ago = (now - send.sent_at).total_seconds() if send.sent_at else 0.0
-            self.limiter.owe(send.chat_id, send.is_group, send.weight, mono - max(0.0, ago))
+            self.limiter.recall(send.chat_id, send.is_group, send.weight, mono - max(0.0, ago))
 
     async def _idle(self) -> None:
         async with self.sessionmaker() as session:
@@ -226,7 +226,9 @@ class Outbox:
                 if (again := self._delay(row)) > 0:
                     heapq.heappush(queue, (again, row.id, row))
                     continue
-            for _ in range(10):  # its overall slot (a 429 meanwhile may push it back)
+            # Its overall slot: a 429 meanwhile may push it back, and sends still on their way
+            # hold theirs until a second after their answer (however long that takes).
+            while True:
                 if (overall := self.limiter.overall_delay(self.monotonic(), row.weight)) <= 0:
                     break
                 await asyncio.sleep(overall)
@@ -289,7 +291,7 @@ class Outbox:
     async def _deliver(self, row: Delivery) -> None:
         sent = False
         try:
-            message = await self._send(row)
+            message = await self._send_counted(row)
             sent = True
         except TelegramRetryAfter as exc:
             self.limiter.pause(exc.retry_after)
@@ -332,6 +334,14 @@ class Outbox:
             self.in_flight.discard(row.chat_id)
             self.slots.release()
             self.doorbell.ring()
+
+    async def _send_counted(self, row: Delivery) -> Message:
+        """Telegram counts the send at some instant before its answer: the limiter counts it
+        from `record` until its answer, and after that from the answer (RateLimiter.done)."""
+        try:
+            return await self._send(row)
+        finally:
+            self.limiter.done(row.chat_id, row.is_group, row.weight)
 
     async def _send(self, row: Delivery) -> Message:
         markup = (

@@ -1,7 +1,14 @@
 """Telegram's sending limits as a pure, clock-driven scheduler (unit-tested with a fake clock).
 
 Every send has a weight: the messages Telegram counts for it, one per photo of an album
-(sendMediaGroup). The weight counts against the overall budget and against the chat's."""
+(sendMediaGroup). The weight counts against the overall budget and against the chat's.
+
+Telegram counts a send when it arrives, at some instant between when it left (`record`) and
+when its answer came back (`done`); a request held up on its way (a busy machine, a slow
+network) arrives together with the ones sent after it. So a send counts against the overall
+second from when it leaves until a second after its answer, and against its chat from its
+answer: then no window as Telegram measures it can hold more than the limit, whatever the
+delays (tests/test_ratelimit.py, the StalledReceiver)."""
 
 from __future__ import annotations
 
@@ -12,6 +19,9 @@ from dataclasses import dataclass, field
 from bot.config import Settings
 
 CATCH_UP = 3  # messages a late sender may send back to back
+# Telegram's overall window. A send counts in it until a second after its answer, by when
+# Telegram has counted it for sure: no margin is needed for the travel time.
+WINDOW = 1.0
 
 
 @dataclass
@@ -19,8 +29,8 @@ class SendLimits:
     per_second: float = 25.0  # overall
     private_interval: float = 1.0  # seconds a private chat pays back per message sent to it
     group_per_minute: int = 20
-    # Our clock and Telegram's differ by the request's travel time: keep a small margin
-    # (seconds added to every window, i.e. about 3 % below the overall limit).
+    # Seconds added to the even spacing of sends (about 3 % below the overall limit) and to a
+    # chat's pay-back; the travel time of a request itself is counted (see `done`).
     margin: float = 0.03
     # Telegram's allow_paid_broadcast (up to 1000 messages/s overall, paid in Stars): sent
     # with every outbox message when set; `per_second` is then the paid rate.
@@ -47,7 +57,8 @@ class RateLimiter:
 
     limits: SendLimits
     clock: Callable[[], float]
-    _recent: deque[float] = field(default_factory=deque)  # one entry per message counted
+    _recent: deque[float] = field(default_factory=deque)  # one entry per message answered
+    _in_flight: int = 0  # messages sent and not answered yet: Telegram may count them any time
     _chat_ready: dict[int, float] = field(default_factory=dict)  # private chat -> debt paid at
     _group_window: dict[int, deque[float]] = field(default_factory=dict)
     _paused_until: float = 0.0
@@ -63,20 +74,24 @@ class RateLimiter:
 
     def overall_delay(self, now: float, weight: int = 1) -> float:
         """An album of `weight` photos takes `weight` consecutive slots and leaves at the last
-        one: the slots before it stay empty, so the sliding second holds no more than the
-        limit when its photos arrive together. The sender commits to a send before waiting
-        for this (nothing else takes those slots meanwhile)."""
+        one: the slots before it stay empty. The sender commits to a send before waiting
+        for this (nothing else takes those slots meanwhile).
+
+        The sliding second counts what is on its way and what was answered less than a second
+        ago: a send Telegram counted at any instant before its answer is in every window of
+        Telegram's that this send could arrive in."""
         gap = (1.0 + self.limits.margin) / self.limits.per_second
         slot = self._next_global + (weight - 1) * gap
         wait = max(0.0, self._paused_until - now, slot - now)
-        window = 1.0 + self.limits.margin
         capacity = max(1, int(self.limits.per_second))
         recent = self._recent
-        while recent and recent[0] <= now - window:
+        while recent and recent[0] <= now - WINDOW:
             recent.popleft()
-        over = len(recent) + min(weight, capacity) - capacity  # entries that must leave first
-        if over > 0:
-            wait = max(wait, recent[over - 1] + window - now)
+        over = len(recent) + self._in_flight + min(weight, capacity) - capacity
+        if over > len(recent):  # some on their way must leave first: a second after answered
+            wait = max(wait, WINDOW)
+        elif over > 0:  # the oldest answered ones must leave the second first
+            wait = max(wait, recent[over - 1] + WINDOW - now)
         return wait
 
     def chat_delay(self, chat_id: int, is_group: bool, weight: int, now: float) -> float:
@@ -123,14 +138,32 @@ class RateLimiter:
             )
 
     def record(self, chat_id: int, is_group: bool, weight: int = 1) -> None:
+        """A send leaves now; `done` is told when its answer (or error) comes back."""
         now = self.clock()
-        self._recent.extend([now] * weight)
+        self._in_flight += weight
         gap = (1.0 + self.limits.margin) / self.limits.per_second
         # A sender that fell behind (a database round trip between batches) may catch up
         # with a few messages in a row; the sliding second above still caps the total.
         slot = self._next_global + (weight - 1) * gap
         self._next_global = max(now - CATCH_UP * gap, slot) + gap
         self.owe(chat_id, is_group, weight, now)
+
+    def done(self, chat_id: int, is_group: bool, weight: int = 1) -> None:
+        """A send's answer came back (or it failed): Telegram counted it by now, at the
+        latest. It stays in the overall second for one more second, and its chat pays it
+        back from now."""
+        self._in_flight = max(0, self._in_flight - weight)
+        self._recent.extend([self.clock()] * weight)
+        self.restamp(chat_id, is_group, weight)
+
+    def recall(self, chat_id: int, is_group: bool, weight: int, at: float) -> None:
+        """A send answered at `at` (by a predecessor, before a restart; `at` may be now for
+        one in flight at a crash): its chat pays it back, and the overall second counts it."""
+        self.owe(chat_id, is_group, weight, at)
+        if at > self.clock() - WINDOW:
+            self._recent.extend([at] * weight)
+            if len(self._recent) > weight and self._recent[-weight - 1] > at:
+                self._recent = deque(sorted(self._recent))
 
     def owe(self, chat_id: int, is_group: bool, weight: int, at: float) -> None:
         """`weight` messages went to the chat at `at` (e.g. before a restart, read from the
