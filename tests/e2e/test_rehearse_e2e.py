@@ -80,11 +80,14 @@ async def test_rehearsal_runs_the_compressed_timeline_on_its_own_database(tmp_pa
         assert process.returncode is None, log.read_text()
         await anne.send("/help")  # the calendar: the compressed dates
         await anne.wait_for_message("Sondage")
-        # The scheduler follows the copy: the results reach the member within seconds.
+        # The scheduler follows the copy: the results reach the member within seconds (one
+        # message, its charts on the 📊 button).
         await emulator.wait_for(
-            lambda: any(e.kind == "photo" and "Résultats" in e.text for e in anne.transcript()),
+            lambda: any(
+                "Résultats" in e.text and "📊" in str(e.buttons) for e in anne.transcript()
+            ),
             timeout=40,
-            what="the results chart",
+            what="the results",
         )
         assert list((tmp_path / "data" / "rehearsal").glob("consultation-*.yaml"))
         assert not production.exists()  # the organisers' own database is never touched
