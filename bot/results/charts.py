@@ -107,54 +107,11 @@ def question_figure(
     title and notes sit above the bars and the footer below, whatever their length (they cannot
     overlap). The pyplot-free Figure API: safe to use from a worker thread. Each text carries
     its role as `gid` (title, note, footer)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     text = chart_text(qr, number, consultation, lang, translator)
-    rows = max(1, len(qr.options))
-    top_in = 0.2 + LINE_IN * len(text.title) + 0.12 + NOTE_LINE_IN * len(text.notes)
-    bars_in = ROW_IN * rows
-    bottom_in = 0.25 + (0.1 + NOTE_LINE_IN * len(text.footer) if text.footer else 0)
-    height_in = top_in + bars_in + bottom_in
-
-    fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI)
-    FigureCanvasAgg(fig)
-    fig.text(
-        0.02,
-        1 - 0.15 / height_in,
-        "\n".join(text.title),
-        fontsize=TITLE_PT,
-        fontweight="bold",
-        va="top",
-        ha="left",
-        linespacing=1.25,
-        gid="title",
+    fig, bars_at = chart_frame(
+        text.title, text.notes, text.footer, ROW_IN * max(1, len(qr.options))
     )
-    fig.text(
-        0.02,
-        1 - (top_in - 0.08) / height_in,
-        "\n".join(text.notes),
-        fontsize=NOTE_PT,
-        color=NOTE_COLOR,
-        va="bottom",
-        ha="left",
-        linespacing=1.3,
-        gid="note",
-    )
-    if text.footer:
-        fig.text(
-            0.02,
-            0.12 / height_in,
-            "\n".join(text.footer),
-            fontsize=NOTE_PT,
-            color=NOTE_COLOR,
-            fontstyle="italic",
-            va="bottom",
-            ha="left",
-            gid="footer",
-        )
-    left = 0.37  # room for labels wrapped at 20 characters
-    ax = fig.add_axes((left, bottom_in / height_in, 0.96 - left, bars_in / height_in))
+    ax = fig.add_axes(bars_at)
     draw_bars(ax, qr, text.labels, text.values)
     return fig
 
@@ -183,6 +140,58 @@ def draw_bars(
     ax.tick_params(axis="y", length=0)
     for side in ("top", "right", "bottom"):
         ax.spines[side].set_visible(False)
+
+
+def chart_frame(
+    title: list[str], notes: list[str], footer: list[str], bars_in: float, legend_in: float = 0.0
+) -> tuple[Figure, tuple[float, float, float, float]]:
+    """A chart's figure with its texts placed (the title, the notes, room for a legend of
+    `legend_in` inches, the bars' `bars_in`, the footer), sized in inches so they never
+    overlap; returns it with the bars' axes rectangle. Each text carries its role as `gid`."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    top_in = 0.2 + LINE_IN * len(title) + 0.12 + NOTE_LINE_IN * len(notes) + legend_in
+    bottom_in = 0.25 + (0.1 + NOTE_LINE_IN * len(footer) if footer else 0)
+    height_in = top_in + bars_in + bottom_in
+    fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI)
+    FigureCanvasAgg(fig)
+    fig.text(
+        0.02,
+        1 - 0.15 / height_in,
+        "\n".join(title),
+        fontsize=TITLE_PT,
+        fontweight="bold",
+        va="top",
+        ha="left",
+        linespacing=1.25,
+        gid="title",
+    )
+    fig.text(
+        0.02,
+        1 - (top_in - legend_in - 0.08) / height_in,
+        "\n".join(notes),
+        fontsize=NOTE_PT,
+        color=NOTE_COLOR,
+        va="bottom",
+        ha="left",
+        linespacing=1.3,
+        gid="note",
+    )
+    if footer:
+        fig.text(
+            0.02,
+            0.12 / height_in,
+            "\n".join(footer),
+            fontsize=NOTE_PT,
+            color=NOTE_COLOR,
+            fontstyle="italic",
+            va="bottom",
+            ha="left",
+            gid="footer",
+        )
+    left = 0.37  # room for labels wrapped at 20 characters
+    return fig, (left, bottom_in / height_in, 0.96 - left, bars_in / height_in)
 
 
 def render_album(

@@ -13,13 +13,10 @@ from typing import TYPE_CHECKING
 from bot.consultation import Consultation
 from bot.i18n import Translator, percent, typeset
 from bot.results.charts import (
-    DPI,
     LABEL_PT,
-    LINE_IN,
     NOTE_PT,
-    TITLE_PT,
     VALUE_PT,
-    WIDTH_IN,
+    chart_frame,
     chart_text,
 )
 from bot.results.communes import CommuneView
@@ -77,8 +74,6 @@ def pair_figure(
     """The commune's bar (on top) and the network's for each option, in the network's order;
     lengths are shares of each group, "7 (58 %)" at each bar's end. Without `local` (too few
     of the commune answered this question), the network's bars only, and a note says why."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     # The network's chart texts (bot/results/charts.py): title, whose answers a follow-up
@@ -89,35 +84,9 @@ def pair_figure(
     notes += text.notes[1:]  # after "n people answered": whose answers, if a follow-up
     rows = max(1, len(network.options))
     legend_in = 0.35
-    top_in = 0.2 + LINE_IN * len(title) + 0.1 + NOTE_LINE_IN * len(notes) + legend_in
-    bars_in = PAIR_IN * rows
-    bottom_in = 0.25 + (0.1 + NOTE_LINE_IN * len(text.footer) if text.footer else 0)
-    height_in = top_in + bars_in + bottom_in
-
-    fig = Figure(figsize=(WIDTH_IN, height_in), dpi=DPI)
-    FigureCanvasAgg(fig)
-    fig.text(
-        0.02,
-        1 - 0.15 / height_in,
-        "\n".join(title),
-        fontsize=TITLE_PT,
-        fontweight="bold",
-        va="top",
-        ha="left",
-        linespacing=1.25,
-        gid="title",
-    )
-    fig.text(
-        0.02,
-        1 - (top_in - legend_in - 0.04) / height_in,
-        "\n".join(notes),
-        fontsize=NOTE_PT,
-        color=NOTE_COLOR,
-        va="bottom",
-        ha="left",
-        linespacing=1.3,
-        gid="note",
-    )
+    fig, bars_at = chart_frame(title, notes, text.footer, PAIR_IN * rows, legend_in)
+    top_in = fig.get_figheight() - (bars_at[1] + bars_at[3]) * fig.get_figheight()
+    height_in = fig.get_figheight()
     network_name = translator.gettext("réseau", locale=lang)
     handles = [Patch(color=NETWORK_COLOR, label=network_name)]
     if local is not None:
@@ -131,20 +100,7 @@ def pair_figure(
         fontsize=NOTE_PT,
         handlelength=1.2,
     )
-    if text.footer:
-        fig.text(
-            0.02,
-            0.12 / height_in,
-            "\n".join(text.footer),
-            fontsize=NOTE_PT,
-            color=NOTE_COLOR,
-            fontstyle="italic",
-            va="bottom",
-            ha="left",
-            gid="footer",
-        )
-    left = 0.37  # room for labels wrapped at 20 characters
-    ax = fig.add_axes((left, bottom_in / height_in, 0.96 - left, bars_in / height_in))
+    ax = fig.add_axes(bars_at)
     own = {r.option_id: r for r in local.options} if local is not None else {}
     positions = list(range(rows))[::-1]
     top = max([r.share for r in network.options] + [r.share for r in own.values()] + [0.01])
