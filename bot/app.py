@@ -12,6 +12,7 @@ from datetime import timedelta
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from aiogram.dispatcher.middlewares.error import ErrorsMiddleware
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import SimpleEventIsolation
@@ -188,6 +189,11 @@ def create_dispatcher(
         )
     )
     dp.update.outer_middleware(dp.fsm)
+    # The error handlers (a stale button draws the menu again) change the member's dialog
+    # too: they run within the member's turn, not after its lock is let go, where the next
+    # tap would run beside them (tests/test_stale_taps.py). aiogram's own, outermost, still
+    # catches what fails before the turn (the lock's Redis unreachable).
+    dp.update.outer_middleware(ErrorsMiddleware(dp))
     dp.update.outer_middleware(WorkSlots(app.settings.update_concurrency))
     dp.update.outer_middleware(DbSessionMiddleware(app, services))
     dp.update.outer_middleware(MemberMiddleware(app, translator))
