@@ -65,12 +65,9 @@ from bot.ui import errors
 from bot.ui.intent_ids import use_unique_intent_ids
 from bot.ui.menu import menu_dialog
 from storage.db import is_sqlite, make_engine, make_sessionmaker
-from storage.dialog_state.member_lock import SharedMemberLock
-from storage.dialog_state.redis_storage import RedisDialogStorage
 from storage.dialog_state.sql_storage import SQLStorage
 from storage.hot_path.statements import Direct
 from storage.pools import PoolBudget
-from storage.redis_pool import redis_client
 
 log = logging.getLogger(__name__)
 # While updates keep coming, at most one getUpdates per 20 ms: under a crowd each poll then
@@ -134,6 +131,10 @@ def create_storage(
 ) -> BaseStorage:
     """`sessionmaker`: the application's; unused with Redis."""
     if settings.redis_url:
+        # Imported only with Redis: redis-py costs some 6 MB of memory (SQLite runs without).
+        from storage.dialog_state.redis_storage import RedisDialogStorage
+        from storage.redis_pool import redis_client
+
         # aiogram-dialog keeps one stack per destiny: the key must include it.
         return RedisDialogStorage(
             redis_client(settings.redis_url), key_builder=DefaultKeyBuilder(with_destiny=True)
@@ -149,6 +150,10 @@ def create_storage(
 
 def create_isolation(settings: Settings, storage: BaseStorage | None = None) -> BaseEventIsolation:
     if settings.redis_url:
+        from storage.dialog_state.member_lock import SharedMemberLock
+        from storage.dialog_state.redis_storage import RedisDialogStorage
+        from storage.redis_pool import redis_client
+
         # With the Redis dialog storage, the lock reads the member's dialog ahead for it.
         ahead = storage if isinstance(storage, RedisDialogStorage) else None
         return SharedMemberLock(redis_client(settings.redis_url), storage=ahead)
