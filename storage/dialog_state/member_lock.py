@@ -152,8 +152,7 @@ class SharedMemberLock(BaseEventIsolation):
                 if len(taken) > 2:
                     context_key = taken[2].decode() if isinstance(taken[2], bytes) else taken[2]
                     read[context_key] = taken[3] if len(taken) > 3 else None
-                self.storage.read_ahead(read)
-                self.storage.begin_turn(stack_key[: stack_key.index(STACK_DESTINY)])
+                self.storage.begin_turn(stack_key[: stack_key.index(STACK_DESTINY)], read)
             try:
                 yield
             finally:
