@@ -12,6 +12,7 @@ from datetime import timedelta
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from aiogram.dispatcher.middlewares.error import ErrorsMiddleware
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage, DefaultKeyBuilder
 from aiogram.fsm.storage.memory import SimpleEventIsolation
@@ -67,12 +68,9 @@ from bot.ui import errors
 from bot.ui.intent_ids import use_unique_intent_ids
 from bot.ui.menu import menu_dialog
 from storage.db import is_sqlite, make_engine, make_sessionmaker
-from storage.dialog_state.member_lock import SharedMemberLock
-from storage.dialog_state.redis_storage import RedisDialogStorage
 from storage.dialog_state.sql_storage import SQLStorage
 from storage.hot_path.statements import Direct
 from storage.pools import PoolBudget
-from storage.redis_pool import redis_client
 
 log = logging.getLogger(__name__)
 # While updates keep coming, at most one getUpdates per 20 ms: under a crowd each poll then
@@ -136,6 +134,10 @@ def create_storage(
 ) -> BaseStorage:
     """`sessionmaker`: the application's; unused with Redis."""
     if settings.redis_url:
+        # Imported only with Redis: redis-py costs some 6 MB of memory (SQLite runs without).
+        from storage.dialog_state.redis_storage import RedisDialogStorage
+        from storage.redis_pool import redis_client
+
         # aiogram-dialog keeps one stack per destiny: the key must include it.
         return RedisDialogStorage(
             redis_client(settings.redis_url), key_builder=DefaultKeyBuilder(with_destiny=True)
@@ -151,6 +153,10 @@ def create_storage(
 
 def create_isolation(settings: Settings, storage: BaseStorage | None = None) -> BaseEventIsolation:
     if settings.redis_url:
+        from storage.dialog_state.member_lock import SharedMemberLock
+        from storage.dialog_state.redis_storage import RedisDialogStorage
+        from storage.redis_pool import redis_client
+
         # With the Redis dialog storage, the lock reads the member's dialog ahead for it.
         ahead = storage if isinstance(storage, RedisDialogStorage) else None
         return SharedMemberLock(redis_client(settings.redis_url), storage=ahead)
@@ -191,6 +197,11 @@ def create_dispatcher(
         )
     )
     dp.update.outer_middleware(dp.fsm)
+    # The error handlers (a stale button draws the menu again) change the member's dialog
+    # too: they run within the member's turn, not after its lock is let go, where the next
+    # tap would run beside them (tests/test_stale_taps.py). aiogram's own, outermost, still
+    # catches what fails before the turn (the lock's Redis unreachable).
+    dp.update.outer_middleware(ErrorsMiddleware(dp))
     dp.update.outer_middleware(WorkSlots(app.settings.update_concurrency))
     dp.update.outer_middleware(DbSessionMiddleware(app, services))
     dp.update.outer_middleware(MemberMiddleware(app, translator))

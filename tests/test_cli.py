@@ -83,6 +83,38 @@ def migrated(tmp_path: Path) -> str:
     return url
 
 
+def test_run_migrates_in_a_child_and_keeps_alembic_and_redis_out(tmp_path: Path) -> None:
+    """`run` migrates in a short child process: Alembic (~12 MB) never enters the bot's own,
+    nor redis-py (~6 MB) without REDIS_URL."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}"
+    base = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    probe = (
+        "import sys\n"
+        "from consultbot import cli\n"
+        "cli._run_bot = lambda settings, consultation: print(\n"
+        "    'alembic' in sys.modules, 'redis' in sys.modules, 'bot.app' in sys.modules)\n"
+        "sys.exit(cli.main(['run']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={
+            **base,
+            "PYTHONPATH": str(REPO),
+            "BOT_TOKEN": TOKEN,
+            "DATABASE_URL": url,
+            "CONSULTATION_FILE": str(DEFAULT_CONSULTATION),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "False", "True"]
+    with sqlite3.connect(tmp_path / "db.sqlite") as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchone() is not None
+
+
 @pytest.mark.parametrize(
     "command", [["status"], ["audit"], ["export"], ["outbox", "failed"], ["invite", "official"]]
 )

@@ -245,6 +245,9 @@ async def test_the_lock_reads_the_members_dialog_ahead_in_its_round_trip() -> No
 
         assert await asyncio.create_task(first_update()) == {}
         assert gets == []
+        # Nothing of an update outlives its turn (it kept every update's task and JSON, up
+        # to 20,000 of them: 2-3 MB at 200 members).
+        assert storage.turns == {}
     finally:
         await lock.close()
         await storage.close()

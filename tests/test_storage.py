@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import ANY
 from uuid import uuid4
 
 import pytest
@@ -164,32 +165,39 @@ async def test_redis_dialog_storage_skips_only_writes_that_change_nothing() -> N
     except OSError as exc:
         pytest.fail(f"Redis is required for this test and unreachable at {REDIS_URL}: {exc}")
     key = StorageKey(bot_id=1, chat_id=5, user_id=5, destiny="aiogd:stack:")
-    sets = record_calls(one.redis, "set")
+    name = builder.build(key, "data")
+    prefix = name[: name.index("aiogd:stack:")]
 
-    async def update(read: bool, data: dict[str, Any]) -> None:
-        """One update of the member: aiogram-dialog reads the stack, then writes it back."""
+    async def turn(read: bool, data: dict[str, Any]) -> dict[str, str | None]:
+        """One update of the member, in its turn (what the member lock does): aiogram-dialog
+        reads the stack, then writes it back. Returns what goes with the lock's release."""
+        one.begin_turn(prefix, {})
         if read:
             await one.get_data(key)
         await one.set_data(key, data)
+        kept = one.end_turn()
+        for k, raw in kept.items():  # the release script's writes
+            await (one.redis.set(k, raw) if raw is not None else one.redis.delete(k))
+        return kept
 
     try:
-        await asyncio.create_task(update(True, {"intents": ["a"]}))
-        assert len(sets) == 1 and await other.get_data(key) == {"intents": ["a"]}
-        await asyncio.create_task(update(True, {"intents": ["a"]}))  # unchanged: skipped
-        assert len(sets) == 1
-        await asyncio.create_task(update(True, {"intents": ["a", "b"]}))  # changed: written
-        assert len(sets) == 2 and await other.get_data(key) == {"intents": ["a", "b"]}
-        # Another instance changes it; a write here that no read preceded reaches Redis.
-        await other.set_data(key, {"intents": ["c"]})
-        await asyncio.create_task(update(False, {"intents": ["a", "b"]}))
-        assert len(sets) == 3 and await other.get_data(key) == {"intents": ["a", "b"]}
-        # Read by one update (which wrote nothing), written by a later one: not skipped.
-        await asyncio.create_task(one.get_data(key))
-        await other.set_data(key, {"intents": ["d"]})
-        await asyncio.create_task(update(False, {"intents": ["a", "b"]}))
+        assert await asyncio.create_task(turn(True, {"intents": ["a"]})) == {name: ANY}
+        assert await other.get_data(key) == {"intents": ["a"]}
+        assert await asyncio.create_task(turn(True, {"intents": ["a"]})) == {}  # unchanged
+        assert await asyncio.create_task(turn(True, {"intents": ["a", "b"]})) == {name: ANY}
         assert await other.get_data(key) == {"intents": ["a", "b"]}
-        await one.set_data(key, {})
+        # Another instance changes it; a write here that no read preceded is sent.
+        await other.set_data(key, {"intents": ["c"]})
+        assert await asyncio.create_task(turn(False, {"intents": ["a", "b"]})) == {name: ANY}
+        assert await other.get_data(key) == {"intents": ["a", "b"]}
+        # Outside a turn, reads and writes go to Redis as they come.
+        sets = record_calls(one.redis, "set")
+        await one.get_data(key)
+        await one.set_data(key, {"intents": ["a", "b"]})
+        assert len(sets) == 1
+        await asyncio.create_task(turn(True, {}))  # emptied: deleted with the release
         assert await other.get_data(key) == {}
+        assert one.turns == {}  # nothing of an update outlives it
     finally:
         await one.close()
         await other.close()

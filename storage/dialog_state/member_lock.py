@@ -9,11 +9,13 @@ import secrets
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiogram.fsm.storage.base import BaseEventIsolation, DefaultKeyBuilder, StorageKey
 from aiogram.fsm.storage.memory import SimpleEventIsolation
-from redis.asyncio import Redis
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +152,7 @@ class SharedMemberLock(BaseEventIsolation):
                 if len(taken) > 2:
                     context_key = taken[2].decode() if isinstance(taken[2], bytes) else taken[2]
                     read[context_key] = taken[3] if len(taken) > 3 else None
-                self.storage.read_ahead(read)
-                self.storage.begin_turn(stack_key[: stack_key.index(STACK_DESTINY)])
+                self.storage.begin_turn(stack_key[: stack_key.index(STACK_DESTINY)], read)
             try:
                 yield
             finally:

@@ -3,44 +3,49 @@
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from aiogram.fsm.storage.base import StorageKey
 from aiogram.fsm.storage.redis import RedisStorage
 
-REMEMBERED = 20_000
+
+@dataclass
+class Turn:
+    """What one update knows of its member's dialog keys while it holds the member's lock:
+    dropped with the turn, so nothing of an update outlives it."""
+
+    prefix: str  # the member's keys start with it
+    ahead: dict[str, str | None]  # read by the lock, served once
+    seen: dict[str, str | None] = field(default_factory=dict)  # as Redis has it
+    kept: dict[str, str | None] = field(default_factory=dict)  # written (None: deleted)
 
 
 class RedisDialogStorage(RedisStorage):
-    """aiogram-dialog writes a member's dialog stack back at every update, changed or not,
-    and it rarely changes: one Redis round trip per tap for nothing.
+    """aiogram-dialog reads a member's dialog stack and context at every update and writes
+    both back, changed or not: up to four Redis round trips per tap.
 
-    A value read here is remembered with the task (the update) that read it; a write of the
-    same value by the same task is skipped. That is safe because a member's updates take
-    turns across instances (the member lock): within the update nobody else changed it. A
-    write in any other task, or with no read before it, always reaches Redis. (Skipped only
-    without a TTL on the data, so no refresh is lost.)
-
-    With the member lock (storage/dialog_state/member_lock.py), two more: the lock reads the member's stack
-    and context with the lock (`read_ahead`), and the update's writes are kept until the lock
-    is released, then sent with the release (`begin_turn`, `end_turn`): still before the
-    update ends, as before, in the same round trip as the release."""
+    With the member lock (storage/dialog_state/member_lock.py) they take none of their own.
+    The lock's round trip reads the member's stack and context (`begin_turn`); the update's
+    writes are kept until the lock is released and go with the release (`end_turn`): still
+    before the update ends, in the same round trip. A write of what the update read is
+    dropped. That is safe because a member's updates take turns across instances: within
+    the turn nobody else changes the member's keys. Reads and writes outside a turn (another
+    member's keys, no lock) go to Redis as aiogram's storage sends them."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.read: OrderedDict[str, tuple[asyncio.Task[Any] | None, str | None]] = OrderedDict()
-        self.ahead: OrderedDict[str, tuple[asyncio.Task[Any] | None, str | None]] = OrderedDict()
-        # Per task, the turns it holds (innermost last): the member's key prefix, and the
-        # writes to that member's keys kept until the lock's release.
-        self.turns: dict[asyncio.Task[Any] | None, list[tuple[str, dict[str, str | None]]]] = {}
+        # Per task (an update), the turns it holds, innermost last.
+        self.turns: dict[asyncio.Task[Any] | None, list[Turn]] = {}
 
-    def begin_turn(self, prefix: str) -> None:
-        """The current task holds the lock of the member whose keys start with `prefix`: its
-        writes to them wait for `end_turn`."""
-        if not self.data_ttl:
-            self.turns.setdefault(asyncio.current_task(), []).append((prefix, {}))
+    def begin_turn(self, prefix: str, ahead: Mapping[str, bytes | str | None]) -> None:
+        """The current task holds the lock of the member whose keys start with `prefix`;
+        `ahead`: values the lock read with it."""
+        if self.data_ttl:  # every write refreshes the TTL: none may be dropped
+            return
+        read = {k: v.decode() if isinstance(v, bytes) else v for k, v in ahead.items()}
+        self.turns.setdefault(asyncio.current_task(), []).append(Turn(prefix, read))
 
     def end_turn(self) -> dict[str, str | None]:
         """The writes kept since `begin_turn` (None: delete the key), for the lock's release."""
@@ -48,59 +53,43 @@ class RedisDialogStorage(RedisStorage):
         turns = self.turns.get(task)
         if not turns:
             return {}
-        _prefix, kept = turns.pop()
+        turn = turns.pop()
         if not turns:
             del self.turns[task]
-        return kept
+        return turn.kept
 
-    def _kept(self, redis_key: str) -> dict[str, str | None] | None:
-        """The writes kept for the turn of the member this key belongs to, if one is held."""
-        for prefix, kept in reversed(self.turns.get(asyncio.current_task(), ())):
-            if redis_key.startswith(prefix):
-                return kept
+    def _turn(self, redis_key: str) -> Turn | None:
+        """The current update's turn of the member this key belongs to, if it holds one."""
+        for turn in reversed(self.turns.get(asyncio.current_task(), ())):
+            if redis_key.startswith(turn.prefix):
+                return turn
         return None
 
-    def read_ahead(self, values: Mapping[str, bytes | str | None]) -> None:
-        """Values the member lock read with the lock (storage/dialog_state/member_lock.py): the next read of
-        each key by the same task (the update) is served from here, once."""
-        task = asyncio.current_task()
-        for key, value in values.items():
-            raw = value.decode("utf-8") if isinstance(value, bytes) else value
-            self.ahead[key] = (task, raw)
-            self.ahead.move_to_end(key)
-        while len(self.ahead) > REMEMBERED:
-            self.ahead.popitem(last=False)
-
-    def _remember(self, key: str, raw: str | None) -> None:
-        self.read[key] = (asyncio.current_task(), raw)
-        self.read.move_to_end(key)
-        while len(self.read) > REMEMBERED:
-            self.read.popitem(last=False)
+    def _loads(self, raw: str | None) -> dict[str, Any]:
+        return cast(dict[str, Any], self.json_loads(raw)) if raw is not None else {}
 
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         redis_key = self.key_builder.build(key, "data")
-        current = asyncio.current_task()
-        kept = self._kept(redis_key) if self.turns else None
-        if kept is not None and redis_key in kept:
-            raw = kept[redis_key]
-            return cast(dict[str, Any], self.json_loads(raw)) if raw is not None else {}
-        task, raw = self.ahead.pop(redis_key, (None, None))
-        if task is None or task is not current:
+        turn = self._turn(redis_key) if self.turns else None
+        if turn is None:
+            return await super().get_data(key)
+        if redis_key in turn.kept:
+            return self._loads(turn.kept[redis_key])
+        if redis_key in turn.ahead:
+            raw = turn.ahead.pop(redis_key)
+        else:
             value = await self.redis.get(redis_key)
             raw = value.decode("utf-8") if isinstance(value, bytes) else value
-        self._remember(redis_key, raw)
-        return cast(dict[str, Any], self.json_loads(raw)) if raw is not None else {}
+        turn.seen[redis_key] = raw
+        return self._loads(raw)
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         redis_key = self.key_builder.build(key, "data")
+        turn = self._turn(redis_key) if self.turns else None
+        if turn is None:
+            await super().set_data(key, data)
+            return
         raw = self.json_dumps(data) if data else None
-        current = asyncio.current_task()
-        task, seen = self.read.pop(redis_key, (None, None))
-        if task is not None and task is current and seen == raw and not self.data_ttl:
-            return
-        kept = self._kept(redis_key) if self.turns else None
-        if kept is not None:
-            kept[redis_key] = raw
-            self._remember(redis_key, raw)
-            return
-        await super().set_data(key, data)
+        if redis_key not in turn.kept and redis_key in turn.seen and turn.seen[redis_key] == raw:
+            return  # as Redis has it: nothing to send
+        turn.kept[redis_key] = raw

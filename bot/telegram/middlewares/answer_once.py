@@ -111,8 +111,9 @@ class AnswerEveryCallback(BaseMiddleware):
         timer = asyncio.get_running_loop().call_later(
             self.deadline, lambda: asyncio.ensure_future(self._answer(bot, query.id))
         )
-        # On an exception the timer stays armed: the error handlers (outside this middleware)
-        # answer after drawing the screen again, and the timer answers if they do not.
+        # The error handlers run within the member's turn (inside this middleware) and answer
+        # after drawing the screen again; on a failure before the turn, aiogram's outermost
+        # ones do, and the timer, left armed, answers if they do not.
         result = await handler(event, data)
         timer.cancel()
         if not self.answers.answered(query.id):
