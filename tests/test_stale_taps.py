@@ -79,7 +79,7 @@ async def _stale_tap_runs_in_the_members_turn(h: Harness, monkeypatch: pytest.Mo
     # Whatever order they ran in, the member is not stuck: the survey opens.
     await client.send("/start")
     await h.click(client, "Répondre au sondage")
-    assert (h.last().text or "").startswith("Question 1 / 6")
+    assert (h.last().text or "").startswith("Question 1 / ")
     await h.click(client, "Inclusion des personnes")
     assert await h.answers(user) == {"challenges": ("inclusion",)}
 

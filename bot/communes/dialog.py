@@ -167,12 +167,14 @@ async def _choose(callback: CallbackQuery, manager: DialogManager, commune_id: s
         await manager.switch_to(CommunePick.ask)
         return
     name = app.communes.name_of(commune_id, lang_of(manager))
+    # Answered once the next screen is drawn: a spinner that stopped on the unchanged list
+    # made members tap their commune again (a stale tap, issue 20).
+    await _finish(manager, callback)
     await callback.answer(
         _("📍 Commune enregistrée : {name}.").format(name=name)
         if name
         else _("Entendu : nous ne vous la demanderons plus.")
     )
-    await _finish(manager, callback)
 
 
 async def on_pick(callback: CallbackQuery, _: Any, manager: DialogManager, commune_id: str) -> None:
