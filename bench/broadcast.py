@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from bench.survey_members import stop_process  # noqa: E402
 from bot.consultation import Consultation, Role, load_consultation  # noqa: E402
 from bot.organisers.announce import announce  # noqa: E402
 from playground import BotAPIEmulator  # noqa: E402
@@ -314,12 +315,7 @@ async def bench(args: argparse.Namespace, workdir: Path, url: str) -> int:
                     break
             await asyncio.sleep(1)  # anything sent twice would show up now
         finally:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 20)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+            await stop_process(process)
 
         statuses, blocked_in_db = await outbox_counts(url)
         # (time, messages as Telegram counts them) of each delivered send

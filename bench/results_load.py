@@ -35,12 +35,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.survey_load import (  # noqa: E402
+from bench.survey_load import _proc_cpu  # noqa: E402
+from bench.survey_members import (  # noqa: E402
     SignallingEmulator,
     _changed_since,
     _choose,
-    _proc_cpu,
     _screen,
+    open_chat,
+    stop_process,
 )
 from bot.consultation import Consultation, load_consultation  # noqa: E402
 from playground import SimUser  # noqa: E402
@@ -170,14 +172,9 @@ async def walk(emu: SignallingEmulator, user: SimUser, pause: tuple[float, float
     emu.changed[user.id] = asyncio.Event()
     rnd = random.Random(user.id)
     await asyncio.sleep(rnd.uniform(*pause))
-    seq = emu.seq
-    await user.send("/start")
-    if not await _changed_since(emu, user, seq, TAP_TIMEOUT):
+    if not await open_chat(emu, user, TAP_TIMEOUT):
         result.error = "no answer to /start"
         return result
-    deadline = time.perf_counter() + TAP_TIMEOUT
-    while _screen(user) is None and time.perf_counter() < deadline:
-        await _changed_since(emu, user, emu.seq, 1.0)
     for _step in range(40):
         entry = _screen(user)
         choice = _choose(entry) if entry is not None else None
@@ -360,13 +357,7 @@ async def one_run(args: argparse.Namespace, tmp: Path) -> tuple[Round, Round, St
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             await spy.wait()
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 30)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_process(process, 30)
         violations = len(emu.violations)
         await emu.stop()
         if drop:

@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-from bench.survey_members import Member, SignallingEmulator, Walk  # noqa: E402
+from bench.survey_members import Member, SignallingEmulator, Walk, stop_process  # noqa: E402
 from bot.consultation import Consultation, load_consultation  # noqa: E402
 from tests.support import (  # noqa: E402
     REDIS_URL,
@@ -279,13 +279,7 @@ async def one_run(
         if kind == "consultbot":
             wrong = await off_plan(env["DATABASE_URL"], load_consultation(consultation), base_ids)
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 20)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop_process(process)
         violations = len(emu.violations)
         await emu.stop()
         if drop:

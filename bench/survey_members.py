@@ -164,6 +164,30 @@ async def _changed_since(emu: SignallingEmulator, user: SimUser, seq: int, timeo
     return True
 
 
+async def open_chat(emu: SignallingEmulator, user: SimUser, timeout: float = TAP_TIMEOUT) -> bool:
+    """/start, then wait for the menu (the welcome comes before it); False if no answer."""
+    seq = emu.seq
+    await user.send("/start")
+    if not await _changed_since(emu, user, seq, timeout):
+        return False
+    deadline = time.perf_counter() + timeout
+    while _screen(user) is None and time.perf_counter() < deadline:
+        await _changed_since(emu, user, emu.seq, 1.0)
+    return True
+
+
+async def stop_process(process: asyncio.subprocess.Process, timeout: float = 20) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
 class Member:
     def __init__(self, emu: SignallingEmulator, user: SimUser, double: bool) -> None:
         self.emu = emu
@@ -242,15 +266,9 @@ class Member:
         emu, user, result = self.emu, self.user, self.walk
         emu.changed[user.id] = asyncio.Event()
         await go.wait()
-        seq = emu.seq
-        await user.send("/start")
-        if not await _changed_since(emu, user, seq, TAP_TIMEOUT):
+        if not await open_chat(emu, user):
             result.error = "no answer to /start"
             return result
-        # The welcome comes before the menu: wait for a screen with buttons.
-        deadline = time.perf_counter() + TAP_TIMEOUT
-        while _screen(user) is None and time.perf_counter() < deadline:
-            await _changed_since(emu, user, emu.seq, 1.0)
         for _step in range(80):
             entry = _screen(user)
             deadline = time.perf_counter() + TAP_TIMEOUT
