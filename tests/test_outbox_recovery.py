@@ -180,7 +180,13 @@ async def test_gives_up_after_max_age_lists_alerts_and_requeues(
     again = await row(sessionmaker, "down")
     assert (again.status, again.attempts, again.failing_since) == ("pending", 0, None)
     bot.failures[2] = []
-    await drain(outbox)
+    # A round may be taken by other chats' rows (an alert crossing a clock hour is queued at
+    # some times of day and not others) while chat 2 still pays back its last try: rounds
+    # until it went, a few at most.
+    for _ in range(5):
+        await drain(outbox)
+        if (await row(sessionmaker, "down")).status != "pending":
+            break
     assert (await row(sessionmaker, "down")).status == "sent"
     async with sessionmaker() as session:
         assert await OutboxRepository(session).requeue_failed(clock.now) == 1  # --all: "bad"
