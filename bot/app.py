@@ -48,6 +48,7 @@ from bot.results import handlers as results_handlers
 from bot.results.commentary_dialog import commentary_dialog
 from bot.services import AppServices
 from bot.survey.dialog import survey_dialog
+from bot.telegram import lazy_models
 from bot.telegram.middlewares.access import AccessMiddleware
 from bot.telegram.middlewares.answer_once import (
     AnswerCallbackOnce,
@@ -325,6 +326,7 @@ async def run(settings: Settings, consultation: Consultation) -> None:
         sender = asyncio.create_task(outbox.run(), name="outbox")
         await engine.start()
         await Direct.of(application.engine).open()
+        lazy_models.warm_up()
         # What start-up built (modules, catalogs, the consultation, pydantic's models) lives as
         # long as the process: out of the collector's sight, a full collection no longer
         # stalls every member for ~150 ms in the middle of a crowd.

@@ -1,0 +1,96 @@
+"""Build aiogram's Bot API models when first used, not all of them at import.
+
+`aiogram.types` ends by calling `model_rebuild` on each of its ~400 models, and each build
+carries its own copy of every model it nests: 3.5 s and ~100 MB of a bot's resident memory,
+for models a survey bot never sees (stickers, payments, business accounts…). The models are
+declared with `defer_build=True`; only that final loop forces them.
+
+While aiogram is imported we let that loop do nothing, and give each aiogram module the names
+its annotations refer to but imports only for type checkers (the loop's namespace, e.g.
+`ChatIdUnion`): pydantic then builds a model the first time it validates one, from wherever —
+an Update, a method's result, a model nested in another — with every name resolvable.
+
+Must run before anything imports aiogram: the `consultbot` command calls it first. A process
+that imported aiogram before (tests, tools) keeps aiogram's eager build; both are the same
+models. tests/test_lazy_models.py builds every model, method and result this way.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def defer_aiogram_model_builds() -> bool:
+    """Import aiogram with its models' builds deferred; False when it was already imported."""
+    if "aiogram" in sys.modules:
+        return False
+    eager = BaseModel.__dict__["model_rebuild"]
+    namespaces: list[Mapping[str, Any]] = []
+
+    def record_namespace(
+        cls: type[BaseModel],
+        *,
+        force: bool = False,
+        raise_errors: bool = True,
+        _parent_namespace_depth: int = 2,
+        _types_namespace: Mapping[str, Any] | None = None,
+    ) -> bool | None:
+        if _types_namespace is not None and not force and cls.__module__.startswith("aiogram."):
+            if not namespaces:
+                namespaces.append(_types_namespace)
+            return None
+        return eager.__func__(
+            cls,
+            force=force,
+            raise_errors=raise_errors,
+            _parent_namespace_depth=_parent_namespace_depth + 1,
+            _types_namespace=_types_namespace,
+        )
+
+    BaseModel.model_rebuild = classmethod(record_namespace)  # type: ignore[method-assign,assignment]
+    try:
+        import aiogram
+        import aiogram.types  # noqa: F401
+    finally:
+        BaseModel.model_rebuild = eager  # type: ignore[method-assign]
+    if namespaces:
+        _lend_names(namespaces[0])
+    return True
+
+
+def _lend_names(namespace: Mapping[str, Any]) -> None:
+    """Put in each aiogram module the names its models' annotations need and it lacks."""
+    for module_name, module in list(sys.modules.items()):
+        if not module_name.startswith("aiogram.") or module is None:
+            continue
+        scope = vars(module)
+        for value in list(scope.values()):
+            if not (
+                isinstance(value, type)
+                and issubclass(value, BaseModel)
+                and value.__module__ == module_name
+            ):
+                continue
+            # inherited fields too: pydantic may evaluate them in the subclass's module
+            for ancestor in value.__mro__:
+                for annotation in vars(ancestor).get("__annotations__", {}).values():
+                    if not isinstance(annotation, str):
+                        continue
+                    for name in _NAME.findall(annotation):
+                        if name not in scope and name in namespace:
+                            scope[name] = namespace[name]
+
+
+def warm_up() -> None:
+    """Build what every update needs before the first one comes, so no member waits for it."""
+    from aiogram.types import CallbackQuery, Message, Update, User
+
+    for model in (Update, Message, CallbackQuery, User):
+        model.model_rebuild()
