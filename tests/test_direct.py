@@ -236,3 +236,32 @@ async def test_a_sqlite_file_has_nothing_to_open(
         assert list(await db.rows(select(Member.id))) == []
     with pytest.raises(RuntimeError):
         direct.autocommit()
+
+
+async def test_a_hot_path_statement_is_one_round_trip_and_a_failed_block_still_rolls_back(
+    postgres_url: str,
+) -> None:
+    """asyncpg's pool resets a connection it gets back with a query of its own (advisory
+    locks, cursors, LISTEN, settings): one more round trip per tap for state the hot path never
+    sets. Only an open transaction needs undoing, and still is."""
+    engine = make_engine(postgres_url)
+    try:
+        direct = Direct.of(engine)
+        await direct.open()
+        pool = await direct._asyncpg_pool()
+        sent: list[str] = []
+        for holder in pool._holders:  # every connection of the pool logs what it sends
+            holder._con.add_query_logger(lambda record: sent.append(record.query))
+        for _ in range(3):
+            async with direct.reading() as db:
+                await db.rows(select(Member.id))
+        assert len(sent) == 3, sent
+        assert not [q for q in sent if "RESET" in q.upper() or "UNLISTEN" in q.upper()]
+        with pytest.raises(RuntimeError):
+            async with direct.writing() as db:
+                await db.run(ADD_MEMBER, {"id": 41, "name": "Rolled back", "at": NOW})
+                raise RuntimeError("the survey closed meanwhile")
+        async with direct.reading() as db:
+            assert [tuple(r) for r in await db.rows(select(Member.id))] == []
+    finally:
+        await engine.dispose()

@@ -131,6 +131,12 @@ class _SQLite:
         await retry_busy(lambda: self.conn.execute(compiled.sql, one), self.direct.busy)
 
 
+async def _nothing_more_to_reset(conn: Any) -> None:
+    """asyncpg's pool undoes an open transaction of a connection it gets back, then by default
+    sends one more query (advisory locks, cursors, LISTEN, settings): a round trip per tap for
+    state these statements never set. The transaction is still undone; that is all it needs."""
+
+
 class _Asyncpg:
     """PostgreSQL: statements compiled once, run on an asyncpg connection."""
 
@@ -270,6 +276,7 @@ class Direct:
                         max_size=self.pool_size,
                         # Kept open: idle for minutes before an announcement is usual.
                         max_inactive_connection_lifetime=0 if full else 300,
+                        reset=_nothing_more_to_reset,
                     )
                     self._pool = pool
         return self._pool
