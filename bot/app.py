@@ -326,6 +326,11 @@ async def run(settings: Settings, consultation: Consultation) -> None:
         sender = asyncio.create_task(outbox.run(), name="outbox")
         await engine.start()
         await Direct.of(application.engine).open()
+        if settings.redis_url:
+            from storage.dialog_state.member_lock import SharedMemberLock
+
+            if isinstance(isolation := dp.fsm.events_isolation, SharedMemberLock):
+                await isolation.open()
         lazy_models.warm_up()
         # What start-up built (modules, catalogs, the consultation, pydantic's models) lives as
         # long as the process: out of the collector's sight, a full collection no longer

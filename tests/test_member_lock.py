@@ -310,3 +310,25 @@ async def test_an_updates_dialog_writes_go_with_the_locks_release() -> None:
         await lock.close()
         await storage.close()
         await other.close()
+
+
+async def test_a_starting_bot_connects_the_locks_pool_before_the_crowd() -> None:
+    await reachable()
+    isolation = create_isolation(Settings(bot_token=None, redis_url=REDIS_URL))
+    assert isinstance(isolation, SharedMemberLock)
+    pool = isolation.redis.connection_pool
+    try:
+        await isolation.open()
+        opened = len(pool._available_connections)
+        assert opened == pool.max_connections
+        assert all(c.is_connected for c in pool._available_connections)
+
+        async def update(user: int) -> None:
+            async with isolation.lock(key(user)):
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(*(update(71_000 + i) for i in range(100)))
+        # the crowd found its connections open: none was made during it
+        assert len(pool._available_connections) + len(pool._in_use_connections) == opened
+    finally:
+        await isolation.close()

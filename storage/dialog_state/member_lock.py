@@ -170,6 +170,12 @@ class SharedMemberLock(BaseEventIsolation):
                         key.user_id,
                     )
 
+    async def open(self) -> None:
+        """Connect ahead of the first crowd: every update takes and releases its lock here."""
+        from storage.redis_pool import open_connections
+
+        await open_connections(self.redis)
+
     async def close(self) -> None:
         if self.renewer is not None:
             self.renewer.cancel()
