@@ -124,12 +124,12 @@ class _Page:
         for line in lines:
             self.fig.text(
                 (MARGIN_IN + indent) / A4_IN[0],
-                self._fy(self.y),
+                self._fy(_baseline(self.y, pt)),
                 line,
                 fontsize=pt,
                 fontweight=weight,
                 color=color,
-                va="top",
+                va="baseline",
                 ha="left",
             )
             self.y += pt * LINE
@@ -145,6 +145,13 @@ class _Page:
         self.fig.text(
             0.5, MARGIN_IN / 2 / A4_IN[1], text, fontsize=SMALL_PT, color=GREY, ha="center"
         )
+
+
+def _baseline(y_in: float, pt: float) -> float:
+    """Where a line whose top is at `y_in` sits. Texts are placed by their baseline: "top"
+    would align each text's own glyphs (an accent, a descender), and "Réseau" would sit lower
+    than "Namur" beside it."""
+    return y_in + 0.8 * pt / 72
 
 
 def _line(x0_in: float, x1_in: float, fy: float, fig: Figure):  # type: ignore[no-untyped-def]
@@ -308,42 +315,46 @@ def _table(page: _Page, q: ReportQuestion, texts: ReportTexts) -> None:
     ]
     heads = list(texts.columns[1:]) * (2 if local else 1)
     fy = page._fy
+    head_pt = SMALL_PT + 1
     if local:  # each series' name over its pair of columns, underlined across both
         for k, name in enumerate(texts.series or ()):
             x0, x1 = right[2 * k] - col_in + 0.15, right[2 * k + 1]
             page.fig.text(
-                (x0 + x1) / 2 / A4_IN[0], fy(page.y), name, fontsize=SMALL_PT + 1,
-                fontweight="bold", va="top", ha="center",
+                (x0 + x1) / 2 / A4_IN[0], fy(_baseline(page.y, head_pt)), name, fontsize=head_pt,
+                fontweight="bold", va="baseline", ha="center",
             )  # fmt: skip
-            page.fig.add_artist(_line(x0, x1, fy(page.y + (SMALL_PT + 1) * LINE + 0.02), page.fig))
-        page.y += (SMALL_PT + 1) * LINE + 0.08
+            page.fig.add_artist(_line(x0, x1, fy(page.y + head_pt * LINE + 0.02), page.fig))
+        page.y += head_pt * LINE + 0.08
     page.fig.text(
-        MARGIN_IN / A4_IN[0], fy(page.y), texts.columns[0], fontsize=SMALL_PT + 1,
-        fontweight="bold", va="top",
+        MARGIN_IN / A4_IN[0], fy(_baseline(page.y, head_pt)), texts.columns[0], fontsize=head_pt,
+        fontweight="bold", va="baseline",
     )  # fmt: skip
     for x, head in zip(right, heads, strict=True):
         page.fig.text(
-            x / A4_IN[0], fy(page.y), head, fontsize=SMALL_PT + 1, fontweight="bold",
-            va="top", ha="right",
+            x / A4_IN[0], fy(_baseline(page.y, head_pt)), head, fontsize=head_pt,
+            fontweight="bold", va="baseline", ha="right",
         )  # fmt: skip
-    page.y += (SMALL_PT + 1) * LINE + 0.04
+    page.y += head_pt * LINE + 0.04
     page.rule(after=0.08)
+    pt = BODY_PT - 1
     for r in q.rows:
-        lines = wrap(r.text, BODY_PT - 1, text_in - 0.15)[:4]
+        lines = wrap(r.text, pt, text_in - 0.15)[:4]
         values = (
             [r.local_count_text or "–", r.local_share_text or "–", r.count_text, r.share_text]
             if local
             else [r.count_text, r.share_text]
         )
-        page.fig.text(
-            MARGIN_IN / A4_IN[0], fy(page.y), "\n".join(lines), fontsize=BODY_PT - 1, va="top",
-            linespacing=1.3,
-        )  # fmt: skip
+        for i, line in enumerate(lines):
+            page.fig.text(
+                MARGIN_IN / A4_IN[0], fy(_baseline(page.y + i * pt * 1.3 / 72, pt)), line,
+                fontsize=pt, va="baseline",
+            )  # fmt: skip
         for x, value in zip(right, values, strict=True):
             page.fig.text(
-                x / A4_IN[0], fy(page.y), value, fontsize=BODY_PT - 1, va="top", ha="right"
-            )
-        page.y += len(lines) * (BODY_PT - 1) * 1.3 / 72 + 0.1
+                x / A4_IN[0], fy(_baseline(page.y, pt)), value, fontsize=pt, va="baseline",
+                ha="right",
+            )  # fmt: skip
+        page.y += len(lines) * pt * 1.3 / 72 + 0.1
         if page.room <= 0:
             break  # never reached with the file's option bounds; a cut rather than an overlap
 
