@@ -112,6 +112,24 @@ def percent(share: float, lang: str) -> str:
         return f"{round(share * 100)}%"
 
 
+# French contracts "à" with a name's own article: "au Roeulx", "aux Bons Villers"
+# ("à La Louvière", "à L’Escaut" stay).
+_FRENCH_CONTRACTIONS = (("Les ", "aux ", "Aux "), ("Le ", "au ", "Au "))
+
+
+def at_place(text: str, name: str, lang: str) -> str:
+    """`text` with "à {name}" as French writes it when the name starts with Le or Les:
+    "réponses à Le Roeulx" → "réponses au Roeulx", "À Les Bons Villers," → "Aux Bons Villers,".
+    Only the given name is touched; other languages are returned as they are."""
+    if lang != "fr":
+        return text
+    for article, low, high in _FRENCH_CONTRACTIONS:
+        if name.startswith(article):
+            rest = name[len(article) :]
+            return text.replace(f"à {name}", low + rest).replace(f"À {name}", high + rest)
+    return text
+
+
 # French sets a no-break space before ? ! : ; and », and after «: a "?" never starts a line.
 _FRENCH_SPACE_BEFORE = re.compile(r" (?=[?!:;»])")
 _FRENCH_SPACE_AFTER = re.compile(r"(?<=«) ")

@@ -17,20 +17,29 @@ from pypdf import PdfReader
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.consultation import load_consultation
+from bot.consultation import PhaseKind, load_consultation
 from bot.context import AppContext
-from bot.i18n import Translator
-from bot.results.report import ReportFigures, number, report_texts
+from bot.i18n import Translator, at_place
+from bot.results.communes import ByCommune
+from bot.results.report import (
+    ReportFigures,
+    build_report,
+    commune_figures,
+    number,
+    report_texts,
+)
 from bot.results.report_handlers import ReportButton, parse_arguments
 from bot.results.report_pdf import A4_IN, render_pdf
 from bot.results.tally import rank
 from storage.db import make_engine, make_sessionmaker
+from storage.repositories.communes import CommuneRepository
 from storage.repositories.members import MemberRepository
 from storage.repositories.survey import Tally
 from tests.support import DEFAULT_CONSULTATION, SEED_COUNTS, answer_survey, seed_answers
 from tests.test_cli import assert_clean_failure, consultbot, migrated
 from tests.test_dialogs import Harness, RecordingBot, button
 from tests.test_dialogs import harness as dialog_harness  # noqa: F401 (a fixture)
+from tests.test_results_communes import GROUPS, expected, members_of, populate
 
 C = load_consultation(DEFAULT_CONSULTATION)
 COUNTED = 7  # the default consultation's counted questions: a page each, after the cover
@@ -75,7 +84,7 @@ async def test_report_on_seeded_data(tmp_path: Path) -> None:
     assert all(abs(w - A4_IN[0] * 72) < 1 and abs(h - A4_IN[1] * 72) < 1 for w, h in sizes)
     assert "Pour un déconfinement sécure au niveau local" in text
     assert "Rapport des résultats" in text
-    assert "Sondage : du 4 mai 2020 au 16 mai 2020" in text
+    assert "Sondage\u00a0: du 4 mai 2020 au 16 mai 2020" in text
     assert "10 répondants pour l’ensemble du réseau" in text
     assert "Voici les résultats du sondage, question par question." in text
     assert "Commentaire" not in text  # none approved yet
@@ -109,6 +118,23 @@ def test_report_refuses_an_unknown_commune_or_language(tmp_path: Path) -> None:
     assert by_code.returncode == 0, by_code.stderr
     _pages, text, _sizes = pdf_text((tmp_path / "l.pdf").read_bytes())
     assert "Rapport des résultats — Liège" in text
+    # Nobody answered yet: Liège's none is below the minimum, said as the bot says it.
+    assert "Trop peu de réponses à Liège (moins de 5)" in text
+
+
+async def test_report_for_a_commune_by_its_postal_code(tmp_path: Path) -> None:
+    url = migrated(tmp_path)
+    engine = make_engine(url)
+    await populate(make_sessionmaker(engine))
+    await engine.dispose()
+    env = {"DATABASE_URL": url, "CONSULTATION_FILE": str(DEFAULT_CONSULTATION)}
+    result = consultbot(["report", "--commune", "5000", "--lang", "nl"], tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "reports" / "deconfinement-2020-report-nl-namur.pdf"
+    assert result.stdout.strip() == str(out.relative_to(tmp_path))
+    _pages, text, _sizes = pdf_text(out.read_bytes())
+    assert "Resultatenrapport — Namen" in text
+    assert "21 deelnemers voor het hele netwerk" in text and "12 deelnemers in Namen" in text
 
 
 def test_numbers_as_each_language_writes_them() -> None:
@@ -133,6 +159,113 @@ def test_a_commune_beside_the_network_has_its_columns() -> None:
     pages, text, _sizes = pdf_text(render_pdf(texts))
     assert pages == 1 + COUNTED
     assert "6 respondents in Liège" in text and "50%" in text
+
+
+# ------------------------------------------------ a commune beside the network
+
+APP = AppContext(Settings(bot_token=None), C)
+NOW = datetime(2020, 5, 20, tzinfo=UTC)
+FIGURE = re.compile(r"(\d+) \((\d+)\u00a0%\)")  # a bar's "7 (58 %)"
+
+
+def bars(text: str) -> set[tuple[int, int]]:
+    return {(int(n), int(p)) for n, p in FIGURE.findall(text)}
+
+
+def figures_of(answers: list[dict[str, list[str]]], skip: str = "") -> set[tuple[int, int]]:
+    """Every option's "count (share %)" of a group, counted by hand (but question `skip`'s)."""
+    seen, chosen = expected(answers)
+    return {
+        (chosen[(q.id, o.id)], round(100 * chosen[(q.id, o.id)] / seen[q.id]))
+        for q in C.questions
+        if seen[q.id] and q.id != skip
+        for o in q.options
+    }
+
+
+async def test_a_communes_report_shows_its_figures_beside_the_networks(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Namur's 12 of 21: its counts and the network's, question by question; the follow-up
+    asked of 6 of Namur's and 3 others is the network's only (the rest is too small)."""
+    await populate(sessionmaker)
+    async with sessionmaker() as session:
+        pdf = await build_report(session, APP, Translator(), "fr", "namur", NOW)
+    pages, text, _sizes = pdf_text(pdf)
+    assert pages == 1 + COUNTED
+    assert "Rapport des résultats — Namur" in text
+    assert "21 répondants pour l’ensemble du réseau" in text and "12 répondants à Namur" in text
+    assert "Namur\u00a0: 12 · réseau\u00a0: 21 personnes ont répondu" in text
+    groups = members_of()
+    namur = [a for _id, a in groups["namur"]]
+    everyone = [a for people in groups.values() for _id, a in people]
+    # Each group's shares of its own respondents: Namur's differ from the network's.
+    local, network = figures_of(namur), figures_of(everyone)
+    assert local - network, "the test needs figures that only Namur has"
+    # Every question's but the follow-up's (6 of Namur's, 3 others: too few of the rest).
+    assert figures_of(namur, skip="rehab_focus") <= bars(text)
+    assert not figures_of(
+        [{"rehab_focus": a["rehab_focus"]} for a in namur if "rehab_focus" in a]
+    ) & (bars(text) - network)
+    assert network <= bars(text)
+    assert "Trop peu de réponses à Namur à cette question pour les montrer séparément." in text
+    assert "Réseau\u00a0: 9 personnes ont répondu" in text  # the follow-up: the network's
+    assert "Trop peu de réponses à Namur (moins" not in text
+    assert not re.search(r" [?!:;]", text)  # French typography: no-break spaces only
+
+
+async def test_a_small_communes_report_shows_the_networks_only_and_says_why(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Arlon's 2 of 21: the network's figures and the bot's sentence, never Arlon's own."""
+    await populate(sessionmaker)
+    async with sessionmaker() as session:
+        pdf = await build_report(session, APP, Translator(), "fr", "arlon", NOW)
+    pages, text, _sizes = pdf_text(pdf)
+    assert pages == 1 + COUNTED
+    assert (
+        "Trop peu de réponses à Arlon (moins de 5) pour les montrer séparément\u00a0: voici "
+        "celles du réseau." in text
+    )
+    assert "21 répondants pour l’ensemble du réseau" in text
+    assert "2 répondants" not in text and "Arlon\u00a0:" not in text
+    everyone = [a for people in members_of().values() for _id, a in people]
+    assert bars(text) == figures_of(everyone)  # the network's bars, and no others
+    assert GROUPS["arlon"] == 2
+
+
+def test_a_commune_with_too_small_a_rest_is_not_shown_either() -> None:
+    """12 in Namur, 2 elsewhere: the network minus Namur would be the two others' answers."""
+    seen = {q.id: 12 for q in C.questions}
+    tallies = {"namur": Tally(12, seen, {}), "arlon": Tally(2, {q: 2 for q in seen}, {})}
+    found = commune_figures(ByCommune(C, tallies, 5), "namur", C, "en", Translator())
+    assert found.local is None and found.commune == "namur"
+    texts = report_texts(APP, found, ([], []), "en", Translator(), NOW)
+    _pages, text, _sizes = pdf_text(render_pdf(texts))
+    assert "The answers from Namur are not shown separately: the rest of the network" in text
+    assert "14 respondents for the whole network" in text and "12 respondents" not in text
+
+
+def test_french_contracts_a_communes_article() -> None:
+    sentence = "Trop peu de réponses à {c} à cette question. À {c}, rien."
+    for name, said in [
+        ("Le Roeulx", "Trop peu de réponses au Roeulx à cette question. Au Roeulx, rien."),
+        ("Les Bons Villers", "Trop peu de réponses aux Bons Villers à cette question. Aux Bons "
+         "Villers, rien."),
+        ("La Louvière", sentence.format(c="La Louvière")),
+        ("Namur", sentence.format(c="Namur")),
+        ("Lessines", sentence.format(c="Lessines")),
+    ]:  # fmt: skip
+        assert at_place(sentence.format(c=name), name, "fr") == said
+    assert at_place("12 deelnemers in Le Roeulx", "Le Roeulx", "nl") == "12 deelnemers in Le Roeulx"
+    found = commune_figures(
+        ByCommune(C, {"le_roeulx": Tally(2, {}, {}), None: Tally(30, {}, {})}, 5),
+        "le_roeulx",
+        C,
+        "fr",
+        Translator(),
+    )
+    assert found.notice is not None and found.notice.startswith("Trop peu de réponses au Roeulx")
 
 
 def _chosen() -> dict[tuple[str, str], int]:
@@ -220,6 +353,36 @@ async def test_the_organisers_button_sends_the_pdf(document_bot: Harness) -> Non
     await olga.click(offer(h), button("Rapport PDF pour le conseil"))
     again = [c for c in h.bot.calls if isinstance(c, SendDocument)]
     assert len(again) == 2 and again[1].document == h.bot.file_ids[0]
+
+
+async def test_an_organisers_report_for_a_commune_follows_its_counts(
+    document_bot: Harness,
+) -> None:
+    """/report fr 5000: Namur's figures beside the network's; drawn again when a member moves
+    from Namur to Liège (the network's counts unchanged, Namur's not)."""
+    h = document_bot
+    survey = h.app.consultation.phase(PhaseKind.SURVEY)
+    assert survey is not None
+    at = survey.starts + (survey.ends - survey.starts) / 2
+    await populate(h.services.sessionmaker, h.app.consultation, at)
+    olga = h.client(user_id=1)
+    await olga.send("/results")
+    assert "<code>/report fr</code> suivi de son code postal" in offer(h).text  # type: ignore[operator]
+    await olga.send("/report fr 5000")
+    [document] = [c for c in h.bot.calls if isinstance(c, SendDocument)]
+    assert document.document.filename == "deconfinement-2020-report-fr-namur.pdf"  # type: ignore[union-attr]
+    _pages, text, _sizes = pdf_text(document.document.data)  # type: ignore[union-attr]
+    assert "12 répondants à Namur" in text and "21 répondants pour l’ensemble" in text
+    await olga.send("/report fr namur")
+    sent = [c for c in h.bot.calls if isinstance(c, SendDocument)]
+    assert len(sent) == 2 and sent[1].document == h.bot.file_ids[0]  # the same counts
+    async with h.services.sessionmaker() as session:
+        await CommuneRepository(session).set(members_of()["namur"][0][0], "liege", at)
+        await session.commit()
+    await olga.send("/report fr 5000")
+    sent = [c for c in h.bot.calls if isinstance(c, SendDocument)]
+    _pages, text, _sizes = pdf_text(sent[2].document.data)  # type: ignore[union-attr]
+    assert "11 répondants à Namur" in text and "21 répondants pour l’ensemble" in text
 
 
 async def test_the_report_button_is_for_organisers_only(document_bot: Harness) -> None:

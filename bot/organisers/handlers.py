@@ -73,6 +73,12 @@ async def results(
     )
     if member is not None and app.is_admin(member.id):
         offer = translator.gettext("Le document à présenter au collège ou au conseil :")
+        if app.communes:  # a commune's report: asked by name or postal code, not by 600 buttons
+            offer = translator.gettext(
+                "Le document à présenter au collège ou au conseil. Pour les chiffres d’une "
+                "commune à côté de ceux du réseau : <code>/report {lang}</code> suivi de son "
+                "code postal ou de son nom."
+            ).format(lang=lang)
         await message.answer(offer, reply_markup=report_keyboard(lang, translator))
 
 

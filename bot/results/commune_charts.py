@@ -19,7 +19,7 @@ from bot.results.charts import (
     chart_frame,
     chart_text,
 )
-from bot.results.communes import CommuneView
+from bot.results.communes import CommuneView, withheld_reason
 from bot.results.tally import QuestionResult
 
 if TYPE_CHECKING:
@@ -48,11 +48,8 @@ def pair_notes(
             network.seen,
             locale=lang,
         ).format(n=network.seen)
-        withheld = translator.gettext(
-            "Trop peu de réponses à {commune} à cette question pour les montrer séparément.",
-            locale=lang,
-        ).format(commune=commune)
-        return [typeset(answered, lang), *textwrap.wrap(typeset(withheld, lang), 64)]
+        withheld = withheld_reason(commune, lang, translator)
+        return [typeset(answered, lang), *textwrap.wrap(withheld, 64)]
     answered = translator.ngettext(
         "{commune} : {local} · réseau : {n} personne a répondu",
         "{commune} : {local} · réseau : {n} personnes ont répondu",

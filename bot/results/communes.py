@@ -17,7 +17,7 @@ from html import escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation
-from bot.i18n import Translator, percent, typeset
+from bot.i18n import Translator, at_place, percent, typeset
 from bot.results.tally import (
     MESSAGE_LIMIT,
     Results,
@@ -153,13 +153,14 @@ def commune_name(consultation: Consultation, commune: str | None, lang: str) -> 
     return known.label(lang, consultation.source_language) if known else (commune or "")
 
 
-def hidden_sentence(
+def hidden_reason(
     view: CommuneView, consultation: Consultation, lang: str, translator: Translator
 ) -> str | None:
-    """Why an official sees the network's results only (None: nothing to explain)."""
+    """Why the network's results only are shown for a commune, as plain text (None: nothing
+    to explain): the council's report says it as the bot does."""
     if view.hidden is None:
         return None
-    name = escape(commune_name(consultation, view.commune, lang))
+    name = commune_name(consultation, view.commune, lang)
     if view.hidden == Hidden.SMALL:
         text = translator.gettext(
             "Trop peu de réponses à {commune} (moins de {min}) pour les montrer séparément : "
@@ -172,7 +173,25 @@ def hidden_sentence(
             "compte moins de {min}, qu’une soustraction dévoilerait. Voici celles du réseau.",
             locale=lang,
         )
-    return typeset("ℹ️ " + text.format(commune=name, min=view.min_group), lang)
+    return typeset(at_place(text.format(commune=name, min=view.min_group), name, lang), lang)
+
+
+def withheld_reason(commune: str, lang: str, translator: Translator) -> str:
+    """Why a question's figures are the network's only (`commune`: the commune's name)."""
+    text = translator.gettext(
+        "Trop peu de réponses à {commune} à cette question pour les montrer séparément.",
+        locale=lang,
+    )
+    return typeset(at_place(text.format(commune=commune), commune, lang), lang)
+
+
+def hidden_sentence(
+    view: CommuneView, consultation: Consultation, lang: str, translator: Translator
+) -> str | None:
+    """Why an official sees the network's results only, in Telegram's HTML (None: nothing to
+    explain)."""
+    reason = hidden_reason(view, consultation, lang, translator)
+    return None if reason is None else "ℹ️ " + escape(reason, quote=False)
 
 
 def commune_summary_parts(
@@ -202,15 +221,7 @@ def commune_summary_parts(
             lines.append(f"<i>{escape(whose)}</i>")
         withheld = q.id in view.withheld
         if withheld:
-            lines.append(
-                "<i>"
-                + _(
-                    "Trop peu de réponses à {commune} à cette question pour les montrer "
-                    "séparément.",
-                    locale=lang,
-                ).format(commune=name)
-                + "</i>"
-            )
+            lines.append(f"<i>{withheld_reason(name, lang, translator)}</i>")
         elif whose or qr.seen != network.respondents or own.seen != local.respondents:
             lines.append(
                 "<i>"

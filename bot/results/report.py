@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.consultation import Consultation, PhaseKind
 from bot.context import AppContext
-from bot.i18n import Translator, percent, typeset
+from bot.i18n import Translator, at_place, percent, typeset
+from bot.results.communes import ByCommune, compute_by_commune, hidden_reason, withheld_reason
 from bot.results.report_pdf import ReportQuestion, ReportRow, ReportTexts, render_pdf
 from bot.results.tally import Results, compute, several_answers, whose_answers
 from bot.ui.presenters import when
@@ -31,12 +32,19 @@ _TAG = re.compile(r"<[^>]+>")
 @dataclass(frozen=True)
 class ReportFigures:
     """What a report shows: the network's results and, when a commune is shown beside them,
-    the commune's; `notice` says why a commune asked for is not shown."""
+    the commune's (`local`); `notice` says why a commune asked for is not shown, `withheld`
+    the questions whose commune figures are not (too few of it, or of the rest, answered)."""
 
     network: Results
     commune: str | None = None
     local: Results | None = None
     notice: str | None = None
+    withheld: frozenset[str] = frozenset()
+
+    def fingerprint(self) -> tuple[object, ...]:
+        """Equal while the report's counts are (its sentences depend on the language only)."""
+        local = self.local.fingerprint() if self.local is not None else None
+        return (self.network.fingerprint(), self.commune, local, tuple(sorted(self.withheld)))
 
 
 def number(n: int, lang: str) -> str:
@@ -49,11 +57,28 @@ def plain(html: str) -> str:
     return unescape(_TAG.sub("", html)).strip()
 
 
-async def figures(session: AsyncSession, app: AppContext, commune: str | None) -> ReportFigures:
-    """The network's counts; `commune` (an id of the consultation's communes, checked by the
-    caller) is named on the cover until per-commune counts exist."""
-    results = await compute(session, app.consultation)
-    return ReportFigures(results, commune)
+async def figures(
+    session: AsyncSession,
+    app: AppContext,
+    commune: str | None,
+    lang: str,
+    translator: Translator,
+) -> ReportFigures:
+    """The network's counts and, for `commune` (an id of the consultation's communes, checked
+    by the caller), the commune's beside them under the officials' rule (bot/results/
+    communes.py: `min_group` of the commune and of the rest of the network)."""
+    if commune is None:
+        return ReportFigures(await compute(session, app.consultation))
+    found = await compute_by_commune(session, app.consultation)
+    return commune_figures(found, commune, app.consultation, lang, translator)
+
+
+def commune_figures(
+    found: ByCommune, commune: str, consultation: Consultation, lang: str, translator: Translator
+) -> ReportFigures:
+    view = found.view(commune)
+    notice = hidden_reason(view, consultation, lang, translator)
+    return ReportFigures(view.network, commune, view.local, notice, view.withheld)
 
 
 def paragraphs(html: str, lang: str) -> list[str]:
@@ -117,22 +142,21 @@ def report_texts(
         ).format(n=number(results.respondents, lang))
     )
     if found.local is not None and commune:
-        facts.append(
-            translator.ngettext(
-                "{n} répondant à {commune}",
-                "{n} répondants à {commune}",
-                found.local.respondents,
-                locale=lang,
-            ).format(n=number(found.local.respondents, lang), commune=commune)
-        )
+        local = translator.ngettext(
+            "{n} répondant à {commune}",
+            "{n} répondants à {commune}",
+            found.local.respondents,
+            locale=lang,
+        ).format(n=number(found.local.respondents, lang), commune=commune)
+        facts.append(at_place(local, commune, lang))
     series = None
     if found.local is not None and commune:
         series = (commune, _("Réseau", locale=lang))
     return ReportTexts(
         organiser=c.text(c.organizer, lang) if c.organizer else "",
         title=typeset(c.text(c.title, lang), lang),
-        subtitle=subtitle,
-        facts=facts,
+        subtitle=typeset(subtitle, lang),
+        facts=[typeset(fact, lang) for fact in facts],
         introduction=said[0],
         commentary_heading=_("Commentaire", locale=lang),
         commentary=said[1],
@@ -151,16 +175,20 @@ def _questions(
     app: AppContext, found: ReportFigures, lang: str, translator: Translator
 ) -> list[ReportQuestion]:
     c = app.consultation
+    commune = app.communes.name_of(found.commune, lang) or ""
     local = {qr.question.id: qr for qr in found.local.questions} if found.local is not None else {}
     out = []
     for i, qr in enumerate(found.network.questions, start=1):
-        mine = local.get(qr.question.id)
+        withheld = qr.question.id in found.withheld
+        mine = None if withheld else local.get(qr.question.id)
         own = {r.option_id: r for r in mine.options} if mine is not None else {}
         rows = []
         for r in qr.options:
             option = qr.question.option(r.option_id)
-            label = c.text(option.label, lang) if option else r.option_id
-            text = c.text(option.text or option.label, lang) if option else r.option_id
+            label = typeset(c.text(option.label, lang), lang) if option else r.option_id
+            text = (
+                typeset(c.text(option.text or option.label, lang), lang) if option else r.option_id
+            )
             theirs = own.get(r.option_id)
             rows.append(
                 ReportRow(
@@ -170,14 +198,30 @@ def _questions(
                     share=r.share,
                     count_text=number(r.count, lang),
                     share_text=percent(r.share, lang),
+                    local_count=theirs.count if theirs else None,
                     local_share=theirs.share if theirs else None,
                     local_count_text=number(theirs.count, lang) if theirs else None,
                     local_share_text=percent(theirs.share, lang) if theirs else None,
                 )
             )
-        note = translator.ngettext(
-            "{n} personne a répondu", "{n} personnes ont répondu", qr.seen, locale=lang
-        ).format(n=number(qr.seen, lang))
+        if mine is not None:
+            note = translator.ngettext(
+                "{commune} : {local} · réseau : {n} personne a répondu",
+                "{commune} : {local} · réseau : {n} personnes ont répondu",
+                qr.seen,
+                locale=lang,
+            ).format(commune=commune, local=number(mine.seen, lang), n=number(qr.seen, lang))
+        elif found.local is not None:  # the commune is shown, but not for this question
+            note = translator.ngettext(
+                "Réseau : {n} personne a répondu",
+                "Réseau : {n} personnes ont répondu",
+                qr.seen,
+                locale=lang,
+            ).format(n=number(qr.seen, lang))
+        else:
+            note = translator.ngettext(
+                "{n} personne a répondu", "{n} personnes ont répondu", qr.seen, locale=lang
+            ).format(n=number(qr.seen, lang))
         # As the summary says it: several answers possible, whose answers a follow-up counts.
         remarks = [
             several_answers(qr.question, lang, translator),
@@ -185,7 +229,12 @@ def _questions(
         ]
         remark = typeset(". ".join(r for r in remarks if r), lang) or None
         heading = typeset(f"{i}. {plain(c.text(qr.question.text, lang))}", lang)
-        out.append(ReportQuestion(heading, note, rows, remark))
+        why = withheld_reason(commune, lang, translator) if withheld and found.local else None
+        out.append(
+            ReportQuestion(
+                heading, typeset(note, lang), rows, remark, paired=mine is not None, withheld=why
+            )
+        )
     return out
 
 
@@ -201,9 +250,12 @@ async def build_report(
     lang: str,
     commune: str | None = None,
     now: datetime | None = None,
+    found: ReportFigures | None = None,
 ) -> bytes:
-    """The PDF's bytes: counted by the database, drawn in a worker thread."""
-    found = await figures(session, app, commune)
+    """The PDF's bytes: counted by the database (unless `found` already was), drawn in a
+    worker thread."""
+    if found is None:
+        found = await figures(session, app, commune, lang, translator)
     said = await commentary(session, app.consultation, lang)
     texts = report_texts(app, found, said, lang, translator, now or app.clock())
     return await asyncio.to_thread(render_pdf, texts)

@@ -24,8 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import AppContext
 from bot.i18n import Translator
-from bot.results.report import build_report, commentary, report_filename
-from bot.results.tally import compute
+from bot.results.report import build_report, commentary, figures, report_filename
 
 REMEMBERED = 16
 
@@ -60,11 +59,11 @@ class ReportSender:
     ) -> None:
         c = app.consultation
         now = app.clock()
-        results = await compute(session, c)
+        # The commune's counts too: a member moving commune changes them, not the network's.
+        found = await figures(session, app, commune, lang, translator)
         key = (
             lang,
-            commune,
-            results.fingerprint(),
+            found.fingerprint(),
             *(tuple(said) for said in await commentary(session, c, lang)),
             now.astimezone(c.tz).date(),
         )
@@ -72,7 +71,7 @@ class ReportSender:
         if file_id is not None:
             await message.answer_document(file_id)
             return
-        pdf = await build_report(session, app, translator, lang, commune, now)
+        pdf = await build_report(session, app, translator, lang, commune, now, found)
         document = BufferedInputFile(pdf, filename=report_filename(c, lang, commune))
         sent = await message.answer_document(document)
         if sent.document is not None:

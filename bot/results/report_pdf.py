@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -29,9 +31,19 @@ TITLE_PT, HEADING_PT, BODY_PT, SMALL_PT = 20, 14, 11, 9
 LINE = 1.45 / 72
 
 
-def _chars(width_in: float, pt: float) -> int:
-    """How many characters of DejaVu Sans at `pt` fit in `width_in` (about 0.55 em each)."""
-    return max(10, int(width_in * 72 / (pt * 0.55)))
+def _measure() -> Callable[[str, float, str], float]:
+    """A text's width in inches as the PDF draws it (DejaVu Sans, `pt`, `weight`): measured
+    by a renderer of its own (render_pdf may run in several threads)."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    renderer = RendererAgg(10, 10, 72)  # 72 dpi: widths in points
+
+    def width_in(text: str, pt: float, weight: str) -> float:
+        font = FontProperties(size=pt, weight=weight)
+        return renderer.get_text_width_height_descent(text, font, ismath=False)[0] / 72
+
+    return width_in
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,7 @@ class ReportRow:
     count_text: str
     share_text: str
     # The commune's, when the report shows one beside the network's.
+    local_count: int | None = None
     local_share: float | None = None
     local_count_text: str | None = None
     local_share_text: str | None = None
@@ -56,7 +69,9 @@ class ReportQuestion:
     heading: str  # "3. Which …"
     note: str  # "10 people answered" (and the commune's, when shown)
     rows: list[ReportRow]
-    remark: str | None = None  # e.g. "several answers possible", or why a commune is not shown
+    remark: str | None = None  # e.g. "several answers possible"
+    paired: bool = False  # the commune's figures beside the network's
+    withheld: str | None = None  # why the commune's are not shown for this question
 
 
 @dataclass(frozen=True)
@@ -109,12 +124,12 @@ class _Page:
         for line in lines:
             self.fig.text(
                 (MARGIN_IN + indent) / A4_IN[0],
-                self._fy(self.y),
+                self._fy(_baseline(self.y, pt)),
                 line,
                 fontsize=pt,
                 fontweight=weight,
                 color=color,
-                va="top",
+                va="baseline",
                 ha="left",
             )
             self.y += pt * LINE
@@ -132,6 +147,13 @@ class _Page:
         )
 
 
+def _baseline(y_in: float, pt: float) -> float:
+    """Where a line whose top is at `y_in` sits. Texts are placed by their baseline: "top"
+    would align each text's own glyphs (an accent, a descender), and "Réseau" would sit lower
+    than "Namur" beside it."""
+    return y_in + 0.8 * pt / 72
+
+
 def _line(x0_in: float, x1_in: float, fy: float, fig: Figure):  # type: ignore[no-untyped-def]
     from matplotlib.lines import Line2D
 
@@ -144,15 +166,29 @@ def _line(x0_in: float, x1_in: float, fy: float, fig: Figure):  # type: ignore[n
     )
 
 
-def wrap(text: str, pt: float, width_in: float = TEXT_WIDTH_IN) -> list[str]:
-    return textwrap.wrap(text, _chars(width_in, pt)) or [""]
+def wrap(
+    text: str, pt: float, width_in: float = TEXT_WIDTH_IN, weight: str = "normal"
+) -> list[str]:
+    """Lines of `text` that fit `width_in`, measured (a bold title is wider than a count of
+    characters says). Breaks at plain spaces only: a French no-break space holds."""
+    measure = _measure()
+    lines: list[str] = []
+    line = ""
+    for word in re.split(r"[ \t\r\n]+", text.strip()):
+        candidate = f"{line} {word}" if line else word
+        if line and measure(candidate, pt, weight) > width_in:
+            lines.append(line)
+            line = word
+        else:
+            line = candidate
+    return [*lines, line]
 
 
 def _cover(texts: ReportTexts) -> list[_Page]:
     pages = [_Page()]
     page = pages[0]
     page.text([texts.organiser], SMALL_PT + 1, color=GREY, after=0.15)
-    page.text(wrap(texts.title, TITLE_PT), TITLE_PT, weight="bold", after=0.1)
+    page.text(wrap(texts.title, TITLE_PT, weight="bold"), TITLE_PT, weight="bold", after=0.1)
     page.text(wrap(texts.subtitle, HEADING_PT), HEADING_PT, color=GREY, after=0.2)
     page.rule()
     for fact in texts.facts:
@@ -182,19 +218,46 @@ def _cover(texts: ReportTexts) -> list[_Page]:
 
 def _question(q: ReportQuestion, texts: ReportTexts) -> _Page:
     page = _Page()
-    page.text(wrap(q.heading, HEADING_PT), HEADING_PT, weight="bold", after=0.04)
+    page.text(wrap(q.heading, HEADING_PT, weight="bold"), HEADING_PT, weight="bold", after=0.04)
     page.text(wrap(q.note, BODY_PT), BODY_PT, color=GREY, after=0.0)
-    if q.remark:
-        page.text(wrap(q.remark, BODY_PT), BODY_PT, color=GREY, after=0.0)
+    for said in (q.remark, q.withheld):
+        if said:
+            page.text(wrap(said, BODY_PT), BODY_PT, color=GREY, after=0.0)
     page.y += 0.15
-    chart_in = min(4.6, 0.42 * len(q.rows) * (1.6 if texts.series else 1) + 0.5)
-    _chart(page, q, texts, chart_in)
+    if q.paired and texts.series is not None:
+        _legend(page, texts.series)
+    chart_in = min(4.6, 0.42 * len(q.rows) * (1.6 if q.paired else 1) + 0.5)
+    _chart(page, q, chart_in)
     page.y += chart_in + 0.3
     _table(page, q, texts)
     return page
 
 
-def _chart(page: _Page, q: ReportQuestion, texts: ReportTexts, height_in: float) -> None:
+def _legend(page: _Page, series: tuple[str, str]) -> None:
+    """The two series' names over the chart, left-aligned with the bars' labels."""
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(color=COMMUNE_COLOR, label=series[0]),
+        Patch(color=NETWORK_COLOR, label=series[1]),
+    ]
+    page.fig.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(MARGIN_IN / A4_IN[0], page._fy(page.y)),
+        ncol=2,
+        frameon=False,
+        fontsize=SMALL_PT + 1,
+        handlelength=1.2,
+        borderaxespad=0.0,
+        borderpad=0.0,
+    )
+    page.y += 0.35
+
+
+def _chart(page: _Page, q: ReportQuestion, height_in: float) -> None:
+    """Horizontal bars, "7 (70 %)" at each bar's end: the network's counts, or with the
+    commune's (on top) each group's shares, so that groups of any size compare."""
     label_in = 2.3
     ax = page.fig.add_axes(
         (
@@ -207,27 +270,33 @@ def _chart(page: _Page, q: ReportQuestion, texts: ReportTexts, height_in: float)
     n = max(1, len(q.rows))
     positions = list(range(n))[::-1]
     labels = ["\n".join(textwrap.wrap(r.label, 28)[:2]) for r in q.rows]
-    if texts.series is None:
+    size = SMALL_PT + 0.5
+    if not q.paired:
         values = [r.count for r in q.rows]
         top = max(1, max(values, default=0))
         ax.barh(positions[: len(values)], values, color=NETWORK_COLOR, height=0.62)
         for y, r in zip(positions, q.rows, strict=False):
-            ax.text(r.count + top * 0.02, y, f"{r.count_text} ({r.share_text})", va="center")
+            ax.text(
+                r.count + top * 0.02, y, f"{r.count_text} ({r.share_text})", va="center",
+                fontsize=size,
+            )  # fmt: skip
         ax.set_xlim(0, top * 1.35)
     else:
-        local = [r.local_share or 0.0 for r in q.rows]
-        network = [r.share for r in q.rows]
-        up = [p + 0.2 for p in positions[: len(q.rows)]]
-        down = [p - 0.2 for p in positions[: len(q.rows)]]
-        ax.barh(up, local, color=COMMUNE_COLOR, height=0.38, label=texts.series[0])
-        ax.barh(down, network, color=NETWORK_COLOR, height=0.38, label=texts.series[1])
-        for y, r in zip(up, q.rows, strict=False):
-            ax.text((r.local_share or 0) + 0.01, y, r.local_share_text or "–", va="center")
-        for y, r in zip(down, q.rows, strict=False):
-            ax.text(r.share + 0.01, y, r.share_text, va="center")
-        ax.set_xlim(0, 1.18)
-        ax.legend(loc="lower right", fontsize=SMALL_PT, frameon=False)
-    ax.set_yticks(positions[: len(labels)], labels, fontsize=SMALL_PT + 0.5)
+        top = max([r.share for r in q.rows] + [r.local_share or 0.0 for r in q.rows] + [0.01])
+        for y, r in zip(positions, q.rows, strict=False):
+            bars = [
+                (y + 0.2, r.local_share or 0.0, r.local_count_text, r.local_share_text, True),
+                (y - 0.2, r.share, r.count_text, r.share_text, False),
+            ]
+            for at, share, count, share_text, mine in bars:
+                color = COMMUNE_COLOR if mine else NETWORK_COLOR
+                ax.barh(at, share, color=color, height=0.36)
+                ax.text(
+                    share + top * 0.02, at, f"{count or '–'} ({share_text or '–'})", va="center",
+                    fontsize=size - 0.5,
+                )  # fmt: skip
+        ax.set_xlim(0, top * 1.4)  # room for "12 (100 %)" after the longest bar
+    ax.set_yticks(positions[: len(labels)], labels, fontsize=size)
     ax.set_ylim(-0.6, n - 0.4)
     ax.xaxis.set_visible(False)
     ax.tick_params(axis="y", length=0)
@@ -237,48 +306,55 @@ def _chart(page: _Page, q: ReportQuestion, texts: ReportTexts, height_in: float)
 
 def _table(page: _Page, q: ReportQuestion, texts: ReportTexts) -> None:
     """Full wording of each option, then the figures, right-aligned in their columns."""
-    local = texts.series is not None
+    local = q.paired and texts.series is not None
     figures = 4 if local else 2
-    col_in = 0.8
-    text_in = TEXT_WIDTH_IN - figures * col_in
-    right = [MARGIN_IN + text_in + (i + 1) * col_in for i in range(figures)]
+    col_in, gap_in = 0.75, 0.3  # a gap keeps the commune's share apart from the network's count
+    text_in = TEXT_WIDTH_IN - figures * col_in - (gap_in if local else 0)
+    right = [
+        MARGIN_IN + text_in + (i + 1) * col_in + (gap_in if i >= 2 else 0) for i in range(figures)
+    ]
     heads = list(texts.columns[1:]) * (2 if local else 1)
     fy = page._fy
-    if local:  # the series' names over their pair of columns, then count and share
+    head_pt = SMALL_PT + 1
+    if local:  # each series' name over its pair of columns, underlined across both
         for k, name in enumerate(texts.series or ()):
-            middle = (right[2 * k] + right[2 * k + 1]) / 2 - col_in / 2
+            x0, x1 = right[2 * k] - col_in + 0.15, right[2 * k + 1]
             page.fig.text(
-                middle / A4_IN[0], fy(page.y), name, fontsize=SMALL_PT + 1, fontweight="bold",
-                va="top", ha="center",
+                (x0 + x1) / 2 / A4_IN[0], fy(_baseline(page.y, head_pt)), name, fontsize=head_pt,
+                fontweight="bold", va="baseline", ha="center",
             )  # fmt: skip
-        page.y += (SMALL_PT + 1) * LINE
+            page.fig.add_artist(_line(x0, x1, fy(page.y + head_pt * LINE + 0.02), page.fig))
+        page.y += head_pt * LINE + 0.08
     page.fig.text(
-        MARGIN_IN / A4_IN[0], fy(page.y), texts.columns[0], fontsize=SMALL_PT + 1,
-        fontweight="bold", va="top",
+        MARGIN_IN / A4_IN[0], fy(_baseline(page.y, head_pt)), texts.columns[0], fontsize=head_pt,
+        fontweight="bold", va="baseline",
     )  # fmt: skip
     for x, head in zip(right, heads, strict=True):
         page.fig.text(
-            x / A4_IN[0], fy(page.y), head, fontsize=SMALL_PT + 1, fontweight="bold",
-            va="top", ha="right",
+            x / A4_IN[0], fy(_baseline(page.y, head_pt)), head, fontsize=head_pt,
+            fontweight="bold", va="baseline", ha="right",
         )  # fmt: skip
-    page.y += (SMALL_PT + 1) * LINE + 0.04
+    page.y += head_pt * LINE + 0.04
     page.rule(after=0.08)
+    pt = BODY_PT - 1
     for r in q.rows:
-        lines = wrap(r.text, BODY_PT - 1, text_in - 0.15)[:4]
+        lines = wrap(r.text, pt, text_in - 0.15)[:4]
         values = (
             [r.local_count_text or "–", r.local_share_text or "–", r.count_text, r.share_text]
             if local
             else [r.count_text, r.share_text]
         )
-        page.fig.text(
-            MARGIN_IN / A4_IN[0], fy(page.y), "\n".join(lines), fontsize=BODY_PT - 1, va="top",
-            linespacing=1.3,
-        )  # fmt: skip
+        for i, line in enumerate(lines):
+            page.fig.text(
+                MARGIN_IN / A4_IN[0], fy(_baseline(page.y + i * pt * 1.3 / 72, pt)), line,
+                fontsize=pt, va="baseline",
+            )  # fmt: skip
         for x, value in zip(right, values, strict=True):
             page.fig.text(
-                x / A4_IN[0], fy(page.y), value, fontsize=BODY_PT - 1, va="top", ha="right"
-            )
-        page.y += len(lines) * (BODY_PT - 1) * 1.3 / 72 + 0.1
+                x / A4_IN[0], fy(_baseline(page.y, pt)), value, fontsize=pt, va="baseline",
+                ha="right",
+            )  # fmt: skip
+        page.y += len(lines) * pt * 1.3 / 72 + 0.1
         if page.room <= 0:
             break  # never reached with the file's option bounds; a cut rather than an overlap
 
