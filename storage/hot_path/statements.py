@@ -292,7 +292,9 @@ class Direct:
     async def _acquire(self, pool: Any) -> AsyncIterator[Any]:
         """A connection of the asyncpg pool, or a clear error once none came free in time."""
         try:
-            conn = await pool.acquire(timeout=self.acquire_timeout)
+            # asyncio.timeout, not acquire(timeout=): asyncpg wraps a timed acquire in a task
+            async with asyncio.timeout(self.acquire_timeout):
+                conn = await pool.acquire()
         except TimeoutError:
             message = exhausted("hot-path (asyncpg)", self.pool_size, self.acquire_timeout)
             log.error(message)
