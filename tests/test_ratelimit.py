@@ -72,6 +72,46 @@ def test_pause_after_429_holds_every_chat() -> None:
     assert limiter.delay(1, False) == 0
 
 
+def test_a_429_on_one_chat_holds_that_chat_only() -> None:
+    """A flood 429 answers one request to one chat: under our own overall pacing it is about
+    that chat (its per-chat or per-group limit), and the others keep going."""
+    clock = FakeClock()
+    limiter = RateLimiter(SendLimits(per_second=30), clock)
+    assert limiter.flood(7, False, 5) == 0  # no overall pause
+    assert 4.9 < limiter.delay(7, False) <= 5
+    assert limiter.delay(8, False) == 0
+    assert limiter.overall_delay(clock.t) == 0
+    assert limiter.flood(-5, True, 4) == 0  # a group's 429 holds the group alone too
+    assert 3.9 < limiter.delay(-5, True) <= 4
+    assert limiter.delay(9, False) == 0
+    assert 7 in limiter.busy_chats(horizon=1.0)  # left out of the next claims
+    clock.t += 5
+    assert limiter.delay(7, False) == 0
+
+
+def test_429s_on_several_chats_at_once_pause_everything() -> None:
+    """The overall limit really is hit (another bot on the token, Telegram slowing down): a
+    429 may then come on any chat. Three chats told within retry_after + 1 s pause all."""
+    clock = FakeClock()
+    limiter = RateLimiter(SendLimits(per_second=30), clock)
+    assert limiter.flood(1, False, 2) == 0
+    clock.t += 1.0
+    assert limiter.flood(1, False, 2) == 0  # the same chat again is still that chat's
+    assert limiter.flood(2, False, 3) == 0
+    clock.t += 1.0
+    assert limiter.flood(3, False, 2) == 3  # the third chat: the largest retry_after, for all
+    assert 2.9 < limiter.delay(4, False) <= 3
+    assert 2.9 < limiter.overall_delay(clock.t) <= 3
+    # 429s far apart are each about their own chat.
+    clock.t += 60
+    assert limiter.flood(11, False, 1) == 0
+    clock.t += 2.5
+    assert limiter.flood(12, False, 1) == 0
+    clock.t += 2.5
+    assert limiter.flood(13, False, 1) == 0
+    assert limiter.delay(14, False) == 0
+
+
 def test_sends_are_evenly_spaced_not_bursty() -> None:
     clock = FakeClock()
     limiter = RateLimiter(SendLimits(per_second=100, margin=0.0), clock)

@@ -294,9 +294,8 @@ class Outbox:
             message = await self._send_counted(row)
             sent = True
         except TelegramRetryAfter as exc:
-            self.limiter.pause(exc.retry_after)
-            if self.shared is not None:
-                await self.shared.pause(exc.retry_after)
+            # This chat waits; the others go on, unless several chats are told at once.
+            await self._flood(row, exc.retry_after)
             await self._transient(row, exc.retry_after, f"429 retry after {exc.retry_after}", False)
         except TelegramForbiddenError as exc:
             await self._settle_blocked(row, exc.message)
@@ -334,6 +333,21 @@ class Outbox:
             self.in_flight.discard(row.chat_id)
             self.slots.release()
             self.doorbell.ring()
+
+    async def _flood(self, row: Delivery, retry_after: float) -> None:
+        """A 429 on the row's chat: that chat waits `retry_after` (its message goes back to
+        the queue for then). 429s from several chats at once mean the overall limit is hit
+        (another bot or instance on the token): then everything waits, on every instance."""
+        pause = self.limiter.flood(row.chat_id, row.is_group, retry_after)
+        if self.shared is not None:
+            told = await self.shared.flood(row.chat_id, retry_after)
+            if told > pause:  # other instances' 429s counted too
+                self.limiter.pause(told)
+            elif pause > 0:
+                await self.shared.pause(pause)
+            pause = max(pause, told)
+        if pause > 0:
+            log.warning("outbox: 429s from several chats at once: all sends wait %gs", pause)
 
     async def _send_counted(self, row: Delivery) -> Message:
         """Telegram counts the send at some instant before its answer: the limiter counts it
