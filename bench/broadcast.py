@@ -91,6 +91,11 @@ def arguments() -> argparse.Namespace:
         action="store_true",
         help="time the outbox's steps inside the bot (printed from its log at the end)",
     )
+    p.add_argument(
+        "--timeline",
+        action="store_true",
+        help="print the messages delivered in each second (as Telegram counts them)",
+    )
     p.add_argument("--timeout", type=float, default=600.0)
     p.add_argument("--keep", action="store_true", help="keep the temporary directory")
     return p.parse_args()
@@ -407,6 +412,12 @@ async def bench(args: argparse.Namespace, workdir: Path, url: str) -> int:
                     if c.params.get("chat_id") == i and c.method.startswith("send")
                 ]
                 print(f"  {i}: sends at {times}")
+        if args.timeline and sends:
+            per_second = Counter(int(t - sends[0]) for t, w in weighted for _ in range(w))
+            print("messages per second after the first send:")
+            for start in range(0, int(span) + 1, 10):
+                row = [per_second.get(s, 0) for s in range(start, min(start + 10, int(span) + 1))]
+                print(f"  {start:4d}s  " + " ".join(f"{n:4d}" for n in row))
         if args.profile:
             lines = log_path.read_text(errors="replace").splitlines()
             start = max((i for i, line in enumerate(lines) if PROFILE_HEADER in line), default=None)
