@@ -18,7 +18,11 @@ from dataclasses import dataclass, field
 
 from bot.config import Settings
 
-CATCH_UP = 3  # messages a late sender may send back to back
+# A sender that fell behind its schedule (its loop busy with a query, the machine with other
+# work) may send a tenth of a second's worth back to back, at least 3: without it each stall
+# is lost for good. The sliding second below still caps what any second of Telegram's holds.
+CATCH_UP = 3
+CATCH_UP_SECONDS = 0.1
 # Telegram's overall window. A send counts in it until a second after its answer, by when
 # Telegram has counted it for sure: no margin is needed for the travel time.
 WINDOW = 1.0
@@ -181,7 +185,7 @@ class RateLimiter:
         # A sender that fell behind (a database round trip between batches) may catch up
         # with a few messages in a row; the sliding second above still caps the total.
         slot = self._next_global + (weight - 1) * gap
-        self._next_global = max(now - CATCH_UP * gap, slot) + gap
+        self._next_global = max(now - self.catch_up() * gap, slot) + gap
         self.owe(chat_id, is_group, weight, now)
 
     def done(self, chat_id: int, is_group: bool, weight: int = 1) -> None:
@@ -218,6 +222,10 @@ class RateLimiter:
         """A private chat is not ready for `seconds` (another instance sent there)."""
         ready = self.clock() + seconds
         self._chat_ready[chat_id] = max(self._chat_ready.get(chat_id, ready), ready)
+
+    def catch_up(self) -> int:
+        """Messages a late sender may send back to back."""
+        return max(CATCH_UP, int(self.limits.per_second * CATCH_UP_SECONDS))
 
     def _gap(self, now: float) -> float:
         """Seconds between two sends overall: a little more for a while after an overall
