@@ -102,6 +102,11 @@ def test_429s_on_several_chats_at_once_pause_everything() -> None:
     assert limiter.flood(3, False, 2) == 3  # the third chat: the largest retry_after, for all
     assert 2.9 < limiter.delay(4, False) <= 3
     assert 2.9 < limiter.overall_delay(clock.t) <= 3
+    # Then the overall rate stays 10 % lower for a while: something else shares the limit.
+    clock.t += 3
+    times = simulate(limiter, clock, [(100 + i, False) for i in range(40)])
+    gaps = [b - a for a, b in itertools.pairwise(times)][limiter.catch_up() :]
+    assert min(gaps) >= 1.1 * (1 + limiter.limits.margin) / 30 - 1e-9
     # 429s far apart are each about their own chat.
     clock.t += 60
     assert limiter.flood(11, False, 1) == 0
