@@ -615,6 +615,26 @@ async def test_injected_429_raises_retry_after(
         await bot.send_photo(ALICE, BufferedInputFile(png(), "p.png"))
 
 
+async def test_an_injected_429_holds_its_chat_only(
+    emu: BotAPIEmulator, bot: Bot, alice: SimUser
+) -> None:
+    """As Telegram: a flood 429 for a chat concerns that chat. With the limits enforced, a
+    send there before its retry_after has passed is refused and counted against the bot;
+    other chats are not held."""
+    emu.add_user(BOB, "Bob")
+    emu.enforce_limits(global_per_second=30, per_chat_per_second=1)
+    emu.inject_fault("sendMessage", chat_id=ALICE, code=429, retry_after=2)
+    with pytest.raises(TelegramRetryAfter):
+        await bot.send_message(ALICE, "one")
+    await bot.send_message(BOB, "other chat")
+    assert emu.limit_violations == []
+    with pytest.raises(TelegramRetryAfter) as caught:
+        await bot.send_message(ALICE, "too early")
+    assert caught.value.retry_after == 2
+    assert [v.kind for v in emu.limit_violations] == ["retry_after"]
+    assert emu.delivery_counts() == {BOB: 1}
+
+
 async def test_held_calls_wait_for_the_release(
     emu: BotAPIEmulator, bot: Bot, alice: SimUser
 ) -> None:

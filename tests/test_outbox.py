@@ -234,3 +234,73 @@ async def test_enqueue_is_idempotent(sessionmaker: async_sessionmaker[AsyncSessi
     await enqueue(sessionmaker, items)
     await enqueue(sessionmaker, items)
     assert await statuses(sessionmaker) == {"same": "pending"}
+
+
+class TimedBot(ScriptedBot):
+    """A ScriptedBot that notes when each chat was answered, and how (sent or 429)."""
+
+    def __init__(self, failures: dict[int, list[Exception]]) -> None:
+        super().__init__(failures)
+        self.answers: list[tuple[float, int, bool]] = []  # (monotonic, chat, sent)
+
+    async def __call__(
+        self, method: TelegramMethod[Any], request_timeout: int | None = None
+    ) -> Any:
+        chat_id = int(method.chat_id)  # type: ignore[attr-defined]
+        try:
+            result = await super().__call__(method, request_timeout)
+        except TelegramRetryAfter:
+            self.answers.append((asyncio.get_running_loop().time(), chat_id, False))
+            raise
+        self.answers.append((asyncio.get_running_loop().time(), chat_id, True))
+        return result
+
+
+def retry_after(seconds: int) -> TelegramRetryAfter:
+    method = SendMessage(chat_id=0, text="x")
+    return TelegramRetryAfter(method, f"Too Many Requests: retry after {seconds}", seconds)
+
+
+async def test_a_429_on_one_chat_holds_that_chat_and_not_the_others(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Our own pacing keeps the overall rate under the limit: a 429 on one chat is about that
+    chat, which waits retry_after (its message re-queued, sent once), while the others go."""
+    bot = TimedBot({1: [retry_after(3)]})
+    await enqueue(
+        sessionmaker, [NewDelivery(f"k{i}", "t", i, text=f"hi {i}") for i in range(1, 61)]
+    )
+
+    async def all_sent() -> bool:
+        return set((await statuses(sessionmaker)).values()) == {"sent"}
+
+    await run_outbox(sessionmaker, bot, all_sent)
+    [told] = [t for t, chat, sent in bot.answers if not sent]
+    others = [t for t, chat, sent in bot.answers if sent and chat != 1]
+    assert len(others) == 59
+    # 59 messages at 100/s: well under a second, not after chat 1's three seconds.
+    assert max(others) - told < 1.5
+    [again] = [t for t, chat, sent in bot.answers if sent and chat == 1]
+    assert again - told >= 2.9
+    assert sorted(chat for chat, _ in bot.sent) == list(range(1, 61))  # each once
+
+
+async def test_429s_on_several_chats_at_once_still_pause_everything(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """429s from three chats within retry_after + 1 s: the overall limit is hit (another
+    instance or bot on the token, Telegram slowing down), and every send waits."""
+    bot = TimedBot({chat: [retry_after(2)] for chat in (1, 2, 3)})
+    await enqueue(
+        sessionmaker, [NewDelivery(f"k{i}", "t", i, text=f"hi {i}") for i in range(1, 61)]
+    )
+
+    async def all_sent() -> bool:
+        return set((await statuses(sessionmaker)).values()) == {"sent"}
+
+    await run_outbox(sessionmaker, bot, all_sent)
+    third = sorted(t for t, _, sent in bot.answers if not sent)[2]
+    # Sends already on their way when the third 429 came back may land just after it.
+    during = [t for t, _, sent in bot.answers if sent and third + 0.1 < t < third + 1.9]
+    assert during == []
+    assert len(bot.sent) == 60 and len({chat for chat, _ in bot.sent}) == 60

@@ -6,7 +6,7 @@ import heapq
 import itertools
 from collections import deque
 
-from bot.delivery.ratelimit import CATCH_UP, RateLimiter, SendLimits
+from bot.delivery.ratelimit import RateLimiter, SendLimits
 
 
 class FakeClock:
@@ -72,14 +72,75 @@ def test_pause_after_429_holds_every_chat() -> None:
     assert limiter.delay(1, False) == 0
 
 
+def test_a_429_on_one_chat_holds_that_chat_only() -> None:
+    """A flood 429 answers one request to one chat: under our own overall pacing it is about
+    that chat (its per-chat or per-group limit), and the others keep going."""
+    clock = FakeClock()
+    limiter = RateLimiter(SendLimits(per_second=30), clock)
+    assert limiter.flood(7, False, 5) == 0  # no overall pause
+    assert 4.9 < limiter.delay(7, False) <= 5
+    assert limiter.delay(8, False) == 0
+    assert limiter.overall_delay(clock.t) == 0
+    assert limiter.flood(-5, True, 4) == 0  # a group's 429 holds the group alone too
+    assert 3.9 < limiter.delay(-5, True) <= 4
+    assert limiter.delay(9, False) == 0
+    assert 7 in limiter.busy_chats(horizon=1.0)  # left out of the next claims
+    clock.t += 5
+    assert limiter.delay(7, False) == 0
+
+
+def test_429s_on_several_chats_at_once_pause_everything() -> None:
+    """The overall limit really is hit (another bot on the token, Telegram slowing down): a
+    429 may then come on any chat. Three chats told within retry_after + 1 s pause all."""
+    clock = FakeClock()
+    limiter = RateLimiter(SendLimits(per_second=30), clock)
+    assert limiter.flood(1, False, 2) == 0
+    clock.t += 1.0
+    assert limiter.flood(1, False, 2) == 0  # the same chat again is still that chat's
+    assert limiter.flood(2, False, 3) == 0
+    clock.t += 1.0
+    assert limiter.flood(3, False, 2) == 3  # the third chat: the largest retry_after, for all
+    assert 2.9 < limiter.delay(4, False) <= 3
+    assert 2.9 < limiter.overall_delay(clock.t) <= 3
+    # Then the overall rate stays 10 % lower for a while: something else shares the limit.
+    clock.t += 3
+    times = simulate(limiter, clock, [(100 + i, False) for i in range(40)])
+    gaps = [b - a for a, b in itertools.pairwise(times)][limiter.catch_up() :]
+    assert min(gaps) >= 1.1 * (1 + limiter.limits.margin) / 30 - 1e-9
+    # 429s far apart are each about their own chat.
+    clock.t += 60
+    assert limiter.flood(11, False, 1) == 0
+    clock.t += 2.5
+    assert limiter.flood(12, False, 1) == 0
+    clock.t += 2.5
+    assert limiter.flood(13, False, 1) == 0
+    assert limiter.delay(14, False) == 0
+
+
 def test_sends_are_evenly_spaced_not_bursty() -> None:
     clock = FakeClock()
     limiter = RateLimiter(SendLimits(per_second=100, margin=0.0), clock)
     times = simulate(limiter, clock, [(i, False) for i in range(50)])
     # After the few a late sender may catch up with, one message every 1/100 s.
-    gaps = [b - a for a, b in itertools.pairwise(times)][CATCH_UP:]
+    gaps = [b - a for a, b in itertools.pairwise(times)][limiter.catch_up() :]
     assert min(gaps) >= 0.01 - 1e-9
     assert max(gaps) <= 0.01 + 1e-9
+
+
+def test_a_late_sender_catches_up_a_tenth_of_a_second_within_the_sliding_second() -> None:
+    """A stall (the loop busy, the machine loaded) is made up for, not lost, up to a tenth
+    of a second's worth at once; no second ever holds more than the limit."""
+    clock = FakeClock()
+    limiter = RateLimiter(SendLimits(per_second=300, margin=0.0), clock)
+    times = simulate(limiter, clock, [(i, False) for i in range(150)])
+    clock.t += 0.2  # stalled
+    stalled = clock.t
+    times += simulate(limiter, clock, [(i, False) for i in range(150, 600)])
+    assert limiter.catch_up() == 30
+    # The one due now and 30 made up for, back to back; then the schedule again.
+    assert sum(1 for t in times if t == stalled) == 1 + 30
+    for i in range(len(times) - 300):
+        assert times[i + 300] - times[i] >= 1.0 - 1e-9
 
 
 # --------------------------------------------------------------------------- albums: weights

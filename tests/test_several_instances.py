@@ -160,3 +160,30 @@ async def test_shared_rate_counts_each_photo_of_an_album(redis_prefix: str) -> N
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_429_holds_its_chat_on_every_instance_and_several_pause_all(
+    redis_prefix: str,
+) -> None:
+    """A 429 on one chat, seen by one instance, holds that chat on the other (its message
+    would be refused there too) but not the other chats; 429s from three chats at once, told
+    by either instance, pause everything on both."""
+    limits = SendLimits(per_second=20, margin=0.0)
+    a = SharedRateLimit(Redis.from_url(REDIS_URL), limits, redis_prefix)
+    b = SharedRateLimit(Redis.from_url(REDIS_URL), limits, redis_prefix)
+    try:
+        assert await a.flood(1, 3) == 0
+        held = await b.reserve(1, False)
+        assert not held.granted and 2.8 < held.wait <= 3.0
+        other = await b.reserve(2, False)
+        assert other.granted and other.wait < 0.2
+
+        assert await b.flood(3, 2) == 0
+        assert await a.flood(4, 2) == 3  # the third chat: the largest retry_after, for all
+        paused = await b.reserve(5, False)
+        assert paused.granted and 2.8 < paused.wait <= 3.0
+        group = await a.reserve(-100, True)
+        assert group.granted and 2.8 < group.wait <= 3.1  # the slot after the one above
+    finally:
+        await a.close()
+        await b.close()

@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -44,6 +44,13 @@ POSTPONE_AFTER = 1.0
 # After a restart, what went out this long ago may still be paid back by its chat.
 REMEMBER_SENDS = timedelta(seconds=15)
 LEGACY_STALE = timedelta(minutes=2)  # claims without an owner (made before owners existed)
+# The next claim is made while the last messages of the current one are sent (this share of
+# it left): the sender does not stand still for the query.
+PREFETCH_AT = 0.25
+# Requests on their way at most: a quarter of a second's worth at the rate (at least 16, at
+# most 64, under aiohttp's 100 connections). A machine that stalls for a moment delays the
+# answers; with too few, the sender would then wait for a free one and fall behind its slots.
+IN_FLIGHT_SECONDS = 0.25
 UPLOAD_POLL = 0.02  # seconds between two looks at an upload in progress
 FLUSH_EVERY = 0.02  # seconds between two writes of the 'sent' results
 
@@ -64,7 +71,7 @@ class Outbox:
         clock: Clock = system_clock,
         monotonic: Callable[[], float] = time.monotonic,
         batch: int | None = None,
-        concurrency: int = 16,
+        concurrency: int | None = None,
         on_sent: Callable[[Delivery, Message], object] | None = None,
         instance: Instance | None = None,
         max_age: timedelta = timedelta(hours=48),
@@ -75,7 +82,7 @@ class Outbox:
     ) -> None:
         # Told (bytes, file_id) when an album photo was uploaded: /results reuses it.
         self.on_photo_uploaded = on_photo_uploaded
-        self.sent_buffer: list[tuple[int, dict[str, object]]] = []
+        self.sent_buffer: list[tuple[int, datetime, int]] = []  # id, sent at, message id
         self.sessionmaker = sessionmaker
         self.bot = bot
         self.clock = clock
@@ -87,7 +94,10 @@ class Outbox:
         self.mean_weight = 1.0
         # Telegram's paid broadcasts: None leaves the parameter out of the request.
         self.paid: bool | None = limits.paid or None
-        self.slots = asyncio.Semaphore(concurrency)
+        self.slots = asyncio.Semaphore(
+            concurrency or min(64, max(16, int(limits.per_second * IN_FLIGHT_SECONDS)))
+        )
+        self.prefetch: asyncio.Task[list[Delivery]] | None = None
         # Rung by whoever queued deliveries (bot/app.py hands the same one to the services).
         self.doorbell = doorbell or OutboxDoorbell()
         self.in_flight: set[int] = set()
@@ -115,15 +125,13 @@ class Outbox:
         batch, self.sent_buffer = self.sent_buffer, []
         try:
             async with self.sessionmaker() as session:
-                repo = OutboxRepository(session)
-                for delivery_id, values in batch:
-                    await repo.settle(delivery_id, **values)
+                await OutboxRepository(session).settle_sent(batch)
                 await session.commit()
         except Exception:
             log.exception("outbox: recording %d sent messages failed; will retry", len(batch))
             self.sent_buffer[:0] = batch
             return
-        self.owned.difference_update(delivery_id for delivery_id, _ in batch)
+        self.owned.difference_update(delivery_id for delivery_id, _, _ in batch)
         self.doorbell.ring()  # those chats' next messages may now be claimed
 
     async def _flush_loop(self) -> None:
@@ -155,6 +163,9 @@ class Outbox:
                     log.exception("outbox: sender loop failed; retrying in a second")
                     await asyncio.sleep(1)
         finally:
+            if self.prefetch is not None:  # its rows are owned: retire() queues them again
+                self.prefetch.cancel()
+                await asyncio.gather(self.prefetch, return_exceptions=True)
             if self.tasks:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
             for task in (flusher, heart):
@@ -199,23 +210,23 @@ class Outbox:
         """Claim one small batch of due deliveries and send it, respecting the limits: the
         oldest message of each chat that is not paying back, so that the others' messages fill
         the overall budget while a chat waits out its album."""
-        busy = self.limiter.busy_chats(BUSY_HORIZON)
-        limit = max(1, round(self.batch / self.mean_weight))
-        async with self.sessionmaker() as session:
-            rows = await OutboxRepository(session).claim_due(
-                self.clock(), limit, self.instance.token, exclude=[*self.in_flight, *busy]
-            )
-            await session.commit()
+        rows: list[Delivery] = []
+        if self.prefetch is not None:
+            prefetch, self.prefetch = self.prefetch, None
+            rows = await prefetch
+        if not rows:  # none, or an empty prefetch: chats may have paid back since
+            rows = await self._claim()
         if not rows:
             return False
-        self.mean_weight = 0.5 * self.mean_weight + 0.5 * sum(r.weight for r in rows) / len(rows)
-        self.owned.update(row.id for row in rows)
         # By when the chat is ready, then by age: the sender commits to the head and waits for
         # its overall slot; nothing behind it takes that slot meanwhile.
         queue: list[tuple[float, int, Delivery]] = []
         for row in rows:
             heapq.heappush(queue, (self._delay(row), row.id, row))
+        prefetch_at = int(len(rows) * PREFETCH_AT)
         while queue:
+            if self.prefetch is None and len(queue) <= prefetch_at:
+                self.prefetch = asyncio.create_task(self._claim())
             _, _, row = heapq.heappop(queue)
             wait = self._delay(row)
             if wait > 0:
@@ -226,6 +237,8 @@ class Outbox:
                 if (again := self._delay(row)) > 0:
                     heapq.heappush(queue, (again, row.id, row))
                     continue
+            # A free request first, so that the overall slot is not missed waiting for one.
+            await self.slots.acquire()
             # Its overall slot: a 429 meanwhile may push it back, and sends still on their way
             # hold theirs until a second after their answer (however long that takes).
             while True:
@@ -235,6 +248,7 @@ class Outbox:
             if self.shared is not None:
                 grant = await self.shared.reserve(row.chat_id, row.is_group, row.weight)
                 if not grant.granted:  # another instance sent to this chat a moment ago
+                    self.slots.release()
                     if grant.wait > POSTPONE_AFTER and not row.is_group:
                         await self._postpone(row, grant.wait)
                         continue
@@ -244,7 +258,6 @@ class Outbox:
                 if grant.wait > 0:
                     await asyncio.sleep(grant.wait)
             self.not_before.pop(row.id, None)
-            await self.slots.acquire()
             self.limiter.record(row.chat_id, row.is_group, row.weight)
             self.in_flight.add(row.chat_id)
             task = asyncio.create_task(self._deliver(row))
@@ -256,6 +269,22 @@ class Outbox:
             await asyncio.sleep(0)
             # The others' keys may now be stale: each is checked again when popped.
         return True
+
+    async def _claim(self) -> list[Delivery]:
+        """The oldest due delivery of each chat that is not paying back, up to a batch; owned
+        from here on (the heartbeat leaves them alone)."""
+        busy = self.limiter.busy_chats(BUSY_HORIZON)
+        limit = max(1, round(self.batch / self.mean_weight))
+        async with self.sessionmaker() as session:
+            rows = await OutboxRepository(session).claim_due(
+                self.clock(), limit, self.instance.token, exclude=[*self.in_flight, *busy]
+            )
+            await session.commit()
+        if rows:
+            weight = sum(r.weight for r in rows) / len(rows)
+            self.mean_weight = 0.5 * self.mean_weight + 0.5 * weight
+            self.owned.update(row.id for row in rows)
+        return rows
 
     async def _postpone(self, row: Delivery, wait: float) -> None:
         """Its chat pays back what another instance sent there: back to the queue, so that
@@ -294,9 +323,8 @@ class Outbox:
             message = await self._send_counted(row)
             sent = True
         except TelegramRetryAfter as exc:
-            self.limiter.pause(exc.retry_after)
-            if self.shared is not None:
-                await self.shared.pause(exc.retry_after)
+            # This chat waits; the others go on, unless several chats are told at once.
+            await self._flood(row, exc.retry_after)
             await self._transient(row, exc.retry_after, f"429 retry after {exc.retry_after}", False)
         except TelegramForbiddenError as exc:
             await self._settle_blocked(row, exc.message)
@@ -313,17 +341,7 @@ class Outbox:
         else:
             # Recorded in batches (see _flush_sent): one transaction per message would cost
             # far more than the HTTP call itself.
-            self.sent_buffer.append(
-                (
-                    row.id,
-                    {
-                        "status": "sent",
-                        "sent_at": self.clock(),
-                        "message_id": message.message_id,
-                        "error": None,
-                    },
-                )
-            )
+            self.sent_buffer.append((row.id, self.clock(), message.message_id))
             if self.on_sent is not None:
                 result = self.on_sent(row, message)
                 if asyncio.iscoroutine(result):
@@ -334,6 +352,21 @@ class Outbox:
             self.in_flight.discard(row.chat_id)
             self.slots.release()
             self.doorbell.ring()
+
+    async def _flood(self, row: Delivery, retry_after: float) -> None:
+        """A 429 on the row's chat: that chat waits `retry_after` (its message goes back to
+        the queue for then). 429s from several chats at once mean the overall limit is hit
+        (another bot or instance on the token): then everything waits, on every instance."""
+        pause = self.limiter.flood(row.chat_id, row.is_group, retry_after)
+        if self.shared is not None:
+            told = await self.shared.flood(row.chat_id, retry_after)
+            if told > pause:  # other instances' 429s counted too
+                self.limiter.pause(told)
+            elif pause > 0:
+                await self.shared.pause(pause)
+            pause = max(pause, told)
+        if pause > 0:
+            log.warning("outbox: 429s from several chats at once: all sends wait %gs", pause)
 
     async def _send_counted(self, row: Delivery) -> Message:
         """Telegram counts the send at some instant before its answer: the limiter counts it

@@ -18,10 +18,23 @@ from dataclasses import dataclass, field
 
 from bot.config import Settings
 
-CATCH_UP = 3  # messages a late sender may send back to back
+# A sender that fell behind its schedule (its loop busy with a query, the machine with other
+# work) may send a tenth of a second's worth back to back, at least 3: without it each stall
+# is lost for good. The sliding second below still caps what any second of Telegram's holds.
+CATCH_UP = 3
+CATCH_UP_SECONDS = 0.1
 # Telegram's overall window. A send counts in it until a second after its answer, by when
 # Telegram has counted it for sure: no margin is needed for the travel time.
 WINDOW = 1.0
+# A 429 answers one request to one chat: while our own pacing keeps the overall rate under the
+# limit, it is about that chat (its per-chat or per-group limit). 429s from this many distinct
+# chats within their retry_after + FLOOD_SPAN seconds mean the overall limit is hit after all
+# (another bot or instance on the token, Telegram slowing down): everything pauses.
+FLOOD_CHATS = 3
+FLOOD_SPAN = 1.0
+# After such an overall pause, the overall rate stays this much lower for SLOW_FOR seconds.
+SLOW_FACTOR = 1.1
+SLOW_FOR = 30.0
 
 
 @dataclass
@@ -61,12 +74,33 @@ class RateLimiter:
     _in_flight: int = 0  # messages sent and not answered yet: Telegram may count them any time
     _chat_ready: dict[int, float] = field(default_factory=dict)  # private chat -> debt paid at
     _group_window: dict[int, deque[float]] = field(default_factory=dict)
+    _held: dict[int, float] = field(default_factory=dict)  # chat -> told 429 until
+    _floods: deque[tuple[float, int, float]] = field(default_factory=deque)  # 429s: at, chat, s
     _paused_until: float = 0.0
+    _slow_until: float = 0.0
     _next_global: float = 0.0
 
     def pause(self, seconds: float) -> None:
-        """After a 429: nothing goes out before `seconds` have passed."""
+        """The overall limit is hit: nothing goes out before `seconds` have passed, and the
+        overall rate stays a little lower for a while after that."""
         self._paused_until = max(self._paused_until, self.clock() + seconds)
+        self._slow_until = max(self._slow_until, self._paused_until + SLOW_FOR)
+
+    def flood(self, chat_id: int, is_group: bool, retry_after: float) -> float:
+        """A 429 answered a send to this chat: the chat waits `retry_after`. Returns the
+        overall pause when 429s from several chats at once say the overall limit is hit,
+        else 0 (the others go on)."""
+        now = self.clock()
+        self._held[chat_id] = max(self._held.get(chat_id, now), now + retry_after)
+        floods = self._floods
+        floods.append((now, chat_id, retry_after))
+        recent = [f for f in floods if f[0] + f[2] + FLOOD_SPAN >= now]
+        self._floods = deque(recent)
+        if len({chat for _, chat, _ in recent}) < FLOOD_CHATS:
+            return 0.0
+        seconds = max(wait for _, _, wait in recent)
+        self.pause(seconds)
+        return seconds
 
     def delay(self, chat_id: int, is_group: bool, weight: int = 1) -> float:
         now = self.clock()
@@ -80,7 +114,7 @@ class RateLimiter:
         The sliding second counts what is on its way and what was answered less than a second
         ago: a send Telegram counted at any instant before its answer is in every window of
         Telegram's that this send could arrive in."""
-        gap = (1.0 + self.limits.margin) / self.limits.per_second
+        gap = self._gap(now)
         slot = self._next_global + (weight - 1) * gap
         wait = max(0.0, self._paused_until - now, slot - now)
         capacity = max(1, int(self.limits.per_second))
@@ -95,17 +129,18 @@ class RateLimiter:
         return wait
 
     def chat_delay(self, chat_id: int, is_group: bool, weight: int, now: float) -> float:
+        held = max(0.0, self._held.get(chat_id, now) - now)
         if not is_group:
-            return max(0.0, self._chat_ready.get(chat_id, now) - now)
+            return max(held, self._chat_ready.get(chat_id, now) - now)
         sends = self._group_window.get(chat_id)
         if not sends:
-            return 0.0
+            return held
         span = 60.0 + self.limits.margin
         while sends and sends[0] <= now - span:
             sends.popleft()
         cap = self.limits.group_per_minute
         over = len(sends) + min(weight, cap) - cap
-        return max(0.0, sends[over - 1] + span - now) if over > 0 else 0.0
+        return max(held, sends[over - 1] + span - now) if over > 0 else held
 
     def busy_chats(self, horizon: float) -> dict[int, float]:
         """Private chats still paying back for longer than `horizon` seconds -> their wait:
@@ -121,6 +156,11 @@ class RateLimiter:
                 busy[chat_id] = ready - now
         for chat_id in paid_back:  # forgotten once paid back: the map holds only debtors
             del self._chat_ready[chat_id]
+        for chat_id, until in list(self._held.items()):
+            if until <= now:
+                del self._held[chat_id]
+            elif until - now > horizon:
+                busy[chat_id] = max(busy.get(chat_id, 0.0), until - now)
         return busy
 
     def restamp(self, chat_id: int, is_group: bool, weight: int = 1) -> None:
@@ -141,11 +181,11 @@ class RateLimiter:
         """A send leaves now; `done` is told when its answer (or error) comes back."""
         now = self.clock()
         self._in_flight += weight
-        gap = (1.0 + self.limits.margin) / self.limits.per_second
+        gap = self._gap(now)
         # A sender that fell behind (a database round trip between batches) may catch up
         # with a few messages in a row; the sliding second above still caps the total.
         slot = self._next_global + (weight - 1) * gap
-        self._next_global = max(now - CATCH_UP * gap, slot) + gap
+        self._next_global = max(now - self.catch_up() * gap, slot) + gap
         self.owe(chat_id, is_group, weight, now)
 
     def done(self, chat_id: int, is_group: bool, weight: int = 1) -> None:
@@ -182,6 +222,16 @@ class RateLimiter:
         """A private chat is not ready for `seconds` (another instance sent there)."""
         ready = self.clock() + seconds
         self._chat_ready[chat_id] = max(self._chat_ready.get(chat_id, ready), ready)
+
+    def catch_up(self) -> int:
+        """Messages a late sender may send back to back."""
+        return max(CATCH_UP, int(self.limits.per_second * CATCH_UP_SECONDS))
+
+    def _gap(self, now: float) -> float:
+        """Seconds between two sends overall: a little more for a while after an overall
+        pause (the limit was hit: something else shares it)."""
+        gap = (1.0 + self.limits.margin) / self.limits.per_second
+        return gap * SLOW_FACTOR if now < self._slow_until else gap
 
     def _payback(self, weight: int) -> float:
         return weight * self.limits.private_interval + self.limits.margin

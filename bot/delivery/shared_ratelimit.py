@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bot.delivery.ratelimit import SendLimits
+from bot.delivery.ratelimit import FLOOD_CHATS, FLOOD_SPAN, SendLimits
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,40 @@ redis.call('SET', KEYS[1], tostring(until_), 'PX', math.ceil(tonumber(ARGV[1]) *
 return tostring(until_ - now)
 """
 
+# A 429 on one chat (see RateLimiter.flood), told by any instance. KEYS: the chat's next free
+# instant, the recent 429s (a sorted set: "chat:retry_after:at" by when), paused-until.
+# ARGV: chat id, retry_after, FLOOD_SPAN, FLOOD_CHATS. The chat waits retry_after on every
+# instance; 429s from FLOOD_CHATS distinct chats within their retry_after + FLOOD_SPAN pause
+# everything for the largest retry_after. Returns that pause, or 0.
+_FLOOD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local wait = tonumber(ARGV[2])
+local ready = math.max(now + wait, tonumber(redis.call('GET', KEYS[1]) or '0'))
+redis.call('SET', KEYS[1], tostring(ready), 'PX', math.ceil((ready - now) * 1000) + 1000)
+redis.call('ZADD', KEYS[2], now, ARGV[1] .. ':' .. ARGV[2] .. ':' .. tostring(now))
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 3600)
+redis.call('PEXPIRE', KEYS[2], 3600000)
+local chats, n, longest = {}, 0, 0
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], now - 3600, '+inf')) do
+  local chat, seconds, at = string.match(member, '^(.-):(.-):(.-)$')
+  seconds, at = tonumber(seconds), tonumber(at)
+  if at + seconds + tonumber(ARGV[3]) >= now then
+    if not chats[chat] then
+      chats[chat] = true
+      n = n + 1
+    end
+    longest = math.max(longest, seconds)
+  end
+end
+if n < tonumber(ARGV[4]) then
+  return '0'
+end
+local until_ = math.max(now + longest, tonumber(redis.call('GET', KEYS[3]) or '0'))
+redis.call('SET', KEYS[3], tostring(until_), 'PX', math.ceil(longest * 1000) + 1000)
+return tostring(longest)
+"""
+
 
 @dataclass(frozen=True)
 class Grant:
@@ -54,6 +88,7 @@ class SharedRateLimit:
         self.prefix = prefix
         self.reserve_script = redis.register_script(_RESERVE)
         self.pause_script = redis.register_script(_PAUSE)
+        self.flood_script = redis.register_script(_FLOOD)
         self.broken = False
 
     @classmethod
@@ -84,8 +119,25 @@ class SharedRateLimit:
         self.broken = False
         return Grant(bool(int(granted)), max(0.0, float(wait)))
 
+    async def flood(self, chat_id: int, retry_after: float) -> float:
+        """A 429 on this chat, seen by one instance: the chat waits on every instance.
+        Returns the overall pause when several chats' 429s say the overall limit is hit."""
+        try:
+            seconds = await self.flood_script(
+                keys=[
+                    f"{self.prefix}:chat:{chat_id}",
+                    f"{self.prefix}:floods",
+                    f"{self.prefix}:pause",
+                ],
+                args=[chat_id, repr(float(retry_after)), repr(FLOOD_SPAN), FLOOD_CHATS],
+            )
+        except Exception as exc:
+            self._warn(exc)
+            return 0.0
+        return float(seconds)
+
     async def pause(self, seconds: float) -> None:
-        """A 429 seen by one instance holds every instance back."""
+        """The overall limit is hit: every instance holds back."""
         try:
             await self.pause_script(keys=[f"{self.prefix}:pause"], args=[repr(float(seconds))])
         except Exception as exc:

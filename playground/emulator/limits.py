@@ -69,6 +69,13 @@ class LimitsMixin(EmulatorState):
     def disable_limits(self) -> None:
         self._limits = None
 
+    def _told_to_wait(self, req: _Req, fault: Fault) -> None:
+        """A 429 for a chat (Telegram's flood control for it) concerns that chat: it waits
+        retry_after, the others do not."""
+        chat = self._chats.get(req.params.get("chat_id"))
+        if fault.code == 429 and chat is not None:
+            chat.told_until = max(chat.told_until, time.monotonic() + fault.retry_after)
+
     def _matching_fault(self, req: _Req) -> Fault | None:
         if not self.faults:
             return None
@@ -88,6 +95,9 @@ class LimitsMixin(EmulatorState):
         if lim is None:
             return
         now = time.monotonic()
+        if chat.told_until > now:
+            cap = lim.per_chat_per_second * lim.scale
+            self._limit_hit(req, chat, "retry_after", cap, chat.told_until - now)
         g = self._global_window
         _prune(g, now - 1.0)
         free = lim.global_per_second * lim.scale

@@ -38,7 +38,7 @@ class LimitViolation(NamedTuple):
     time: float
     method: str
     chat_id: int
-    kind: str  # "global" | "chat" | "group"
+    kind: str  # "global" | "chat" | "group" | "retry_after" (sent before a 429's wait passed)
     limit: float
     retry_after: int
 
@@ -222,6 +222,7 @@ class _Chat:
     delivered: list[TranscriptEntry] = field(default_factory=list)
     window: deque[float] = field(default_factory=deque)  # a group's send times, for its limit
     ready_at: float = 0.0  # a private chat's debt is paid then (monotonic), for its limit
+    told_until: float = 0.0  # a 429 for this chat asked to wait until then (monotonic)
     owner: int | None = None
     admins: list[int] = field(default_factory=list)
     members: set[int] = field(default_factory=set)

@@ -136,6 +136,7 @@ class BotAPIEmulator(TransportMixin, UserActionsMixin, SendingMixin, EditingMixi
         try:
             if fault is not None:
                 fault.hits += 1
+                self._told_to_wait(req, fault)
                 desc, parameters = fault.response()
                 raise ApiError(fault.code, desc, parameters)
             result = await self._handlers[req.method](req)

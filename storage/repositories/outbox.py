@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -247,6 +247,21 @@ class OutboxRepository:
     async def settle(self, delivery_id: int, **values: Any) -> None:
         await self.session.execute(
             update(Delivery).where(Delivery.id == delivery_id).values(**values)
+        )
+
+    async def settle_sent(self, sent: Sequence[tuple[int, datetime, int]]) -> None:
+        """(delivery id, sent at, message id) of rows sent: one statement run for all of
+        them (executemany). An ORM update per row cost the sender a sixth of its time."""
+        table = Delivery.__table__
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values(
+                status="sent", sent_at=bindparam("at"), message_id=bindparam("message"), error=None
+            )
+        )
+        await self.session.execute(
+            statement, [{"row_id": i, "at": at, "message": message} for i, at, message in sent]
         )
 
     async def retry_later(
