@@ -10,9 +10,9 @@ its annotations refer to but imports only for type checkers (the loop's namespac
 `ChatIdUnion`): pydantic then builds a model the first time it validates one, from wherever —
 an Update, a method's result, a model nested in another — with every name resolvable.
 
-Must run before anything imports aiogram: the `consultbot` command calls it first. A process
-that imported aiogram before (tests, tools) keeps aiogram's eager build; both are the same
-models. tests/test_lazy_models.py builds every model, method and result this way.
+Must run before anything imports aiogram: the `consultbot` command calls it first, and only
+aiogram's own import is changed by it. A process that imported aiogram before (tests, tools)
+keeps aiogram's eager build; both are the same models. tests/test_lazy_models.py builds every model, method and result this way.
 """
 
 from __future__ import annotations
@@ -28,11 +28,15 @@ _NAME = re.compile(r"[A-Za-z_]\w*")
 
 
 def defer_aiogram_model_builds() -> bool:
-    """Import aiogram with its models' builds deferred; False when it was already imported."""
+    """From now on, aiogram's import defers its models' builds (aiogram is not imported here:
+    a command that never needs it does not pay for it). False when aiogram came first."""
     if "aiogram" in sys.modules:
         return False
     eager = BaseModel.__dict__["model_rebuild"]
-    namespaces: list[Mapping[str, Any]] = []
+    if getattr(eager.__func__, "_defers_aiogram", False):
+        return True
+    namespaces: list[Mapping[str, Any]] = []  # aiogram.types' namespace, once it is known
+    lent: list[bool] = []
 
     def record_namespace(
         cls: type[BaseModel],
@@ -42,10 +46,23 @@ def defer_aiogram_model_builds() -> bool:
         _parent_namespace_depth: int = 2,
         _types_namespace: Mapping[str, Any] | None = None,
     ) -> bool | None:
-        if _types_namespace is not None and not force and cls.__module__.startswith("aiogram."):
+        aiogram_model = cls.__module__.startswith("aiogram.")
+        if (
+            _types_namespace is not None
+            and not force
+            and aiogram_model
+            and not cls.__pydantic_complete__
+        ):
             if not namespaces:
                 namespaces.append(_types_namespace)
             return None
+        if aiogram_model and namespaces and not lent and _types_namespace is None:
+            # The first build after the import (a first validation, the warm-up; during the
+            # import pydantic passes a namespace): names are lent only now, so the methods
+            # aiogram defines after its types stay unbuilt too (built at import, each would
+            # carry its nested types: +24 MB).
+            _lend_names(namespaces[0])
+            lent.append(True)
         return eager.__func__(
             cls,
             force=force,
@@ -54,14 +71,9 @@ def defer_aiogram_model_builds() -> bool:
             _types_namespace=_types_namespace,
         )
 
+    record_namespace._defers_aiogram = True  # type: ignore[attr-defined]
+    # Stays in place: any other rebuild goes through to pydantic's, one frame deeper.
     BaseModel.model_rebuild = classmethod(record_namespace)  # type: ignore[method-assign,assignment]
-    try:
-        import aiogram
-        import aiogram.types  # noqa: F401
-    finally:
-        BaseModel.model_rebuild = eager  # type: ignore[method-assign]
-    if namespaces:
-        _lend_names(namespaces[0])
     return True
 
 
