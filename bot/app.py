@@ -68,6 +68,7 @@ from bot.telegram.session import JsonSession
 from bot.ui import errors
 from bot.ui.intent_ids import use_unique_intent_ids
 from bot.ui.menu import menu_dialog
+from bot.ui.presenters import warm_dates
 from storage.db import is_sqlite, make_engine, make_sessionmaker
 from storage.dialog_state.sql_storage import SQLStorage
 from storage.hot_path.statements import Direct
@@ -331,7 +332,11 @@ async def run(settings: Settings, consultation: Consultation) -> None:
 
             if isinstance(isolation := dp.fsm.events_isolation, SharedMemberLock):
                 await isolation.open()
-        lazy_models.warm_up()
+        results = lazy_models.warm_up()
+        warm_dates(consultation)
+        for middleware in bot.session.middleware:
+            if isinstance(middleware, PinnedResponseTypes):
+                middleware.hold(results)
         # What start-up built (modules, catalogs, the consultation, pydantic's models) lives as
         # long as the process: out of the collector's sight, a full collection no longer
         # stalls every member for ~150 ms in the middle of a crowd.

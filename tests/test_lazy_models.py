@@ -88,3 +88,33 @@ def test_every_aiogram_model_builds_on_first_use_and_parses_as_an_eager_build() 
     assert report["failed"] == []
     eager = Update.model_validate(UPDATE).model_dump(mode="json", exclude_none=True)
     assert report["update"] == eager
+
+
+WARM = textwrap.dedent(
+    """
+    import json
+    import consultbot  # defers the builds, as the `consultbot` command does
+    from aiogram import methods
+    from aiogram.methods.base import Response
+    from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+    from bot.telegram import lazy_models
+
+    results = lazy_models.warm_up()
+    tap = [methods.EditMessageText, methods.AnswerCallbackQuery, methods.SendMessage]
+    cold = [m.__name__ for m in tap if not m.__pydantic_complete__]
+    cold += [str(r) for r in results if not r.__pydantic_complete__]
+    # the models a request builds are the ones warmed, not new ones
+    same = all(Response[m.__returning__] in results for m in tap)
+    keyboard = InlineKeyboardMarkup(inline_keyboard=[[InlineKeyboardButton(text="a", callback_data="b")]])
+    methods.EditMessageText(chat_id=1, message_id=2, text="t", reply_markup=keyboard)
+    print(json.dumps({"cold": cold, "same": same}))
+    """
+)
+
+
+def test_the_warm_up_builds_what_a_tap_sends_and_the_models_of_their_results() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", WARM], capture_output=True, text=True, timeout=120, check=True
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"cold": [], "same": True}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.filters import Command
 from aiogram.types import (
     CallbackQuery,
@@ -34,6 +34,7 @@ from bot.ideas.cards import (
 )
 from bot.ideas.service import Decision, parse_id
 from bot.services import UpdateServices
+from bot.telegram.filters import GroupMigrated, PrivateChat
 from bot.text_budget import MESSAGE_BUDGET, clip_html, fit, pack_lines
 from storage.models import Idea
 from storage.repositories.ideas import IdeaRepository
@@ -382,11 +383,7 @@ def build_router() -> Router:
     r.callback_query.register(on_idea_action, IdeaAction.filter())
     r.callback_query.register(on_comment_action, CommentAction.filter())
     r.callback_query.register(on_pending_action, PendingAction.filter())
-    r.message.register(pending, Command("pending"), F.chat.type == "private")
+    r.message.register(pending, Command("pending"), PrivateChat())
     r.chat_member.register(group_member_changed)
-    r.message.register(
-        on_chat_migrated,
-        F.migrate_to_chat_id | F.migrate_from_chat_id,
-        F.chat.type.in_({"group", "supergroup"}),
-    )
+    r.message.register(on_chat_migrated, GroupMigrated())
     return r

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message
 from aiogram_dialog import DialogManager, ShowMode, StartMode
@@ -14,6 +14,7 @@ from bot.ideas.service import IDEA_PAYLOAD, parse_id
 from bot.members.invitations import PAYLOAD_PREFIX
 from bot.members.language_dialog import LanguageStart
 from bot.services import UpdateServices
+from bot.telegram.filters import PrivateChat
 from bot.ui.presenters import help_text, welcome_text
 from bot.ui.states import Ideas, LanguagePick, MainMenu
 from storage.repositories.invitations import Redeem
@@ -113,7 +114,7 @@ async def unknown_button(query: CallbackQuery, translator: Translator) -> None:
 
 def build_router() -> Router:
     r = Router(name="commands")
-    r.message.filter(F.chat.type == "private")
+    r.message.filter(PrivateChat())
     r.message.register(start, CommandStart())
     r.message.register(menu, Command("menu"))
     r.message.register(language, Command("language"))
@@ -123,7 +124,7 @@ def build_router() -> Router:
 
 def build_fallback_router() -> Router:
     r = Router(name="fallback")
-    r.message.filter(F.chat.type == "private")
+    r.message.filter(PrivateChat())
     r.message.register(fallback)
     r.callback_query.register(unknown_button)
     return r

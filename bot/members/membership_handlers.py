@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import KICKED, MEMBER, ChatMemberUpdatedFilter
 from aiogram.types import ChatMemberUpdated
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.telegram.filters import PrivateChat
 from storage.repositories.members import MemberRepository
 from storage.repositories.outbox import OutboxRepository
 
@@ -24,7 +25,7 @@ async def unblocked(event: ChatMemberUpdated, session: AsyncSession) -> None:
 
 def build_router() -> Router:
     r = Router(name="membership")
-    r.my_chat_member.filter(F.chat.type == "private")
+    r.my_chat_member.filter(PrivateChat())
     r.my_chat_member.register(blocked, ChatMemberUpdatedFilter(member_status_changed=KICKED))
     r.my_chat_member.register(unblocked, ChatMemberUpdatedFilter(member_status_changed=MEMBER))
     return r

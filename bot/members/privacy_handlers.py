@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import AppContext
 from bot.i18n import Translator
 from bot.members.privacy import edit_group_cards, forget, my_data_messages
+from bot.telegram.filters import PrivateChat
 from storage.repositories.members import MemberRecord
 
 
@@ -87,10 +88,8 @@ async def forget_choice(
 
 def build_router() -> Router:
     r = Router(name="privacy")
-    r.message.filter(F.chat.type == "private")
+    r.message.filter(PrivateChat())
     r.message.register(my_data, Command("mydata"))
     r.message.register(forget_command, Command("forget"))
-    r.callback_query.register(
-        forget_choice, ForgetChoice.filter(), F.message.chat.type == "private"
-    )
+    r.callback_query.register(forget_choice, ForgetChoice.filter(), PrivateChat())
     return r

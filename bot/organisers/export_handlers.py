@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import FSInputFile, Message
 
@@ -13,6 +13,7 @@ from bot.context import AppContext
 from bot.i18n import Translator
 from bot.organisers.export import ALL_KINDS, Actor, ExportFormat, ExportKind
 from bot.organisers.export_worker import ExportRunner
+from bot.telegram.filters import PrivateChat
 
 
 def parse_arguments(args: str | None) -> tuple[tuple[ExportKind, ...], ExportFormat] | None:
@@ -77,6 +78,6 @@ async def export_command(
 
 def build_router() -> Router:
     r = Router(name="export")
-    r.message.filter(F.chat.type == "private")
+    r.message.filter(PrivateChat())
     r.message.register(export_command, Command("export"))
     return r

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import Message
 from aiogram_dialog import DialogManager, StartMode
@@ -19,6 +19,7 @@ from bot.results.report_handlers import report_keyboard
 from bot.results.service import ResultsCache
 from bot.results.view import may_see_results, send_results
 from bot.services import UpdateServices
+from bot.telegram.filters import PrivateChat
 from bot.text_budget import pack_lines
 from bot.ui.presenters import when
 from bot.ui.states import Announce, CommunePick
@@ -102,7 +103,7 @@ async def audit_log(
 
 def build_router() -> Router:
     r = Router(name="admin")
-    r.message.filter(F.chat.type == "private")
+    r.message.filter(PrivateChat())
     r.message.register(status, Command("status"))
     r.message.register(announce, Command("announce"))
     r.message.register(results, Command("results"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import (
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.context import AppContext
 from bot.i18n import Translator
 from bot.results.report import build_report, commentary, figures, report_filename
+from bot.telegram.filters import PrivateChat
 
 REMEMBERED = 16
 
@@ -106,7 +107,7 @@ def parse_arguments(app: AppContext, args: str | None, lang: str) -> tuple[str, 
 def build_router() -> Router:
     sender = ReportSender()
     r = Router(name="report")
-    r.message.filter(F.chat.type == "private")
+    r.message.filter(PrivateChat())
 
     async def report_command(
         message: Message,

@@ -78,6 +78,16 @@ def phase_dates(phase: Phase, consultation: Consultation, lang: str) -> str:
     return f"{when(phase.starts, consultation, lang)} – {when(phase.ends, consultation, lang)}"
 
 
+def warm_dates(consultation: Consultation) -> None:
+    """Format every phase's dates in every language before the first member asks: the first
+    date of a language loads Babel's locale data (~50 ms on the loop)."""
+    for lang in consultation.languages:
+        for phase in consultation.phases:
+            phase_dates(phase, consultation, lang)
+            when(phase.starts, consultation, lang, time=True)
+            when(phase.ends, consultation, lang, time=True)
+
+
 def phase_line(phase: Phase, consultation: Consultation, lang: str) -> str:
     title = escape(consultation.text(phase.title, lang))
     return f"<b>{title}</b> ({phase_dates(phase, consultation, lang)})"

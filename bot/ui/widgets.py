@@ -13,6 +13,7 @@ from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Select
 from aiogram_dialog.widgets.text import Format, Text
 
+from bot.telegram.filters import IsText
 from bot.ui.deps import translator_of
 
 
@@ -51,7 +52,7 @@ def TextInput(on_text: Any, on_other: Any) -> tuple[MessageInput, MessageInput]:
     """A window's message inputs: a text goes to `on_text`; anything else (a photo, a
     sticker…) to `on_other`, which says politely that a text is expected."""
     return (
-        MessageInput(on_text, content_types=[ContentType.TEXT]),
+        MessageInput(on_text, filter=IsText()),  # content_types would be a magic filter
         MessageInput(on_other, content_types=[ContentType.ANY]),
     )
 

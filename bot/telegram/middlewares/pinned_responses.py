@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 class PinnedResponseTypes(BaseRequestMiddleware):
     def __init__(self) -> None:
         self.pinned: dict[type, Any] = {}
+        self.held: tuple[type, ...] = ()
+
+    def hold(self, models: tuple[type, ...]) -> None:
+        """Keep these result models (built before the first request) alive too."""
+        self.held = models
 
     async def __call__(
         self, make_request: NextRequestMiddlewareType[Any], bot: Bot, method: TelegramMethod[Any]
