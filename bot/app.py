@@ -64,7 +64,7 @@ from bot.telegram.middlewares.poll_pacing import PollPacing
 from bot.telegram.middlewares.throttling import ThrottlingMiddleware
 from bot.telegram.middlewares.work_slots import WorkSlots
 from bot.telegram.serving import StopRequest, serve_polling, serve_webhook
-from bot.telegram.session import JsonSession
+from bot.telegram.session import json_session
 from bot.ui import errors
 from bot.ui.intent_ids import use_unique_intent_ids
 from bot.ui.menu import menu_dialog
@@ -89,7 +89,7 @@ def create_bot(settings: Settings, answers: CallbackAnswers | None = None) -> Bo
         api = TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/"))
     bot = Bot(
         settings.token(),
-        session=JsonSession(api=api),
+        session=json_session(api=api),
         default=DefaultBotProperties(
             parse_mode=ParseMode.HTML, link_preview=LinkPreviewOptions(is_disabled=True)
         ),
@@ -137,12 +137,16 @@ def create_storage(
     """`sessionmaker`: the application's; unused with Redis."""
     if settings.redis_url:
         # Imported only with Redis: redis-py costs some 6 MB of memory (SQLite runs without).
+        from storage.dialog_state import codec
         from storage.dialog_state.redis_storage import RedisDialogStorage
         from storage.redis_pool import redis_client
 
         # aiogram-dialog keeps one stack per destiny: the key must include it.
         return RedisDialogStorage(
-            redis_client(settings.redis_url), key_builder=DefaultKeyBuilder(with_destiny=True)
+            redis_client(settings.redis_url),
+            key_builder=DefaultKeyBuilder(with_destiny=True),
+            json_loads=codec.loads,
+            json_dumps=codec.dumps,
         )
     assert sessionmaker is not None
     if is_sqlite(sessionmaker.kw["bind"]):

@@ -24,6 +24,19 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+def _own_redis_database(url: str, worker: str | None) -> str:
+    """Under pytest-xdist each worker gets the next Redis database (gw0: the given one, gw1:
+    the one after…): tests flush theirs, and must not flush another worker's."""
+    if not worker or not worker.startswith("gw"):
+        return url
+    base, _, db = url.rpartition("/")
+    first = int(db) if db.isdigit() else 0
+    return f"{base}/{(first + int(worker[2:])) % 16}"
+
+
+REDIS_URL = _own_redis_database(REDIS_URL, os.environ.get("PYTEST_XDIST_WORKER"))
+
+
 async def postgres_database(name: str, create: bool, server_url: str = POSTGRES_URL) -> str:
     """Create (or drop) a PostgreSQL database on the server; its URL."""
     from sqlalchemy import text

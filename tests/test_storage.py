@@ -130,6 +130,10 @@ async def _round_trip(storage: SQLStorage | object) -> None:
     assert await storage.get_data(key) == {"stack": ["a", "b"], "n": 1}  # type: ignore[attr-defined]
     other = StorageKey(bot_id=1, chat_id=2, user_id=3, destiny="default")
     assert await storage.get_data(other) == {}  # type: ignore[attr-defined]
+    # What json.dumps did with them: integer keys come back as strings, accents as they were.
+    await storage.set_data(other, {7: "Liège", "widget": {1: True}})  # type: ignore[attr-defined]
+    assert await storage.get_data(other) == {"7": "Liège", "widget": {"1": True}}  # type: ignore[attr-defined]
+    await storage.set_data(other, {})  # type: ignore[attr-defined]
     await storage.set_state(key, None)  # type: ignore[attr-defined]
     await storage.set_data(key, {})  # type: ignore[attr-defined]
     assert await storage.get_state(key) is None  # type: ignore[attr-defined]

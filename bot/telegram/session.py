@@ -6,12 +6,16 @@ keyboard) took 0.13 ms of CPU to encode that way and 0.05 ms as one JSON body, a
 (the load benchmark's profile: `urllib.parse.quote_from_bytes` and aiohttp's form code).
 The Bot API takes `application/json` for any method without an upload; uploads (a chart)
 stay multipart. aiogram posts whatever `build_form_data` returns, so only that changes.
+
+JSON both ways with orjson (`json_session`): the stdlib's encoder and decoder were 6.6 % of the
+bot's samples under a 50-member crowd (every request, every answer, every getUpdates).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiohttp import BytesPayload, FormData
 
@@ -39,4 +43,13 @@ class JsonSession(AiohttpSession):
         body = self.json_body(bot, method)
         if body is None:
             return super().build_form_data(bot, method)
-        return BytesPayload(self.json_dumps(body).encode(), content_type="application/json")
+        return BytesPayload(orjson.dumps(body), content_type="application/json")
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def json_session(**kwargs: Any) -> JsonSession:
+    """The bot's session: JSON bodies, read and written by orjson."""
+    return JsonSession(json_loads=orjson.loads, json_dumps=_dumps, **kwargs)

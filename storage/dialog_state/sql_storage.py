@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from aiogram.fsm.storage.base import BaseStorage, DefaultKeyBuilder, KeyBuilder,
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from storage.dialog_state import codec
 from storage.hot_path.statements import Direct
 from storage.models import FsmRecord
 from storage.upsert import upsert_for
@@ -118,7 +118,7 @@ class SQLStorage(BaseStorage):
         return (await self._row(self._key(key)))[0]
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
-        value = json.dumps(dict(data), separators=(",", ":")) if data else None
+        value = codec.dumps(dict(data)) if data else None
         name = self._key(key)
         if self.cache:
             state, old = await self._row(name)
@@ -131,7 +131,7 @@ class SQLStorage(BaseStorage):
     async def get_data(self, key: StorageKey) -> dict[str, Any]:
         data = (await self._row(self._key(key)))[1]
         # A fresh copy each time: aiogram-dialog changes what it loaded before saving it.
-        return json.loads(data) if data else {}
+        return codec.loads(data) if data else {}  # type: ignore[no-any-return]
 
     async def close(self) -> None:
         if self.owns_engine:
