@@ -240,3 +240,69 @@ async def test_the_safety_net_leaves_a_failed_tap_to_the_error_handlers(
     await net(nobody, _query_update("q2"), {"bot": bot})
     assert bot.answers == [("q2", "Ce bouton n’est plus actif.")]
     assert type(h.app.settings).model_fields["callback_answer_deadline"].default == 10.0
+
+
+class RoutedBot:
+    """A bot whose requests go through AnswerCallbackOnce, recording what reaches Telegram."""
+
+    def __init__(self, answers: CallbackAnswers, log: list[str]) -> None:
+        from bot.telegram.middlewares.answer_once import AnswerCallbackOnce
+
+        self.once = AnswerCallbackOnce(answers)
+        self.log = log
+        self.sent = asyncio.Event()
+
+    async def _send(self, bot: Any, method: Any) -> Any:
+        self.log.append(f"sent {method.callback_query_id} {method.text}")
+        self.sent.set()
+        return True
+
+    async def __call__(self, method: Any) -> Any:
+        return await self.once(self._send, self, method)  # type: ignore[arg-type]
+
+    async def answer_callback_query(self, query_id: str, text: str | None = None) -> Any:
+        return await self(AnswerCallbackQuery(callback_query_id=query_id, text=text))
+
+
+async def test_a_query_is_answered_once_the_members_turn_is_saved(harness: Harness) -> None:
+    """aiogram-dialog answers after drawing, but the dialog's new state is written after its
+    handler (and, with Redis, when the member's lock is let go): a bot killed in between
+    showed the next question while it remembered the last one, and the member's next tap
+    landed on the wrong question. The answer now leaves once the turn is over."""
+    h = harness
+    answers = CallbackAnswers()
+    log: list[str] = []
+    bot = RoutedBot(answers, log)
+    net = AnswerEveryCallback(h.app, h.services.translator, answers, deadline=60)
+
+    async def turn(event: Any, data: dict[str, Any]) -> Any:
+        await bot.answer_callback_query("q1", "✅")  # the dialog, after drawing
+        await bot.answer_callback_query("q1")  # a second answer: dropped
+        log.append("state saved")  # the context saver, the lock's release
+        return None
+
+    await net(turn, _query_update("q1"), {"bot": bot})
+    assert log == ["state saved", "sent q1 ✅"]
+    assert answers.answered("q1")
+
+
+async def test_a_long_turn_still_answers_within_a_second(harness: Harness) -> None:
+    """A handler that answers, then works on (a report, an export): the member's toast does not
+    wait for the end of the work."""
+    h = harness
+    answers = CallbackAnswers()
+    log: list[str] = []
+    bot = RoutedBot(answers, log)
+    net = AnswerEveryCallback(h.app, h.services.translator, answers, deadline=60, hold=0.05)
+    released = asyncio.Event()
+
+    async def turn(event: Any, data: dict[str, Any]) -> Any:
+        await bot.answer_callback_query("q2", "⏳")
+        await bot.sent.wait()  # the answer leaves during the work, not after it
+        released.set()
+        log.append("work done")
+        return None
+
+    await asyncio.wait_for(net(turn, _query_update("q2"), {"bot": bot}), timeout=5)
+    assert released.is_set()
+    assert log == ["sent q2 ⏳", "work done"]

@@ -15,6 +15,13 @@ So the safety net does not answer early: a query still unanswered after `deadlin
 drops a query's answer some 15 s after the tap) is answered empty so the spinner stops at
 all. A handler that fails leaves the answer to the error handlers, which draw the screen
 again first (bot/ui/errors.py); the safety net stays armed behind them.
+
+And after the member's turn is saved: aiogram-dialog answers before its context saver writes
+the new screen's state, and with Redis that write goes with the lock's release. A bot killed
+in between showed the next question while remembering the last one (the member's next tap
+then landed on the wrong question: tests/e2e/test_survey_e2e.py under load). The first answer
+of a query is held while its update runs, and leaves when the update is over, or after `hold`
+seconds when a handler works on after answering (a report, an export).
 """
 
 from __future__ import annotations
@@ -52,6 +59,24 @@ class CallbackAnswers:
 
     def __init__(self) -> None:
         self.ids: OrderedDict[str, None] = OrderedDict()
+        # Queries whose update is running -> their first answer, held until it is over.
+        self.held: dict[str, AnswerCallbackQuery | None] = {}
+
+    def hold(self, query_id: str) -> None:
+        self.held[query_id] = None
+
+    def defer(self, method: AnswerCallbackQuery) -> bool:
+        """True when the query's update is running: its first answer is kept for later, any
+        other dropped."""
+        if method.callback_query_id not in self.held:
+            return False
+        if self.held[method.callback_query_id] is None:
+            self.held[method.callback_query_id] = method
+        return True
+
+    def unhold(self, query_id: str) -> AnswerCallbackQuery | None:
+        """The answer kept for this query, if any; later answers go straight out."""
+        return self.held.pop(query_id, None)
 
     def claim(self, query_id: str) -> bool:
         """True for the first caller only."""
@@ -78,6 +103,8 @@ class AnswerCallbackOnce(BaseRequestMiddleware):
     ) -> Response[Any]:
         if not isinstance(method, AnswerCallbackQuery):
             return await make_request(bot, method)
+        if self.answers.defer(method):  # sent by AnswerEveryCallback when the turn is over
+            return _DONE
         if not self.answers.claim(method.callback_query_id):
             return _DONE
         try:
@@ -97,29 +124,46 @@ class AnswerEveryCallback(BaseMiddleware):
         translator: Translator,
         answers: CallbackAnswers,
         deadline: float = 10.0,
+        hold: float = 1.0,
     ) -> None:
         self.app = app
         self.translator = translator
         self.answers = answers
         self.deadline = deadline
+        self.hold = hold
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         query = event.callback_query if isinstance(event, Update) else None
         if query is None:
             return await handler(event, data)
         bot: Bot = data["bot"]
-        timer = asyncio.get_running_loop().call_later(
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(
             self.deadline, lambda: asyncio.ensure_future(self._answer(bot, query.id))
+        )
+        self.answers.hold(query.id)
+        late = loop.call_later(
+            self.hold, lambda: asyncio.ensure_future(self._release(bot, query.id))
         )
         # The error handlers run within the member's turn (inside this middleware) and answer
         # after drawing the screen again; on a failure before the turn, aiogram's outermost
         # ones do, and the timer, left armed, answers if they do not.
-        result = await handler(event, data)
+        try:
+            result = await handler(event, data)
+        finally:
+            late.cancel()
+            await self._release(bot, query.id)
         timer.cancel()
         if not self.answers.answered(query.id):
             text = self._unhandled_text(data, query) if result is UNHANDLED else None
             await self._answer(bot, query.id, text)
         return result
+
+    async def _release(self, bot: Bot, query_id: str) -> None:
+        method = self.answers.unhold(query_id)
+        if method is not None:
+            with contextlib.suppress(TelegramAPIError, OSError, asyncio.TimeoutError):
+                await bot(method)
 
     async def _answer(self, bot: Bot, query_id: str, text: str | None = None) -> None:
         if self.answers.answered(query_id):
