@@ -14,10 +14,8 @@ connections stay behind) and kept for the next ones.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from functools import partial
@@ -25,7 +23,7 @@ from pathlib import Path
 
 from bot.consultation import Consultation
 from bot.organisers.export import CLI_ACTOR, Actor, ExportFormat, ExportKind, export
-from storage.hot_path.statements import BACKGROUND_NICE
+from bot.worker_pool import worker_pool
 
 
 def export_files(
@@ -54,22 +52,12 @@ def export_files(
     return asyncio.run(run())
 
 
-def _worker_process() -> Executor:
-    # At a lower CPU priority: on a busy machine the members' taps come first.
-    return ProcessPoolExecutor(
-        max_workers=1,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=os.nice,
-        initargs=(BACKGROUND_NICE,),
-    )
-
-
 class ExportRunner:
     """Runs exports on an executor of its own: a worker process (built once, bot/services.py),
     or what `make_executor` makes (a test's thread)."""
 
     def __init__(self, make_executor: Callable[[], Executor] | None = None) -> None:
-        self._make_executor = make_executor or _worker_process
+        self._make_executor = make_executor or worker_pool
         self._executor: Executor | None = None
 
     async def export(

@@ -11,8 +11,6 @@ own; the thread that `ChartCache` hands it to only waits for the PNGs.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -24,7 +22,7 @@ from bot.consultation import Consultation
 from bot.i18n import Translator
 from bot.results.charts import render_album
 from bot.results.tally import Results
-from storage.hot_path.statements import BACKGROUND_NICE
+from bot.worker_pool import worker_pool
 
 if TYPE_CHECKING:
     from bot.results.communes import CommuneView
@@ -77,12 +75,7 @@ class ProcessRenderer:
     def _run(self, draw: Callable[..., list[bytes]], *args: object) -> list[bytes]:
         with self._lock:
             if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    max_workers=1,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=os.nice,  # the members' taps come first
-                    initargs=(BACKGROUND_NICE,),
-                )
+                self._executor = worker_pool()
             executor = self._executor
         try:
             return executor.submit(draw, *args).result()
