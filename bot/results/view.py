@@ -115,6 +115,9 @@ async def send_results(
     mine = await CommuneRepository(session).of_member(member.id) if member else None
     view = found.view(reader_commune(app, member, mine.commune if mine else None))
     results = view.network
+    # Read with the results, not after sending them: approved meanwhile, the commentary goes
+    # to this reader by the outbox, and came twice when this reply took it as well.
+    record = await commentary.current()
     intro = results_intro(c, lang)
     if intro:
         await message.answer(intro)
@@ -127,7 +130,6 @@ async def send_results(
         await send_album(message.bot, message.chat.id, album, heading, charts, lang, view.key)
     for part in parts:
         await message.answer(part)
-    record = await commentary.current()
     after = commentary.reader_message(record, lang) if record and record.approved else None
     if after:
         await message.answer(after)
