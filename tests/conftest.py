@@ -53,11 +53,3 @@ async def sessionmaker(database_url: str) -> AsyncIterator[async_sessionmaker[As
     yield make_sessionmaker(engine)
     await engine.dispose()
 
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`make test`: --dist loadgroup), the end-to-end tests run one after
-    the other in one worker, beside the unit tests in the other: two crowds of bot processes
-    at once on two cores made their deadlines depend on each other."""
-    for item in items:
-        if item.nodeid.startswith("tests/e2e/"):
-            item.add_marker(pytest.mark.xdist_group("e2e"))

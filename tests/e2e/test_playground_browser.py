@@ -15,6 +15,7 @@ import re
 import signal
 import socket
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -155,8 +156,18 @@ async def test_survey_results_and_moderation_in_the_browser(tmp_path: Path) -> N
                     await page.locator("#text").press("Enter")
 
             async def open_chat(key: str) -> None:
-                await page.locator(f"#chats li[data-chat={key}]").click()
-                await expect(page.locator(f"#chats li[data-chat={key}]")).to_have_class("active")
+                # The list is drawn again as messages come: a click on the item being replaced
+                # is lost (seen under load), so click again until the chat is open.
+                item = page.locator(f"#chats li[data-chat={key}]")
+                deadline = time.monotonic() + STEP / 1000
+                while True:
+                    await item.click()
+                    try:
+                        await expect(item).to_have_class("active", timeout=2_000)
+                        return
+                    except AssertionError:
+                        if time.monotonic() > deadline:
+                            raise
 
             async def move_to(phase: str) -> None:
                 button = page.locator(f"#phases button[data-phase={phase}]")
