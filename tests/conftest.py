@@ -52,4 +52,3 @@ async def sessionmaker(database_url: str) -> AsyncIterator[async_sessionmaker[As
     engine = make_engine(database_url)
     yield make_sessionmaker(engine)
     await engine.dispose()
-
