@@ -199,6 +199,37 @@ async def test_xlsx_export_has_one_sheet_per_kind(
     } | {"rehab_priority": 4, "rehab_focus": 3}  # a yes/no scale keeps its order: Ja (4) first
 
 
+async def test_members_texts_stay_texts_in_a_workbook(
+    sessionmaker: async_sessionmaker[AsyncSession], consultation: Consultation, tmp_path: Path
+) -> None:
+    """Whatever a member typed is a string cell: no formula, no number, no link; a control
+    character (which XML cannot carry) is written as the escape Excel reads back."""
+    texts = ["=SUM(A1:A9)", "+32 470 12 34 56", "-1", "https://example.org", "bip\x07", "  "]
+    async with sessionmaker() as session:
+        await MemberRepository(session).get_or_create(1000, "A")
+        ideas = IdeaRepository(session)
+        for i, text in enumerate(texts):
+            await ideas.create(consultation.id, "inclusion", 1000, "A", f"t{i}", text, T0)
+        await session.commit()
+        [path] = await export(
+            session, consultation, kinds_for("ideas"), ExportFormat.XLSX, tmp_path
+        )
+    workbook = openpyxl.load_workbook(path)
+    sheet = workbook["ideas"]
+    header = [c.value for c in sheet[1]]
+    assert all(c.font.bold for c in sheet[1]) and header[3:5] == ["title", "text"]
+    rows = list(sheet.iter_rows(min_row=2))
+    cells = [row[header.index("text")] for row in rows]
+    assert [c.value for c in cells] == [*texts[:4], "bip_x0007_", "  "]
+    assert {c.data_type for c in cells} == {"s"}
+    supports = [row[header.index("supports")] for row in rows]
+    assert [(c.value, c.data_type) for c in supports] == [(0, "n")] * len(texts)
+    submitted = rows[0][header.index("submitted_at")]
+    assert submitted.value == datetime(2020, 5, 10, 11, 0)  # 09:00 UTC in Brussels
+    assert submitted.is_date and submitted.number_format == "yyyy-mm-dd h:mm:ss"
+    workbook.close()
+
+
 @pytest.mark.parametrize("batch", [1, 2, 3])
 async def test_responses_are_read_in_pages_in_submission_order(
     sessionmaker: async_sessionmaker[AsyncSession], consultation: Consultation, batch: int
