@@ -95,6 +95,8 @@ class Response(Base):
         UniqueConstraint("consultation_id", "member_id"),
         # The results' data version (storage/repositories/survey.py): index-only reads.
         Index("ix_responses_submitted", "consultation_id", "status", "updated_at"),
+        # The export's pages, in submission order (storage/repositories/export.py).
+        Index("ix_responses_export", "consultation_id", "status", "submitted_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -27,6 +27,7 @@ from bot.organisers.export import (
 )
 from bot.organisers.export_handlers import parse_arguments
 from storage.db import make_engine, make_sessionmaker, upgrade
+from storage.repositories import export as repo
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRepository
 from tests.support import (
@@ -196,6 +197,63 @@ async def test_xlsx_export_has_one_sheet_per_kind(
     assert {r["question"]: r["count"] for r in top} == {
         q: max(c.values()) for q, c in SEED_COUNTS.items()
     } | {"rehab_priority": 4, "rehab_focus": 3}  # a yes/no scale keeps its order: Ja (4) first
+
+
+async def test_members_texts_stay_texts_in_a_workbook(
+    sessionmaker: async_sessionmaker[AsyncSession], consultation: Consultation, tmp_path: Path
+) -> None:
+    """Whatever a member typed is a string cell: no formula, no number, no link; a control
+    character (which XML cannot carry) is written as the escape Excel reads back."""
+    texts = ["=SUM(A1:A9)", "+32 470 12 34 56", "-1", "https://example.org", "bip\x07", "  "]
+    async with sessionmaker() as session:
+        await MemberRepository(session).get_or_create(1000, "A")
+        ideas = IdeaRepository(session)
+        for i, text in enumerate(texts):
+            await ideas.create(consultation.id, "inclusion", 1000, "A", f"t{i}", text, T0)
+        await session.commit()
+        [path] = await export(
+            session, consultation, kinds_for("ideas"), ExportFormat.XLSX, tmp_path
+        )
+    workbook = openpyxl.load_workbook(path)
+    sheet = workbook["ideas"]
+    header = [c.value for c in sheet[1]]
+    assert all(c.font.bold for c in sheet[1]) and header[3:5] == ["title", "text"]
+    rows = list(sheet.iter_rows(min_row=2))
+    cells = [row[header.index("text")] for row in rows]
+    assert [c.value for c in cells] == [*texts[:4], "bip_x0007_", "  "]
+    assert {c.data_type for c in cells} == {"s"}
+    supports = [row[header.index("supports")] for row in rows]
+    assert [(c.value, c.data_type) for c in supports] == [(0, "n")] * len(texts)
+    submitted = rows[0][header.index("submitted_at")]
+    assert submitted.value == datetime(2020, 5, 10, 11, 0)  # 09:00 UTC in Brussels
+    assert submitted.is_date and submitted.number_format == "yyyy-mm-dd h:mm:ss"
+    workbook.close()
+
+
+@pytest.mark.parametrize("batch", [1, 2, 3])
+async def test_responses_are_read_in_pages_in_submission_order(
+    sessionmaker: async_sessionmaker[AsyncSession], consultation: Consultation, batch: int
+) -> None:
+    """Keyset pages of any size give every submitted response once, in (submitted_at, id)
+    order: ties on the time are broken by the response's id."""
+    answers = seed_answers()[0]
+    async with sessionmaker() as session:
+        members = MemberRepository(session)
+        for i in range(7):
+            member, _ = await members.get_or_create(1000 + i, f"m{i}")
+            # 0, 2 and 4 submit at the same minute, after 1, 3, 5 and 6.
+            at = T0 + timedelta(minutes=5 if i in (0, 2, 4) else 1)
+            await answer_survey(session, consultation, member.id, answers, at)
+        await session.commit()
+        pages = [page async for page in repo.submitted_responses(session, consultation.id, batch)]
+    assert all(len(page) == batch for page in pages[:-1]) and pages[-1]
+    read = [response for page in pages for response in page]
+    keys = [(r.submitted_at, r.response_id) for r in read]
+    assert keys == sorted(keys) and len(set(keys)) == 7
+    assert [r.submitted_at for r in read] == [T0 + timedelta(minutes=1)] * 4 + [
+        T0 + timedelta(minutes=5)
+    ] * 3
+    assert all(r.choices == {q: set(o) for q, o in answers.items()} for r in read)
 
 
 async def test_one_kind_and_an_empty_database(

@@ -354,18 +354,18 @@ def _csv_cell(value: Cell) -> str | int | float:
     return value
 
 
-def _xlsx_row(sheet: Any, row: list[Cell]) -> list[Any]:
-    from openpyxl.cell import WriteOnlyCell  # only for an export: it weighs 20 MB in the bot
-
-    out: list[Any] = []
-    for value in row:
-        if isinstance(value, str) and value.startswith("="):
-            cell = WriteOnlyCell(sheet, value=value)
-            cell.data_type = "s"  # openpyxl would store it as a formula otherwise
-            out.append(cell)
+def _xlsx_row(sheet: Any, number: int, row: Sequence[Cell], style: Any = None) -> None:
+    """Row `number` (0: the first) of an XlsxWriter worksheet, each cell by its type."""
+    for column, value in enumerate(row):
+        if value is None:
+            continue
+        if isinstance(value, str):
+            # Always a string cell: a member's "=1+1" is text, never a formula.
+            sheet.write_string(number, column, value, style)
+        elif isinstance(value, datetime):
+            sheet.write_datetime(number, column, value, style)
         else:
-            out.append(value)
-    return out
+            sheet.write_number(number, column, value, style)
 
 
 async def export(
@@ -412,26 +412,26 @@ async def export(
         await _audit(session, actor, fmt, written, now)
         return paths
 
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
-    from openpyxl.styles import Font
+    # XlsxWriter, not openpyxl: less than half the CPU per cell (24.7 s against 57.8 s for
+    # 100,000 responses, bench/README.md). In constant_memory mode each row goes to a
+    # temporary file as soon as the next one starts: never the whole sheet in memory.
+    from xlsxwriter import Workbook  # only for an export: the bot's process never loads it
 
-    workbook = Workbook(write_only=True)
-    bold = Font(bold=True)
-    for table in tables:
-        sheet = workbook.create_sheet(str(table.kind))
-        header = []
-        for name in table.headers:
-            cell = WriteOnlyCell(sheet, value=name)
-            cell.font = bold
-            header.append(cell)
-        sheet.append(header)
-        async for row in table.rows:
-            sheet.append(_xlsx_row(sheet, row))
-            step(table.kind)
     name = "all" if len(tables) > 1 else str(tables[0].kind)
     path = out_dir / f"{consultation.id}-{name}.xlsx"
-    workbook.save(path)
+    workbook = Workbook(
+        str(path), {"constant_memory": True, "default_date_format": "yyyy-mm-dd h:mm:ss"}
+    )
+    bold = workbook.add_format({"bold": True})
+    for table in tables:
+        sheet = workbook.add_worksheet(str(table.kind))
+        _xlsx_row(sheet, 0, table.headers, bold)
+        number = 0
+        async for row in table.rows:
+            number += 1
+            _xlsx_row(sheet, number, row)
+            step(table.kind)
+    workbook.close()
     await _audit(session, actor, fmt, written, now)
     return [path]
 

@@ -1,14 +1,15 @@
 """Exports off the event loop: written by a worker process, streamed as they are read.
 
-An xlsx export of 100,000 responses is a minute of Python (openpyxl, each row's cells) and
-its reads: on the event loop it froze every member's taps for that long. In a thread the
-taps still waited, for the GIL this time (measured with a 5 ms loop probe during a
-20,000-response xlsx export: p99 lag 23 ms, max 187 ms in a thread; 3.6 ms and 13 ms in a
-process). So the export runs in a process of its own, with its own event loop and database
-engine, one export at a time; it still reads the responses in batches and writes each row as
-it comes (openpyxl's write-only mode, csv.writer), never holding the whole export in memory.
-The process is started on the first export (spawned, not forked: the bot's threads and
-connections stay behind) and kept for the next ones.
+An xlsx export of 100,000 responses is a minute of Python (each row's cells) and its reads:
+on the event loop it froze every member's taps for that long. In a thread the taps still
+waited, for the GIL this time (measured with a 5 ms loop probe during a 20,000-response xlsx
+export: p99 lag 23 ms, max 187 ms in a thread; 3.6 ms and 13 ms in a process). So the export
+runs in a process of its own, with its own event loop and database engine, one export at a
+time; it still reads the responses in batches and writes each row as it comes (XlsxWriter's
+constant_memory mode, csv.writer), never holding the whole export in memory. The process is
+started on the first export (spawned, not forked: the bot's threads and connections stay
+behind) and kept for the next ones. It runs niced; pacing it to half a core was tried and did
+not lower the members' p99 (bench/README.md, results_load.py).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AnswerChoice, Comment, Idea, Member, QuestionAnswer, Response
@@ -44,7 +44,13 @@ async def count_submitted(session: AsyncSession, consultation_id: str) -> int:
 async def submitted_responses(
     session: AsyncSession, consultation_id: str, batch: int = BATCH
 ) -> AsyncIterator[list[ExportedResponse]]:
-    """Submitted responses in submission order, `batch` at a time (keyset pagination)."""
+    """Submitted responses in submission order, `batch` at a time (keyset pagination on
+    ix_responses_export: each page a range of the index). One statement per page, not one
+    cursor over all: on SQLite a statement left open would keep its snapshot, and the WAL
+    could not be checkpointed, for the whole export."""
+    # Core, not the ORM's result machinery, for plain tuples: 8.3 s of CPU against 9.4-12.2 s
+    # to read 100,000 responses.
+    connection = await session.connection()
     after: tuple[datetime, int] | None = None
     while True:
         query = (
@@ -55,22 +61,21 @@ async def submitted_responses(
             .limit(batch)
         )
         if after is not None:
-            at, rid = after
-            query = query.where(
-                (Response.submitted_at > at) | ((Response.submitted_at == at) & (Response.id > rid))
-            )
-        rows = (await session.execute(query)).all()
+            at, rid = after  # bound as the column binds it (UtcDateTime: naive UTC on SQLite)
+            last = tuple_(literal(at, Response.submitted_at.type), literal(rid))
+            query = query.where(tuple_(Response.submitted_at, Response.id) > last)
+        rows = (await connection.execute(query)).all()
         if not rows:
             return
         page = {rid: ExportedResponse(rid, lang, at, commune) for rid, at, lang, commune in rows}
         ids = list(page)
-        for rid, qid, oid in await session.execute(
+        for rid, qid, oid in await connection.execute(
             select(
                 AnswerChoice.response_id, AnswerChoice.question_id, AnswerChoice.option_id
             ).where(AnswerChoice.response_id.in_(ids))
         ):
             page[rid].choices.setdefault(qid, set()).add(oid)
-        for rid, qid, text in await session.execute(
+        for rid, qid, text in await connection.execute(
             select(
                 QuestionAnswer.response_id, QuestionAnswer.question_id, QuestionAnswer.text
             ).where(QuestionAnswer.response_id.in_(ids))
@@ -79,8 +84,7 @@ async def submitted_responses(
             if text is not None:
                 page[rid].texts[qid] = text
         yield list(page.values())
-        last = rows[-1]
-        after = (last[1], last[0])
+        after = (rows[-1][1], rows[-1][0])
 
 
 async def choice_counts_by_language(

@@ -5,16 +5,19 @@ from __future__ import annotations
 import csv
 import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import openpyxl
 
 from bot.consultation import load_consultation
 from bot.organisers.export import ALL_KINDS
 from storage.db import make_engine, make_sessionmaker, upgrade_async
 from tests.e2e.conftest import ADMIN_ID, E2E
 from tests.support import SEED_COUNTS, SEED_RESPONDENTS, survey_now
-from tests.test_export import option_columns, seed
+from tests.test_export import option_columns, read_sheet, seed
 
 
-async def test_export_command_sends_documents_to_organisers_only(e2e: E2E) -> None:
+async def test_export_command_sends_documents_to_organisers_only(e2e: E2E, tmp_path: Path) -> None:
     now = datetime.now(UTC)
     answered = now - timedelta(days=20)
     path = e2e.consultation(survey_now(answered, survey_days=5))
@@ -57,3 +60,23 @@ async def test_export_command_sends_documents_to_organisers_only(e2e: E2E) -> No
         ),
         what="the xlsx workbook",
     )
+    [workbook] = [
+        e
+        for e in admin.transcript()
+        if e.kind == "document" and e.message["document"]["file_name"].endswith("-all.xlsx")
+    ]
+    data = e2e.emulator.file_bytes(workbook.message["document"]["file_id"])
+    assert data is not None
+    path = tmp_path / "all.xlsx"
+    path.write_bytes(data)
+    book = openpyxl.load_workbook(path, read_only=True)
+    assert book.sheetnames == list(ALL_KINDS)
+    book.close()
+    rows = read_sheet(path, "responses")
+    assert len(rows) == SEED_RESPONDENTS
+    assert {o: n for o, n in option_columns(rows, "inclusion").items() if n} == SEED_COUNTS[
+        "inclusion"
+    ]
+    assert all(isinstance(r["submitted_at"], datetime) for r in rows)
+    ideas = {r["title"]: r for r in read_sheet(path, "ideas")}
+    assert ideas["Pending"]["text"] == "=1+1" and ideas["Bancs"]["supports"] == 2
