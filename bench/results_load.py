@@ -3,6 +3,7 @@
     .venv/bin/python bench/results_load.py                        # 100,000 responses, SQLite
     .venv/bin/python bench/results_load.py --storage postgres     # PostgreSQL + Redis
     .venv/bin/python bench/results_load.py --responses 20000 --members 50 --organisers 4
+    .venv/bin/python bench/results_load.py --members-after 20      # the round in the writing
 
 The real `python -m consultbot run` process, against the Bot API emulator on 127.0.0.1, on a
 database seeded with N submitted responses (bulk SQL, not the survey dialog). In the same bot
@@ -204,6 +205,7 @@ class Storm:
     results: list[float] = field(default_factory=list)  # seconds from /results to its end
     exports: list[tuple[str, float]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    round_at: tuple[float, float] = (0.0, 0.0)  # the members' round, s after the storm began
 
 
 # What the last message of a /results holds: the summary's shares (organisers, and everyone
@@ -349,7 +351,10 @@ async def one_run(args: argparse.Namespace, tmp: Path) -> tuple[Round, Round, St
         exporter = asyncio.create_task(
             export_storm(emu, emu.user(organisers[0]), args.export, storm)
         )
+        began = time.perf_counter()
+        await asyncio.sleep(args.members_after)
         stormy = await members_round("storm", storm_ids)
+        storm.round_at = (time.perf_counter() - stormy.seconds - began, time.perf_counter() - began)
         stop.set()
         await asyncio.gather(*senders)
         await exporter
@@ -389,6 +394,8 @@ def report(quiet: Round, stormy: Round, storm: Storm, violations: int, members: 
         )
     for fmt, seconds in storm.exports:
         lines.append(f"/export {fmt}: {seconds:.1f} s")
+    a, b = storm.round_at
+    lines.append(f"members' storm round: {a:.1f}-{b:.1f} s after the storm and export began")
     errors = sorted({w.error for w in quiet.walks + stormy.walks if w.error} | set(storm.errors))
     if errors:
         lines.append("errors: " + "; ".join(errors[:5]))
@@ -406,6 +413,13 @@ def arguments() -> argparse.Namespace:
     p.add_argument("--pause", type=float, default=0.5, help="a member's mean pause, s")
     p.add_argument("--storm-pause", type=float, default=0.5, help="between two /results, s")
     p.add_argument("--export", nargs="*", default=["xlsx", "csv"], help="exports, in turn")
+    p.add_argument(
+        "--members-after",
+        type=float,
+        default=0.0,
+        help="the storm round's members start this long after the storm and the first export"
+        " (by default at once: the round then sees the export's first seconds, its tallies)",
+    )
     p.add_argument("--profile", type=Path, default=None, help="py-spy the bot to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (log)")
     return p.parse_args()
