@@ -136,9 +136,10 @@ def _run_bot(settings: Settings, consultation: Consultation) -> None:
     from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
 
     from bot.app import run
+    from consultbot import event_loop
 
     try:
-        asyncio.run(run(settings, consultation))
+        event_loop.run(run(settings, consultation))
     except TelegramUnauthorizedError:
         raise Failure(
             "Telegram rejected BOT_TOKEN (401 Unauthorized): copy the token again from @BotFather."
