@@ -55,7 +55,7 @@ from bot.telegram.middlewares.answer_once import (
     AnswerEveryCallback,
     CallbackAnswers,
 )
-from bot.telegram.middlewares.database import DbSessionMiddleware
+from bot.telegram.middlewares.database import DbSessionMiddleware, EndReadsBeforeTelegram
 from bot.telegram.middlewares.in_flight import UpdatesInFlight
 from bot.telegram.middlewares.member import MemberMiddleware
 from bot.telegram.middlewares.member_turn import MemberTurn
@@ -97,6 +97,7 @@ def create_bot(settings: Settings, answers: CallbackAnswers | None = None) -> Bo
     bot.session.middleware(PinnedResponseTypes())
     bot.session.middleware(PollPacing(POLL_INTERVAL))
     bot.session.middleware(AnswerCallbackOnce(answers or CallbackAnswers()))
+    bot.session.middleware(EndReadsBeforeTelegram())
     return bot
 
 

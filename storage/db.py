@@ -192,7 +192,9 @@ class SQLiteWriteGate:
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    from storage.session_reads import TrackedSession
+
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=TrackedSession)
 
 
 def safe_url(url: str) -> str:

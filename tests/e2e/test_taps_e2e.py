@@ -7,10 +7,13 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from playground import SimUser
 from tests.e2e.conftest import E2E, open_survey, wait_button
 from tests.e2e.test_flood_e2e import Taps
-from tests.support import survey_now
+from tests.e2e.test_survey_e2e import fresh_redis
+from tests.support import REDIS_URL, survey_now
 
 
 def _callback_data(user: SimUser, text: str) -> tuple[Any, str]:
@@ -71,3 +74,42 @@ async def test_a_menu_button_tapped_twice_draws_the_survey_again(e2e: E2E) -> No
     assert len([e for e in user.transcript() if e.direction == "bot"]) == len(sent)
     answers = [emu._clicks[q].answer for q in taps.sent]
     assert all(a is not None and a.text is None for a in answers), answers
+
+
+async def test_screens_waiting_at_telegram_hold_no_database_connection(
+    e2e: E2E, request: pytest.FixtureRequest
+) -> None:
+    """A slow Bot API must not starve the database: an update waiting for Telegram holds no
+    pooled connection, so other members are served while its screen is on the way."""
+    emu = e2e.emulator
+    e2e.database_url = request.getfixturevalue("postgres_url")
+    await fresh_redis(REDIS_URL)
+    # 8 connections: 2 for the outbox, 2 for the taps' statements, 4 for the updates' sessions.
+    bot = e2e.bot(
+        e2e.consultation(survey_now(datetime.now(UTC))),
+        REDIS_URL=REDIS_URL,
+        DATABASE_MAX_CONNECTIONS="8",
+        DATABASE_POOL_TIMEOUT="2",
+    )
+    await bot.start()
+    slow = [emu.add_user(920 + i, f"Slow{i}", language_code="fr") for i in range(8)]
+    for user in slow:
+        await user.send("/start")
+    for user in slow:
+        await wait_button(user, "📝")
+    # Twice as many members as the sessions' connections tap "📝": their next screens wait
+    # at Telegram, their updates still under way.
+    held = emu.hold(method="editMessageText")
+    for user in slow:
+        menu, data = _callback_data(user, "📝")
+        Taps(emu, f"slow{user.id}").tap(user, menu, data)
+    await emu.wait_for(lambda: held.held >= len(slow), timeout=20, what="every screen held")
+    # Meanwhile a new member is welcomed, longer after than the pool's time-out.
+    late = emu.add_user(930, "Late", language_code="nl")
+    await late.send("/start")
+    await wait_button(late, "📝", timeout=10)
+    held.release()
+    for user in slow:
+        await wait_button(user, "🤐", timeout=20)  # the survey's first screen: the commune
+    logs = bot.log_path.read_text()
+    assert "no free PostgreSQL connection" not in logs
