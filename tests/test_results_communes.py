@@ -25,11 +25,12 @@ from bot.consultation import (
 )
 from bot.i18n import Translator, typeset
 from bot.organisers.export import ExportFormat, ExportKind, export
-from bot.results.communes import OTHER, ByCommune, compute_by_commune, shown_beside
-from storage.models import Delivery, Idea
+from bot.results.communes import OTHER, ByCommune, add, compute_by_commune, shown_beside
+from storage.models import Delivery, Idea, Member
 from storage.repositories.communes import CommuneRepository
+from storage.repositories.export import results_counts
 from storage.repositories.members import MemberRepository
-from storage.repositories.survey import Tally
+from storage.repositories.survey import Tally, tally, tally_by_commune
 from tests.support import (
     DEFAULT_CONSULTATION,
     answer_survey,
@@ -163,6 +164,30 @@ async def test_each_commune_counted_in_sql_and_the_network_is_their_sum(
     assert arlon.local is None and arlon.too_few and arlon.key is None
     assert found.view(None).too_few is False  # no commune given: the network, no sentence
     assert found.respondents("arlon") == 2
+
+
+async def test_the_exports_single_reading_equals_the_results_own_counts(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """The export reads the communes' tallies and the languages' counts in one pass: the
+    same figures as /results' statements and as counted by hand."""
+    await populate(sessionmaker)
+    languages = {1: "nl", 2: "en"}  # by member id modulo 3; the others never said (None)
+    async with sessionmaker() as session:
+        for rest, lang in languages.items():
+            await session.execute(update(Member).where(Member.id % 3 == rest).values(language=lang))
+        await session.commit()
+        counts = await results_counts(session, C.id)
+        assert counts.by_commune == await tally_by_commune(session, C.id)
+        assert add(list(counts.by_commune.values())) == await tally(session, C.id)
+    by_hand: Counter[tuple[str, str, str | None]] = Counter()
+    for people in members_of().values():
+        for member_id, answers in people:
+            for qid, options in answers.items():
+                for option in options:
+                    by_hand[(qid, option, languages.get(member_id % 3))] += 1
+    assert counts.by_language == dict(by_hand)
+    assert {lang for _q, _o, lang in counts.by_language} == {"nl", "en", None}
 
 
 async def test_a_follow_up_seen_by_too_few_of_a_commune_is_withheld_for_it() -> None:

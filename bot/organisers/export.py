@@ -21,8 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.consultation import Consultation
 from bot.i18n import Translator
 from bot.organisers import audit
-from bot.results.communes import OTHER, compute_by_commune
-from bot.results.tally import compute
+from bot.results.communes import OTHER, ByCommune
 from bot.results.tally import rank as rank_counts
 from bot.survey.kinds import kind_of
 from storage.repositories import export as repo
@@ -203,11 +202,11 @@ async def _comments(session: AsyncSession, consultation: Consultation) -> Table:
     return Table(ExportKind.COMMENTS, headers, _iterate(rows), len(rows))
 
 
-async def _results(session: AsyncSession, consultation: Consultation) -> Table:
+def _results(consultation: Consultation, counts: repo.ResultsCounts) -> Table:
     """The ranked counts, with labels in each language of the consultation, and how many
     respondents of each language chose each option."""
-    results = await compute(session, consultation)
-    by_language = await repo.choice_counts_by_language(session, consultation.id)
+    results = _by_commune(consultation, counts).network
+    by_language = counts.by_language
     languages = consultation.languages
     source = consultation.source_language
     headers = [
@@ -256,13 +255,15 @@ async def _results(session: AsyncSession, consultation: Consultation) -> Table:
     return Table(ExportKind.RESULTS, headers, _iterate(rows), len(rows))
 
 
-async def _results_by_commune(
-    session: AsyncSession, consultation: Consultation, lang: str
-) -> Table:
+def _by_commune(consultation: Consultation, counts: repo.ResultsCounts) -> ByCommune:
+    return ByCommune(consultation, counts.by_commune, consultation.results.min_group)
+
+
+def _results_by_commune(consultation: Consultation, lang: str, counts: repo.ResultsCounts) -> Table:
     """Communes × answers: each commune of `results.min_group` respondents or more, then
     "other" (the smaller ones and those who gave none) summed; options in the file's order,
     the same rows for every commune, labels in the export's language."""
-    found = await compute_by_commune(session, consultation)
+    found = _by_commune(consultation, counts)
     other = Translator().gettext("Autres communes ou commune non indiquée", locale=lang)
     headers = [
         "commune",
@@ -322,6 +323,14 @@ async def build_tables(
 ) -> list[Table]:
     lang = lang or consultation.source_language
     out = []
+    read: repo.ResultsCounts | None = None
+
+    async def counts() -> repo.ResultsCounts:
+        nonlocal read
+        if read is None:  # once for both results sheets
+            read = await repo.results_counts(session, consultation.id)
+        return read
+
     for kind in kinds:
         if kind == ExportKind.RESPONSES:
             out.append(await _responses(session, consultation))
@@ -330,9 +339,9 @@ async def build_tables(
         elif kind == ExportKind.COMMENTS:
             out.append(await _comments(session, consultation))
         elif kind == ExportKind.RESULTS_BY_COMMUNE:
-            out.append(await _results_by_commune(session, consultation, lang))
+            out.append(_results_by_commune(consultation, lang, await counts()))
         else:
-            out.append(await _results(session, consultation))
+            out.append(_results(consultation, await counts()))
     return out
 
 
