@@ -8,7 +8,7 @@ import asyncio
 
 from bot.config import Settings, load_settings
 from bot.consultation import Role
-from consultbot.cli import Failure, _require_schema
+from consultbot.common import Failure, require_schema
 
 
 async def invitations(settings: Settings, action: str, invitation: str | None) -> str:
@@ -64,7 +64,7 @@ def cli_actor() -> str:
 
 def cmd_role(args: argparse.Namespace) -> None:
     settings = load_settings()
-    _require_schema(settings)
+    require_schema(settings)
     if args.action == "revoke":
         if args.member is None or args.role is None:
             raise Failure("role revoke: give the member's Telegram id and the role")

@@ -29,16 +29,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from consultbot.cli import Failure, _commune, _consultation, _require_schema
+    from consultbot.cli import _commune
+    from consultbot.common import Failure, consultation_file, require_schema
 
     settings = load_settings()
     path = args.file or settings.consultation_file
-    consultation = _consultation(path)
+    consultation = consultation_file(path)
     lang = args.lang or consultation.source_language
     if lang not in consultation.languages:
         raise Failure(f"--lang {lang}: the consultation is in {', '.join(consultation.languages)}")
     commune = _commune(args.commune, path)
-    _require_schema(settings)
+    require_schema(settings)
     from bot.results.report import report_filename
 
     out: Path = args.out or Path("reports") / report_filename(consultation, lang, commune)
