@@ -1,9 +1,8 @@
 """Browsing ideas: projects, approved ideas (newest or most supported), an idea with its
-comments; support, comment, reply, report."""
+comments and support (comment, reply and report: comment_steps.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -17,63 +16,40 @@ from aiogram_dialog.widgets.text import Format
 from bot.consultation import PhaseKind
 from bot.context import AppContext
 from bot.i18n import Translator
-from bot.ideas.cards import comment_text_html, commune_mark, idea_title_html
+from bot.ideas.browse_state import (
+    IDEA_TEXT_SHOWN,
+    PAGE,
+    BrowseData,
+    IdeasStart,
+    closed,
+    current_idea,
+    page_comments,
+)
+from bot.ideas.cards import commune_mark, idea_title_html
+from bot.ideas.comment_steps import (
+    comment_getter,
+    on_comment_start,
+    on_comment_text,
+    on_reply_start,
+    on_reply_target,
+    on_report_comment,
+    on_report_idea,
+    on_report_start,
+    reply_getter,
+)
 from bot.ideas.service import (
-    COMMENT_MAX,
     Quota,
-    TextProblem,
-    check_text,
     idea_link,
     parse_id,
 )
 from bot.ideas.submit_dialog import SubmitStart
 from bot.services import UpdateServices
-from bot.text_budget import clip_html, fit, pages
-from bot.ui.deps import lang_of, member_of, services_of, translator_of
-from bot.ui.dialog_data import DialogRecord, Entry, StartRecord
+from bot.text_budget import clip_html, fit
+from bot.ui.deps import member_of, services_of, translator_of
 from bot.ui.states import Ideas, MainMenu, MyIdeas, SubmitIdea
-from bot.ui.widgets import Choices, T, TextInput, tell
-from storage.models import Comment, Idea
+from bot.ui.widgets import Choices, T, TextInput
+from storage.models import Idea
 from storage.repositories.members import MemberRecord
-
-PAGE = 5
-# The idea screen: the idea itself is cut to leave this much for a page of comments, and a
-# page holds what fits in it (at most PAGE comments, each cut to COMMENT_SHOWN).
-IDEA_TEXT_SHOWN = 1800
-COMMENTS_BUDGET = 1800
-COMMENT_SHOWN = 700
-
-
-class BrowseData(DialogRecord):
-    """What the ideas dialog keeps between its screens."""
-
-    project = Entry[str | None]("project", None)  # the project listed; None: opened on an idea
-    page = Entry[int]("page", 0)  # of its ideas
-    sort = Entry[str]("sort", "new")  # "new" | "top" (most supported first)
-    mine = Entry[bool]("mine", False)  # only the ideas from the member's commune
-    idea = Entry[int]("idea", 0)  # the idea on screen
-    comments_page = Entry[int]("cpage", 0)  # of its comments
-    parent = Entry[int | None]("parent", None)  # the comment being replied to, if any
-    parent_name = Entry[str | None]("parent_name", None)  # its author
-
-
-@dataclass(frozen=True)
-class IdeasStart(StartRecord):
-    """Start data: open the dialog on one idea (a shared link, a member's own idea)."""
-
-    idea: int | None = None
-
-
-async def _closed(event: CallbackQuery | Message, manager: DialogManager) -> bool:
-    """True (after telling the member) when the ideas phase no longer allows this."""
-    if services_of(manager).ideas.is_open():
-        return False
-    text = translator_of(manager).gettext(
-        "La phase des idées est close : les idées restent lisibles, mais on ne peut plus "
-        "en proposer, les soutenir ni les commenter."
-    )
-    await tell(event, text)
-    return True
 
 
 async def on_start(start_data: Any, manager: DialogManager) -> None:
@@ -196,40 +172,6 @@ async def on_idea(callback: CallbackQuery, _: Any, manager: DialogManager, idea_
     await manager.switch_to(Ideas.idea)
 
 
-def _visible(idea: Idea | None, member_id: int | None) -> bool:
-    return idea is not None and (idea.status == "approved" or idea.author_id == member_id)
-
-
-async def _current_idea(manager: DialogManager) -> Idea | None:
-    idea = await services_of(manager).ideas.repo.get(BrowseData.of(manager).idea)
-    member = member_of(manager)
-    return idea if _visible(idea, member.id if member else None) else None
-
-
-def _comment_line(translator: Translator, comment: Comment, number: int, lang: str) -> str:
-    indent = "    ↩️ " if comment.parent_id else ""
-    name = clip_html(comment.author_name or "—", 40)
-    text = comment_text_html(translator, comment, lang, COMMENT_SHOWN)
-    line = translator.gettext("{number}. <b>{name}</b> : {text}", locale=lang)
-    return indent + line.format(number=number, name=name, text=text)
-
-
-async def _page_comments(
-    manager: DialogManager,
-) -> tuple[list[tuple[int, Comment, str]], int, int, int]:
-    """The current page's (number, comment, line), the page, the page count and the total:
-    pages hold what fits in COMMENTS_BUDGET, so long comments make shorter pages."""
-    translator, lang = translator_of(manager), lang_of(manager)
-    data = BrowseData.of(manager)
-    comments = await services_of(manager).ideas.repo.threads(data.idea)
-    lines = [_comment_line(translator, c, n, lang) for n, c in enumerate(comments, start=1)]
-    ranges = pages([len(line) + 1 for line in lines], COMMENTS_BUDGET, PAGE)
-    page = min(data.comments_page, len(ranges) - 1)
-    start, end = ranges[page]
-    shown = [(n + 1, comments[n], lines[n]) for n in range(start, end)]
-    return shown, page, len(ranges), len(comments)
-
-
 async def idea_getter(
     dialog_manager: DialogManager,
     app: AppContext,
@@ -240,7 +182,7 @@ async def idea_getter(
     **_: Any,
 ) -> dict[str, Any]:
     ideas = services.ideas
-    idea = await _current_idea(dialog_manager)
+    idea = await current_idea(dialog_manager)
     if idea is None:
         return {
             "missing": True,
@@ -254,7 +196,7 @@ async def idea_getter(
             "c_next": False,
         }
     supported = member is not None and await ideas.repo.has_support(idea.id, member.id)
-    shown, page, page_count, total = await _page_comments(dialog_manager)
+    shown, page, page_count, total = await page_comments(dialog_manager)
     project = ideas.project(idea.project_id)
     text = (
         translator.gettext("🗑 Contenu effacé à la demande de son auteur.")
@@ -304,10 +246,10 @@ async def idea_getter(
 
 
 async def on_support(callback: CallbackQuery, button: Button, manager: DialogManager) -> None:
-    if await _closed(callback, manager):
+    if await closed(callback, manager):
         return
     _ = translator_of(manager).gettext
-    idea = await _current_idea(manager)
+    idea = await current_idea(manager)
     member = member_of(manager)
     if idea is None or member is None or idea.status != "approved":
         await callback.answer(_("Cette idée n’est pas (ou plus) disponible."))
@@ -321,173 +263,9 @@ async def on_support(callback: CallbackQuery, button: Button, manager: DialogMan
     await callback.answer(text)
 
 
-async def _may_comment(callback: CallbackQuery, manager: DialogManager) -> bool:
-    """What the hidden Comment/Reply buttons stand for, checked again on a (forged) press."""
-    if await _closed(callback, manager):
-        return False
-    ideas = services_of(manager).ideas
-    idea = await _current_idea(manager)
-    member = member_of(manager)
-    if idea is None or member is None or idea.status != "approved":
-        await callback.answer(
-            translator_of(manager).gettext("Cette idée n’est pas (ou plus) disponible.")
-        )
-        return False
-    if not await ideas.within_quota(member, Quota.COMMENTS):
-        await callback.answer(ideas.quota_text(Quota.COMMENTS), show_alert=True)
-        return False
-    return True
-
-
-async def on_comment_start(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    if not await _may_comment(callback, manager):
-        return
-    BrowseData.of(manager).parent = None
-    await manager.switch_to(Ideas.comment)
-
-
-async def on_reply_start(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    if not await _may_comment(callback, manager):
-        return
-    await manager.switch_to(Ideas.reply_pick)
-
-
-async def on_report_start(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    ideas = services_of(manager).ideas
-    member = member_of(manager)
-    if await _current_idea(manager) is None or member is None:
-        await callback.answer(
-            translator_of(manager).gettext("Cette idée n’est pas (ou plus) disponible.")
-        )
-        return
-    if not await ideas.within_quota(member, Quota.REPORTS):
-        await callback.answer(ideas.quota_text(Quota.REPORTS), show_alert=True)
-        return
-    await manager.switch_to(Ideas.report_pick)
-
-
-def _name(comment: Comment) -> str:
-    if comment.erased_at is not None or not comment.author_name:
-        return "—"
-    return comment.author_name[:20]
-
-
-async def reply_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    shown, _page, _count, _total = await _page_comments(dialog_manager)
-    return {
-        "targets": [(c.id, f"{n}. {_name(c)}") for n, c, _ in shown if c.parent_id is None],
-        "all_targets": [(c.id, f"{n}. {_name(c)}") for n, c, _ in shown],
-    }
-
-
-async def on_reply_target(
-    callback: CallbackQuery, _: Any, manager: DialogManager, comment_id: str
-) -> None:
-    if await _closed(callback, manager):
-        return
-    number = parse_id(comment_id)
-    data = BrowseData.of(manager)
-    comment = await services_of(manager).ideas.repo.comment(number) if number else None
-    if comment is None or comment.hidden or comment.idea_id != data.idea:
-        await callback.answer()
-        return
-    data.parent, data.parent_name = comment.id, comment.author_name
-    await manager.switch_to(Ideas.comment)
-
-
-async def comment_getter(dialog_manager: DialogManager, **_: Any) -> dict[str, Any]:
-    data = BrowseData.of(dialog_manager)
-    return {
-        "reply": data.parent is not None,
-        "new": data.parent is None,
-        "name": escape(data.parent_name or ""),
-        "max": COMMENT_MAX,
-    }
-
-
-async def on_comment_text(message: Message, _: MessageInput, manager: DialogManager) -> None:
-    if await _closed(message, manager):
-        manager.show_mode = ShowMode.SEND
-        await manager.switch_to(Ideas.idea)
-        return
-    translator = translator_of(manager)
-    ideas = services_of(manager).ideas
-    problem = check_text(message.text, COMMENT_MAX)
-    if problem is not None:
-        await message.answer(
-            translator.gettext("Votre commentaire est vide.")
-            if problem == TextProblem.EMPTY
-            else translator.gettext(
-                "Votre commentaire fait {n} caractères : {max} au plus, s’il vous plaît. Raccourcissez-le et envoyez-le à nouveau."
-            ).format(n=len((message.text or "").strip()), max=COMMENT_MAX)
-        )
-        manager.show_mode = ShowMode.SEND
-        return
-    idea = await _current_idea(manager)
-    member = member_of(manager)
-    if idea is None or member is None or idea.status != "approved":
-        await message.answer(translator.gettext("Cette idée n’est pas (ou plus) disponible."))
-        manager.show_mode = ShowMode.SEND
-        await manager.switch_to(Ideas.idea)
-        return
-    if not await ideas.within_quota(member, Quota.COMMENTS):
-        await message.answer(ideas.quota_text(Quota.COMMENTS))
-        manager.show_mode = ShowMode.SEND
-        await manager.switch_to(Ideas.idea)
-        return
-    parent_id = BrowseData.of(manager).parent
-    parent = await ideas.repo.comment(parent_id) if parent_id else None
-    if parent is not None and (parent.idea_id != idea.id or parent.parent_id is not None):
-        parent = None
-    await ideas.comment(member, idea, message.text or "", parent)
-    await message.answer(translator.gettext("💬 Commentaire publié."))
-    manager.show_mode = ShowMode.SEND
-    await manager.switch_to(Ideas.idea)
-
-
 async def on_not_text(message: Message, _: MessageInput, manager: DialogManager) -> None:
     await message.answer(translator_of(manager).gettext("Envoyez du texte, s’il vous plaît."))
     manager.show_mode = ShowMode.SEND
-
-
-async def on_report_idea(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    await _report(callback, manager, None)
-
-
-async def on_report_comment(
-    callback: CallbackQuery, _: Any, manager: DialogManager, comment_id: str
-) -> None:
-    number = parse_id(comment_id)
-    if number is None:
-        await callback.answer()
-        return
-    await _report(callback, manager, number)
-
-
-async def _report(callback: CallbackQuery, manager: DialogManager, comment_id: int | None) -> None:
-    ideas = services_of(manager).ideas
-    idea = await _current_idea(manager)
-    member = member_of(manager)
-    comment = await ideas.repo.comment(comment_id) if comment_id else None
-    if (
-        idea is None
-        or member is None
-        or (comment_id and (comment is None or comment.idea_id != idea.id))
-    ):
-        await callback.answer()
-        return
-    if not await ideas.within_quota(member, Quota.REPORTS):
-        await callback.answer(ideas.quota_text(Quota.REPORTS), show_alert=True)
-        return
-    new = await ideas.report(member, idea, comment)
-    _ = translator_of(manager).gettext
-    await callback.answer(
-        _("Merci : les modérateurs vont examiner ce signalement.")
-        if new
-        else _("Vous l’avez déjà signalé : merci."),
-        show_alert=True,
-    )
-    await manager.switch_to(Ideas.idea)
 
 
 async def on_idea_back(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
@@ -502,7 +280,7 @@ async def on_idea_back(callback: CallbackQuery, _: Button, manager: DialogManage
 
 
 async def on_propose(callback: CallbackQuery, _: Button, manager: DialogManager) -> None:
-    if await _closed(callback, manager):
+    if await closed(callback, manager):
         return
     ideas = services_of(manager).ideas
     member = member_of(manager)

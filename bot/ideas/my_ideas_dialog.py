@@ -12,7 +12,7 @@ from aiogram_dialog.widgets.text import Format
 
 from bot.context import AppContext
 from bot.i18n import N_, Translator
-from bot.ideas.browse_dialog import IdeasStart
+from bot.ideas.browse_state import IdeasStart
 from bot.ideas.cards import REASONS
 from bot.ideas.service import idea_link, parse_id
 from bot.services import UpdateServices

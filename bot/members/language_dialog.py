@@ -12,7 +12,7 @@ from aiogram_dialog.widgets.text import Const
 
 from bot.context import AppContext
 from bot.i18n import LANGUAGE_NAMES
-from bot.ideas.browse_dialog import IdeasStart
+from bot.ideas.browse_state import IdeasStart
 from bot.members.service import MemberService
 from bot.ui.deps import app_of, member_of, services_of, translator_of
 from bot.ui.dialog_data import StartRecord
