@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.dispatcher.middlewares.error import ErrorsMiddleware
@@ -49,6 +49,7 @@ from bot.results.commentary_dialog import commentary_dialog
 from bot.services import AppServices
 from bot.survey.dialog import survey_dialog
 from bot.telegram import lazy_models
+from bot.telegram.filters import NotDialogTap
 from bot.telegram.middlewares.access import AccessMiddleware
 from bot.telegram.middlewares.answer_once import (
     AnswerCallbackOnce,
@@ -215,8 +216,13 @@ def create_dispatcher(
     access = AccessMiddleware(translator)
     dp.message.outer_middleware(access)
     dp.callback_query.outer_middleware(access)
-    dp.include_routers(
-        errors.build_router(),
+    # aiogram visits routers in order until one handles the update, each visit some
+    # microseconds of Python: a dialog's tap (most of the traffic) skips the command and
+    # button handlers in one check, and meets the busiest dialogs first. Dialogs match only
+    # their own intents, so their order changes nothing else.
+    handlers = Router(name="handlers")
+    handlers.callback_query.filter(NotDialogTap())
+    handlers.include_routers(
         membership_handlers.build_router(),
         member_handlers.build_router(),
         organiser_handlers.build_router(),
@@ -226,16 +232,21 @@ def create_dispatcher(
         privacy_handlers.build_router(),
         moderation_handlers.build_router(),
         commentary_handlers.build_router(),
-        menu_dialog(),
-        language_dialog(),
-        commune_dialog(),
+    )
+    dialogs = Router(name="dialogs")
+    dialogs.include_routers(
         survey_dialog(),
-        announce_dialog(),
-        commentary_dialog(),
+        commune_dialog(),
+        menu_dialog(),
         ideas_dialog(),
+        language_dialog(),
         submit_idea_dialog(),
         my_ideas_dialog(),
-        member_handlers.build_fallback_router(),
+        announce_dialog(),
+        commentary_dialog(),
+    )
+    dp.include_routers(
+        errors.build_router(), handlers, dialogs, member_handlers.build_fallback_router()
     )
     setup_dialogs(dp, message_manager=message_manager)
     use_unique_intent_ids()

@@ -6,9 +6,11 @@ import threading
 from datetime import UTC, datetime
 
 from aiogram.dispatcher.event.handler import FilterObject
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, Chat, Message, PhotoSize, User
+from aiogram_dialog.utils import intent_callback_data
 
-from bot.telegram.filters import GroupMigrated, IsText, PrivateChat
+from bot.telegram.filters import GroupMigrated, IsText, NotDialogTap, PrivateChat
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
 USER = User(id=1, is_bot=False, first_name="Amélie")
@@ -60,3 +62,30 @@ async def test_aiogram_awaits_them_on_the_loop_instead_of_a_worker_thread() -> N
     magic = FilterObject(F.chat.func(lambda c: seen.append(threading.current_thread().name)))
     await magic.call(message("private", text="hi"))
     assert seen[-1] != threading.main_thread().name
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
+
+
+async def test_a_dialogs_tap_is_told_from_every_other_button() -> None:
+    """The command and button handlers' router skips a dialog's tap in one check (bot/app.py);
+    every other button of the bot still reaches it."""
+    import bot.app  # noqa: F401  (every router, so every button's CallbackData)
+
+    not_dialog = NotDialogTap()
+
+    def tap_with(data: str | None) -> CallbackQuery:
+        return CallbackQuery(id="q", from_user=USER, chat_instance="c", data=data)
+
+    assert not await not_dialog(tap_with(intent_callback_data("aB3x", "o:inclusion")))
+    assert await not_dialog(tap_with(None))
+    buttons = [c for c in _subclasses(CallbackData) if c.__module__.startswith("bot.")]
+    assert len(buttons) >= 7
+    for button in buttons:
+        samples: dict[object, object] = {int: 7, "int": 7, bool: True, "bool": True}
+        values = {
+            name: samples.get(field.annotation, "7") for name, field in button.model_fields.items()
+        }
+        packed = button.model_construct(**values).pack()
+        assert await not_dialog(tap_with(packed)), packed

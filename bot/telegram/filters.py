@@ -12,6 +12,7 @@ from __future__ import annotations
 from aiogram.enums import ChatType, ContentType
 from aiogram.filters import Filter
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message
+from aiogram_dialog.utils import CB_SEP
 
 
 class PrivateChat(Filter):
@@ -37,3 +38,11 @@ class GroupMigrated(Filter):
         return bool(event.migrate_to_chat_id or event.migrate_from_chat_id) and (
             event.chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
         )
+
+
+class NotDialogTap(Filter):
+    """The tap is not on a dialog's button: aiogram-dialog's callback data holds its intent id
+    and a separator no other button of the bot uses (aiogram_dialog.utils.CB_SEP)."""
+
+    async def __call__(self, event: CallbackQuery) -> bool:
+        return CB_SEP not in (event.data or "")
