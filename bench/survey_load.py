@@ -79,6 +79,11 @@ class Run:
     again: int = 0  # taps repeated by impatient members
     undone: int = 0  # choices members saw undone on screen
     off_plan: int | None = None  # members whose stored answers differ from their taps
+    servers_cpu: float = 0.0  # PostgreSQL's and Redis's CPU seconds during the crowd
+
+    @property
+    def servers_cpu_per_tap_ms(self) -> float:
+        return 1000 * self.servers_cpu / max(1, self.taps + self.members)
 
     @property
     def taps_per_walk(self) -> float:
@@ -115,6 +120,28 @@ def _proc_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+SERVERS = ("postgres", "redis-server")
+
+
+def _servers_cpu() -> float:
+    """CPU seconds of this machine's PostgreSQL and Redis processes, the backends that ended
+    included (their postmaster collects them): what the database and Redis spend for a tap
+    on the same cores as the bot. Everything they serve is counted: run on a quiet machine."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            head, _, tail = (proc / "stat").read_text().rpartition(")")
+        except OSError:
+            continue
+        if head.partition("(")[2] in SERVERS:
+            fields = tail.split()
+            total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return total / ticks
 
 
 def _thread_cpu(pid: int) -> tuple[float, float]:
@@ -253,11 +280,13 @@ async def one_run(
             Member(emu, u, d) for u, d in zip(users, _doubles(members, double_share), strict=True)
         ]
         tasks = [asyncio.create_task(m.run(go)) for m in crowd]
+        servers0 = _servers_cpu()
         cpu0, driver0, t0 = _proc_cpu(process.pid), time.process_time(), time.perf_counter()
         go.set()
         walks = await asyncio.gather(*tasks)
         seconds = time.perf_counter() - t0
         cpu1, driver1 = _proc_cpu(process.pid), time.process_time()
+        servers = _servers_cpu() - servers0
         # Taps fired and forgotten (the second of a double tap) are answered a little later.
         clicks = [c for w in walks for c in w.clicks]
         try:
@@ -295,6 +324,7 @@ async def one_run(
         unanswered=unanswered,
         errors=[w.error for w in walks if w.error],
         bot_cpu=cpu1 - cpu0,
+        servers_cpu=servers,
         driver_cpu=(driver1 - driver0) / seconds if seconds else 0.0,
         peak_rss_mb=rss,
         violations=violations,
@@ -348,6 +378,8 @@ def report(ours: Run, base: Run) -> str:
     lines += [
         f"{'CPU per tap ms':22}{ours.cpu_per_tap_ms:12.1f}{base.cpu_per_tap_ms:12.1f}"
         f"{ratio(ours.cpu_per_tap_ms, base.cpu_per_tap_ms):>9}",
+        f"{'servers CPU per tap ms':22}{ours.servers_cpu_per_tap_ms:12.1f}"
+        f"{base.servers_cpu_per_tap_ms:12.1f}   (PostgreSQL and Redis on this machine)",
         f"{'walks submitted':22}{ours.completed:>8}/{ours.members:<3}{base.completed:>8}/{base.members:<3}",
         f"{'taps':22}{ours.taps:12}{base.taps:12}",
         f"{'taps per walk':22}{ours.taps_per_walk:12.2f}{base.taps_per_walk:12.2f}"
