@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import openpyxl
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consultation import load_consultation
@@ -48,3 +49,68 @@ async def test_the_worker_process_writes_what_export_writes(
         assert len(pids) == 1 and os.getpid() not in pids
     finally:
         runner.close()
+
+
+class _Chat:
+    """What the delivery uses of the organiser's /export message."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.documents: list[str] = []
+
+    async def answer(self, text: str, **_: object) -> None:
+        self.texts.append(text)
+
+    async def answer_document(self, document: object, **_: object) -> None:
+        self.documents.append(str(document))
+
+
+async def test_a_failed_export_is_told_in_the_organisers_language_and_frees_the_next(
+    tmp_path: Path,
+) -> None:
+    """A delivery runs beside the updates, one per organiser; a failure is said, not lost."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.config import Settings
+    from bot.context import AppContext
+    from bot.i18n import Translator
+    from bot.organisers.export import Actor, ExportFormat, ExportKind
+    from bot.organisers.export_handlers import _deliver
+
+    broken = tmp_path / "missing" / "db.sqlite"  # no such folder: the worker's export fails
+    app = AppContext(
+        settings=Settings(bot_token=None, database_url=f"sqlite+aiosqlite:///{broken}"),
+        consultation=load_consultation(DEFAULT_CONSULTATION),
+    )
+    runner = ExportRunner(lambda: ThreadPoolExecutor(1))
+    chat = _Chat()
+    try:
+        delivery = _deliver(
+            chat,  # type: ignore[arg-type]
+            app,
+            Translator(),
+            runner,
+            (ExportKind.RESULTS,),
+            ExportFormat.CSV,
+            "nl",
+            Actor(1, "Olga"),
+        )
+        task = runner.start(1, delivery)
+        assert runner.busy(1)
+        with pytest.raises(RuntimeError):
+            runner.start(1, asyncio.sleep(0))  # a second one for the same organiser
+        assert not runner.busy(2)
+        await asyncio.wait_for(task, 30)
+        assert not runner.busy(1)
+    finally:
+        runner.close()
+    assert chat.documents == []
+    assert chat.texts == [
+        Translator().gettext(
+            "L’export a échoué. Réessayez dans un moment ; si cela se reproduit, "
+            "les journaux du bot disent pourquoi.",
+            locale="nl",
+        )
+    ]
+    assert chat.texts[0].startswith("De export is mislukt")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from bot.i18n import Translator
 from bot.organisers.export import ALL_KINDS, Actor, ExportFormat, ExportKind
 from bot.organisers.export_worker import ExportRunner
 from bot.telegram.filters import PrivateChat
+
+log = logging.getLogger(__name__)
 
 
 def parse_arguments(args: str | None) -> tuple[tuple[ExportKind, ...], ExportFormat] | None:
@@ -53,27 +56,63 @@ async def export_command(
         )
         return
     kinds, fmt = parsed
-    with tempfile.TemporaryDirectory(prefix="consultbot-export-") as tmp:
-        # Written by the export worker (a process), the files are then read in chunks as
-        # they are sent: nothing of it runs on the event loop.
-        who = Actor(message.from_user.id, message.from_user.full_name)
-        paths = await exports.export(
-            app.settings.database_url,
-            app.consultation,
-            kinds,
-            fmt,
-            Path(tmp),
-            lang,
-            who,
-            app.clock(),
+    owner = message.from_user.id
+    if exports.busy(owner):
+        await message.answer(
+            _(
+                "Un export est déjà en cours : ses fichiers arrivent dans ce chat dès qu’ils sont prêts."
+            )
         )
-        for path in paths:
-            await message.answer_document(FSInputFile(path, filename=path.name))
+        return
     await message.answer(
-        _(
-            "Export terminé : réponses pseudonymisées (un numéro par répondant), heures de {tz}."
-        ).format(tz=app.consultation.timezone)
+        _("⏳ Export en cours : les fichiers arrivent dans ce chat dès qu’ils sont prêts.")
     )
+    who = Actor(owner, message.from_user.full_name)
+    exports.start(owner, _deliver(message, app, translator, exports, kinds, fmt, lang, who))
+
+
+async def _deliver(
+    message: Message,
+    app: AppContext,
+    translator: Translator,
+    exports: ExportRunner,
+    kinds: tuple[ExportKind, ...],
+    fmt: ExportFormat,
+    lang: str,
+    who: Actor,
+) -> None:
+    """The export and its files, beside the organiser's next updates (ExportRunner.start)."""
+    _ = translator.gettext
+    with translator.use(lang), tempfile.TemporaryDirectory(prefix="consultbot-export-") as tmp:
+        try:
+            # Written by the export worker (a process), the files are then read in chunks as
+            # they are sent: nothing of it runs on the event loop.
+            paths = await exports.export(
+                app.settings.database_url,
+                app.consultation,
+                kinds,
+                fmt,
+                Path(tmp),
+                lang,
+                who,
+                app.clock(),
+            )
+            for path in paths:
+                await message.answer_document(FSInputFile(path, filename=path.name))
+        except Exception:
+            log.exception("the export for %s failed", who.id)
+            await message.answer(
+                _(
+                    "L’export a échoué. Réessayez dans un moment ; si cela se reproduit, "
+                    "les journaux du bot disent pourquoi."
+                )
+            )
+            return
+        await message.answer(
+            _(
+                "Export terminé : réponses pseudonymisées (un numéro par répondant), heures de {tz}."
+            ).format(tz=app.consultation.timezone)
+        )
 
 
 def build_router() -> Router:

@@ -15,12 +15,13 @@ not lower the members' p99 (bench/README.md, results_load.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from bot.consultation import Consultation
 from bot.organisers.export import CLI_ACTOR, Actor, ExportFormat, ExportKind, export
@@ -55,11 +56,36 @@ def export_files(
 
 class ExportRunner:
     """Runs exports on an executor of its own: a worker process (built once, bot/services.py),
-    or what `make_executor` makes (a test's thread)."""
+    or what `make_executor` makes (a test's thread).
+
+    An organiser's /export is delivered by a task of its own (`start`), not within the update:
+    an update holds the member's turn, so the organiser's next commands waited for the whole
+    export (a /results 19 s in the load benchmark), and an impatient second /export queued a
+    second export. One export per organiser at a time."""
 
     def __init__(self, make_executor: Callable[[], Executor] | None = None) -> None:
         self._make_executor = make_executor or worker_pool
         self._executor: Executor | None = None
+        self._deliveries: dict[int, asyncio.Task[None]] = {}
+
+    def busy(self, owner: int) -> bool:
+        """An export of this organiser's is still being written or sent."""
+        return owner in self._deliveries
+
+    def start(self, owner: int, delivery: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run `delivery` (an export and the sending of its files) beside the updates."""
+        if self.busy(owner):
+            delivery.close()
+            raise RuntimeError(f"an export of {owner} is already running")
+        task = asyncio.create_task(delivery, name=f"export-{owner}")
+        self._deliveries[owner] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if self._deliveries.get(owner) is finished:
+                del self._deliveries[owner]
+
+        task.add_done_callback(done)
+        return task
 
     async def export(
         self,
@@ -88,6 +114,10 @@ class ExportRunner:
         return self._executor
 
     def close(self) -> None:
+        """Stop the worker; a delivery still under way is cancelled (its organiser sends
+        /export again after the restart)."""
+        for task in self._deliveries.values():
+            task.cancel()
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None

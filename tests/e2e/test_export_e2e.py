@@ -80,3 +80,39 @@ async def test_export_command_sends_documents_to_organisers_only(e2e: E2E, tmp_p
     assert all(isinstance(r["submitted_at"], datetime) for r in rows)
     ideas = {r["title"]: r for r in read_sheet(path, "ideas")}
     assert ideas["Pending"]["text"] == "=1+1" and ideas["Bancs"]["supports"] == 2
+
+
+async def test_an_export_runs_beside_the_organisers_next_commands(e2e: E2E) -> None:
+    """An export takes seconds to minutes: the organiser is told at once that it runs, may
+    use the bot meanwhile, and a repeated /export does not start a second one."""
+    now = datetime.now(UTC)
+    answered = now - timedelta(days=20)
+    path = e2e.consultation(survey_now(answered, survey_days=5))
+    await upgrade_async(e2e.database_url)
+    engine = make_engine(e2e.database_url)
+    try:
+        await seed(make_sessionmaker(engine), load_consultation(path), answered)
+    finally:
+        await engine.dispose()
+    emu = e2e.emulator
+    admin = emu.add_user(ADMIN_ID, "Olga", "fr")
+    bot = e2e.bot(path)
+    await bot.start()
+    # The files wait at "Telegram": the export is still under way for as long as needed.
+    files = emu.hold(method="sendDocument")
+    await admin.send("/export xlsx")
+    await admin.wait_for_message("Export en cours")
+    await emu.wait_for(lambda: files.held >= 1, timeout=60, what="the workbook on its way")
+    await admin.send("/export")
+    await admin.wait_for_message("déjà en cours")
+    await admin.send("/status")
+    await admin.wait_for_message("État de la consultation")
+    assert not any(e.kind == "document" for e in admin.transcript())
+    files.release()
+    await admin.wait_for_message("Export terminé")
+    documents = [e for e in admin.transcript() if e.kind == "document"]
+    assert [e.message["document"]["file_name"] for e in documents] == [
+        "deconfinement-2020-all.xlsx"
+    ]
+    texts = [e.text for e in admin.transcript() if e.direction == "bot" and e.kind == "text"]
+    assert sum("Export terminé" in t for t in texts) == 1
