@@ -81,29 +81,42 @@ function currentChat() {
 
 function renderSide(state) {
   $("consultation").textContent = state.title;
+  // Updated in place, item by item: an item drawn again between a mouse press and its
+  // release would lose the click (the list is polled every 700 ms).
   const list = $("chats");
-  list.replaceChildren();
-  for (const chat of state.chats) {
-    const li = document.createElement("li");
-    li.dataset.chat = chat.key;
-    if (chat.id === view.chat) li.className = "active";
-    const av = document.createElement("div");
-    av.className = "avatar";
-    avatar(av, chat.title, chat.id);
-    const who = document.createElement("div");
-    who.className = "who";
-    who.innerHTML = `<div class="name">${escapeHtml(chat.title)}</div><div class="muted small">${escapeHtml(chat.label)}</div>`;
-    li.append(av, who);
-    const seen = view.seen.get(chat.id) || 0;
-    if (chat.messages) {
-      const badge = document.createElement("span");
-      badge.className = "badge" + (chat.messages > seen && chat.id !== view.chat ? " new" : "");
-      badge.textContent = chat.messages;
-      li.append(badge);
+  const items = new Map([...list.children].map((li) => [li.dataset.chat, li]));
+  const wanted = state.chats.map((chat) => {
+    let li = items.get(chat.key);
+    if (!li) {
+      li = document.createElement("li");
+      li.dataset.chat = chat.key;
+      li.addEventListener("click", () => openChat(li.chatId));
     }
-    li.addEventListener("click", () => openChat(chat.id));
-    list.append(li);
-  }
+    li.chatId = chat.id;
+    const seen = view.seen.get(chat.id) || 0;
+    const fresh = chat.messages > seen && chat.id !== view.chat;
+    li.className = chat.id === view.chat ? "active" : "";
+    const drawn = JSON.stringify([chat.title, chat.label, chat.id, chat.messages, fresh]);
+    if (li.dataset.drawn !== drawn) {
+      li.dataset.drawn = drawn;
+      const av = document.createElement("div");
+      av.className = "avatar";
+      avatar(av, chat.title, chat.id);
+      const who = document.createElement("div");
+      who.className = "who";
+      who.innerHTML = `<div class="name">${escapeHtml(chat.title)}</div><div class="muted small">${escapeHtml(chat.label)}</div>`;
+      li.replaceChildren(av, who);
+      if (chat.messages) {
+        const badge = document.createElement("span");
+        badge.className = "badge" + (fresh ? " new" : "");
+        badge.textContent = chat.messages;
+        li.append(badge);
+      }
+    }
+    return li;
+  });
+  const same = wanted.length === list.children.length && wanted.every((li, i) => list.children[i] === li);
+  if (!same) list.replaceChildren(...wanted);
   const phases = $("phases");
   phases.replaceChildren();
   for (const phase of state.phases) {
