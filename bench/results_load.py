@@ -248,7 +248,9 @@ async def export_storm(
         started = time.perf_counter()
         await user.send(f"/export {fmt}")
         try:
-            await emu.wait_for_bot_message(user, "Export", since=seq, timeout=1800)
+            # Its last message (the organiser speaks French): /export is acknowledged at once
+            # and its files follow from a task of their own.
+            await emu.wait_for_bot_message(user, "Export terminé", since=seq, timeout=1800)
         except AssertionError:
             storm.errors.append(f"/export {fmt} unanswered")
             return
