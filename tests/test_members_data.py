@@ -367,6 +367,7 @@ async def test_export_in_telegram_is_audited(site: Site) -> None:
     await seed_idea(h, 50, "Des bancs")
     olga = member_client(h, dp, ADMIN, "Olga")
     await olga.send("/export ideas csv")
+    await h.services.exports.finished()  # the files are delivered beside the updates
     [entry] = await rows(h, AuditEntry, AuditEntry.action == "export")
     assert (entry.actor_id, entry.actor_name, entry.target, entry.target_id) == (
         ADMIN,

@@ -113,6 +113,10 @@ class ExportRunner:
             self._executor = self._make_executor()
         return self._executor
 
+    async def finished(self) -> None:
+        """Once every delivery under way is over (whatever its outcome)."""
+        await asyncio.gather(*self._deliveries.values(), return_exceptions=True)
+
     def close(self) -> None:
         """Stop the worker; a delivery still under way is cancelled (its organiser sends
         /export again after the restart)."""

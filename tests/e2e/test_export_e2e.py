@@ -17,9 +17,9 @@ from tests.support import SEED_COUNTS, SEED_RESPONDENTS, survey_now
 from tests.test_export import option_columns, read_sheet, seed
 
 
-async def test_export_command_sends_documents_to_organisers_only(e2e: E2E, tmp_path: Path) -> None:
-    now = datetime.now(UTC)
-    answered = now - timedelta(days=20)
+async def seeded(e2e: E2E) -> Path:
+    """A consultation whose survey ended 15 days ago, with the export tests' responses."""
+    answered = datetime.now(UTC) - timedelta(days=20)
     path = e2e.consultation(survey_now(answered, survey_days=5))
     await upgrade_async(e2e.database_url)
     engine = make_engine(e2e.database_url)
@@ -27,6 +27,11 @@ async def test_export_command_sends_documents_to_organisers_only(e2e: E2E, tmp_p
         await seed(make_sessionmaker(engine), load_consultation(path), answered)
     finally:
         await engine.dispose()
+    return path
+
+
+async def test_export_command_sends_documents_to_organisers_only(e2e: E2E, tmp_path: Path) -> None:
+    path = await seeded(e2e)
     admin = e2e.emulator.add_user(ADMIN_ID, "Olga", "fr")
     member = e2e.emulator.add_user(4242, "Anne", "nl")
     bot = e2e.bot(path)
@@ -85,15 +90,7 @@ async def test_export_command_sends_documents_to_organisers_only(e2e: E2E, tmp_p
 async def test_an_export_runs_beside_the_organisers_next_commands(e2e: E2E) -> None:
     """An export takes seconds to minutes: the organiser is told at once that it runs, may
     use the bot meanwhile, and a repeated /export does not start a second one."""
-    now = datetime.now(UTC)
-    answered = now - timedelta(days=20)
-    path = e2e.consultation(survey_now(answered, survey_days=5))
-    await upgrade_async(e2e.database_url)
-    engine = make_engine(e2e.database_url)
-    try:
-        await seed(make_sessionmaker(engine), load_consultation(path), answered)
-    finally:
-        await engine.dispose()
+    path = await seeded(e2e)
     emu = e2e.emulator
     admin = emu.add_user(ADMIN_ID, "Olga", "fr")
     bot = e2e.bot(path)

@@ -78,7 +78,7 @@ async def test_personas_export_guards_and_reset(client: tuple[TestClient, Playgr
     # The organiser's /export arrives as documents that the page can download.
     sent = await http.post("/api/send", json={"chat": OLGA, "actor": OLGA, "text": "/export csv"})
     assert sent.status == 200
-    await playground.emulator.wait_for_bot_message(OLGA, "Export")
+    await playground.emulator.wait_for_bot_message(OLGA, "Export terminé")
     documents = [m for m in await chat(http, OLGA) if "document" in m]
     assert [d["document"]["name"] for d in documents] == [
         f"deconfinement-2020-{kind}.csv"
