@@ -114,3 +114,26 @@ async def test_a_failed_export_is_told_in_the_organisers_language_and_frees_the_
         )
     ]
     assert chat.texts[0].startswith("De export is mislukt")
+
+
+async def test_a_delivery_that_cannot_reach_telegram_ends_and_frees_the_next(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    class Unreachable(_Chat):
+        async def answer(self, text: str, **_: object) -> None:
+            raise OSError("the Bot API is down")
+
+    runner = ExportRunner()
+
+    async def delivery() -> None:
+        await Unreachable().answer("Export terminé")
+
+    try:
+        task = runner.start(3, delivery())
+        await asyncio.wait_for(asyncio.wait([task]), 10)
+        assert not runner.busy(3)
+    finally:
+        runner.close()
+    assert "the export for 3 ended on an error" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from pathlib import Path
@@ -101,12 +102,13 @@ async def _deliver(
                 await message.answer_document(FSInputFile(path, filename=path.name))
         except Exception:
             log.exception("the export for %s failed", who.id)
-            await message.answer(
-                _(
-                    "L’export a échoué. Réessayez dans un moment ; si cela se reproduit, "
-                    "les journaux du bot disent pourquoi."
+            with contextlib.suppress(Exception):  # Telegram itself may be what failed
+                await message.answer(
+                    _(
+                        "L’export a échoué. Réessayez dans un moment ; si cela se reproduit, "
+                        "les journaux du bot disent pourquoi."
+                    )
                 )
-            )
             return
         await message.answer(
             _(

@@ -15,6 +15,7 @@ not lower the members' p99 (bench/README.md, results_load.py).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
@@ -26,6 +27,8 @@ from typing import Any
 from bot.consultation import Consultation
 from bot.organisers.export import CLI_ACTOR, Actor, ExportFormat, ExportKind, export
 from bot.worker_pool import worker_pool
+
+log = logging.getLogger(__name__)
 
 
 def export_files(
@@ -83,6 +86,8 @@ class ExportRunner:
         def done(finished: asyncio.Task[None]) -> None:
             if self._deliveries.get(owner) is finished:
                 del self._deliveries[owner]
+            if not finished.cancelled() and (error := finished.exception()) is not None:
+                log.error("the export for %s ended on an error", owner, exc_info=error)
 
         task.add_done_callback(done)
         return task
