@@ -175,3 +175,68 @@ async def test_sqlite_tallies_off_the_event_loop(
         assert all(ident != threading.get_ident() and nice > loop_nice for ident, nice in threads)
     finally:
         await engine.dispose()
+
+
+async def test_a_large_consultation_is_counted_and_computed_with_a_lag(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    consultation: Consultation,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """From LARGE submitted responses, a storm of requests reads the data version once a
+    second (SHARE_VERSION), and the results are computed again at most once per
+    RECOMPUTE_GAP times their computation; a small consultation stays exact (above)."""
+    from bot.results import service
+
+    monkeypatch.setattr(service, "LARGE", 2)
+    reads = 0
+    read = service.data_version
+
+    async def counted(session: AsyncSession, cid: str) -> object:
+        nonlocal reads
+        reads += 1
+        return await read(session, cid)
+
+    monkeypatch.setattr(service, "data_version", counted)
+    now = [100.0]
+    cache = ResultsCache(clock=lambda: now[0])
+
+    async def respondents() -> int:
+        async with sessionmaker() as session:
+            return (await cache.results(session, consultation, NOW)).respondents
+
+    await respond(sessionmaker, consultation, 1, minutes=1)
+    assert await respondents() == 1  # under LARGE: exact, read each time
+    assert await respondents() == 1
+    assert reads == 3  # two requests, one computation
+    await respond(sessionmaker, consultation, 2, minutes=2, plan=1)
+    assert await respondents() == 2  # computed again at once
+    assert (reads, cache.computations) == (5, 2)
+
+    # LARGE now: a storm reads nothing more while the version serves.
+    for _ in range(20):
+        assert await respondents() == 2
+    assert reads == 5
+    # A new submission waits for the version to be read again…
+    await respond(sessionmaker, consultation, 3, minutes=3, plan=2)
+    assert await respondents() == 2
+    now[0] += service.SHARE_VERSION
+    assert await respondents() == 3  # …then counts
+    assert cache.computations == 3
+    # A computation that takes 2 s is not made again for 6 s after it.
+    compute = service.compute_by_commune
+
+    async def slow(session: AsyncSession, c: Consultation) -> object:
+        now[0] += 2.0
+        return await compute(session, c)
+
+    monkeypatch.setattr(service, "compute_by_commune", slow)
+    await respond(sessionmaker, consultation, 4, minutes=4, plan=3)
+    now[0] += service.SHARE_VERSION
+    assert await respondents() == 4
+    ended = now[0]
+    await respond(sessionmaker, consultation, 5, minutes=5, plan=4)
+    now[0] = ended + 3 * 2.0 - 0.001
+    assert await respondents() == 4
+    now[0] = ended + 3 * 2.0
+    assert await respondents() == 5
+    assert cache.computations == 5

@@ -14,6 +14,8 @@ Every read here runs off the event loop (storage/hot_path/statements.py, `readin
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -35,6 +37,16 @@ LATEST_FREE_TEXTS = 3
 # to 20 s): results computed less than this after the latest change are computed once more
 # when it has passed, in case a change dated earlier than it committed after them.
 SETTLE = timedelta(minutes=1)
+# A large consultation makes counting costly: on PostgreSQL the data version's count is a
+# scan of the submitted responses (10–19 ms at 100,000), the tally 2–4 s. A storm of
+# /results read the version 40 times a second, and each submission of a crowd had the tally
+# computed again at once: a core of the database server kept busy, every member's tap
+# slower (bench/results_load.py: +292 ms p99). From LARGE submitted responses, a version
+# read serves for SHARE_VERSION, and results are computed again at most once per
+# RECOMPUTE_GAP times what their computation took: they may lag the data by seconds.
+LARGE = 10_000
+SHARE_VERSION = 1.0  # seconds
+RECOMPUTE_GAP = 3
 
 
 @dataclass(frozen=True)
@@ -67,10 +79,15 @@ class ResultsCache:
     """Per consultation, the results of the latest data version (built once, bot/services.py)."""
 
     settle: timedelta = SETTLE
+    clock: Callable[[], float] = time.monotonic  # seconds, for the LARGE consultations' lag
     computations: int = 0
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _asked: int = 0
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Per consultation, for LARGE ones: (time until which it serves, the version read).
+    _versions: dict[str, tuple[float, DataVersion]] = field(default_factory=dict)
+    # Per consultation, for LARGE ones: the time before which results are not computed again.
+    _hold: dict[str, float] = field(default_factory=dict)
 
     async def results(
         self, session: AsyncSession, consultation: Consultation, now: datetime
@@ -94,17 +111,22 @@ class ResultsCache:
     async def _current(
         self, session: AsyncSession, consultation: Consultation, now: datetime
     ) -> _Entry:
+        cid = consultation.id
+        clock = self.clock
         asked = self._ask()
-        version = await data_version(session, consultation.id)
-        entry = self._entries.get(consultation.id)
+        entry = self._entries.get(cid)
+        if entry is not None and clock() < self._hold.get(cid, 0.0):
+            return entry
+        version = await self._version(session, cid)
         if entry is not None and entry.serves(version, asked, now):
             return entry
         async with self._lock:
-            entry = self._entries.get(consultation.id)
+            entry = self._entries.get(cid)
             if entry is not None and entry.serves(version, asked, now):
                 return entry  # computed while this one waited
             started = self._ask()
-            version = await data_version(session, consultation.id)
+            began = clock()
+            version = await data_version(session, cid)
             entry = _Entry(
                 version,
                 started,
@@ -112,9 +134,25 @@ class ResultsCache:
                 await compute_by_commune(session, consultation),
                 await _free_texts(session, consultation),
             )
-            self._entries[consultation.id] = entry
+            self._entries[cid] = entry
             self.computations += 1
+            if version.submitted >= LARGE:
+                ended = clock()
+                self._hold[cid] = ended + RECOMPUTE_GAP * (ended - began)
+                self._versions[cid] = (ended + SHARE_VERSION, version)
             return entry
+
+    async def _version(self, session: AsyncSession, cid: str) -> DataVersion:
+        """The data version, read again unless a LARGE consultation's was read just now."""
+        shared = self._versions.get(cid)
+        if shared is not None and self.clock() < shared[0]:
+            return shared[1]
+        version = await data_version(session, cid)
+        if version.submitted >= LARGE:
+            self._versions[cid] = (self.clock() + SHARE_VERSION, version)
+        else:
+            self._versions.pop(cid, None)
+        return version
 
     def _settles_at(self, version: DataVersion, now: datetime) -> datetime | None:
         last = version.last_change
