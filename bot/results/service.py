@@ -139,7 +139,7 @@ class ResultsCache:
             if version.submitted >= LARGE:
                 ended = clock()
                 self._hold[cid] = ended + RECOMPUTE_GAP * (ended - began)
-                self._versions[cid] = (ended + SHARE_VERSION, version)
+            self._share(cid, version)
             return entry
 
     async def _version(self, session: AsyncSession, cid: str) -> DataVersion:
@@ -148,11 +148,14 @@ class ResultsCache:
         if shared is not None and self.clock() < shared[0]:
             return shared[1]
         version = await data_version(session, cid)
+        self._share(cid, version)
+        return version
+
+    def _share(self, cid: str, version: DataVersion) -> None:
         if version.submitted >= LARGE:
             self._versions[cid] = (self.clock() + SHARE_VERSION, version)
         else:
             self._versions.pop(cid, None)
-        return version
 
     def _settles_at(self, version: DataVersion, now: datetime) -> datetime | None:
         last = version.last_change
