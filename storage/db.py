@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util import await_
 
 from storage.hot_path.sqlite_driver import InlineConnection
-from storage.hot_path.statements import Direct
+from storage.hot_path.statements import SERIAL_READS, Direct
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -37,7 +37,11 @@ def _prepare_sqlite_path(url: str) -> None:
             path.touch(mode=0o600)
 
 
-def make_engine(url: str, *, sqlite_busy_timeout: float = 30.0, **kwargs: Any) -> AsyncEngine:
+def make_engine(
+    url: str, *, sqlite_busy_timeout: float = 30.0, background: bool = False, **kwargs: Any
+) -> AsyncEngine:
+    """`background`: for a worker's long reads (an export), which on PostgreSQL run
+    without parallel workers (storage/hot_path/statements.py, SERIAL_READS)."""
     _prepare_sqlite_path(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -64,6 +68,8 @@ def make_engine(url: str, *, sqlite_busy_timeout: float = 30.0, **kwargs: Any) -
     # outbox several: leave room above SQLAlchemy's default of 5 + 10.
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 30)
+    if background and parsed.get_driver_name() == "asyncpg":
+        kwargs.setdefault("connect_args", {"server_settings": SERIAL_READS})
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.db import make_engine, make_sessionmaker, upgrade_async
@@ -265,3 +265,31 @@ async def test_a_hot_path_statement_is_one_round_trip_and_a_failed_block_still_r
             assert [tuple(r) for r in await db.rows(select(Member.id))] == []
     finally:
         await engine.dispose()
+
+
+async def test_background_reads_on_postgresql_take_one_core(postgres_url: str) -> None:
+    """A tally run as three processes took every core of the bot's machine for half a second
+    (bench/results_load.py): long reads (`reading_aside`, an export's engine) run without
+    parallel workers, and the pooled connection they used is back to the server's setting."""
+    workers = select(func.current_setting("max_parallel_workers_per_gather"))
+    engine = make_engine(postgres_url)
+    export_engine = make_engine(postgres_url, background=True)
+    try:
+        direct = Direct.of(engine)
+        async with direct.reading() as db:
+            default = (await db.rows(workers))[0][0]
+        assert default != "0"  # the server's own (2 unless configured): parallel reads allowed
+        async with direct.reading_aside() as db:
+            assert (await db.rows(workers))[0][0] == "0"
+            assert (await db.rows(workers))[0][0] == "0"  # for each of the tally's statements
+        pool = await direct._asyncpg_pool()
+        assert pool.get_size() == 1  # the same connection served both
+        async with direct.reading() as db:
+            assert (await db.rows(workers))[0][0] == default
+        async with export_engine.connect() as conn:
+            assert (await conn.execute(workers)).scalar_one() == "0"
+        async with engine.connect() as conn:
+            assert (await conn.execute(workers)).scalar_one() == default
+    finally:
+        await engine.dispose()
+        await export_engine.dispose()

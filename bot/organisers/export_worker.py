@@ -45,7 +45,8 @@ def export_files(
     from storage.db import make_engine, make_sessionmaker
 
     async def run() -> list[Path]:
-        engine = make_engine(database_url, pool_size=1)  # one session: one connection
+        # One session: one connection; its reads serial on PostgreSQL (make_engine).
+        engine = make_engine(database_url, pool_size=1, background=True)
         try:
             async with make_sessionmaker(engine)() as session:
                 return await export(

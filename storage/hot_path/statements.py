@@ -181,6 +181,12 @@ ASIDE_THREADS = 2
 # How much lower than the loop's a long read's CPU priority is (nice): on a busy machine the
 # members' taps come first, a tally can wait a little.
 BACKGROUND_NICE = 10
+# PostgreSQL, for the long reads of background work (tallies, exports): no parallel workers.
+# A tally over 100,000 responses ran as three processes, 0.5 s on every core of a 2-core
+# machine, and the members' taps waited for CPU meanwhile (bench/results_load.py); serial,
+# it takes one core for ~1 s and leaves the others to the bot. Nice cannot reach the
+# server's processes; this can.
+SERIAL_READS = {"max_parallel_workers_per_gather": "0"}
 
 
 def background_priority() -> None:
@@ -329,7 +335,14 @@ class Direct:
     async def reading_aside(self) -> AsyncIterator[Runner]:
         """Reads too long for the event loop's thread (a tally of every response): on a SQLite
         file they run on a worker thread; elsewhere as `reading()`, the database server doing
-        the work while the loop goes on."""
+        the work while the loop goes on (serially: `SERIAL_READS`)."""
+        if self.asyncpg:
+            async with self._acquire(await self._asyncpg_pool()) as conn:
+                async with conn.transaction(readonly=True):
+                    for name, value in SERIAL_READS.items():
+                        await conn.execute("SELECT set_config($1, $2, true)", name, value)
+                    yield _Asyncpg(conn, self)
+            return
         if self.database is None:
             async with self.reading() as runner:
                 yield runner
