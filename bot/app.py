@@ -343,6 +343,7 @@ async def run(settings: Settings, consultation: Consultation) -> None:
         sender = asyncio.create_task(outbox.run(), name="outbox")
         await engine.start()
         await Direct.of(application.engine).open()
+        services.results_cache.warm(application.engine, consultation, app.clock())
         if settings.redis_url:
             from storage.dialog_state.member_lock import SharedMemberLock
 

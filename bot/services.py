@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.communes.service import CommuneService
+from bot.consultation import Consultation
 from bot.context import AppContext
 from bot.delivery.doorbell import OutboxDoorbell
 from bot.i18n import Translator
@@ -21,6 +22,7 @@ from bot.members.service import MemberService
 from bot.organisers.export_worker import ExportRunner
 from bot.results.charts import ChartCache
 from bot.results.commentary import CommentaryService
+from bot.results.communes import ByCommune
 from bot.results.render_worker import ProcessRenderer
 from bot.results.service import ResultsCache
 from bot.survey.service import SurveyService
@@ -46,18 +48,26 @@ class AppServices:
     @classmethod
     def create(cls, sessionmaker: async_sessionmaker[AsyncSession]) -> AppServices:
         drawer = ProcessRenderer()
+        translator = Translator()
+        charts = ChartCache(render=drawer, render_commune=drawer.commune)
+
+        async def draw_ahead(consultation: Consultation, found: ByCommune) -> None:
+            await charts.prepare(found, consultation, translator)
+
         return cls(
             sessionmaker,
-            Translator(),
-            ChartCache(render=drawer, render_commune=drawer.commune),
+            translator,
+            charts,
             OutboxDoorbell(),
-            ResultsCache(),
+            ResultsCache(prepare=draw_ahead),
             ExportRunner(),
             drawer,
         )
 
     def close(self) -> None:
-        """Stop the worker processes (exports, charts), those that were started."""
+        """Stop the background work: results refreshes, the worker processes (exports,
+        charts) that were started."""
+        self.results_cache.cancel()
         self.exports.close()
         self.chart_drawer.close()
 

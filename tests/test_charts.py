@@ -14,6 +14,7 @@ from aiogram.types import BufferedInputFile, Chat, InputMediaPhoto, Message, Pho
 from bot.consultation import Consultation
 from bot.i18n import Translator
 from bot.results.charts import ChartCache, render_album
+from bot.results.communes import ByCommune
 from bot.results.tally import Results, rank
 from bot.results.view import send_album
 from storage.repositories.survey import Tally
@@ -90,6 +91,38 @@ async def test_an_album_is_rendered_once_per_language_and_counts() -> None:
     more = rank(C, Tally(results.respondents + 1, {"challenges": 11}, {}))
     await cache.album(more, C, "nl", tr)
     assert calls == ["nl", "en", "nl"] and cache.renders == 3
+
+
+async def test_new_results_have_the_albums_asked_for_drawn_ahead() -> None:
+    """`prepare` (a large consultation's results refreshed in the background): the albums
+    /results asked for since the previous refresh, drawn again for the new counts; with none
+    asked for, the network's in each language. /results then finds them drawn."""
+    calls: list[tuple[str, int]] = []
+
+    def render(results: Results, c: Consultation, lang: str, tr: Translator) -> list[bytes]:
+        calls.append((lang, results.respondents))
+        return [f"{lang}:{q.question.id}:{q.seen}".encode() for q in results.questions]
+
+    cache = ChartCache(render=render)
+    tr = Translator()
+    results = seed_results()
+    tallies = {None: Tally(results.respondents, {}, {})}
+    await cache.prepare(ByCommune(C, tallies, 5), C, tr)
+    assert sorted(calls) == sorted((lang, results.respondents) for lang in C.languages)
+    calls.clear()
+    first = ByCommune(C, tallies, 5)
+    for lang in ("nl", "en", "nl"):  # only Dutch and English asked for since: drawn already
+        await cache.album(first.network, C, lang, tr, first.view(None))
+    assert calls == []
+    more = {None: Tally(results.respondents + 1, {}, {})}
+    found = ByCommune(C, more, 5)
+    await cache.prepare(found, C, tr)
+    assert sorted(calls) == [("en", results.respondents + 1), ("nl", results.respondents + 1)]
+    await cache.album(found.network, C, "nl", tr, found.view(None))
+    assert cache.renders == len(C.languages) + 2  # /results found it drawn
+    calls.clear()
+    await cache.prepare(ByCommune(C, tallies, 5), C, tr)  # only Dutch asked for since
+    assert calls == [("nl", results.respondents)]
 
 
 async def test_a_second_results_reuses_the_file_ids_instead_of_uploading() -> None:

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.consultation import Consultation, PhaseKind, load_consultation
+from bot.results.communes import ByCommune
 from bot.results.service import ResultsCache
 from storage.db import make_engine, make_sessionmaker
 from storage.hot_path.statements import Direct
@@ -48,6 +49,15 @@ async def respond(
         await answer_survey(
             session, consultation, member_id, answers, survey_time(consultation, minutes)
         )
+
+
+def large_from(monkeypatch: pytest.MonkeyPatch, submitted: int) -> None:
+    """Consultations count as LARGE from `submitted` responses; no floor (MIN_HOLD) to their
+    results' lag but RECOMPUTE_GAP times their computation, which a still clock makes 0."""
+    from bot.results import service
+
+    monkeypatch.setattr(service, "LARGE", submitted)
+    monkeypatch.setattr(service, "MIN_HOLD", 0.0)
 
 
 async def test_results_are_computed_once_per_change_of_the_data(
@@ -183,11 +193,12 @@ async def test_a_large_consultation_is_counted_and_computed_with_a_lag(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """From LARGE submitted responses, a storm of requests reads the data version once a
-    second (SHARE_VERSION), and the results are computed again at most once per
-    RECOMPUTE_GAP times their computation; a small consultation stays exact (above)."""
+    second (SHARE_VERSION), and the results are computed again in the background, at most
+    once per RECOMPUTE_GAP times their computation, the previous ones served meanwhile; a
+    small consultation stays exact (above)."""
     from bot.results import service
 
-    monkeypatch.setattr(service, "LARGE", 2)
+    large_from(monkeypatch, 2)  # MIN_HOLD's floor: at the end
     reads = 0
     read = service.data_version
 
@@ -209,10 +220,13 @@ async def test_a_large_consultation_is_counted_and_computed_with_a_lag(
     assert await respondents() == 1
     assert reads == 3  # two requests, one computation
     await respond(sessionmaker, consultation, 2, minutes=2, plan=1)
-    assert await respondents() == 2  # computed again at once
+    # LARGE now: the previous results at once, the new ones computed in the background.
+    assert await respondents() == 1
+    await cache.refreshed()
+    assert await respondents() == 2
     assert (reads, cache.computations) == (5, 2)
 
-    # LARGE now: a storm reads nothing more while the version serves.
+    # A storm reads nothing more while the version serves.
     for _ in range(20):
         assert await respondents() == 2
     assert reads == 5
@@ -220,6 +234,8 @@ async def test_a_large_consultation_is_counted_and_computed_with_a_lag(
     await respond(sessionmaker, consultation, 3, minutes=3, plan=2)
     assert await respondents() == 2
     now[0] += service.SHARE_VERSION
+    assert await respondents() == 2  # …which starts a computation…
+    await cache.refreshed()
     assert await respondents() == 3  # …then counts
     assert cache.computations == 3
     # A computation that takes 2 s is not made again for 6 s after it.
@@ -232,11 +248,122 @@ async def test_a_large_consultation_is_counted_and_computed_with_a_lag(
     monkeypatch.setattr(service, "compute_by_commune", slow)
     await respond(sessionmaker, consultation, 4, minutes=4, plan=3)
     now[0] += service.SHARE_VERSION
+    assert await respondents() == 3
+    await cache.refreshed()
     assert await respondents() == 4
     ended = now[0]
     await respond(sessionmaker, consultation, 5, minutes=5, plan=4)
     now[0] = ended + 3 * 2.0 - 0.001
     assert await respondents() == 4
     now[0] = ended + 3 * 2.0
+    assert await respondents() == 4
+    await cache.refreshed()
     assert await respondents() == 5
     assert cache.computations == 5
+    # However quick, a computation is not made again for MIN_HOLD after it.
+    monkeypatch.setattr(service, "compute_by_commune", compute)
+    monkeypatch.setattr(service, "MIN_HOLD", 10.0)
+    now[0] += 100.0
+    await respond(sessionmaker, consultation, 6, minutes=6, plan=5)
+    assert await respondents() == 5
+    await cache.refreshed()
+    assert await respondents() == 6
+    ended = now[0]
+    await respond(sessionmaker, consultation, 7, minutes=7, plan=6)
+    now[0] = ended + 10.0 - 0.001
+    assert await respondents() == 6
+    await cache.refreshed()
+    assert await respondents() == 6
+    now[0] = ended + 10.0
+    assert await respondents() == 6
+    await cache.refreshed()
+    assert await respondents() == 7
+    assert cache.computations == 7
+
+
+async def test_nobody_waits_for_a_large_consultations_new_results_and_charts(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    consultation: Consultation,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While new results are computed and their charts drawn (`prepare`, here held), every
+    request takes the previous ones at once; they are served once prepared. A bot starting
+    computes them ahead (`warm`), a small consultation's are left to the first request."""
+    from bot.results import service
+
+    large_from(monkeypatch, 2)
+    drawn: list[int] = []
+    release = asyncio.Event()
+
+    async def prepare(c: Consultation, found: ByCommune) -> None:
+        await release.wait()
+        drawn.append(found.network.respondents)
+
+    now = [100.0]  # still: a computation holds none back (RECOMPUTE_GAP)
+    cache = ResultsCache(prepare=prepare, clock=lambda: now[0])
+    engine = sessionmaker.kw["bind"]
+
+    async def respondents() -> int:
+        async with sessionmaker() as session:
+            return (await cache.results(session, consultation, NOW)).respondents
+
+    await respond(sessionmaker, consultation, 1, minutes=1)
+    cache.warm(engine, consultation, NOW)
+    await cache.refreshed()
+    assert cache.computations == 0  # under LARGE: nothing computed ahead
+    await respond(sessionmaker, consultation, 2, minutes=2, plan=1)
+    cache.warm(engine, consultation, NOW)
+    await asyncio.sleep(0)
+    assert cache._refreshing  # counting, then drawing: held
+    release.set()
+    await cache.refreshed()
+    assert drawn == [2] and cache.computations == 1
+    assert await respondents() == 2  # computed ahead: no request computes
+
+    release.clear()
+    await respond(sessionmaker, consultation, 3, minutes=3, plan=2)
+    now[0] += service.SHARE_VERSION  # the version read again
+    for _ in range(5):  # the charts of 3 are held: 2 served at once, each time
+        assert await asyncio.wait_for(respondents(), 5) == 2
+    assert drawn == [2]
+    release.set()
+    await cache.refreshed()
+    assert drawn == [2, 3]
+    assert await respondents() == 3
+    assert cache.computations == 2
+
+
+async def test_a_failed_refresh_keeps_the_previous_results_and_is_tried_again(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    consultation: Consultation,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from bot.results import service
+
+    large_from(monkeypatch, 1)
+    now = [100.0]
+    cache = ResultsCache(clock=lambda: now[0])
+
+    async def respondents() -> int:
+        async with sessionmaker() as session:
+            return (await cache.results(session, consultation, NOW)).respondents
+
+    await respond(sessionmaker, consultation, 1, minutes=1)
+    assert await respondents() == 1
+    await respond(sessionmaker, consultation, 2, minutes=2, plan=1)
+    compute = service.compute_by_commune
+
+    async def failing(session: AsyncSession, c: Consultation) -> object:
+        raise ConnectionError("the database restarts")
+
+    monkeypatch.setattr(service, "compute_by_commune", failing)
+    now[0] += service.SHARE_VERSION
+    assert await respondents() == 1
+    await cache.refreshed()
+    assert "in the background failed" in caplog.text
+    monkeypatch.setattr(service, "compute_by_commune", compute)
+    now[0] += service.SHARE_VERSION
+    assert await respondents() == 1  # served while it is tried again
+    await cache.refreshed()
+    assert await respondents() == 2

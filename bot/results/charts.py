@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from bot.results.communes import CommuneView
+    from bot.results.communes import ByCommune, CommuneView
 
 # Telegram albums (sendMediaGroup) hold 2 to 10 photos.
 ALBUM_MAX = 10
@@ -249,6 +249,8 @@ class ChartCache:
     uploaded: dict[bytes, str] = field(default_factory=dict)
     _render_locks: dict[AlbumKey, asyncio.Lock] = field(default_factory=dict)
     _upload_locks: dict[AlbumKey, asyncio.Lock] = field(default_factory=dict)
+    # The albums asked for since new results were last prepared: those drawn ahead next time.
+    _asked: set[AlbumKey] = field(default_factory=set)
 
     async def album(
         self,
@@ -260,6 +262,17 @@ class ChartCache:
     ) -> Album:
         """The network's album (`results`), or with a `view` whose commune is shown, that
         commune's bars beside the network's."""
+        self._asked.add((lang, view.key if view is not None else None))
+        return await self._draw(results, consultation, lang, translator, view)
+
+    async def _draw(
+        self,
+        results: Results,
+        consultation: Consultation,
+        lang: str,
+        translator: Translator,
+        view: CommuneView | None,
+    ) -> Album:
         commune = view.key if view is not None else None
         key: AlbumKey = (lang, commune)
         # The network's album is one, whoever asks: with or without a view.
@@ -288,6 +301,19 @@ class ChartCache:
             self.albums[key] = album
             self._forget_old_uploads()
             return album
+
+    async def prepare(
+        self, found: ByCommune, consultation: Consultation, translator: Translator
+    ) -> None:
+        """New results (bot/results/service.py): the albums asked for since the previous
+        ones drawn again for them (the network's in each language if none was), before
+        /results takes them. Only those: a network's hundred communes' albums, each redrawn
+        at every refresh, would keep a core busy; one not asked for lately waits for its
+        asker."""
+        keys = sorted(self._asked, key=str) or [(lang, None) for lang in consultation.languages]
+        self._asked = set()
+        for lang, commune in keys:
+            await self._draw(found.network, consultation, lang, translator, found.view(commune))
 
     def _forget_old_uploads(self, keep: int = 200) -> None:
         """While the survey is open the counts keep changing: forget the file_ids of charts

@@ -8,18 +8,25 @@ change, read from the database so that every instance sees every instance's chan
 computes again only when that version moved. One computation at a time: those who asked
 meanwhile take its result.
 
+A large consultation's results are refreshed in the background: /results takes the latest
+results at once, and the next ones are computed (their charts drawn ahead, `prepare`) while
+members go on tapping. Computed on demand, each refresh had every /results of a storm wait
+for it, then all resume at once: the members' taps queued behind them (bench/results_load.py,
+the slowest taps 1.5–2 s into the storm). A bot starting computes them ahead too (`warm`).
+
 Every read here runs off the event loop (storage/hot_path/statements.py, `reading_aside`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bot.consultation import Consultation
 from bot.results.communes import ByCommune, compute_by_commune
@@ -32,6 +39,8 @@ from storage.repositories.survey import (
     latest_free_texts,
 )
 
+log = logging.getLogger(__name__)
+
 LATEST_FREE_TEXTS = 3
 # An answer is dated when its tap began and committed a little later (the write gate waits up
 # to 20 s): results computed less than this after the latest change are computed once more
@@ -43,10 +52,14 @@ SETTLE = timedelta(minutes=1)
 # computed again at once: a core of the database server kept busy, every member's tap
 # slower (bench/results_load.py: +292 ms p99). From LARGE submitted responses, a version
 # read serves for SHARE_VERSION, and results are computed again at most once per
-# RECOMPUTE_GAP times what their computation took: they may lag the data by seconds.
+# RECOMPUTE_GAP times what their computation took, and never within MIN_HOLD, in the
+# background: they may lag the data by up to about 15 s. Each refresh also redraws the charts
+# asked for (a core for 2–3 s): with the gap alone, a crowd's submissions had one every 4–5 s
+# and the storm's taps +55–106 ms p99; with the floor, +12–50 ms (bench/README.md).
 LARGE = 10_000
 SHARE_VERSION = 1.0  # seconds
 RECOMPUTE_GAP = 3
+MIN_HOLD = 15.0  # seconds
 
 
 @dataclass(frozen=True)
@@ -74,12 +87,18 @@ class _Entry:
         return self.version == version and (self.settles_at is None or now < self.settles_at)
 
 
+# Called with a large consultation's new results before /results takes them: the charts
+# drawn ahead (bot/services.py), so that nobody waits for them either.
+Prepare = Callable[[Consultation, ByCommune], Awaitable[None]]
+
+
 @dataclass
 class ResultsCache:
     """Per consultation, the results of the latest data version (built once, bot/services.py)."""
 
     settle: timedelta = SETTLE
     clock: Callable[[], float] = time.monotonic  # seconds, for the LARGE consultations' lag
+    prepare: Prepare | None = None
     computations: int = 0
     _entries: dict[str, _Entry] = field(default_factory=dict)
     _asked: int = 0
@@ -88,6 +107,8 @@ class ResultsCache:
     _versions: dict[str, tuple[float, DataVersion]] = field(default_factory=dict)
     # Per consultation, for LARGE ones: the time before which results are not computed again.
     _hold: dict[str, float] = field(default_factory=dict)
+    # Per consultation, for LARGE ones: the background refresh under way.
+    _refreshing: dict[str, asyncio.Task[None]] = field(default_factory=dict)
 
     async def results(
         self, session: AsyncSession, consultation: Consultation, now: datetime
@@ -112,35 +133,93 @@ class ResultsCache:
         self, session: AsyncSession, consultation: Consultation, now: datetime
     ) -> _Entry:
         cid = consultation.id
-        clock = self.clock
         asked = self._ask()
         entry = self._entries.get(cid)
-        if entry is not None and clock() < self._hold.get(cid, 0.0):
+        if entry is not None and self.clock() < self._hold.get(cid, 0.0):
             return entry
         version = await self._version(session, cid)
         if entry is not None and entry.serves(version, asked, now):
+            return entry
+        if entry is not None and version.submitted >= LARGE:
+            self._refresh_later(_engine(session), consultation, now)
             return entry
         async with self._lock:
             entry = self._entries.get(cid)
             if entry is not None and entry.serves(version, asked, now):
                 return entry  # computed while this one waited
-            started = self._ask()
-            began = clock()
-            version = await data_version(session, cid)
-            entry = _Entry(
-                version,
-                started,
-                self._settles_at(version, now),
-                await compute_by_commune(session, consultation),
-                await _free_texts(session, consultation),
-            )
-            self._entries[cid] = entry
-            self.computations += 1
-            if version.submitted >= LARGE:
-                ended = clock()
-                self._hold[cid] = ended + RECOMPUTE_GAP * (ended - began)
-            self._share(cid, version)
-            return entry
+            return await self._compute(session, consultation, now)
+
+    async def _compute(
+        self, session: AsyncSession, consultation: Consultation, now: datetime, ahead: bool = False
+    ) -> _Entry:
+        """Count (holding `_lock`) and keep the results; `ahead`: `prepare` them first."""
+        cid = consultation.id
+        clock = self.clock
+        started = self._ask()
+        began = clock()
+        version = await data_version(session, cid)
+        entry = _Entry(
+            version,
+            started,
+            self._settles_at(version, now),
+            await compute_by_commune(session, consultation),
+            await _free_texts(session, consultation),
+        )
+        ended = clock()
+        if ahead and self.prepare is not None:
+            try:
+                await self.prepare(consultation, entry.found)
+            except Exception:  # the results are right without their charts drawn ahead
+                log.exception("drawing the new results' charts ahead failed")
+        self._entries[cid] = entry
+        self.computations += 1
+        if version.submitted >= LARGE:
+            self._hold[cid] = ended + max(MIN_HOLD, RECOMPUTE_GAP * (ended - began))
+        self._share(cid, version)
+        return entry
+
+    def warm(self, engine: AsyncEngine, consultation: Consultation, now: datetime) -> None:
+        """A bot starting: a large consultation's results computed ahead, in the background
+        (the first /results after a start waited 4–5 s at 100,000 responses)."""
+        self._refresh_later(engine, consultation, now, only_large=True)
+
+    def _refresh_later(
+        self,
+        engine: AsyncEngine,
+        consultation: Consultation,
+        now: datetime,
+        only_large: bool = False,
+    ) -> None:
+        cid = consultation.id
+        if cid in self._refreshing:
+            return
+        task = asyncio.create_task(
+            self._refresh(engine, consultation, now, only_large), name=f"results-{cid}"
+        )
+        self._refreshing[cid] = task
+        task.add_done_callback(lambda _t: self._refreshing.pop(cid, None))
+
+    async def _refresh(
+        self, engine: AsyncEngine, consultation: Consultation, now: datetime, only_large: bool
+    ) -> None:
+        try:
+            async with AsyncSession(engine) as session:
+                if only_large and (await data_version(session, consultation.id)).submitted < LARGE:
+                    return
+                async with self._lock:
+                    await self._compute(session, consultation, now, ahead=True)
+        except Exception:  # the previous results stay; the next /results tries again
+            log.exception("computing the results of %s in the background failed", consultation.id)
+
+    async def refreshed(self) -> None:
+        """Wait for the background refreshes under way (tests, a bot stopping)."""
+        while self._refreshing:
+            await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
+
+    def cancel(self) -> None:
+        """A bot stopping: the refreshes under way are given up."""
+        for task in self._refreshing.values():
+            task.cancel()
 
     async def _version(self, session: AsyncSession, cid: str) -> DataVersion:
         """The data version, read again unless a LARGE consultation's was read just now."""
@@ -162,6 +241,12 @@ class ResultsCache:
         if last is None or now - last >= self.settle:
             return None
         return last + self.settle
+
+
+def _engine(session: AsyncSession) -> AsyncEngine:
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine)
+    return engine
 
 
 async def _free_texts(session: AsyncSession, consultation: Consultation) -> FreeTexts:
