@@ -36,7 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.survey_load import _proc_cpu  # noqa: E402
+from bench.survey_load import _proc_cpu, _servers_cpu  # noqa: E402
 from bench.survey_members import (  # noqa: E402
     SignallingEmulator,
     _changed_since,
@@ -163,6 +163,7 @@ async def seed(url: str, consultation: Consultation, n: int, officials: list[int
 @dataclass
 class Walk:
     latencies: list[float] = field(default_factory=list)
+    tapped_at: list[float] = field(default_factory=list)  # perf_counter() of each tap
     done: bool = False
     error: str = ""
 
@@ -192,6 +193,7 @@ async def walk(emu: SignallingEmulator, user: SimUser, pause: tuple[float, float
             click.cancel()
             return result
         result.latencies.append(time.perf_counter() - started)
+        result.tapped_at.append(started)
         try:
             await asyncio.wait_for(click, 10.0)
         except (AssertionError, TimeoutError):
@@ -265,7 +267,14 @@ class Round:
     name: str
     walks: list[Walk]
     seconds: float
+    started: float  # perf_counter() when the round began
     bot_cpu: float
+    # The round's CPU seconds of the rest of the machine: the bot's workers (charts, exports),
+    # PostgreSQL and Redis, and this benchmark (the emulator and the members), which all
+    # share the cores with the bot.
+    workers_cpu: float
+    servers_cpu: float
+    bench_cpu: float
 
     @property
     def latencies(self) -> list[float]:
@@ -274,6 +283,14 @@ class Round:
     def pct(self, q: float) -> float:
         lat = self.latencies
         return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else float("nan")
+
+    def slowest(self, n: int = 10) -> list[tuple[float, float]]:
+        """The `n` slowest taps: (seconds into the round, latency in seconds)."""
+        taps = [
+            (at, lat) for w in self.walks for at, lat in zip(w.tapped_at, w.latencies, strict=True)
+        ]
+        start = self.started
+        return [(at - start, lat) for at, lat in sorted(taps, key=lambda t: -t[1])[:n]]
 
 
 def _ids(base: int, n: int) -> Iterator[int]:
@@ -340,9 +357,15 @@ async def one_run(args: argparse.Namespace, tmp: Path) -> tuple[Round, Round, St
         pause = (args.pause * 0.5, args.pause * 1.5)
 
         async def members_round(name: str, ids: list[int]) -> Round:
-            cpu0, started = _proc_cpu(process.pid), time.perf_counter()
+            pid = process.pid
+            cpu0 = (_proc_cpu(pid), _children_cpu(pid), _servers_cpu(), time.process_time())
+            started = time.perf_counter()
             walks = await asyncio.gather(*(walk(emu, emu.user(i), pause) for i in ids))
-            return Round(name, walks, time.perf_counter() - started, _proc_cpu(process.pid) - cpu0)
+            seconds = time.perf_counter() - started
+            cpu1 = (_proc_cpu(pid), _children_cpu(pid), _servers_cpu(), time.process_time())
+            return Round(
+                name, walks, seconds, started, *(b - a for a, b in zip(cpu0, cpu1, strict=True))
+            )
 
         quiet = await members_round("quiet", quiet_ids)
         storm, stop = Storm(), asyncio.Event()
@@ -372,6 +395,21 @@ async def one_run(args: argparse.Namespace, tmp: Path) -> tuple[Round, Round, St
     return quiet, stormy, storm, violations
 
 
+def _children_cpu(pid: int) -> float:
+    """CPU seconds of the processes `pid` started (the chart and export workers)."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            tail = (proc / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(tail[1]) == pid:
+            total += _proc_cpu(int(proc.name))
+    return total
+
+
 def _ms(x: float) -> str:
     return f"{1000 * x:8.0f}"
 
@@ -386,6 +424,9 @@ def report(quiet: Round, stormy: Round, storm: Storm, violations: int, members: 
         ("walks submitted", lambda r: f"{sum(w.done for w in r.walks):>6}/{members:<3}"),
         ("round s", lambda r: f"{r.seconds:10.1f}"),
         ("bot CPU s", lambda r: f"{r.bot_cpu:10.1f}"),
+        ("bot's workers CPU s", lambda r: f"{r.workers_cpu:10.1f}"),
+        ("PostgreSQL+Redis CPU s", lambda r: f"{r.servers_cpu:10.1f}"),
+        ("benchmark CPU s", lambda r: f"{r.bench_cpu:10.1f}"),
     ):
         lines.append(f"{name:24}{value(quiet)}{value(stormy)}")
     served = sorted(storm.results)
@@ -396,6 +437,9 @@ def report(quiet: Round, stormy: Round, storm: Storm, violations: int, members: 
         )
     for fmt, seconds in storm.exports:
         lines.append(f"/export {fmt}: {seconds:.1f} s")
+    for r in (quiet, stormy):
+        taps = ", ".join(f"{lat * 1000:.0f} ms at {at:.1f} s" for at, lat in r.slowest(8))
+        lines.append(f"slowest taps, {r.name}: {taps}")
     a, b = storm.round_at
     lines.append(f"members' storm round: {a:.1f}-{b:.1f} s after the storm and export began")
     errors = sorted({w.error for w in quiet.walks + stormy.walks if w.error} | set(storm.errors))
