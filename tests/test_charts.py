@@ -93,17 +93,22 @@ async def test_an_album_is_rendered_once_per_language_and_counts() -> None:
     assert calls == ["nl", "en", "nl"] and cache.renders == 3
 
 
-async def test_new_results_have_the_albums_asked_for_drawn_ahead() -> None:
-    """`prepare` (a large consultation's results refreshed in the background): the albums
-    /results asked for since the previous refresh, drawn again for the new counts; with none
-    asked for, the network's in each language. /results then finds them drawn."""
+def counting_cache() -> tuple[ChartCache, list[tuple[str, int]]]:
+    """A cache whose albums record (language, respondents) as drawn, their bytes made of both."""
     calls: list[tuple[str, int]] = []
 
     def render(results: Results, c: Consultation, lang: str, tr: Translator) -> list[bytes]:
         calls.append((lang, results.respondents))
-        return [f"{lang}:{q.question.id}:{q.seen}".encode() for q in results.questions]
+        return [f"{lang}:{results.respondents}:{q.question.id}".encode() for q in results.questions]
 
-    cache = ChartCache(render=render)
+    return ChartCache(render=render), calls
+
+
+async def test_new_results_have_the_albums_asked_for_drawn_ahead() -> None:
+    """`prepare` (a large consultation's results refreshed in the background): the albums
+    /results asked for since the previous refresh, drawn again for the new counts; with none
+    asked for, the network's in each language. /results then finds them drawn."""
+    cache, calls = counting_cache()
     tr = Translator()
     results = seed_results()
     tallies = {None: Tally(results.respondents, {}, {})}
@@ -121,8 +126,29 @@ async def test_new_results_have_the_albums_asked_for_drawn_ahead() -> None:
     await cache.album(found.network, C, "nl", tr, found.view(None))
     assert cache.renders == len(C.languages) + 2  # /results found it drawn
     calls.clear()
-    await cache.prepare(ByCommune(C, tallies, 5), C, tr)  # only Dutch asked for since
-    assert calls == [("nl", results.respondents)]
+    latest = {None: Tally(results.respondents + 2, {}, {})}
+    await cache.prepare(ByCommune(C, latest, 5), C, tr)  # only Dutch asked for since
+    assert calls == [("nl", results.respondents + 2)]
+
+
+async def test_the_previous_results_album_is_kept_while_new_results_are_prepared() -> None:
+    """While new results' albums are drawn ahead (`prepare`), /results still serves the
+    previous results: their album is the one kept before, not drawn again (which had the
+    albums of the two counts drawn in turn, and a /results wait 4-5 s behind the drawing)."""
+    cache, calls = counting_cache()
+    tr = Translator()
+    n = seed_results().respondents
+    old = ByCommune(C, {None: Tally(n, {}, {})}, 5)
+    new = ByCommune(C, {None: Tally(n + 1, {}, {})}, 5)
+    before = await cache.album(old.network, C, "fr", tr, old.view(None))
+    await cache.prepare(new, C, tr)
+    assert calls == [("fr", n), ("fr", n + 1)]
+    assert await cache.album(old.network, C, "fr", tr, old.view(None)) is before
+    after = await cache.album(new.network, C, "fr", tr, new.view(None))
+    assert calls == [("fr", n), ("fr", n + 1)] and after is not before
+    cache.remember(after.pngs[0], "file-new")
+    cache.remember(before.pngs[0], "file-old")
+    assert (before.file_ids[0], after.file_ids[0]) == ("file-old", "file-new")
 
 
 async def test_a_second_results_reuses_the_file_ids_instead_of_uploading() -> None:

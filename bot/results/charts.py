@@ -251,6 +251,9 @@ class ChartCache:
     _upload_locks: dict[AlbumKey, asyncio.Lock] = field(default_factory=dict)
     # The albums asked for since new results were last prepared: those drawn ahead next time.
     _asked: set[AlbumKey] = field(default_factory=set)
+    # Per key, the album before the latest: /results serves the previous results while the
+    # next ones' albums are drawn ahead (`prepare`), and without it drew them again.
+    _previous: dict[AlbumKey, Album] = field(default_factory=dict)
 
     async def album(
         self,
@@ -279,12 +282,12 @@ class ChartCache:
         fingerprint = (
             results.fingerprint() if view is None or commune is None else view.fingerprint()
         )
-        cached = self.albums.get(key)
-        if cached is not None and cached.fingerprint == fingerprint:
+        cached = self._kept(key, fingerprint)
+        if cached is not None:
             return cached
         async with self._render_locks.setdefault(key, asyncio.Lock()):
-            cached = self.albums.get(key)
-            if cached is not None and cached.fingerprint == fingerprint:
+            cached = self._kept(key, fingerprint)
+            if cached is not None:
                 return cached  # rendered by the member who was first
             if view is not None and commune is not None:
                 known = consultation.commune(commune)
@@ -298,9 +301,18 @@ class ChartCache:
             self.renders += 1
             album = Album(fingerprint, pngs, [None] * len(pngs))
             album.file_ids = [self.uploaded.get(d) for d in album.digests]
+            latest = self.albums.get(key)
+            if latest is not None:
+                self._previous[key] = latest
             self.albums[key] = album
             self._forget_old_uploads()
             return album
+
+    def _kept(self, key: AlbumKey, fingerprint: object) -> Album | None:
+        for album in (self.albums.get(key), self._previous.get(key)):
+            if album is not None and album.fingerprint == fingerprint:
+                return album
+        return None
 
     async def prepare(
         self, found: ByCommune, consultation: Consultation, translator: Translator
@@ -320,8 +332,11 @@ class ChartCache:
         no album shows any more, so the map stays small."""
         if len(self.uploaded) <= keep:
             return
-        current = {d for album in self.albums.values() for d in album.digests}
+        current = {d for album in self._all() for d in album.digests}
         self.uploaded = {d: f for d, f in self.uploaded.items() if d in current}
+
+    def _all(self) -> list[Album]:
+        return [*self.albums.values(), *self._previous.values()]
 
     def upload_lock(self, lang: str, commune: str | None = None) -> asyncio.Lock:
         """Held while an album's photos are first uploaded: the others wait, then reuse them."""
@@ -331,7 +346,7 @@ class ChartCache:
         """Telegram holds this chart now: every album showing it re-sends it by file_id."""
         digest = _digest(png)
         self.uploaded[digest] = file_id
-        for album in self.albums.values():
+        for album in self._all():
             for i, d in enumerate(album.digests):
                 if d == digest:
                     album.file_ids[i] = file_id
