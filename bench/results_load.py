@@ -354,6 +354,8 @@ async def one_run(args: argparse.Namespace, tmp: Path) -> tuple[Round, Round, St
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
             )
+        idle = await settled(process.pid)
+        print(f"the bot and its workers idle {idle:.1f} s after polling began", flush=True)
         pause = (args.pause * 0.5, args.pause * 1.5)
 
         async def members_round(name: str, ids: list[int]) -> Round:
@@ -393,6 +395,25 @@ async def one_run(args: argparse.Namespace, tmp: Path) -> tuple[Round, Round, St
         if drop:
             await postgres_database(drop, create=False)
     return quiet, stormy, storm, violations
+
+
+async def settled(pid: int, window: float = 0.5, quiet: int = 3, timeout: float = 120.0) -> float:
+    """Wait until the bot, its workers and the database servers have been idle (under a tenth
+    of a core) for `quiet` windows in a row: a starting bot computes a large consultation's
+    results and charts ahead (ResultsCache.warm), which the quiet round would otherwise
+    measure. The seconds it took."""
+
+    def used() -> float:
+        return _proc_cpu(pid) + _children_cpu(pid) + _servers_cpu()
+
+    began = time.perf_counter()
+    last, idle = used(), 0
+    while idle < quiet and time.perf_counter() - began < timeout:
+        await asyncio.sleep(window)
+        now = used()
+        idle = idle + 1 if now - last < 0.1 * window else 0
+        last = now
+    return time.perf_counter() - began
 
 
 def _children_cpu(pid: int) -> float:
