@@ -6,7 +6,6 @@ so texts never overlap the bars), from a worker thread through the ChartCache.""
 
 from __future__ import annotations
 
-import io
 import textwrap
 from typing import TYPE_CHECKING
 
@@ -18,6 +17,7 @@ from bot.results.charts import (
     VALUE_PT,
     chart_frame,
     chart_text,
+    figure_png,
 )
 from bot.results.communes import CommuneView, withheld_reason
 from bot.results.tally import QuestionResult
@@ -143,8 +143,7 @@ def render_commune_album(
         zip(view.network.questions, view.local.questions, strict=True), start=1
     ):
         shown = None if network.question.id in view.withheld else local
-        fig = pair_figure(network, shown, i, consultation, commune, lang, translator)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", facecolor="white")
-        out.append(buffer.getvalue())
+        out.append(
+            figure_png(pair_figure(network, shown, i, consultation, commune, lang, translator))
+        )
     return out
