@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
@@ -23,7 +24,7 @@ from aiogram.types import (
 )
 from aiohttp import web
 
-from bot.telegram.session import JsonSession
+from bot.telegram.session import JsonSession, json_session, lean_loads
 from playground import BotAPIEmulator
 from tests.test_emulator import png
 
@@ -140,3 +141,39 @@ async def test_errors_and_timeouts_are_aiogram_s() -> None:
             await closed.send_message(ALICE, "x", request_timeout=2)
     finally:
         await closed.session.close()
+
+
+async def test_a_sent_message_comes_back_without_its_keyboard_and_updates_keep_theirs(
+    emu: BotAPIEmulator,
+) -> None:
+    """The bot's session (`json_session`) drops the keyboard from a message result, which
+    nothing reads back; the rest of the message is there. Updates are untouched: a callback's
+    message keeps its keyboard (a moderator's card is read from it)."""
+    emu.add_user(ALICE, "Alice", language_code="fr")
+    bot = Bot(TOKEN, session=json_session(api=TelegramAPIServer.from_base(emu.base_url)))
+    markup = InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="Oui", callback_data="yes")]]
+    )
+    try:
+        sent = await bot.send_message(ALICE, "Question 1", reply_markup=markup)
+        assert (sent.chat.id, sent.text, sent.reply_markup) == (ALICE, "Question 1", None)
+        edited = await bot.edit_message_text(
+            "Question 2", chat_id=ALICE, message_id=sent.message_id, reply_markup=markup
+        )
+        assert not isinstance(edited, bool)
+        assert (edited.message_id, edited.text, edited.reply_markup) == (
+            sent.message_id,
+            "Question 2",
+            None,
+        )
+        assert emu.bot_messages(ALICE)[-1].buttons  # Telegram got the keyboard
+        keyboard = markup.model_dump(exclude_none=True)
+        message = {"message_id": 1, "date": 0, "chat": {"id": ALICE, "type": "private"}}
+        query = {"id": "q", "from": {"id": ALICE, "is_bot": False, "first_name": "Alice"}}
+        query |= {"chat_instance": "c", "data": "yes"}
+        query["message"] = message | {"text": "Question 2", "reply_markup": keyboard}
+        polled = {"ok": True, "result": [{"update_id": 1, "callback_query": query}]}
+        kept = lean_loads(orjson.dumps(polled))["result"][0]["callback_query"]["message"]
+        assert kept["reply_markup"] == keyboard
+    finally:
+        await bot.session.close()
