@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -49,6 +50,18 @@ async def respond(
         await answer_survey(
             session, consultation, member_id, answers, survey_time(consultation, minutes)
         )
+
+
+def asker(
+    sessionmaker: async_sessionmaker[AsyncSession], cache: ResultsCache, consultation: Consultation
+) -> Callable[[], Awaitable[int]]:
+    """A /results in its own session, as a member's update would: the respondents it shows."""
+
+    async def respondents() -> int:
+        async with sessionmaker() as session:
+            return (await cache.results(session, consultation, NOW)).respondents
+
+    return respondents
 
 
 def large_from(monkeypatch: pytest.MonkeyPatch, submitted: int) -> None:
@@ -210,11 +223,7 @@ async def test_a_large_consultation_is_counted_and_computed_with_a_lag(
     monkeypatch.setattr(service, "data_version", counted)
     now = [100.0]
     cache = ResultsCache(clock=lambda: now[0])
-
-    async def respondents() -> int:
-        async with sessionmaker() as session:
-            return (await cache.results(session, consultation, NOW)).respondents
-
+    respondents = asker(sessionmaker, cache, consultation)
     await respond(sessionmaker, consultation, 1, minutes=1)
     assert await respondents() == 1  # under LARGE: exact, read each time
     assert await respondents() == 1
@@ -302,11 +311,7 @@ async def test_nobody_waits_for_a_large_consultations_new_results_and_charts(
     now = [100.0]  # still: a computation holds none back (RECOMPUTE_GAP)
     cache = ResultsCache(prepare=prepare, clock=lambda: now[0])
     engine = sessionmaker.kw["bind"]
-
-    async def respondents() -> int:
-        async with sessionmaker() as session:
-            return (await cache.results(session, consultation, NOW)).respondents
-
+    respondents = asker(sessionmaker, cache, consultation)
     await respond(sessionmaker, consultation, 1, minutes=1)
     cache.warm(engine, consultation, NOW)
     await cache.refreshed()
@@ -344,11 +349,7 @@ async def test_a_failed_refresh_keeps_the_previous_results_and_is_tried_again(
     large_from(monkeypatch, 1)
     now = [100.0]
     cache = ResultsCache(clock=lambda: now[0])
-
-    async def respondents() -> int:
-        async with sessionmaker() as session:
-            return (await cache.results(session, consultation, NOW)).respondents
-
+    respondents = asker(sessionmaker, cache, consultation)
     await respond(sessionmaker, consultation, 1, minutes=1)
     assert await respondents() == 1
     await respond(sessionmaker, consultation, 2, minutes=2, plan=1)
