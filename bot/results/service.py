@@ -54,8 +54,8 @@ SETTLE = timedelta(minutes=1)
 # read serves for SHARE_VERSION, and results are computed again at most once per
 # RECOMPUTE_GAP times what their computation took, and never within MIN_HOLD, in the
 # background: they may lag the data by up to about 15 s. Each refresh also redraws the charts
-# asked for (a core for 2–3 s): with the gap alone, a crowd's submissions had one every 4–5 s
-# and the storm's taps +55–106 ms p99; with the floor, +12–50 ms (bench/README.md).
+# asked for (three albums: 3–8 s of a worker's core here); with the gap alone a crowd's
+# submissions had one every 4–5 s.
 LARGE = 10_000
 SHARE_VERSION = 1.0  # seconds
 RECOMPUTE_GAP = 3
@@ -150,13 +150,20 @@ class ResultsCache:
             return await self._compute(session, consultation, now)
 
     async def _compute(
-        self, session: AsyncSession, consultation: Consultation, now: datetime, ahead: bool = False
+        self, session: AsyncSession, consultation: Consultation, now: datetime
     ) -> _Entry:
-        """Count (holding `_lock`) and keep the results; `ahead`: `prepare` them first."""
+        """Count (holding `_lock`) and keep the results."""
+        entry, began, ended = await self._count(session, consultation, now)
+        self._keep(consultation.id, entry, began, ended)
+        return entry
+
+    async def _count(
+        self, session: AsyncSession, consultation: Consultation, now: datetime
+    ) -> tuple[_Entry, float, float]:
+        """The results of the data now, with the clock's times before and after counting."""
         cid = consultation.id
-        clock = self.clock
         started = self._ask()
-        began = clock()
+        began = self.clock()
         version = await data_version(session, cid)
         entry = _Entry(
             version,
@@ -165,25 +172,14 @@ class ResultsCache:
             await compute_by_commune(session, consultation),
             await _free_texts(session, consultation),
         )
-        ended = clock()
-        if ahead and self.prepare is not None:
-            try:
-                await self.prepare(consultation, entry.found)
-            except Exception:  # the results are right without their charts drawn ahead
-                log.exception("drawing the new results' charts ahead failed")
-            log.info(
-                "results of %s (%d submitted) counted in %.1f s, their charts drawn in %.1f s",
-                cid,
-                version.submitted,
-                ended - began,
-                clock() - ended,
-            )
+        return entry, began, self.clock()
+
+    def _keep(self, cid: str, entry: _Entry, began: float, ended: float) -> None:
         self._entries[cid] = entry
         self.computations += 1
-        if version.submitted >= LARGE:
+        if entry.version.submitted >= LARGE:
             self._hold[cid] = ended + max(MIN_HOLD, RECOMPUTE_GAP * (ended - began))
-        self._share(cid, version)
-        return entry
+        self._share(cid, entry.version)
 
     def warm(self, engine: AsyncEngine, consultation: Consultation, now: datetime) -> None:
         """A bot starting: a large consultation's results computed ahead, in the background
@@ -209,14 +205,35 @@ class ResultsCache:
     async def _refresh(
         self, engine: AsyncEngine, consultation: Consultation, now: datetime, only_large: bool
     ) -> None:
+        """Count, then draw the charts ahead (`prepare`) and keep the new results. With none
+        to serve yet (a bot starting), they are kept once counted: a /results meanwhile
+        draws its own language's album rather than wait for every language's."""
+        cid = consultation.id
         try:
             async with AsyncSession(engine) as session:
-                if only_large and (await data_version(session, consultation.id)).submitted < LARGE:
+                if only_large and (await data_version(session, cid)).submitted < LARGE:
                     return
                 async with self._lock:
-                    await self._compute(session, consultation, now, ahead=True)
+                    entry, began, ended = await self._count(session, consultation, now)
+                    first = cid not in self._entries
+                    if first:
+                        self._keep(cid, entry, began, ended)
+            if self.prepare is not None:
+                try:
+                    await self.prepare(consultation, entry.found)
+                except Exception:  # the results are right without their charts drawn ahead
+                    log.exception("drawing the new results' charts ahead failed")
+            if not first:
+                self._keep(cid, entry, began, ended)
+            log.info(
+                "results of %s (%d submitted) counted in %.1f s, their charts drawn in %.1f s",
+                cid,
+                entry.version.submitted,
+                ended - began,
+                self.clock() - ended,
+            )
         except Exception:  # the previous results stay; the next /results tries again
-            log.exception("computing the results of %s in the background failed", consultation.id)
+            log.exception("computing the results of %s in the background failed", cid)
 
     async def refreshed(self) -> None:
         """Wait for the background refreshes under way (tests, a bot stopping)."""
