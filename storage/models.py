@@ -93,7 +93,7 @@ class Response(Base):
     __tablename__ = "responses"
     __table_args__ = (
         UniqueConstraint("consultation_id", "member_id"),
-        # The results' data version (storage/repositories/survey.py): index-only reads.
+        # The results' data version (storage/repositories/tallies.py): index-only reads.
         Index("ix_responses_submitted", "consultation_id", "status", "updated_at"),
         # The export's pages, in submission order (storage/repositories/export.py).
         Index("ix_responses_export", "consultation_id", "status", "submitted_at", "id"),

@@ -17,7 +17,7 @@ from bot.results.charts import ChartCache, render_album
 from bot.results.communes import ByCommune
 from bot.results.tally import Results, rank
 from bot.results.view import send_album
-from storage.repositories.survey import Tally
+from storage.repositories.tallies import Tally
 from tests.test_results import C, seed_results
 
 

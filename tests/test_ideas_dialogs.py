@@ -23,7 +23,7 @@ from bot.consultation import Role, load_consultation
 from bot.context import AppContext
 from bot.i18n import Translator
 from bot.ideas.cards import REASONS
-from bot.ideas.service import Decision, idea_link
+from bot.ideas.rules import Decision, idea_link
 from bot.phases.transitions import run_due
 from bot.services import AppServices
 from storage.db import make_engine, make_sessionmaker, upgrade_async

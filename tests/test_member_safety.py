@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consultation import Role
 from bot.ideas.cards import ModeratorDirectory, comments_card, idea_card
-from bot.ideas.service import MAX_ID, parse_id
+from bot.ideas.rules import MAX_ID, parse_id
 from bot.members.privacy import forget
 from bot.phases.transitions import digest_parts
 from bot.text_budget import MESSAGE_LIMIT, clip_html, pages

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consultation import Role
 from bot.ideas.cards import resend_card
-from bot.ideas.service import Quota
+from bot.ideas.rules import Quota
 from bot.members.invitations import create_invitation, revoke_invitation, revoke_role
 from bot.members.privacy import forget
 from storage.db import backup_sqlite, make_engine, make_sessionmaker, upgrade_async

@@ -9,7 +9,7 @@ from bot.i18n import Translator
 from bot.results.charts import render_album
 from bot.results.render_worker import ProcessRenderer
 from bot.results.tally import rank
-from storage.repositories.survey import Tally
+from storage.repositories.tallies import Tally
 from tests.support import DEFAULT_CONSULTATION
 
 

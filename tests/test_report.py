@@ -34,7 +34,7 @@ from bot.results.tally import rank
 from storage.db import make_engine, make_sessionmaker
 from storage.repositories.communes import CommuneRepository
 from storage.repositories.members import MemberRepository
-from storage.repositories.survey import Tally
+from storage.repositories.tallies import Tally
 from tests.support import DEFAULT_CONSULTATION, SEED_COUNTS, answer_survey, seed_answers
 from tests.test_cli import assert_clean_failure, consultbot, migrated
 from tests.test_dialogs import Harness, RecordingBot, button

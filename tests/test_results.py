@@ -15,7 +15,7 @@ from bot.i18n import Translator
 from bot.results.charts import chunks, question_figure, render_album
 from bot.results.tally import Results, compute, pack, rank, results_intro, summary_parts
 from storage.repositories.members import MemberRepository
-from storage.repositories.survey import Tally
+from storage.repositories.tallies import Tally
 from tests.support import DEFAULT_CONSULTATION, SEED_COUNTS, answer_survey, seed_answers
 
 C = load_consultation(DEFAULT_CONSULTATION)

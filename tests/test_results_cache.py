@@ -18,7 +18,7 @@ from storage.db import make_engine, make_sessionmaker
 from storage.hot_path.statements import Direct
 from storage.models import Member
 from storage.repositories.members import MemberRepository
-from storage.repositories.survey import data_version, tally
+from storage.repositories.tallies import data_version, tally
 from tests.support import DEFAULT_CONSULTATION, answer_survey, seed_answers
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)  # long after the survey: the data has settled

@@ -30,7 +30,7 @@ from storage.models import Delivery, Idea, Member
 from storage.repositories.communes import CommuneRepository
 from storage.repositories.export import results_counts
 from storage.repositories.members import MemberRepository
-from storage.repositories.survey import Tally, tally, tally_by_commune
+from storage.repositories.tallies import Tally, tally, tally_by_commune
 from tests.support import (
     DEFAULT_CONSULTATION,
     answer_survey,
@@ -344,7 +344,7 @@ async def test_browsing_my_commune_or_the_whole_network(ideas_harness: Harness) 
 async def test_each_communes_officials_get_its_ideas_and_the_networks_most_supported(
     tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
-    from bot.ideas.service import idea_link
+    from bot.ideas.rules import idea_link
     from bot.phases.transitions import run_due
     from tests.test_ideas_dialogs import Clock, add_member, deliveries, make_app, seed_idea
 

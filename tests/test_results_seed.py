@@ -15,7 +15,7 @@ from bot.consultation import ConsultationError, parse_consultation
 from bot.i18n import Translator, typeset
 from bot.results.charts import chart_text
 from bot.results.tally import Results, rank, summary_parts
-from storage.repositories.survey import Tally
+from storage.repositories.tallies import Tally
 from tests.support import default_document
 from tests.test_results import C, seed_results
 

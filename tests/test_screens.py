@@ -27,7 +27,7 @@ from bot.i18n import LANGUAGE_NAMES
 from bot.ui import states
 from storage.repositories.ideas import IdeaRepository
 from storage.repositories.members import MemberRepository
-from storage.repositories.survey import free_text_answers
+from storage.repositories.tallies import free_text_answers
 from tests.support import answer_survey, seed_answers
 from tests.test_dialogs import NOW, Harness, RecordingBot, harness  # noqa: F401
 

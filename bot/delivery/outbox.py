@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -20,19 +19,20 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, InputMediaPhoto, Message
+from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.context import Clock, system_clock
 from bot.delivery.doorbell import OutboxDoorbell
 from bot.delivery.instances import Instance
+from bot.delivery.media import MediaSender
 from bot.delivery.ratelimit import RateLimiter, SendLimits
 from bot.delivery.shared_ratelimit import SharedRateLimit
 from bot.organisers.alerts import AdminAlerts
 from storage.models import Delivery
 from storage.repositories.chats import ChatRepository
 from storage.repositories.members import MemberRepository
-from storage.repositories.outbox import OutboxRepository, album_items, backoff
+from storage.repositories.outbox import OutboxRepository, backoff
 
 log = logging.getLogger(__name__)
 CLAIM_SECONDS = 2.0  # a claim holds about this much sending at the rate: little to re-queue
@@ -80,8 +80,6 @@ class Outbox:
         on_photo_uploaded: Callable[[bytes, str], None] | None = None,
         doorbell: OutboxDoorbell | None = None,
     ) -> None:
-        # Told (bytes, file_id) when an album photo was uploaded: /results reuses it.
-        self.on_photo_uploaded = on_photo_uploaded
         self.sent_buffer: list[tuple[int, datetime, int]] = []  # id, sent at, message id
         self.sessionmaker = sessionmaker
         self.bot = bot
@@ -92,8 +90,6 @@ class Outbox:
         # recent mean weight, so a batch of albums is not seven times as long.
         self.batch = batch or max(1, int(limits.per_second * CLAIM_SECONDS))
         self.mean_weight = 1.0
-        # Telegram's paid broadcasts: None leaves the parameter out of the request.
-        self.paid: bool | None = limits.paid or None
         self.slots = asyncio.Semaphore(
             concurrency or min(64, max(16, int(limits.per_second * IN_FLIGHT_SECONDS)))
         )
@@ -102,10 +98,8 @@ class Outbox:
         self.doorbell = doorbell or OutboxDoorbell()
         self.in_flight: set[int] = set()
         self.tasks: set[asyncio.Task[None]] = set()
-        self.upload_locks: dict[int, asyncio.Lock] = {}
-        self.file_ids: dict[int, str] = {}
-        # An album's media id -> its photos' file_ids, once uploaded.
-        self.album_file_ids: dict[int, list[str]] = {}
+        # Told (bytes, file_id) when an album photo was uploaded: /results reuses it.
+        self.media = MediaSender(sessionmaker, bot, self.limiter, limits.paid, on_photo_uploaded)
         self.on_sent = on_sent
         self.instance = instance or Instance(sessionmaker, clock=clock)
         self.owned: set[int] = set()  # deliveries claimed and not yet settled in the database
@@ -307,14 +301,8 @@ class Outbox:
         wait = self.limiter.chat_delay(row.chat_id, row.is_group, row.weight, self.monotonic())
         if row.id in self.not_before:
             wait = max(wait, self.not_before[row.id] - self.monotonic())
-        if (
-            row.media_id is not None
-            and row.media_id not in self.file_ids
-            and row.media_id not in self.album_file_ids
-        ):
-            lock = self.upload_locks.get(row.media_id)
-            if lock is not None and lock.locked():
-                wait = max(wait, UPLOAD_POLL)
+        if row.media_id is not None and self.media.uploading(row.media_id):
+            wait = max(wait, UPLOAD_POLL)
         return wait
 
     async def _deliver(self, row: Delivery) -> None:
@@ -372,129 +360,9 @@ class Outbox:
         """Telegram counts the send at some instant before its answer: the limiter counts it
         from `record` until its answer, and after that from the answer (RateLimiter.done)."""
         try:
-            return await self._send(row)
+            return await self.media.send(row)
         finally:
             self.limiter.done(row.chat_id, row.is_group, row.weight)
-
-    async def _send(self, row: Delivery) -> Message:
-        markup = (
-            InlineKeyboardMarkup.model_validate(json.loads(row.reply_markup))
-            if row.reply_markup
-            else None
-        )
-        if row.media_id is None:
-            return await self.bot.send_message(
-                row.chat_id, row.text or "", reply_markup=markup, allow_paid_broadcast=self.paid
-            )
-        if row.media_id in self.album_file_ids:
-            return await self._send_album(row, self.album_file_ids[row.media_id])
-        file_id = self.file_ids.get(row.media_id)
-        if file_id is not None:
-            return await self.bot.send_photo(
-                row.chat_id,
-                file_id,
-                caption=row.text,
-                reply_markup=markup,
-                allow_paid_broadcast=self.paid,
-            )
-        lock = self.upload_locks.setdefault(row.media_id, asyncio.Lock())
-        async with lock:  # the first one uploads; the others wait, then reuse its file_id
-            self.limiter.restamp(row.chat_id, row.is_group, row.weight)
-            if row.media_id in self.file_ids:
-                return await self.bot.send_photo(
-                    row.chat_id,
-                    self.file_ids[row.media_id],
-                    caption=row.text,
-                    reply_markup=markup,
-                    allow_paid_broadcast=self.paid,
-                )
-            if row.media_id in self.album_file_ids:
-                return await self._send_album(row, self.album_file_ids[row.media_id])
-            async with self.sessionmaker() as session:
-                media = await OutboxRepository(session).media(row.media_id)
-            if media is None:
-                return await self.bot.send_message(
-                    row.chat_id, row.text or "", reply_markup=markup, allow_paid_broadcast=self.paid
-                )
-            items = album_items(media)
-            if items is not None:
-                return await self._upload_album(row, media.id, items)
-            photo: str | BufferedInputFile = media.file_id or BufferedInputFile(
-                media.data, filename=media.filename
-            )
-            self.limiter.restamp(row.chat_id, row.is_group, row.weight)  # after the media's read
-            message = await self.bot.send_photo(
-                row.chat_id,
-                photo,
-                caption=row.text,
-                reply_markup=markup,
-                allow_paid_broadcast=self.paid,
-            )
-            if media.file_id:
-                self.file_ids[media.id] = media.file_id
-            elif message.photo:
-                self.file_ids[media.id] = message.photo[-1].file_id
-                async with self.sessionmaker() as session:
-                    await OutboxRepository(session).set_file_id(media.id, message.photo[-1].file_id)
-                    await session.commit()
-            return message
-
-    async def _send_album(self, row: Delivery, photos: list[str | BufferedInputFile]) -> Message:
-        """sendMediaGroup, the delivery's text as the first photo's caption; the first
-        message stands for the album in the outbox's records."""
-        media = [
-            InputMediaPhoto(media=photo, caption=row.text if i == 0 else None)
-            for i, photo in enumerate(photos)
-        ]
-        return (await self._media_group(row.chat_id, media))[0]
-
-    async def _media_group(self, chat_id: int, media: list[InputMediaPhoto]) -> list[Message]:
-        if len(media) == 1:  # sendMediaGroup takes 2 to 10 items
-            return [
-                await self.bot.send_photo(
-                    chat_id,
-                    media[0].media,
-                    caption=media[0].caption,
-                    allow_paid_broadcast=self.paid,
-                )
-            ]
-        return list(
-            await self.bot.send_media_group(
-                chat_id,
-                media,  # type: ignore[arg-type]
-                allow_paid_broadcast=self.paid,
-            )
-        )
-
-    async def _upload_album(self, row: Delivery, album_id: int, items: list[int]) -> Message:
-        """The first send of an album (under its upload lock): photos Telegram does not hold
-        yet are uploaded, and every file_id is kept for the next chats."""
-        async with self.sessionmaker() as session:
-            repo = OutboxRepository(session)
-            photos = [await repo.media(i) for i in items]
-        known = [p for p in photos if p is not None]
-        sources: list[str | BufferedInputFile] = [
-            p.file_id or BufferedInputFile(p.data, filename=p.filename) for p in known
-        ]
-        self.limiter.restamp(row.chat_id, row.is_group, row.weight)  # after the media's read
-        media = [
-            InputMediaPhoto(media=source, caption=row.text if i == 0 else None)
-            for i, source in enumerate(sources)
-        ]
-        messages = await self._media_group(row.chat_id, media)
-        file_ids = [m.photo[-1].file_id if m.photo else "" for m in messages]
-        if len(file_ids) == len(known) and all(file_ids):
-            self.album_file_ids[album_id] = list(file_ids)
-            async with self.sessionmaker() as session:
-                repo = OutboxRepository(session)
-                for photo, file_id in zip(known, file_ids, strict=True):
-                    if photo.file_id != file_id:
-                        await repo.set_file_id(photo.id, file_id)
-                await session.commit()
-            if self.on_photo_uploaded is not None:
-                for photo, file_id in zip(known, file_ids, strict=True):
-                    self.on_photo_uploaded(photo.data, file_id)
-        return messages[0]
 
     async def _transient(self, row: Delivery, delay: float, error: str, count: bool) -> None:
         """Try again later, until the message has been failing for `max_age`."""

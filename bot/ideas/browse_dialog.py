@@ -37,7 +37,7 @@ from bot.ideas.comment_steps import (
     on_report_start,
     reply_getter,
 )
-from bot.ideas.service import (
+from bot.ideas.rules import (
     Quota,
     idea_link,
     parse_id,

@@ -11,7 +11,7 @@ from aiogram_dialog.widgets.input import MessageInput
 from aiogram_dialog.widgets.kbd import Button
 
 from bot.ideas.browse_state import BrowseData, closed, current_idea, page_comments
-from bot.ideas.service import (
+from bot.ideas.rules import (
     COMMENT_MAX,
     Quota,
     TextProblem,

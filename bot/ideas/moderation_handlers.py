@@ -32,7 +32,7 @@ from bot.ideas.cards import (
     reasons_keyboard,
     resend_card,
 )
-from bot.ideas.service import Decision, parse_id
+from bot.ideas.rules import Decision, parse_id
 from bot.services import UpdateServices
 from bot.telegram.filters import GroupMigrated, PrivateChat
 from bot.text_budget import MESSAGE_BUDGET, clip_html, fit, pack_lines

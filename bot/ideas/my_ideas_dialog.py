@@ -14,7 +14,7 @@ from bot.context import AppContext
 from bot.i18n import N_, Translator
 from bot.ideas.browse_state import IdeasStart
 from bot.ideas.cards import REASONS
-from bot.ideas.service import idea_link, parse_id
+from bot.ideas.rules import idea_link, parse_id
 from bot.services import UpdateServices
 from bot.text_budget import clip_html
 from bot.ui.deps import member_of, services_of, translator_of

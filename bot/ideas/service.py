@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from html import escape
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +26,7 @@ from bot.ideas.cards import (
     markup_json,
     moderation_chat_id,
 )
+from bot.ideas.rules import QUOTA_WINDOWS, Decision, DecisionResult, Quota, idea_link, quota_actor
 from bot.ideas.similarity import most_similar
 from bot.organisers import audit
 from storage.models import Comment, Idea, Member, NotificationState
@@ -41,84 +38,13 @@ from storage.repositories.members import MemberRecord
 from storage.repositories.outbox import NewDelivery, OutboxRepository
 from storage.repositories.quotas import QuotaRepository
 
-TITLE_MAX = 100
-TEXT_MAX = 2000
-COMMENT_MAX = 1000
 NOTIFY_EVERY = timedelta(minutes=10)
-IDEA_PAYLOAD = "idea_"
-# Ids are 32-bit integers in the database: anything else in a button or a link is forged.
-MAX_ID = 2**31 - 1
 # Batched comment cards queued per round at most; the rest waits for the next round.
 CARDS_PER_ROUND = 3
 # A card's message id is written a few milliseconds after it was sent: a press that
 # early waits up to this long for it (polling every CARD_SETTLE_POLL seconds).
 CARD_SETTLE_SECONDS = 2.0
 CARD_SETTLE_POLL = 0.05
-
-
-def parse_id(value: object) -> int | None:
-    """A database id from a button or a link: ASCII digits only, in range; else None."""
-    text = str(value)
-    if not text.isascii() or not text.isdigit() or len(text) > 10:
-        return None
-    number = int(text)
-    return number if 0 < number <= MAX_ID else None
-
-
-class Quota(StrEnum):
-    IDEAS = "ideas"
-    COMMENTS = "comments"
-    REPORTS = "reports"
-
-
-QUOTA_WINDOWS = {
-    Quota.IDEAS: timedelta(days=1),
-    Quota.COMMENTS: timedelta(hours=1),
-    Quota.REPORTS: timedelta(days=1),
-}
-
-
-def quota_actor(app: AppContext, member_id: int) -> str:
-    """Who a quota event belongs to: a keyed hash (HMAC-SHA-256) of the Telegram id. Quotas
-    must outlive /forget (or erasing and coming back resets them), so they cannot hang on
-    the member's row; the hash holds no name and no content, and each event is deleted once
-    older than the longest window (a day). Keyed with a secret kept out of the database (the
-    bot token): a copy of the database alone cannot tell whose events they are by hashing
-    every possible id. A new token starts the counts afresh, once."""
-    token = app.settings.bot_token
-    secret = token.get_secret_value() if token is not None else ""
-    key = hashlib.sha256(f"consultbot quota actor\0{secret}".encode()).digest()
-    return hmac.new(key, str(member_id).encode(), hashlib.sha256).hexdigest()
-
-
-class TextProblem(StrEnum):
-    EMPTY = "empty"
-    TOO_LONG = "too_long"
-
-
-def check_text(value: str | None, limit: int) -> TextProblem | None:
-    text = (value or "").strip()
-    if not text:
-        return TextProblem.EMPTY
-    if len(text) > limit:
-        return TextProblem.TOO_LONG
-    return None
-
-
-class Decision(StrEnum):
-    DONE = "done"
-    ALREADY = "already"
-    MISSING = "missing"
-
-
-@dataclass(frozen=True)
-class DecisionResult:
-    outcome: Decision
-    idea: Idea | None
-
-
-def idea_link(app: AppContext, idea_id: int) -> str:
-    return f"https://t.me/{app.bot_username}?start={IDEA_PAYLOAD}{idea_id}"
 
 
 class IdeaService:

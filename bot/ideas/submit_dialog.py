@@ -15,7 +15,7 @@ from aiogram_dialog.widgets.text import Format
 
 from bot.context import AppContext
 from bot.i18n import Translator
-from bot.ideas.service import (
+from bot.ideas.rules import (
     TEXT_MAX,
     TITLE_MAX,
     Quota,

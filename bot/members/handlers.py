@@ -10,7 +10,7 @@ from aiogram_dialog import DialogManager, ShowMode, StartMode
 from bot.context import AppContext
 from bot.i18n import Translator
 from bot.ideas.browse_state import IdeasStart
-from bot.ideas.service import IDEA_PAYLOAD, parse_id
+from bot.ideas.rules import IDEA_PAYLOAD, parse_id
 from bot.members.invitations import PAYLOAD_PREFIX
 from bot.members.language_dialog import LanguageStart
 from bot.services import UpdateServices

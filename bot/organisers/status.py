@@ -16,7 +16,7 @@ from bot.ui.presenters import timeline_text, when
 from storage.models import Member, Response
 from storage.repositories.instances import InstanceRepository
 from storage.repositories.outbox import OutboxRepository
-from storage.repositories.survey import respondents_by_commune
+from storage.repositories.tallies import respondents_by_commune
 from storage.repositories.transitions import TransitionRepository
 
 STATUSES = ("sent", "pending", "sending", "failed", "blocked")

@@ -14,7 +14,7 @@ from bot.consultation import Phase, Role
 from bot.context import AppContext
 from bot.i18n import Translator
 from bot.ideas.cards import commune_mark
-from bot.ideas.service import idea_link
+from bot.ideas.rules import idea_link
 from bot.organisers.alerts import AdminAlerts
 from bot.phases.kinds import PhaseRun, Preparation, phase_type
 from bot.phases.timeline import Edge, Transition

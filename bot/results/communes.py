@@ -27,7 +27,7 @@ from bot.results.tally import (
     several_answers,
     whose_answers,
 )
-from storage.repositories.survey import Tally, tally_by_commune
+from storage.repositories.tallies import Tally, tally_by_commune
 
 # The organisers' table: communes below the minimum, and respondents who gave no commune.
 OTHER = "other"

@@ -3,7 +3,7 @@
 A tally over 100,000 responses keeps the database busy for seconds (bench/results_load.py):
 computed at every /results, a storm of them would keep it busy for good. `ResultsCache`
 keeps the latest results with the data version they were computed from
-(`storage.repositories.survey.DataVersion`: the submitted responses' count and latest
+(`storage.repositories.tallies.DataVersion`: the submitted responses' count and latest
 change, read from the database so that every instance sees every instance's changes), and
 computes again only when that version moved. One computation at a time: those who asked
 meanwhile take its result.
@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from bot.consultation import Consultation
 from bot.results.communes import ByCommune, compute_by_commune
 from bot.results.tally import Results, free_text_questions
-from storage.repositories.survey import (
+from storage.repositories.tallies import (
     DataVersion,
     FreeText,
     data_version,

@@ -11,7 +11,7 @@ from bot.consultation import Consultation, PhaseKind, Question
 from bot.i18n import Translator, percent, typeset
 from bot.survey.kinds import kind_of
 from bot.text_budget import clip_line, join_within
-from storage.repositories.survey import FreeText, Tally, tally
+from storage.repositories.tallies import FreeText, Tally, tally
 
 MESSAGE_LIMIT = 4096
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import AnswerChoice, Comment, Idea, Member, QuestionAnswer, Response
-from storage.repositories.survey import Tally
+from storage.repositories.tallies import Tally
 
 BATCH = 500
 
