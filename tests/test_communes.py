@@ -13,6 +13,7 @@ import pytest
 import yaml
 from aiogram.types import CallbackQuery, Chat, Message, Update
 from aiogram_dialog.test_tools import BotClient
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.communes.lookup import CommuneDirectory
@@ -21,6 +22,7 @@ from bot.i18n import Translator
 from bot.members.invitations import create_invitation
 from bot.organisers.export import ExportFormat, ExportKind, export
 from consultbot.cli import main
+from storage.hot_path.statements import Direct
 from storage.repositories.communes import NOT_ASKED, CommuneRepository, MemberCommune
 from storage.repositories.members import MemberRepository
 from tests.support import DEFAULT_CONSULTATION, answer_survey, default_document, seed_answers
@@ -164,6 +166,37 @@ async def test_a_postal_code_finds_namur_then_the_survey_opens(h: Harness) -> No
     # Never asked again: back to the menu, the survey opens at once.
     await _open_survey(h, client)
     assert "Question 1 / " in (h.last().text or "")
+
+
+async def test_the_survey_path_reads_and_saves_the_commune_without_the_orm_session(
+    h: Harness,
+) -> None:
+    """Asked before the first question, answered in the dialog: as a tap's statements, not
+    through the update's ORM session (a connection's checkout, BEGIN and COMMIT each)."""
+    engine = h.services.sessionmaker.kw["bind"]
+    orm: list[str] = []
+    direct: list[str] = []
+
+    def through_orm(_conn: object, _cursor: object, sql: str, *_: object) -> None:
+        if "commune" in sql and "members" in sql:
+            orm.append(sql)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", through_orm)
+    Direct.of(engine).trace(lambda sql: direct.append(sql) if "commune" in sql else None)
+    try:
+        client = h.client()
+        await _open_survey(h, client)
+        assert ASKED in (h.last().text or "")
+        await client.send("5000")
+        await h.click(client, "Namur")
+        assert "Question 1 / " in (h.last().text or "")
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", through_orm)
+        Direct.of(engine).trace(None)
+    assert orm == []
+    assert any(sql.lstrip().upper().startswith("SELECT") for sql in direct), direct
+    assert any(sql.lstrip().upper().startswith("UPDATE MEMBERS") for sql in direct), direct
+    assert await _commune(h) == MemberCommune("namur", True)
 
 
 async def test_brux_shows_brussel_to_a_dutch_speaking_member(h: Harness) -> None:

@@ -63,10 +63,11 @@ class CommuneService:
         )
 
     async def of_member(self, member_id: int) -> MemberCommune:
-        return await self.repo.of_member(member_id)
+        """As committed: read by the dialogs, after any update that changed it."""
+        return await self.repo.committed(member_id)
 
     async def needs_asking(self, member_id: int) -> bool:
-        return self.offered() and not (await self.repo.of_member(member_id)).answered
+        return self.offered() and not (await self.repo.committed(member_id)).answered
 
     def search(self, query: str) -> Matches:
         return self.directory.search(query)
@@ -78,8 +79,7 @@ class CommuneService:
             return Choice.CLOSED
         if commune_id is not None and self.directory.get(commune_id) is None:
             return Choice.UNKNOWN
-        await self.repo.set(member_id, commune_id, now)
-        await self.session.commit()
+        await self.repo.save(member_id, commune_id, now)
         return Choice.SAVED
 
     async def from_invitation(
