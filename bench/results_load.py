@@ -4,6 +4,7 @@
     .venv/bin/python bench/results_load.py --storage postgres     # PostgreSQL + Redis
     .venv/bin/python bench/results_load.py --responses 20000 --members 50 --organisers 4
     .venv/bin/python bench/results_load.py --members-after 20      # the round in the writing
+    .venv/bin/python bench/results_load.py --storage postgres --repeat 3  # the median of 3 runs
 
 The real `python -m consultbot run` process, against the Bot API emulator on 127.0.0.1, on a
 database seeded with N submitted responses (bulk SQL, not the survey dialog). In the same bot
@@ -24,6 +25,7 @@ import random
 import secrets
 import signal
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -489,30 +491,39 @@ def arguments() -> argparse.Namespace:
     )
     p.add_argument("--profile", type=Path, default=None, help="py-spy the bot to this file")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (log)")
+    p.add_argument("--repeat", type=int, default=1, help="runs; the target on their median")
     return p.parse_args()
 
 
 async def main(args: argparse.Namespace) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="results-load-"))
-    quiet, stormy, storm, violations = await one_run(args, tmp)
-    print(f"--- {args.responses} responses, {args.members} members, {args.storage}")
-    print(report(quiet, stormy, storm, violations, args.members), flush=True)
-    extra = 1000 * (stormy.pct(0.99) - quiet.pct(0.99))
-    met = (
-        extra <= TARGET_MS
-        and all(w.done for w in quiet.walks + stormy.walks)
-        and not storm.errors
-        and violations == 0
-    )
+    """One run, or `--repeat` runs one after the other: the target is judged on the median of
+    their p99 differences (one run of this machine swings by more than the target)."""
+    extras: list[float] = []
+    clean = True
+    for i in range(args.repeat):
+        tmp = Path(tempfile.mkdtemp(prefix="results-load-"))
+        quiet, stormy, storm, violations = await one_run(args, tmp)
+        run = f", run {i + 1} of {args.repeat}" if args.repeat > 1 else ""
+        print(f"--- {args.responses} responses, {args.members} members, {args.storage}{run}")
+        print(report(quiet, stormy, storm, violations, args.members), flush=True)
+        extras.append(1000 * (stormy.pct(0.99) - quiet.pct(0.99)))
+        clean = clean and (
+            all(w.done for w in quiet.walks + stormy.walks) and not storm.errors and violations == 0
+        )
+        if args.keep:
+            print(f"log in {tmp}")
+        else:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    extra = statistics.median(extras)
+    if args.repeat > 1:
+        runs = ", ".join(f"{e:+.0f}" for e in extras)
+        print(f"p99 storm - quiet, median of {args.repeat}: {extra:+.0f} ms (runs: {runs})")
+    met = extra <= TARGET_MS and clean
     print(
         f"target: p99 under the storm ≤ quiet + {TARGET_MS:.0f} ms: {'met' if met else 'NOT met'}"
     )
-    if args.keep:
-        print(f"log in {tmp}")
-    else:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
     return 0 if met else 1
 
 
