@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from storage.hot_path.sqlite_driver import retry_busy
 from storage.pools import PoolExhausted, exhausted
@@ -235,6 +235,13 @@ class Direct:
     def of(cls, engine: AsyncEngine) -> Direct:
         found = getattr(engine.sync_engine, _ATTRIBUTE, None)
         return found if found is not None else cls.attach(engine)
+
+    @classmethod
+    def of_session(cls, session: AsyncSession) -> Direct:
+        """The runners of the engine `session` is bound to (statements run without it)."""
+        engine = session.bind
+        assert isinstance(engine, AsyncEngine)
+        return cls.of(engine)
 
     def limit(self, pool_size: int, acquire_timeout: float) -> None:
         """PostgreSQL: the asyncpg pool's size, its share of the instance's connection budget

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.hot_path.statements import Direct
 from storage.models import Member, MemberRole
@@ -51,20 +51,15 @@ class CommuneRepository:
         """As this session sees it (its own writes included)."""
         return _of_row((await self.session.execute(_COMMUNE_OF, {"id": member_id})).first())
 
-    def _direct(self) -> Direct:
-        engine = self.session.bind
-        assert isinstance(engine, AsyncEngine)
-        return Direct.of(engine)
-
     async def committed(self, member_id: int) -> MemberCommune:
         """As committed, read without the session (the survey's path)."""
-        async with self._direct().reading() as db:
+        async with Direct.of_session(self.session).reading() as db:
             rows = await db.rows(_COMMUNE_OF, {"id": member_id})
         return _of_row(rows[0] if rows else None)
 
     async def save(self, member_id: int, commune: str | None, now: datetime) -> None:
         """`set`, committed at once in a transaction of its own (a member's own answer)."""
-        async with self._direct().writing() as db:
+        async with Direct.of_session(self.session).writing() as db:
             await db.run(_SAVE_COMMUNE, {"id": member_id, "commune": commune, "now": now})
 
     async def set(self, member_id: int, commune: str | None, now: datetime) -> bool:

@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.hot_path.statements import Direct
 from storage.models import Member, MemberRole
@@ -81,9 +81,7 @@ class MemberRepository:
 
     async def load(self, member_id: int) -> MemberRecord | None:
         """The member as committed, read without the session: every update starts here."""
-        engine = self.session.bind
-        assert isinstance(engine, AsyncEngine)
-        async with Direct.of(engine).reading() as db:
+        async with Direct.of_session(self.session).reading() as db:
             return _member(await db.rows(_MEMBER_WITH_ROLES, {"id": member_id}))
 
     async def register(
@@ -95,11 +93,10 @@ class MemberRepository:
         now: datetime,
     ) -> MemberRecord:
         """A new member, in a transaction of its own (a crowd's first /start: no ORM)."""
-        engine = self.session.bind
-        assert isinstance(engine, AsyncEngine)
-        add_member, add_role = _register_statements(engine.dialect.name)
+        direct = Direct.of_session(self.session)
+        add_member, add_role = _register_statements(direct.engine.dialect.name)
         name = first_name[:128]
-        async with Direct.of(engine).writing() as db:
+        async with direct.writing() as db:
             await db.run(add_member, {"id": member_id, "name": name, "lang": language, "now": now})
             if role is not None:
                 await db.run(add_role, {"id": member_id, "role": role})

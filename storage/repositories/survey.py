@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.hot_path.statements import Direct, Runner
 from storage.models import AnswerChoice, QuestionAnswer, Response, UtcDateTime
@@ -149,10 +149,8 @@ class SurveyRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-        engine = session.bind
-        assert isinstance(engine, AsyncEngine)
-        self.direct = Direct.of(engine)
-        self.sql = _tap_statements(engine.dialect.name)
+        self.direct = Direct.of_session(session)
+        self.sql = _tap_statements(self.direct.engine.dialect.name)
         # One autocommitted statement stores an answer (store_at_once), no transaction around.
         self.stores_at_once = self.direct.asyncpg
 

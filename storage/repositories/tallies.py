@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.hot_path.statements import Direct
 from storage.models import AnswerChoice, Member, QuestionAnswer, Response
@@ -79,16 +79,10 @@ def _utc(value: datetime | str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _direct(session: AsyncSession) -> Direct:
-    engine = session.bind
-    assert isinstance(engine, AsyncEngine)
-    return Direct.of(engine)
-
-
 async def data_version(session: AsyncSession, consultation_id: str) -> DataVersion:
     """The submitted responses' version (an index-only read, off the event loop)."""
     sql = _tally_statements()
-    async with _direct(session).reading_aside() as db:
+    async with Direct.of_session(session).reading_aside() as db:
         count = (await db.rows(sql.submitted, {"c": consultation_id}))[0][0]
         last = (await db.rows(sql.last_change, {"c": consultation_id}))[0][0]
     return DataVersion(int(count or 0), _utc(last))
@@ -100,7 +94,7 @@ async def tally(session: AsyncSession, consultation_id: str) -> Tally:
     a connection of its own, not in `session`'s transaction."""
     sql = _tally_statements()
     params = {"c": consultation_id}
-    async with _direct(session).reading_aside() as db:
+    async with Direct.of_session(session).reading_aside() as db:
         respondents = (await db.rows(sql.submitted, params))[0][0]
         seen_rows = await db.rows(sql.seen, params)
         chosen_rows = await db.rows(sql.chosen, params)
@@ -160,7 +154,7 @@ async def tally_by_commune(session: AsyncSession, consultation_id: str) -> dict[
     off the event loop, committed data only, as `tally`."""
     sql = _by_commune_statements()
     params = {"c": consultation_id}
-    async with _direct(session).reading_aside() as db:
+    async with Direct.of_session(session).reading_aside() as db:
         respondents = await db.rows(sql.submitted, params)
         seen_rows = await db.rows(sql.seen, params)
         chosen_rows = await db.rows(sql.chosen, params)
@@ -237,7 +231,7 @@ def _free_text_statements() -> tuple[Any, Any]:
 async def free_text_counts(session: AsyncSession, consultation_id: str) -> dict[str, int]:
     """How many submitted responses hold a non-empty free text, per question (off the loop)."""
     counts, _latest = _free_text_statements()
-    async with _direct(session).reading_aside() as db:
+    async with Direct.of_session(session).reading_aside() as db:
         rows = await db.rows(counts, {"c": consultation_id})
     return {qid: n for qid, n in rows}
 
@@ -248,6 +242,6 @@ async def latest_free_texts(
     """The `limit` newest non-empty answers to one text question (off the loop)."""
     _counts, latest = _free_text_statements()
     params = {"c": consultation_id, "q": question_id, "n": limit}
-    async with _direct(session).reading_aside() as db:
+    async with Direct.of_session(session).reading_aside() as db:
         rows = await db.rows(latest, params)
     return [FreeText(question_id, text, _utc(at)) for text, at in rows]
