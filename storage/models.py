@@ -131,6 +131,23 @@ class AnswerChoice(Base):
     option_id: Mapped[str] = mapped_column(String(32), primary_key=True)
 
 
+class TallyCount(Base):
+    """The submitted responses counted as they change, per commune of their authors: kept by
+    the database's own triggers (migration 0015), so that results read a few hundred rows
+    instead of counting every answer. `commune` '' stands for none given. Rows: question_id ''
+    (option_id ''): respondents; option_id '': respondents who answered the question; '*':
+    those who wrote a free text; an option's id: those who chose it. Ids never hold '' or '*'
+    (bot/consultation/model.py's ID_PATTERN)."""
+
+    __tablename__ = "tally_counts"
+
+    consultation_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    commune: Mapped[str] = mapped_column(String(32), primary_key=True)
+    question_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    option_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+
+
 class Invitation(Base):
     __tablename__ = "invitations"
 

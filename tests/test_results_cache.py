@@ -185,7 +185,7 @@ async def test_sqlite_tallies_off_the_event_loop(
         threads: set[tuple[int, int]] = set()
 
         def where(sql: str) -> None:
-            if "GROUP BY" in sql:
+            if "tally_counts" in sql:
                 nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
                 threads.add((threading.get_ident(), nice))
 

@@ -47,7 +47,8 @@ LATEST_FREE_TEXTS = 3
 # when it has passed, in case a change dated earlier than it committed after them.
 SETTLE = timedelta(minutes=1)
 # A large consultation makes counting costly: on PostgreSQL the data version's count is a
-# scan of the submitted responses (10–19 ms at 100,000), the tally 2–4 s. A storm of
+# scan of the submitted responses (10–19 ms at 100,000), the tally was 2–4 s before the
+# database kept the counts (migration 0015: now a read of a few hundred rows). A storm of
 # /results read the version 40 times a second, and each submission of a crowd had the tally
 # computed again at once: a core of the database server kept busy, every member's tap
 # slower (bench/results_load.py: +292 ms p99). From LARGE submitted responses, a version

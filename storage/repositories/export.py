@@ -12,8 +12,16 @@ from datetime import datetime
 from sqlalchemy import func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import AnswerChoice, Comment, Idea, Member, QuestionAnswer, Response
-from storage.repositories.tallies import Tally
+from storage.models import (
+    AnswerChoice,
+    Comment,
+    Idea,
+    Member,
+    QuestionAnswer,
+    Response,
+    TallyCount,
+)
+from storage.repositories.tallies import COUNTS, Tally, tallies_of
 
 BATCH = 500
 
@@ -98,49 +106,21 @@ class ResultsCounts:
 
 
 async def results_counts(session: AsyncSession, consultation_id: str) -> ResultsCounts:
-    """Three GROUP BYs, the choices grouped by commune and language at once: the network's
-    tally, the communes' and the languages' used to be seven, each over every answer."""
-    submitted = _submitted(consultation_id)
-    by_member = Member.id == Response.member_id
-    respondents = await session.execute(
-        select(Member.commune, func.count())
-        .select_from(Response)
-        .join(Member, by_member)
-        .where(submitted)
-        .group_by(Member.commune)
+    """The communes' tallies from the counts the database keeps (tally_counts), and one
+    GROUP BY for the choices per respondents' language, which no count keeps."""
+    counted = await session.execute(
+        COUNTS.where(TallyCount.consultation_id == consultation_id, TallyCount.n != 0)
     )
-    out: dict[str | None, Tally] = {commune: Tally(int(n), {}, {}) for commune, n in respondents}
-    seen = await session.execute(
-        select(Member.commune, QuestionAnswer.question_id, func.count())
-        .select_from(QuestionAnswer)
-        .join(Response, Response.id == QuestionAnswer.response_id)
-        .join(Member, by_member)
-        .where(submitted)
-        .group_by(Member.commune, QuestionAnswer.question_id)
-    )
-    # setdefault: a response erased (/forget) between two reads leaves no hole.
-    for commune, qid, n in seen:
-        out.setdefault(commune, Tally(0, {}, {})).seen[qid] = n
     chosen = await session.execute(
-        select(
-            Member.commune,
-            Member.language,
-            AnswerChoice.question_id,
-            AnswerChoice.option_id,
-            func.count(),
-        )
+        select(Member.language, AnswerChoice.question_id, AnswerChoice.option_id, func.count())
         .select_from(AnswerChoice)
         .join(Response, Response.id == AnswerChoice.response_id)
-        .join(Member, by_member)
-        .where(submitted)
-        .group_by(Member.commune, Member.language, AnswerChoice.question_id, AnswerChoice.option_id)
+        .join(Member, Member.id == Response.member_id)
+        .where(_submitted(consultation_id))
+        .group_by(Member.language, AnswerChoice.question_id, AnswerChoice.option_id)
     )
-    by_language: dict[tuple[str, str, str | None], int] = {}
-    for commune, lang, qid, oid, n in chosen:
-        counts = out.setdefault(commune, Tally(0, {}, {})).chosen
-        counts[(qid, oid)] = counts.get((qid, oid), 0) + n
-        by_language[(qid, oid, lang)] = by_language.get((qid, oid, lang), 0) + n
-    return ResultsCounts(out, by_language)
+    by_language = {(qid, oid, lang): n for lang, qid, oid, n in chosen}
+    return ResultsCounts(tallies_of(counted), by_language)
 
 
 async def ideas(session: AsyncSession, consultation_id: str) -> list[tuple[Idea, int]]:

@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.hot_path.statements import Direct
-from storage.models import AnswerChoice, Member, QuestionAnswer, Response
+from storage.models import QuestionAnswer, Response, TallyCount
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,20 @@ def _submitted_in(consultation: Any) -> Any:
 class _TallyStatements:
     submitted: Any
     last_change: Any
-    seen: Any
-    chosen: Any
+    counts: Any
+    free_texts: Any
+
+
+# tally_counts' rows (storage/models.py, TallyCount): '' for no commune, no question (the
+# respondents) or no option (the question answered); '*' a free text given.
+NO_COMMUNE = ""
+RESPONDENTS = ""
+ANSWERED = ""
+FREE_TEXT = "*"
+
+
+# The counted rows, for `tallies_of`.
+COUNTS = select(TallyCount.commune, TallyCount.question_id, TallyCount.option_id, TallyCount.n)
 
 
 @cache
@@ -55,20 +67,45 @@ def _tally_statements() -> _TallyStatements:
     """Built once: run by storage/hot_path/statements.py's `reading_aside`, off the loop."""
     submitted = _submitted_in(bindparam("c"))
     responses = select(func.count()).select_from(Response).where(submitted)
+    mine = (TallyCount.consultation_id == bindparam("c")) & (TallyCount.n != 0)
     return _TallyStatements(
         # Two statements, not one: each is an index-only scan of ix_responses_submitted, and
         # max() alone is a single index probe (together SQLite visits every entry twice).
         submitted=responses,
         last_change=select(func.max(Response.updated_at)).where(submitted),
-        seen=select(QuestionAnswer.question_id, func.count())
-        .join(Response, Response.id == QuestionAnswer.response_id)
-        .where(submitted)
-        .group_by(QuestionAnswer.question_id),
-        chosen=select(AnswerChoice.question_id, AnswerChoice.option_id, func.count())
-        .join(Response, Response.id == AnswerChoice.response_id)
-        .where(submitted)
-        .group_by(AnswerChoice.question_id, AnswerChoice.option_id),
+        # Kept by the database's triggers as answers change (migration 0015): a few hundred
+        # rows, where counting the answers took seconds at 100,000 responses.
+        counts=COUNTS.where(mine),
+        free_texts=select(TallyCount.question_id, func.sum(TallyCount.n))
+        .where(mine & (TallyCount.option_id == FREE_TEXT))
+        .group_by(TallyCount.question_id),
     )
+
+
+def tallies_of(rows: Iterable[Any]) -> dict[str | None, Tally]:
+    """Each commune's Tally from its counted rows (None: no commune given)."""
+    out: dict[str | None, Tally] = {}
+    for commune, qid, oid, n in rows:
+        tally = out.setdefault(commune or None, Tally(0, {}, {}))
+        if qid == RESPONDENTS:
+            out[commune or None] = Tally(int(n), tally.seen, tally.chosen)
+        elif oid == ANSWERED:
+            tally.seen[qid] = int(n)
+        elif oid != FREE_TEXT:
+            tally.chosen[(qid, oid)] = int(n)
+    return out
+
+
+def network(tallies: dict[str | None, Tally]) -> Tally:
+    """The network's Tally: the communes' summed."""
+    seen: dict[str, int] = {}
+    chosen: dict[tuple[str, str], int] = {}
+    for part in tallies.values():
+        for qid, n in part.seen.items():
+            seen[qid] = seen.get(qid, 0) + n
+        for key, n in part.chosen.items():
+            chosen[key] = chosen.get(key, 0) + n
+    return Tally(sum(part.respondents for part in tallies.values()), seen, chosen)
 
 
 def _utc(value: datetime | str | None) -> datetime | None:
@@ -89,20 +126,18 @@ async def data_version(session: AsyncSession, consultation_id: str) -> DataVersi
 
 
 async def tally(session: AsyncSession, consultation_id: str) -> Tally:
-    """Counted by the database (GROUP BY), read off the event loop: seconds of SQLite's work
-    at 100,000 responses must not stop every member's taps. Committed data only: it reads on
-    a connection of its own, not in `session`'s transaction."""
-    sql = _tally_statements()
-    params = {"c": consultation_id}
+    """The submitted responses counted, in the network. Committed data only: it reads on a
+    connection of its own, off the event loop, not in `session`'s transaction."""
+    return network(await tally_by_commune(session, consultation_id))
+
+
+async def tally_by_commune(session: AsyncSession, consultation_id: str) -> dict[str | None, Tally]:
+    """`tally` per commune of the respondents: None holds those who gave none (rather not
+    say, never asked). The groups add up to the network's tally. Read off the event loop,
+    committed data only, as `tally`."""
     async with Direct.of_session(session).reading_aside() as db:
-        respondents = (await db.rows(sql.submitted, params))[0][0]
-        seen_rows = await db.rows(sql.seen, params)
-        chosen_rows = await db.rows(sql.chosen, params)
-    return Tally(
-        respondents=int(respondents or 0),
-        seen={qid: n for qid, n in seen_rows},
-        chosen={(qid, oid): n for qid, oid, n in chosen_rows},
-    )
+        rows = await db.rows(_tally_statements().counts, {"c": consultation_id})
+    return tallies_of(rows)
 
 
 async def respondents_by_commune(
@@ -110,61 +145,13 @@ async def respondents_by_commune(
 ) -> dict[str | None, int]:
     """Submitted responses per commune of their authors (None: no commune given)."""
     rows = await session.execute(
-        select(Member.commune, func.count())
-        .select_from(Response)
-        .join(Member, Member.id == Response.member_id)
-        .where(Response.consultation_id == consultation_id, Response.status == "submitted")
-        .group_by(Member.commune)
-    )
-    return {commune: n for commune, n in rows}
-
-
-@cache
-def _by_commune_statements() -> _TallyStatements:
-    """`_tally_statements` grouped by the respondents' commune as well; built once."""
-    submitted = _submitted_in(bindparam("c"))
-    by_member = Member.id == Response.member_id
-    return _TallyStatements(
-        submitted=select(Member.commune, func.count())
-        .select_from(Response)
-        .join(Member, by_member)
-        .where(submitted)
-        .group_by(Member.commune),
-        last_change=None,
-        seen=select(Member.commune, QuestionAnswer.question_id, func.count())
-        .select_from(QuestionAnswer)
-        .join(Response, Response.id == QuestionAnswer.response_id)
-        .join(Member, by_member)
-        .where(submitted)
-        .group_by(Member.commune, QuestionAnswer.question_id),
-        chosen=select(
-            Member.commune, AnswerChoice.question_id, AnswerChoice.option_id, func.count()
+        select(TallyCount.commune, TallyCount.n).where(
+            TallyCount.consultation_id == consultation_id,
+            TallyCount.question_id == RESPONDENTS,
+            TallyCount.n != 0,
         )
-        .select_from(AnswerChoice)
-        .join(Response, Response.id == AnswerChoice.response_id)
-        .join(Member, by_member)
-        .where(submitted)
-        .group_by(Member.commune, AnswerChoice.question_id, AnswerChoice.option_id),
     )
-
-
-async def tally_by_commune(session: AsyncSession, consultation_id: str) -> dict[str | None, Tally]:
-    """`tally` per commune of the respondents (GROUP BY members.commune): None holds those who
-    gave none (rather not say, never asked). The groups add up to the network's tally. Read
-    off the event loop, committed data only, as `tally`."""
-    sql = _by_commune_statements()
-    params = {"c": consultation_id}
-    async with Direct.of_session(session).reading_aside() as db:
-        respondents = await db.rows(sql.submitted, params)
-        seen_rows = await db.rows(sql.seen, params)
-        chosen_rows = await db.rows(sql.chosen, params)
-    out = {commune: Tally(int(n), {}, {}) for commune, n in respondents}
-    # setdefault: a response erased (/forget) between two reads leaves no hole.
-    for commune, qid, n in seen_rows:
-        out.setdefault(commune, Tally(0, {}, {})).seen[qid] = n
-    for commune, qid, oid, n in chosen_rows:
-        out.setdefault(commune, Tally(0, {}, {})).chosen[(qid, oid)] = n
-    return out
+    return {commune or None: n for commune, n in rows}
 
 
 @dataclass(frozen=True)
@@ -205,43 +192,34 @@ async def free_text_answers(
 
 
 @cache
-def _free_text_statements() -> tuple[Any, Any]:
-    """(counts per question, the latest answers of one question): run off the loop."""
+def _latest_free_texts() -> Any:
+    """The latest answers of one text question: run off the loop."""
     given = (
         _submitted_in(bindparam("c"))
         & QuestionAnswer.text.is_not(None)
         & (QuestionAnswer.text != "")
     )
-    counts = (
-        select(QuestionAnswer.question_id, func.count())
-        .join(Response, Response.id == QuestionAnswer.response_id)
-        .where(given)
-        .group_by(QuestionAnswer.question_id)
-    )
-    latest = (
+    return (
         select(QuestionAnswer.text, Response.submitted_at)
         .join(Response, Response.id == QuestionAnswer.response_id)
         .where(given & (QuestionAnswer.question_id == bindparam("q")))
         .order_by(Response.submitted_at.desc(), Response.id.desc())
         .limit(bindparam("n", type_=sa.Integer()))
     )
-    return counts, latest
 
 
 async def free_text_counts(session: AsyncSession, consultation_id: str) -> dict[str, int]:
     """How many submitted responses hold a non-empty free text, per question (off the loop)."""
-    counts, _latest = _free_text_statements()
     async with Direct.of_session(session).reading_aside() as db:
-        rows = await db.rows(counts, {"c": consultation_id})
-    return {qid: n for qid, n in rows}
+        rows = await db.rows(_tally_statements().free_texts, {"c": consultation_id})
+    return {qid: int(n) for qid, n in rows}
 
 
 async def latest_free_texts(
     session: AsyncSession, consultation_id: str, question_id: str, limit: int
 ) -> list[FreeText]:
     """The `limit` newest non-empty answers to one text question (off the loop)."""
-    _counts, latest = _free_text_statements()
     params = {"c": consultation_id, "q": question_id, "n": limit}
     async with Direct.of_session(session).reading_aside() as db:
-        rows = await db.rows(latest, params)
+        rows = await db.rows(_latest_free_texts(), params)
     return [FreeText(question_id, text, _utc(at)) for text, at in rows]
