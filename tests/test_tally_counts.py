@@ -8,18 +8,26 @@ from __future__ import annotations
 import asyncio
 import random
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, func, literal, select, union_all
+from sqlalchemy import delete, func, literal, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.consultation import Consultation, PhaseKind
 from bot.survey.service import SurveyService
+from storage.db import make_engine, make_sessionmaker, upgrade_async
 from storage.models import AnswerChoice, Member, QuestionAnswer, Response, TallyCount
 from storage.repositories.communes import CommuneRepository
 from storage.repositories.members import MemberRepository, erase
 from storage.repositories.tallies import tally, tally_by_commune
-from tests.support import answer_survey, consultation_with_notes, seed_answers
+from tests.support import (
+    answer_survey,
+    consultation_with_notes,
+    postgres_database,
+    seed_answers,
+    unique_name,
+)
 
 Counts = dict[tuple[str, str, str], int]
 COMMUNES = ("namur", "liege", None)
@@ -198,3 +206,50 @@ async def test_a_crowd_submitting_editing_and_moving_at_once_counts_right(
         counted = await recounted(session, consultation.id)
         assert await kept(session, consultation.id) == counted
         assert sum(n for (_c, q, _o), n in counted.items() if not q) == 60
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "postgresql"])
+async def test_upgrading_counts_the_responses_already_there(
+    storage: str, tmp_path: Path, consultation: Consultation
+) -> None:
+    """A deployment upgraded to 0015 with answers stored: the counts start from them."""
+    name = unique_name("cbt")
+    if storage == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'before.db'}"
+    else:
+        url = await postgres_database(name, create=True)
+    try:
+        await upgrade_async(url, "0014")
+        engine = make_engine(url)
+        try:
+            async with engine.begin() as conn:
+                rows = [
+                    "INSERT INTO members (id, first_name, blocked, created_at, commune) VALUES"
+                    " (1, 'a', false, '2026-01-01', 'namur'), (2, 'b', false, '2026-01-01', NULL),"
+                    " (3, 'c', false, '2026-01-01', 'namur')",
+                    "INSERT INTO responses (id, consultation_id, member_id, status, updated_at)"
+                    f" VALUES (1, '{consultation.id}', 1, 'submitted', '2026-01-01'),"
+                    f" (2, '{consultation.id}', 2, 'submitted', '2026-01-01'),"
+                    f" (3, '{consultation.id}', 3, 'draft', '2026-01-01')",
+                    "INSERT INTO question_answers (response_id, question_id, text) VALUES"
+                    " (1, 'challenges', NULL), (1, 'notes', 'Des bancs'), (2, 'challenges', NULL),"
+                    " (3, 'challenges', NULL)",
+                    "INSERT INTO answer_choices (response_id, question_id, option_id) VALUES"
+                    " (1, 'challenges', 'inclusion'), (2, 'challenges', 'inclusion'),"
+                    " (2, 'challenges', 'strategy'), (3, 'challenges', 'strategy')",
+                ]
+                for sql in rows:
+                    await conn.execute(text(sql))
+            await upgrade_async(url)
+            async with make_sessionmaker(engine)() as session:
+                counted = await recounted(session, consultation.id)
+                assert await kept(session, consultation.id) == counted
+                assert counted[("namur", "challenges", "inclusion")] == 1
+                assert counted[("", "challenges", "strategy")] == 1
+                assert counted[("namur", "notes", "*")] == 1
+                assert ("namur", "challenges", "strategy") not in counted  # a draft
+        finally:
+            await engine.dispose()
+    finally:
+        if storage == "postgresql":
+            await postgres_database(name, create=False)
