@@ -279,5 +279,11 @@ async def _free_texts(session: AsyncSession, consultation: Consultation) -> Free
     if not questions:
         return FreeTexts({}, {})
     cid = consultation.id
-    latest = {q: await latest_free_texts(session, cid, q, LATEST_FREE_TEXTS) for q in questions}
-    return FreeTexts(await free_text_counts(session, cid), latest)
+    counts = await free_text_counts(session, cid)
+    # A question nobody wrote in is not searched: with few texts among 100,000 responses,
+    # finding the latest ones visits them all.
+    latest = {
+        q: await latest_free_texts(session, cid, q, LATEST_FREE_TEXTS) if counts.get(q) else []
+        for q in questions
+    }
+    return FreeTexts(counts, latest)
