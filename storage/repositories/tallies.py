@@ -85,10 +85,11 @@ def _tally_statements() -> _TallyStatements:
 def tallies_of(rows: Iterable[Any]) -> dict[str | None, Tally]:
     """Each commune's Tally from its counted rows (None: no commune given)."""
     out: dict[str | None, Tally] = {}
-    for commune, qid, oid, n in rows:
-        tally = out.setdefault(commune or None, Tally(0, {}, {}))
+    for stored, qid, oid, n in rows:
+        commune = None if stored == NO_COMMUNE else stored
+        tally = out.setdefault(commune, Tally(0, {}, {}))
         if qid == RESPONDENTS:
-            out[commune or None] = Tally(int(n), tally.seen, tally.chosen)
+            out[commune] = Tally(int(n), tally.seen, tally.chosen)
         elif oid == ANSWERED:
             tally.seen[qid] = int(n)
         elif oid != FREE_TEXT:
@@ -151,7 +152,7 @@ async def respondents_by_commune(
             TallyCount.n != 0,
         )
     )
-    return {commune or None: n for commune, n in rows}
+    return {None if commune == NO_COMMUNE else commune: n for commune, n in rows}
 
 
 @dataclass(frozen=True)
