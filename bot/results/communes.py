@@ -27,7 +27,7 @@ from bot.results.tally import (
     several_answers,
     whose_answers,
 )
-from storage.repositories.tallies import Tally, tally_by_commune
+from storage.repositories.tallies import Tally, add, tally_by_commune
 
 # The organisers' table: communes below the minimum, and respondents who gave no commune.
 OTHER = "other"
@@ -38,17 +38,6 @@ def shown_beside(group: int, network: int, min_group: int) -> bool:
     enough (or nobody) in the rest of the network."""
     rest = network - group
     return group >= min_group and (rest == 0 or rest >= min_group)
-
-
-def add(tallies: list[Tally]) -> Tally:
-    seen: dict[str, int] = {}
-    chosen: dict[tuple[str, str], int] = {}
-    for t in tallies:
-        for qid, n in t.seen.items():
-            seen[qid] = seen.get(qid, 0) + n
-        for key, n in t.chosen.items():
-            chosen[key] = chosen.get(key, 0) + n
-    return Tally(sum(t.respondents for t in tallies), seen, chosen)
 
 
 class Hidden(StrEnum):
@@ -99,7 +88,7 @@ class ByCommune:
     network: Results = field(init=False)
 
     def __post_init__(self) -> None:
-        total = add(list(self.tallies.values()))
+        total = add(self.tallies.values())
         object.__setattr__(self, "network", rank(self.consultation, total))
 
     def respondents(self, commune: str | None) -> int:

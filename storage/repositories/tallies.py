@@ -82,11 +82,15 @@ def _tally_statements() -> _TallyStatements:
     )
 
 
+def _commune(stored: str) -> str | None:
+    return None if stored == NO_COMMUNE else stored
+
+
 def tallies_of(rows: Iterable[Any]) -> dict[str | None, Tally]:
     """Each commune's Tally from its counted rows (None: no commune given)."""
     out: dict[str | None, Tally] = {}
     for stored, qid, oid, n in rows:
-        commune = None if stored == NO_COMMUNE else stored
+        commune = _commune(stored)
         tally = out.setdefault(commune, Tally(0, {}, {}))
         if qid == RESPONDENTS:
             out[commune] = Tally(int(n), tally.seen, tally.chosen)
@@ -97,16 +101,17 @@ def tallies_of(rows: Iterable[Any]) -> dict[str | None, Tally]:
     return out
 
 
-def network(tallies: dict[str | None, Tally]) -> Tally:
-    """The network's Tally: the communes' summed."""
+def add(tallies: Iterable[Tally]) -> Tally:
+    """Tallies summed: the network's is its communes'."""
+    parts = list(tallies)
     seen: dict[str, int] = {}
     chosen: dict[tuple[str, str], int] = {}
-    for part in tallies.values():
+    for part in parts:
         for qid, n in part.seen.items():
             seen[qid] = seen.get(qid, 0) + n
         for key, n in part.chosen.items():
             chosen[key] = chosen.get(key, 0) + n
-    return Tally(sum(part.respondents for part in tallies.values()), seen, chosen)
+    return Tally(sum(part.respondents for part in parts), seen, chosen)
 
 
 def _utc(value: datetime | str | None) -> datetime | None:
@@ -129,7 +134,7 @@ async def data_version(session: AsyncSession, consultation_id: str) -> DataVersi
 async def tally(session: AsyncSession, consultation_id: str) -> Tally:
     """The submitted responses counted, in the network. Committed data only: it reads on a
     connection of its own, off the event loop, not in `session`'s transaction."""
-    return network(await tally_by_commune(session, consultation_id))
+    return add((await tally_by_commune(session, consultation_id)).values())
 
 
 async def tally_by_commune(session: AsyncSession, consultation_id: str) -> dict[str | None, Tally]:
@@ -152,7 +157,7 @@ async def respondents_by_commune(
             TallyCount.n != 0,
         )
     )
-    return {None if commune == NO_COMMUNE else commune: n for commune, n in rows}
+    return {_commune(stored): n for stored, n in rows}
 
 
 @dataclass(frozen=True)
