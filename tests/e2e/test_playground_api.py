@@ -22,6 +22,8 @@ AMELIE = PERSONAS[0].user_id
 
 
 def test_the_bundled_bot_api_description_is_the_shared_one() -> None:
+    if not SHARED_SPEC_PATH.exists():  # a clone on its own: the bundled copy is all there is
+        pytest.skip(f"no {SHARED_SPEC_PATH} beside this clone to compare the bundled copy with")
     with gzip.open(BUNDLED_SPEC_PATH, "rt", encoding="utf-8") as bundled:
         copy = json.load(bundled)
     assert copy == json.loads(SHARED_SPEC_PATH.read_text(encoding="utf-8")), (
