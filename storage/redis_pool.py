@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
@@ -35,12 +33,3 @@ def redis_client(url: str, size: int = POOL_SIZE) -> Redis:
             health_check_interval=30,
         )
     )
-
-
-async def open_connections(client: Redis, count: int = POOL_SIZE) -> None:
-    """Connect `count` of the pool's connections now and keep them: otherwise the first crowd
-    after a start opens them one by one (a handshake and its CPU each) while members wait."""
-    pool = client.connection_pool
-    taken = await asyncio.gather(*(pool.get_connection() for _ in range(count)))
-    for connection in taken:
-        await pool.release(connection)

@@ -6,13 +6,15 @@ import asyncio
 import itertools
 import logging
 import secrets
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from aiogram.fsm.storage.base import BaseEventIsolation, DefaultKeyBuilder, StorageKey
 from aiogram.fsm.storage.memory import SimpleEventIsolation
+
+from storage.redis_pipelined import PipelinedRedis, Script
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -28,9 +30,12 @@ RETRY_SECONDS = 0.01
 
 # Take the lock; once taken, read the member's dialog stack and the context on top of it
 # (aiogram-dialog reads both next): one round trip instead of three. A stack that does not
-# parse, or keys laid out otherwise, only means nothing is read ahead.
+# parse, or keys laid out otherwise, only means nothing is read ahead. Already ours counts as
+# taken: a command sent again after a dropped connection may have run the first time.
 _ACQUIRE = """
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return false end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local stack = redis.call('GET', KEYS[2])
 if not stack then return {1} end
 local ok, parsed = pcall(cjson.decode, stack)
@@ -73,7 +78,11 @@ class SharedMemberLock(BaseEventIsolation):
     and is polled every few milliseconds only while one of them holds it.
 
     With `storage` (the Redis dialog storage, storage/dialog_state/redis_storage.py) the lock reads the
-    member's dialog stack and context in the same round trip and hands them over."""
+    member's dialog stack and context in the same round trip and hands them over.
+
+    The scripts go through one pipelined connection (storage/redis_pipelined.py): every tap
+    sends two, and redis-py's command path was most of their cost. `redis` (redis-py) names
+    the server and serves the tests' and tools' own commands."""
 
     def __init__(
         self,
@@ -85,13 +94,24 @@ class SharedMemberLock(BaseEventIsolation):
         self.key_builder = key_builder or DefaultKeyBuilder()
         self.local = SimpleEventIsolation()
         self.storage = storage
-        self.acquire = redis.register_script(_ACQUIRE)
-        self.release = redis.register_script(_RELEASE)
-        self.renew = redis.register_script(_RENEW)
+        self.fast = PipelinedRedis.like(redis)
+        if storage is not None:
+            storage.fast = self.fast
+        self.acquire = self._script(_ACQUIRE)
+        self.release = self._script(_RELEASE)
+        self.renew = self._script(_RENEW)
         # Locks this process holds (name -> token): one task renews them all, so a slow
         # update costs no task of its own.
         self.held: dict[str, str] = {}
         self.renewer: asyncio.Task[None] | None = None
+
+    def _script(self, body: str) -> Callable[..., Awaitable[Any]]:
+        script = Script(body)
+
+        async def run(keys: list[Any], args: list[Any]) -> Any:
+            return await self.fast.run(script, keys, args)
+
+        return run
 
     async def _renew_held(self) -> None:
         while self.held:
@@ -172,12 +192,11 @@ class SharedMemberLock(BaseEventIsolation):
 
     async def open(self) -> None:
         """Connect ahead of the first crowd: every update takes and releases its lock here."""
-        from storage.redis_pool import open_connections
-
-        await open_connections(self.redis)
+        await self.fast.open()
 
     async def close(self) -> None:
         if self.renewer is not None:
             self.renewer.cancel()
         await self.local.close()
+        await self.fast.close()
         await self.redis.aclose(close_connection_pool=True)

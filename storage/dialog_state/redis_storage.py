@@ -10,6 +10,8 @@ from typing import Any, cast
 from aiogram.fsm.storage.base import StorageKey
 from aiogram.fsm.storage.redis import RedisStorage
 
+from storage.redis_pipelined import PipelinedRedis
+
 
 @dataclass
 class Turn:
@@ -38,6 +40,8 @@ class RedisDialogStorage(RedisStorage):
         super().__init__(*args, **kwargs)
         # Per task (an update), the turns it holds, innermost last.
         self.turns: dict[asyncio.Task[Any] | None, list[Turn]] = {}
+        # The lock's pipelined connection, lent for a turn's reads (set by the lock).
+        self.fast: PipelinedRedis | None = None
 
     def begin_turn(self, prefix: str, ahead: Mapping[str, bytes | str | None]) -> None:
         """The current task holds the lock of the member whose keys start with `prefix`;
@@ -78,7 +82,7 @@ class RedisDialogStorage(RedisStorage):
         if redis_key in turn.ahead:
             raw = turn.ahead.pop(redis_key)
         else:
-            value = await self.redis.get(redis_key)
+            value = await (self.fast or self.redis).execute_command("GET", redis_key)
             raw = value.decode("utf-8") if isinstance(value, bytes) else value
         turn.seen[redis_key] = raw
         return self._loads(raw)
