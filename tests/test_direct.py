@@ -250,11 +250,12 @@ async def test_a_hot_path_statement_is_one_round_trip_and_a_failed_block_still_r
         await direct.open()
         pool = await direct._asyncpg_pool()
         sent: list[str] = []
-        for holder in pool._holders:  # every connection of the pool logs what it sends
-            holder._con.add_query_logger(lambda record: sent.append(record.query))
+        for conn in pool.idle:  # every connection of the pool logs what it sends
+            conn.add_query_logger(lambda record: sent.append(record.query))
         for _ in range(3):
             async with direct.reading() as db:
                 await db.rows(select(Member.id))
+        await asyncio.sleep(0)  # asyncpg calls query loggers on the loop's next turn
         assert len(sent) == 3, sent
         assert not [q for q in sent if "RESET" in q.upper() or "UNLISTEN" in q.upper()]
         with pytest.raises(RuntimeError):
@@ -293,3 +294,80 @@ async def test_background_reads_on_postgresql_take_one_core(postgres_url: str) -
     finally:
         await engine.dispose()
         await export_engine.dispose()
+
+
+async def test_hot_path_connections_ended_by_the_server_are_made_again(postgres_url: str) -> None:
+    """A database restart ends every connection: the next taps get new ones, none fails."""
+    engine = make_engine(postgres_url)
+    killer = make_engine(postgres_url)
+    try:
+        direct = Direct.of(engine)
+        await direct.open()
+        pool = await direct._asyncpg_pool()
+        old = list(pool.idle)
+        pids = [conn.get_server_pid() for conn in old]
+        ended = asyncio.Semaphore(0)
+        for conn in old:
+            conn.add_termination_listener(lambda _conn: ended.release())
+        async with killer.connect() as conn:
+            for pid in pids:
+                await conn.execute(select(func.pg_terminate_backend(pid)))
+        async with asyncio.timeout(10):  # every one of them seen ended
+            for _ in old:
+                await ended.acquire()
+        assert all(c.is_closed() for c in old)
+
+        async def read() -> int:
+            async with direct.reading() as db:
+                return len(await db.rows(select(Member.id)))
+
+        assert await asyncio.gather(*(read() for _ in range(30))) == [0] * 30
+        assert pool.get_size() <= ASYNCPG_POOL_SIZE
+        assert not set(pids) & {c.get_server_pid() for c in pool.idle}
+    finally:
+        await engine.dispose()
+        await killer.dispose()
+
+
+async def test_a_refused_statement_keeps_its_connection_a_cancelled_one_does_not(
+    postgres_url: str,
+) -> None:
+    import asyncpg
+
+    engine = make_engine(postgres_url)
+    try:
+        direct = Direct.of(engine)
+        direct.limit(1, 0.3)  # one connection: every block reuses it or makes a new one
+        async with direct.reading() as db:
+            first = (await db.rows(select(func.pg_backend_pid())))[0][0]
+        with pytest.raises(asyncpg.DivisionByZeroError):
+            async with direct.reading() as db:
+                await db.rows(select(1 / bindparam("zero")), {"zero": 0})
+        async with direct.reading() as db:
+            assert (await db.rows(select(func.pg_backend_pid())))[0][0] == first
+
+        started = asyncio.Event()
+
+        async def slow() -> None:
+            async with direct.reading() as db:
+                started.set()
+                await db.rows(select(func.pg_sleep(5)))
+
+        task = asyncio.create_task(slow())
+        await started.wait()
+        # the only connection is taken: a caller past the size waits, then gives up clearly
+        with pytest.raises(statements.PoolExhausted):
+            async with direct.reading() as db:
+                pass
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        async with asyncio.timeout(2):  # not behind the cancelled pg_sleep(5)
+            async with direct.reading() as db:
+                again = (await db.rows(select(func.pg_backend_pid())))[0][0]
+        assert again != first  # mid-query when cancelled: closed, a new one made
+        pool = await direct._asyncpg_pool()
+        assert pool.get_size() == 1
+    finally:
+        await engine.dispose()

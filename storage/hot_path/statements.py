@@ -9,9 +9,9 @@ a savepoint. Here they are prebuilt Core statements run on a plain connection:
   engine's own: one reads (autocommit, WAL: it never waits), one writes, behind the engine's
   write gate like every other writer of the process, in `BEGIN IMMEDIATE` transactions;
 - on PostgreSQL (asyncpg), compiled once and run on a small asyncpg pool of this engine's
-  own: through SQLAlchemy a one-statement read cost ~0.6 ms of CPU (pre-ping, BEGIN,
-  ROLLBACK around it), on asyncpg ~0.1 ms. asyncpg's pool replaces a closed connection
-  when it is next acquired (a database restart);
+  own (storage/hot_path/asyncpg_pool.py): through SQLAlchemy a one-statement read cost
+  ~0.6 ms of CPU (pre-ping, BEGIN, ROLLBACK around it), on asyncpg ~0.1 ms. A closed
+  connection is replaced when next needed (a database restart);
 - on any other database, on a connection of the engine's pool.
 
 Rows come back as the driver gives them: select plain columns (text, integers), not
@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from storage.hot_path.asyncpg_pool import ConnectionPool
 from storage.hot_path.sqlite_driver import retry_busy
 from storage.pools import PoolExhausted, exhausted
 
@@ -131,10 +132,11 @@ class _SQLite:
         await retry_busy(lambda: self.conn.execute(compiled.sql, one), self.direct.busy)
 
 
-async def _nothing_more_to_reset(conn: Any) -> None:
-    """asyncpg's pool undoes an open transaction of a connection it gets back, then by default
-    sends one more query (advisory locks, cursors, LISTEN, settings): a round trip per tap for
-    state these statements never set. The transaction is still undone; that is all it needs."""
+@functools.cache
+def _refused() -> type[Exception]:
+    import asyncpg
+
+    return asyncpg.PostgresError
 
 
 class _Asyncpg:
@@ -214,8 +216,7 @@ class Direct:
         self.asyncpg = database is None and engine.dialect.driver == "asyncpg"
         self.pool_size = ASYNCPG_POOL_SIZE
         self.acquire_timeout = 30.0
-        self._pool: Any = None
-        self._pool_lock = asyncio.Lock()
+        self._pool: ConnectionPool | None = None
         # Worker threads' own connections for long reads (`reading_aside`), closed with ours.
         self._aside = threading.local()
         self._aside_connections: list[sqlite3.Connection] = []
@@ -275,23 +276,16 @@ class Direct:
         conn.set_trace_callback(self._trace)
         return conn
 
-    async def _asyncpg_pool(self, full: bool = False) -> Any:
+    async def _asyncpg_pool(self, full: bool = False) -> ConnectionPool:
         if self._pool is None:
-            async with self._pool_lock:
-                if self._pool is None:
-                    import asyncpg
+            import asyncpg
 
-                    args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
-                    pool = await asyncpg.create_pool(
-                        *args,
-                        **kwargs,
-                        min_size=self.pool_size if full else 1,
-                        max_size=self.pool_size,
-                        # Kept open: idle for minutes before an announcement is usual.
-                        max_inactive_connection_lifetime=0 if full else 300,
-                        reset=_nothing_more_to_reset,
-                    )
-                    self._pool = pool
+            args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+            self._pool = ConnectionPool(
+                functools.partial(asyncpg.connect, *args, **kwargs), self.pool_size
+            )
+        if full:
+            await self._pool.fill()
         return self._pool
 
     async def open(self) -> None:
@@ -302,20 +296,27 @@ class Direct:
             await self._asyncpg_pool(full=True)
 
     @contextlib.asynccontextmanager
-    async def _acquire(self, pool: Any) -> AsyncIterator[Any]:
-        """A connection of the asyncpg pool, or a clear error once none came free in time."""
-        try:
-            # asyncio.timeout, not acquire(timeout=): asyncpg wraps a timed acquire in a task
-            async with asyncio.timeout(self.acquire_timeout):
-                conn = await pool.acquire()
-        except TimeoutError:
-            message = exhausted("hot-path (asyncpg)", self.pool_size, self.acquire_timeout)
-            log.error(message)
-            raise PoolExhausted(message) from None
+    async def _acquire(self, pool: ConnectionPool) -> AsyncIterator[Any]:
+        """A connection of the pool, or a clear error once none came free in time."""
+        if pool.idle:
+            conn = await pool.take()  # one is free: no wait to bound
+        else:
+            try:
+                async with asyncio.timeout(self.acquire_timeout):
+                    conn = await pool.take()
+            except TimeoutError:
+                message = exhausted("hot-path (asyncpg)", self.pool_size, self.acquire_timeout)
+                log.error(message)
+                raise PoolExhausted(message) from None
+        clean = False
         try:
             yield conn
+            clean = True
+        except _refused():  # the server refused a statement: the connection is fine
+            clean = True
+            raise
         finally:
-            await pool.release(conn)
+            pool.give_back(conn, clean)
 
     def _terminate(self, _engine: Any = None) -> None:
         """The engine is disposed: so is the asyncpg pool (made again if the engine is used)."""
