@@ -14,23 +14,47 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
-from storage.hot_path.statements import BACKGROUND_NICE
+from storage.hot_path.statements import BACKGROUND_NICE, background_priority
 
 WATCH_EVERY = 1.0  # seconds between two looks at the parent
+# The worker's priority when it began, before its initializer (for tests/test_worker_pool.py).
+started_nice: int | None = None
 
 
 def worker_pool() -> ProcessPoolExecutor:
-    """One background worker process, started on the first job."""
-    return ProcessPoolExecutor(
+    """One background worker process, started now at the lower priority.
+
+    A process takes the priority of the thread that starts it, and a worker's start-up (the
+    interpreter, then the bot's modules the spawn imports: ~0.6 s of CPU) comes before its
+    initializer. Started by the first job from the event loop's thread, a worker took that
+    CPU from the members' taps: an organiser's first /export in a crowd. Here it is started
+    from a thread of lower priority."""
+    pool = ProcessPoolExecutor(
         max_workers=1,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_worker,
         initargs=(BACKGROUND_NICE,),
     )
 
+    def start() -> None:
+        background_priority()
+        pool.submit(int)  # spawns the worker (and the pool's thread, at this priority too)
+
+    starter = threading.Thread(target=start, name="worker-start")
+    starter.start()
+    starter.join()
+    return pool
+
+
+def priority_at_start() -> int | None:
+    """In a worker: its priority (nice) when it began, before its initializer ran."""
+    return started_nice
+
 
 def _start_worker(nice: int) -> None:
-    os.nice(nice)
+    global started_nice
+    started_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    os.setpriority(os.PRIO_PROCESS, 0, nice)  # where priorities are not per thread
     parent = os.getppid()
 
     def exit_with_parent() -> None:

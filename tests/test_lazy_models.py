@@ -101,6 +101,7 @@ WARM = textwrap.dedent(
 
     results = lazy_models.warm_up()
     tap = [methods.EditMessageText, methods.AnswerCallbackQuery, methods.SendMessage]
+    tap += [methods.SendMediaGroup, methods.SendPhoto, methods.SendDocument]  # /results
     cold = [m.__name__ for m in tap if not m.__pydantic_complete__]
     cold += [str(r) for r in results if not r.__pydantic_complete__]
     # the models a request builds are the ones warmed, not new ones

@@ -55,3 +55,17 @@ def test_workers_exit_when_the_bot_is_killed() -> None:
         for pid in workers:
             if running(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_worker_starts_at_the_lower_priority() -> None:
+    # Started by a job from the event loop's thread, a worker spent its start-up (~0.6 s of
+    # CPU: the interpreter and the modules the spawn imports) at the bot's own priority.
+    from bot.worker_pool import priority_at_start, worker_pool
+    from storage.hot_path.statements import BACKGROUND_NICE
+
+    pool = worker_pool()
+    try:
+        assert pool.submit(priority_at_start).result(timeout=60) == BACKGROUND_NICE
+        assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the caller's own is unchanged
+    finally:
+        pool.shutdown()

@@ -130,6 +130,11 @@ def warm_up() -> tuple[type[BaseModel], ...]:
         methods.EditMessageReplyMarkup,
         methods.AnswerCallbackQuery,
         methods.DeleteMessage,
+        # the results' albums and the council's report: built at a crowd's first /results,
+        # the loop stood still 30-50 ms for each (bench/results_load.py)
+        methods.SendMediaGroup,
+        methods.SendPhoto,
+        methods.SendDocument,
     )
     results = tuple(Response[method.__returning__] for method in hot)  # type: ignore[name-defined]
     for model in (*hot, *results):
