@@ -45,6 +45,7 @@ from bench.survey_members import (  # noqa: E402
     _changed_since,
     _choose,
     _screen,
+    measuring,
     open_chat,
     stop_process,
 )
@@ -389,9 +390,10 @@ async def one_run(args: argparse.Namespace, tmp: Path) -> tuple[Round, Round, St
         async def members_round(name: str, ids: list[int]) -> Round:
             pid = process.pid
             cpu0 = (_proc_cpu(pid), _children_cpu(pid), _servers_cpu(), time.process_time())
-            started = time.perf_counter()
-            walks = await asyncio.gather(*(walk(emu, emu.user(i), pause) for i in ids))
-            seconds = time.perf_counter() - started
+            with measuring():
+                started = time.perf_counter()
+                walks = await asyncio.gather(*(walk(emu, emu.user(i), pause) for i in ids))
+                seconds = time.perf_counter() - started
             cpu1 = (_proc_cpu(pid), _children_cpu(pid), _servers_cpu(), time.process_time())
             return Round(
                 name, walks, seconds, started, *(b - a for a, b in zip(cpu0, cpu1, strict=True))

@@ -39,7 +39,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-from bench.survey_members import Member, SignallingEmulator, Walk, stop_process  # noqa: E402
+from bench.survey_members import (  # noqa: E402
+    Member,
+    SignallingEmulator,
+    Walk,
+    measuring,
+    stop_process,
+)
 from bot.consultation import Consultation, load_consultation  # noqa: E402
 from tests.support import (  # noqa: E402
     REDIS_URL,
@@ -281,10 +287,12 @@ async def one_run(
         ]
         tasks = [asyncio.create_task(m.run(go)) for m in crowd]
         servers0 = _servers_cpu()
-        cpu0, driver0, t0 = _proc_cpu(process.pid), time.process_time(), time.perf_counter()
-        go.set()
-        walks = await asyncio.gather(*tasks)
-        seconds = time.perf_counter() - t0
+        with measuring():
+            cpu0, driver0 = _proc_cpu(process.pid), time.process_time()
+            t0 = time.perf_counter()
+            go.set()
+            walks = await asyncio.gather(*tasks)
+            seconds = time.perf_counter() - t0
         cpu1, driver1 = _proc_cpu(process.pid), time.process_time()
         servers = _servers_cpu() - servers0
         # Taps fired and forgotten (the second of a double tap) are answered a little later.
