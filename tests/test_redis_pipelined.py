@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
+import uvloop
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -15,6 +18,19 @@ from storage import redis_pipelined
 from storage.redis_pipelined import Incomplete, PipelinedRedis, Script, encode, parse
 from storage.redis_pool import redis_client
 from tests.support import REDIS_URL
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+# asyncio's own loop and uvloop, the bot's (consultbot/event_loop.py): their transports
+# differ (uvloop's are not `asyncio.Transport`s), and so may their faults.
+LOOPS = [
+    pytest.param(asyncio.new_event_loop, id="asyncio"),
+    pytest.param(uvloop.new_event_loop, id="uvloop"),
+]
+
+
+def on(loop: LoopFactory, test: Coroutine[Any, Any, None]) -> None:
+    with asyncio.Runner(loop_factory=loop) as runner:
+        runner.run(test)
 
 
 def test_replies_are_parsed_whole_or_not_at_all() -> None:
@@ -38,7 +54,7 @@ def test_replies_are_parsed_whole_or_not_at_all() -> None:
     )
 
 
-async def test_a_crowd_of_commands_gets_each_its_own_reply() -> None:
+async def _a_crowd_of_commands_gets_each_its_own_reply() -> None:
     fast = PipelinedRedis.from_url(REDIS_URL)
     check = redis_client(REDIS_URL)
     prefix = f"pipe-{secrets.token_hex(4)}"
@@ -57,7 +73,7 @@ async def test_a_crowd_of_commands_gets_each_its_own_reply() -> None:
         await fast.close()
 
 
-async def test_a_script_the_server_does_not_know_is_sent_whole_once() -> None:
+async def _a_script_the_server_does_not_know_is_sent_whole_once() -> None:
     fast = PipelinedRedis.from_url(REDIS_URL)
     check = redis_client(REDIS_URL)
     # A body of its own: a digest no server has seen, as after a Redis restart.
@@ -75,7 +91,7 @@ async def test_a_script_the_server_does_not_know_is_sent_whole_once() -> None:
         await fast.close()
 
 
-async def test_a_dropped_connection_is_made_again_and_the_command_sent_again() -> None:
+async def _a_dropped_connection_is_made_again_and_the_command_sent_again() -> None:
     connections: list[int] = []
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -98,7 +114,7 @@ async def test_a_dropped_connection_is_made_again_and_the_command_sent_again() -
         server.close()
 
 
-async def test_a_silent_server_times_out_and_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+async def _a_silent_server_times_out_and_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(redis_pipelined, "COMMAND_SECONDS", 0.2)
     monkeypatch.setattr(redis_pipelined, "RETRIES", 1)
     connections = 0
@@ -122,7 +138,7 @@ async def test_a_silent_server_times_out_and_gives_up(monkeypatch: pytest.Monkey
         server.close()
 
 
-async def test_no_server_and_a_wrong_password_are_clear_errors(
+async def _no_server_and_a_wrong_password_are_clear_errors(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(redis_pipelined, "RETRIES", 1)
@@ -142,3 +158,32 @@ async def test_no_server_and_a_wrong_password_are_clear_errors(
         assert wrong.connections == 1
     finally:
         await wrong.close()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_crowd_of_commands_gets_each_its_own_reply(loop: LoopFactory) -> None:
+    on(loop, _a_crowd_of_commands_gets_each_its_own_reply())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_script_the_server_does_not_know_is_sent_whole_once(loop: LoopFactory) -> None:
+    on(loop, _a_script_the_server_does_not_know_is_sent_whole_once())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_dropped_connection_is_made_again_and_the_command_sent_again(loop: LoopFactory) -> None:
+    on(loop, _a_dropped_connection_is_made_again_and_the_command_sent_again())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_silent_server_times_out_and_gives_up(
+    loop: LoopFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on(loop, _a_silent_server_times_out_and_gives_up(monkeypatch))
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_no_server_and_a_wrong_password_are_clear_errors(
+    loop: LoopFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on(loop, _no_server_and_a_wrong_password_are_clear_errors(monkeypatch))
