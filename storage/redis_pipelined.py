@@ -8,7 +8,7 @@ callback: the commands of a crowd's updates go out together and their replies co
 order. Everything else (FSM storage, rate limit, admin) keeps redis-py.
 
 Faults: a dropped connection fails the commands waiting on it, and each is sent again on a
-new connection, with back-off (a Redis restart of a few seconds is ridden out); a reply that
+new connection, with back-off, for `RIDE_OUT_SECONDS` at least (a Redis restart); a reply that
 does not come within `COMMAND_SECONDS` closes the connection the same way. A command sent
 again may have run once already: the callers' scripts are written to be run twice.
 """
@@ -17,23 +17,26 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import random
+import itertools
 import ssl
 import time
 from collections import deque
 from typing import Any
 
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+# The same tries and back-off as redis-py's clients (a Redis restart of a few seconds).
+from storage.redis_pool import BACKOFF_BASE_SECONDS, BACKOFF_CAP_SECONDS, RETRIES
+
 CONNECT_SECONDS = 5.0
 COMMAND_SECONDS = 10.0
-# As storage/redis_pool.py: 6 tries with jittered back-off from 50 ms up to 2 s.
-RETRIES = 6
-BACKOFF_BASE_SECONDS = 0.05
-BACKOFF_CAP_SECONDS = 2.0
+# A command is given up only after its tries and at least this long: a restart's few seconds
+# of refused connections would otherwise use up the tries of every command in flight at once.
+RIDE_OUT_SECONDS = 10.0
 
 Reply = bytes | int | list[Any] | None | ResponseError
 
@@ -184,6 +187,9 @@ class PipelinedRedis:
         self.protocol: _Protocol | None = None
         self.connecting: asyncio.Lock | None = None
         self.connections = 0  # made so far, for tests and logs
+        self.backoff = ExponentialWithJitterBackoff(
+            base=BACKOFF_BASE_SECONDS, cap=BACKOFF_CAP_SECONDS
+        )
 
     @classmethod
     def from_url(cls, url: str) -> PipelinedRedis:
@@ -242,14 +248,14 @@ class PipelinedRedis:
     async def execute_command(self, *args: Any) -> Any:
         """A command; sent again on a new connection after a connection fault or time-out."""
         payload = encode(args)
-        for attempt in range(RETRIES + 1):
+        began = time.monotonic()
+        for attempt in itertools.count():
             try:
                 return await (await self._connection()).send(payload)
             except (RedisConnectionError, RedisTimeoutError):
-                if attempt == RETRIES:
+                if attempt >= RETRIES and time.monotonic() - began >= RIDE_OUT_SECONDS:
                     raise
-                cap = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
-                await asyncio.sleep(random.uniform(0, cap))
+                await asyncio.sleep(self.backoff.compute(min(attempt, RETRIES)))
         raise AssertionError("unreachable")
 
     async def run(self, script: Script, keys: list[Any], args: list[Any]) -> Any:

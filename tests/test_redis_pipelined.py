@@ -117,6 +117,7 @@ async def _a_dropped_connection_is_made_again_and_the_command_sent_again() -> No
 async def _a_silent_server_times_out_and_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(redis_pipelined, "COMMAND_SECONDS", 0.2)
     monkeypatch.setattr(redis_pipelined, "RETRIES", 1)
+    monkeypatch.setattr(redis_pipelined, "RIDE_OUT_SECONDS", 0)
     connections = 0
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -142,6 +143,7 @@ async def _no_server_and_a_wrong_password_are_clear_errors(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(redis_pipelined, "RETRIES", 1)
+    monkeypatch.setattr(redis_pipelined, "RIDE_OUT_SECONDS", 0)
     server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     server.close()
@@ -158,6 +160,35 @@ async def _no_server_and_a_wrong_password_are_clear_errors(
         assert wrong.connections == 1
     finally:
         await wrong.close()
+
+
+async def _a_server_back_within_seconds_is_waited_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A real Redis restart (shutdown, 1 s down, started again) under 40 member turns at once:
+    # 8 turns failed, their few tries spent while nothing listened.
+    monkeypatch.setattr(redis_pipelined, "RETRIES", 2)  # alone, given up within ~0.15 s
+    probe = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(b"+PONG\r\n" * data.count(b"*"))
+        writer.close()
+
+    async def restart() -> asyncio.Server:
+        await asyncio.sleep(1.5)
+        return await asyncio.start_server(serve, "127.0.0.1", port)
+
+    fast = PipelinedRedis(host="127.0.0.1", port=port)
+    back = asyncio.create_task(restart())
+    try:
+        async with asyncio.timeout(10):
+            replies = await asyncio.gather(*(fast.execute_command("PING") for _ in range(40)))
+        assert replies == [b"PONG"] * 40
+    finally:
+        await fast.close()
+        (await back).close()
 
 
 @pytest.mark.parametrize("loop", LOOPS)
@@ -187,3 +218,10 @@ def test_no_server_and_a_wrong_password_are_clear_errors(
     loop: LoopFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     on(loop, _no_server_and_a_wrong_password_are_clear_errors(monkeypatch))
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_server_back_within_seconds_is_waited_for(
+    loop: LoopFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on(loop, _a_server_back_within_seconds_is_waited_for(monkeypatch))
