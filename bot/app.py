@@ -76,15 +76,20 @@ from storage.hot_path.statements import Direct
 from storage.pools import PoolBudget
 
 log = logging.getLogger(__name__)
-# While updates keep coming, at most one getUpdates per 20 ms: under a crowd each poll then
-# brings a batch, and a member waits at most that long for the poll that fetches the tap.
+# While updates keep coming and the bot is still handling them, at most one getUpdates per
+# 20 ms: under a crowd each poll then brings a batch, and a member waits at most that long for
+# the poll that fetches the tap.
 POLL_INTERVAL = 0.02
 # On a stop, the outbox's sends under way get this long to be answered (each is recorded
 # sent, or its claim goes back to the queue: sent again by the next instance, at worst twice).
 SENDS_FINISH_WITHIN = 5.0
 
 
-def create_bot(settings: Settings, answers: CallbackAnswers | None = None) -> Bot:
+def create_bot(
+    settings: Settings,
+    answers: CallbackAnswers | None = None,
+    in_flight: UpdatesInFlight | None = None,
+) -> Bot:
     api = PRODUCTION
     if settings.telegram_api_url:
         api = TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/"))
@@ -96,7 +101,8 @@ def create_bot(settings: Settings, answers: CallbackAnswers | None = None) -> Bo
         ),
     )
     bot.session.middleware(PinnedResponseTypes())
-    bot.session.middleware(PollPacing(POLL_INTERVAL))
+    quiet = in_flight.quiet if in_flight else asyncio.sleep
+    bot.session.middleware(PollPacing(POLL_INTERVAL, quiet=quiet))
     bot.session.middleware(AnswerCallbackOnce(answers or CallbackAnswers()))
     bot.session.middleware(EndReadsBeforeTelegram())
     return bot
@@ -280,9 +286,9 @@ def build(
     app = AppContext(settings=settings, consultation=consultation, clock=clock)
     services = AppServices.create(make_sessionmaker(engine))
     answers = CallbackAnswers()
-    bot = create_bot(settings, answers)
-    storage = create_storage(settings, services.sessionmaker, budget)
     in_flight = UpdatesInFlight()
+    bot = create_bot(settings, answers, in_flight)
+    storage = create_storage(settings, services.sessionmaker, budget)
     dispatcher = create_dispatcher(app, services, storage, answers=answers, in_flight=in_flight)
     return Application(app, services, bot, dispatcher, engine, in_flight, budget)
 

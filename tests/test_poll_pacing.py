@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiogram.methods import GetUpdates, SendMessage
 
+from bot.telegram.middlewares.in_flight import UpdatesInFlight
 from bot.telegram.middlewares.poll_pacing import PollPacing
 
 
@@ -24,7 +26,7 @@ class FakeTime:
 
 async def test_polls_after_a_batch_wait_for_the_interval_and_quiet_ones_do_not() -> None:
     time = FakeTime()
-    pacing = PollPacing(0.02, clock=time.clock, sleep=time.sleep)
+    pacing = PollPacing(0.02, clock=time.clock, quiet=time.sleep)
     batches: list[list[Any]] = [["u1"], ["u2", "u3"], [], [], ["u4"]]
 
     async def make_request(_bot: Any, method: Any) -> Any:
@@ -53,3 +55,45 @@ async def test_polls_after_a_batch_wait_for_the_interval_and_quiet_ones_do_not()
     message = SendMessage(chat_id=1, text="x")
     assert await pacing(make_request, None, message) == "sent"  # type: ignore[arg-type]
     assert time.slept == [0.015, 0.015]
+
+
+async def test_a_bot_done_with_its_batch_polls_at_once_and_a_busy_one_waits() -> None:
+    """With the real count of updates in flight: a batch handled in less than the interval
+    does not hold the next poll (a small crowd's taps are fetched at once); a batch still
+    being handled holds it for the interval, not longer."""
+    in_flight = UpdatesInFlight()
+    pacing = PollPacing(0.2, quiet=in_flight.quiet)
+    release = asyncio.Event()
+    handled: list[str] = []
+    tasks: set[asyncio.Task[Any]] = set()
+
+    async def handle(update: str) -> None:
+        await release.wait()
+        handled.append(update)
+
+    async def make_request(_bot: Any, method: Any) -> Any:
+        return ["u"]
+
+    def start_batch(name: str) -> None:
+        # As aiogram's polling does: one task per update, created just before the next poll.
+        update = in_flight(lambda _e, _d: handle(name), None, {})  # type: ignore[arg-type]
+        tasks.add(asyncio.create_task(update))
+
+    loop = asyncio.get_running_loop()
+    poll = GetUpdates(offset=0, timeout=30)
+    await pacing(make_request, None, poll)  # type: ignore[arg-type]
+    start_batch("quick")
+    loop.call_later(0.01, release.set)  # handled 10 ms into the 200 ms interval
+    sent = loop.time()
+    await pacing(make_request, None, poll)  # type: ignore[arg-type]
+    assert handled == ["quick"]
+    assert loop.time() - sent < 0.1  # polled once the batch was done, not at 200 ms
+    release.clear()
+    start_batch("slow")  # still being handled when the interval is up
+    sent = loop.time()
+    await pacing(make_request, None, poll)  # type: ignore[arg-type]
+    waited = loop.time() - sent
+    assert handled == ["quick"] and in_flight.count == 1
+    assert 0.15 < waited < 0.5
+    release.set()
+    assert await in_flight.drain(1) == 0 and handled == ["quick", "slow"]

@@ -36,15 +36,21 @@ class UpdatesInFlight(BaseMiddleware):
             if self.count == 0:
                 self._idle.set()
 
-    async def drain(self, timeout: float) -> int:
-        """Wait until no update is being handled, at most `timeout` seconds; how many are
-        still running then."""
-        # Polling starts each update as a task: let those created just before the stop
-        # reach this middleware first (nothing awaits on their way here).
+    async def quiet(self, timeout: float) -> None:
+        """Wait until no update is being handled, at most `timeout` seconds."""
+        # Polling starts each update as a task: let those created just before this reach
+        # the middleware first (nothing awaits on their way here).
         await asyncio.sleep(0)
+        if self.count == 0:
+            return
         try:
             async with asyncio.timeout(timeout):
                 await self._idle.wait()
         except TimeoutError:
             pass
+
+    async def drain(self, timeout: float) -> int:
+        """Wait until no update is being handled, at most `timeout` seconds; how many are
+        still running then."""
+        await self.quiet(timeout)
         return self.count
