@@ -1,4 +1,5 @@
-"""Errors: stale dialog buttons restart the menu; anything else is logged and apologised for."""
+"""Errors: a stale dialog button draws the open screen again, leaves it be, or restarts the
+menu; anything else is logged and apologised for."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from functools import partial
 
 from aiogram import F, Router
 from aiogram.filters import ExceptionTypeFilter
+from aiogram.fsm.state import State
 from aiogram.types import Chat, ErrorEvent
 from aiogram_dialog import DialogManager, ShowMode, StartMode
 from aiogram_dialog.api.exceptions import OutdatedIntent, UnknownIntent, UnknownState
@@ -52,14 +54,27 @@ async def stale_button(
     with translator.use(lang or app.consultation.source_language):
         query = event.update.callback_query
         if query is not None and _on_screen_now(event, dialog_manager):
-            # A tap on a dialog another one replaced in the same message (📝 tapped twice):
-            # the member is looking at the current screen. Draw it again, then answer.
+            # A tap on a dialog another one replaced in the same message (📝 tapped twice, or
+            # a commune tapped twice: the closed commune dialog's message now holds the first
+            # question): the member is looking at the current screen. Draw it again, then
+            # answer.
             async with sessionmaker() as session:
                 use_session(dialog_manager, session)
                 await dialog_manager.show()
             await query.answer()
             return
-        text = translator.gettext("Ce bouton n’est plus actif : voici le menu à jour.")
+        # A button of an older message. A member with a dialog open in another message (the
+        # survey's question below the menu they tapped twice) is told, and that screen stays
+        # as it is: a fresh menu would close it under the member's next taps, already on
+        # their way. Drawing it again below would leave two live screens when one of those
+        # taps edits the old one. Without an open dialog, or on the menu, a fresh menu.
+        current = _current_screen(event, dialog_manager)
+        _ = translator.gettext
+        if current is not None and current != MainMenu.menu:
+            if query is not None:
+                await query.answer(_("Ce bouton n’est plus actif."))
+            return
+        text = _("Ce bouton n’est plus actif : voici le menu à jour.")
         if query is not None:
             await query.answer(text)
         if event_chat is not None and event_chat.type == "private" and menus.first(event_chat.id):
@@ -72,13 +87,22 @@ async def stale_button(
 
 
 def _on_screen_now(event: ErrorEvent, manager: DialogManager) -> bool:
-    """An outdated dialog's button in the message the current dialog is drawn in."""
+    """An outdated or closed dialog's button in the message the current dialog is drawn in."""
     query = event.update.callback_query
-    if not isinstance(event.exception, OutdatedIntent) or query is None:
+    if not isinstance(event.exception, OutdatedIntent | UnknownIntent) or query is None:
         return False
     if query.message is None or not manager.has_context():
         return False
     return query.message.message_id == manager.current_stack().last_message_id
+
+
+def _current_screen(event: ErrorEvent, manager: DialogManager) -> State | None:
+    """The state of the member's open dialog, when a stale button was tapped."""
+    if event.update.callback_query is None or isinstance(event.exception, UnknownState):
+        return None  # a state this version no longer has cannot be drawn: the menu
+    if not manager.has_context():
+        return None
+    return manager.current_context().state
 
 
 async def unexpected(

@@ -12,7 +12,7 @@ import pytest
 from playground import SimUser
 from tests.e2e.conftest import E2E, open_survey, wait_button
 from tests.e2e.test_flood_e2e import Taps
-from tests.e2e.test_survey_e2e import fresh_redis
+from tests.e2e.test_survey_e2e import fresh_redis, t
 from tests.support import REDIS_URL, survey_now
 
 
@@ -74,6 +74,74 @@ async def test_a_menu_button_tapped_twice_draws_the_survey_again(e2e: E2E) -> No
     assert len([e for e in user.transcript() if e.direction == "bot"]) == len(sent)
     answers = [emu._clicks[q].answer for q in taps.sent]
     assert all(a is not None and a.text is None for a in answers), answers
+
+
+@pytest.mark.parametrize(("typed", "choice"), [(None, "🤐"), ("5000", "Namur")])
+async def test_a_late_second_tap_on_the_commune_draws_the_question_again(
+    e2e: E2E, typed: str | None, choice: str
+) -> None:
+    """The commune screen turns into the first question in the same message, its dialog
+    closed: the thumb's second tap on the commune, arriving after the first was handled,
+    draws the question again. It used to send the stale-button menu below, and the member
+    had to reopen the survey (bench/survey_load.py: every double-tapping member)."""
+    emu = e2e.emulator
+    bot = e2e.bot(e2e.consultation(survey_now(datetime.now(UTC))))
+    await bot.start()
+    user = emu.add_user(903 if typed is None else 904, "Lea", language_code="fr")
+    await user.send("/start")
+    await wait_button(user, "📝 Répondre au sondage")
+    await user.click("📝 Répondre au sondage")
+    await wait_button(user, "🤐")
+    if typed is not None:
+        await user.send(typed)
+        await wait_button(user, choice)
+    communes, data = _callback_data(user, choice)
+    taps = Taps(emu, f"commune{typed}")
+    taps.tap(user, communes, data)
+    await wait_button(user, "▶️")  # the first question, in the commune's message
+    question = user.last_bot_message()
+    assert question is not None and question.message_id == communes.message_id
+    await emu.wait_for(lambda: len(taps.answered) == 1, timeout=15, what="the first answer")
+    sent = len([e for e in user.transcript() if e.direction == "bot"])
+    taps.tap(user, communes, data)  # the second tap, late, on the screen the member saw
+    await emu.wait_for(lambda: len(taps.answered) == 2, timeout=15, what="the second answer")
+    screen = user.last_bot_message()
+    assert screen is not None and screen.message_id == question.message_id
+    assert screen.text == question.text and screen.buttons == question.buttons
+    # No menu below the question, no "this button is no longer active".
+    assert len([e for e in user.transcript() if e.direction == "bot"]) == sent
+    late = emu._clicks[taps.sent[1]].answer
+    assert late is not None and late.text is None, late
+
+
+async def test_a_late_tap_on_an_older_message_leaves_the_open_screen_as_it_is(e2e: E2E) -> None:
+    """📝 tapped twice; the second tap comes once the commune list is already below (the
+    member typed a postal code): the member is told, and the list stays open, no menu sent
+    below it that would close it under the member's next tap (bench/survey_load.py)."""
+    emu = e2e.emulator
+    bot = e2e.bot(e2e.consultation(survey_now(datetime.now(UTC))))
+    await bot.start()
+    user = emu.add_user(905, "Noor", language_code="nl")
+    await user.send("/start")
+    await wait_button(user, "📝")
+    menu, data = _callback_data(user, "📝")
+    taps = Taps(emu, "older")
+    taps.tap(user, menu, data)
+    await wait_button(user, "🤐")
+    await emu.wait_for(lambda: len(taps.answered) == 1, timeout=15, what="the first answer")
+    await user.send("5000")
+    await wait_button(user, "Namen")
+    communes = user.last_bot_message()
+    assert communes is not None and communes.message_id != menu.message_id
+    sent = len([e for e in user.transcript() if e.direction == "bot"])
+    taps.tap(user, menu, data)  # the second 📝, late
+    await emu.wait_for(lambda: len(taps.answered) == 2, timeout=15, what="the second answer")
+    late = emu._clicks[taps.sent[1]].answer
+    assert late is not None and late.text == t("Ce bouton n’est plus actif.", "nl")
+    assert len([e for e in user.transcript() if e.direction == "bot"]) == sent
+    assert user.last_bot_message() == communes  # untouched, its buttons live
+    await user.click("Namen")
+    await wait_button(user, "▶️")  # the first question
 
 
 async def test_screens_waiting_at_telegram_hold_no_database_connection(
