@@ -24,12 +24,23 @@ def _callback_data(user: SimUser, text: str) -> tuple[Any, str]:
     return entry, data
 
 
-async def test_the_answer_waits_for_the_new_screen(e2e: E2E) -> None:
-    emu = e2e.emulator
+async def _at_the_menu(e2e: E2E, user_id: int, name: str, lang: str) -> SimUser:
+    """The bot started during the survey, and a member who sent /start and sees the menu."""
     bot = e2e.bot(e2e.consultation(survey_now(datetime.now(UTC))))
     await bot.start()
-    user = emu.add_user(901, "Ines", language_code="fr")
+    user = e2e.emulator.add_user(user_id, name, language_code=lang)
     await user.send("/start")
+    await wait_button(user, "📝")
+    return user
+
+
+def _bot_messages(user: SimUser) -> int:
+    return len([e for e in user.transcript() if e.direction == "bot"])
+
+
+async def test_the_answer_waits_for_the_new_screen(e2e: E2E) -> None:
+    emu = e2e.emulator
+    user = await _at_the_menu(e2e, 901, "Ines", "fr")
     await open_survey(user, "fr", timeout=15)
     await wait_button(user, "▶️")
     entry, data = _callback_data(user, "Inclusion des personnes")
@@ -55,23 +66,19 @@ async def test_the_answer_waits_for_the_new_screen(e2e: E2E) -> None:
 
 async def test_a_menu_button_tapped_twice_draws_the_survey_again(e2e: E2E) -> None:
     emu = e2e.emulator
-    bot = e2e.bot(e2e.consultation(survey_now(datetime.now(UTC))))
-    await bot.start()
-    user = emu.add_user(902, "Jan", language_code="nl")
-    await user.send("/start")
-    await wait_button(user, "📝")
+    user = await _at_the_menu(e2e, 902, "Jan", "nl")
     menu, data = _callback_data(user, "📝")
     taps = Taps(emu, "twice")
     taps.tap(user, menu, data)
     taps.tap(user, menu, data)  # before the screen changed
     await emu.wait_for(lambda: len(taps.answered) == 2, timeout=15, what="both answers")
     await wait_button(user, "🤐")  # the survey's first screen: the commune, asked once
-    sent = [e for e in user.transcript() if e.direction == "bot"]
+    sent = _bot_messages(user)
     screen = user.last_bot_message()
     assert screen is not None and screen.message_id == menu.message_id  # edited in place
     assert "🤐" in str(screen.buttons)
     # No new menu, no "this button is no longer active": the member sees the survey.
-    assert len([e for e in user.transcript() if e.direction == "bot"]) == len(sent)
+    assert _bot_messages(user) == sent
     answers = [emu._clicks[q].answer for q in taps.sent]
     assert all(a is not None and a.text is None for a in answers), answers
 
@@ -85,11 +92,7 @@ async def test_a_late_second_tap_on_the_commune_draws_the_question_again(
     draws the question again. It used to send the stale-button menu below, and the member
     had to reopen the survey (bench/survey_load.py: every double-tapping member)."""
     emu = e2e.emulator
-    bot = e2e.bot(e2e.consultation(survey_now(datetime.now(UTC))))
-    await bot.start()
-    user = emu.add_user(903 if typed is None else 904, "Lea", language_code="fr")
-    await user.send("/start")
-    await wait_button(user, "📝 Répondre au sondage")
+    user = await _at_the_menu(e2e, 903 if typed is None else 904, "Lea", "fr")
     await user.click("📝 Répondre au sondage")
     await wait_button(user, "🤐")
     if typed is not None:
@@ -102,14 +105,14 @@ async def test_a_late_second_tap_on_the_commune_draws_the_question_again(
     question = user.last_bot_message()
     assert question is not None and question.message_id == communes.message_id
     await emu.wait_for(lambda: len(taps.answered) == 1, timeout=15, what="the first answer")
-    sent = len([e for e in user.transcript() if e.direction == "bot"])
+    sent = _bot_messages(user)
     taps.tap(user, communes, data)  # the second tap, late, on the screen the member saw
     await emu.wait_for(lambda: len(taps.answered) == 2, timeout=15, what="the second answer")
     screen = user.last_bot_message()
     assert screen is not None and screen.message_id == question.message_id
     assert screen.text == question.text and screen.buttons == question.buttons
     # No menu below the question, no "this button is no longer active".
-    assert len([e for e in user.transcript() if e.direction == "bot"]) == sent
+    assert _bot_messages(user) == sent
     late = emu._clicks[taps.sent[1]].answer
     assert late is not None and late.text is None, late
 
@@ -119,11 +122,7 @@ async def test_a_late_tap_on_an_older_message_leaves_the_open_screen_as_it_is(e2
     member typed a postal code): the member is told, and the list stays open, no menu sent
     below it that would close it under the member's next tap (bench/survey_load.py)."""
     emu = e2e.emulator
-    bot = e2e.bot(e2e.consultation(survey_now(datetime.now(UTC))))
-    await bot.start()
-    user = emu.add_user(905, "Noor", language_code="nl")
-    await user.send("/start")
-    await wait_button(user, "📝")
+    user = await _at_the_menu(e2e, 905, "Noor", "nl")
     menu, data = _callback_data(user, "📝")
     taps = Taps(emu, "older")
     taps.tap(user, menu, data)
@@ -133,12 +132,12 @@ async def test_a_late_tap_on_an_older_message_leaves_the_open_screen_as_it_is(e2
     await wait_button(user, "Namen")
     communes = user.last_bot_message()
     assert communes is not None and communes.message_id != menu.message_id
-    sent = len([e for e in user.transcript() if e.direction == "bot"])
+    sent = _bot_messages(user)
     taps.tap(user, menu, data)  # the second 📝, late
     await emu.wait_for(lambda: len(taps.answered) == 2, timeout=15, what="the second answer")
     late = emu._clicks[taps.sent[1]].answer
     assert late is not None and late.text == t("Ce bouton n’est plus actif.", "nl")
-    assert len([e for e in user.transcript() if e.direction == "bot"]) == sent
+    assert _bot_messages(user) == sent
     assert user.last_bot_message() == communes  # untouched, its buttons live
     await user.click("Namen")
     await wait_button(user, "▶️")  # the first question
