@@ -64,6 +64,7 @@ from bot.telegram.middlewares.pinned_responses import PinnedResponseTypes
 from bot.telegram.middlewares.poll_pacing import PollPacing
 from bot.telegram.middlewares.throttling import ThrottlingMiddleware
 from bot.telegram.middlewares.work_slots import WorkSlots
+from bot.telegram.model_binding import bind_bot_cheaply
 from bot.telegram.serving import StopRequest, serve_polling, serve_webhook
 from bot.telegram.session import json_session
 from bot.ui import errors
@@ -90,6 +91,7 @@ def create_bot(
     answers: CallbackAnswers | None = None,
     in_flight: UpdatesInFlight | None = None,
 ) -> Bot:
+    bind_bot_cheaply()
     api = PRODUCTION
     if settings.telegram_api_url:
         api = TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/"))

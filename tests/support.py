@@ -234,3 +234,22 @@ def consultation_with_notes() -> Consultation:
     }
     document["questions"].append(notes)
     return parse_consultation(yaml.safe_dump(document, allow_unicode=True))
+
+
+# A tap on a message with a keyboard, as getUpdates gives it.
+TAP_UPDATE = {
+    "update_id": 7,
+    "callback_query": {
+        "id": "42",
+        "from": {"id": 1, "is_bot": False, "first_name": "Amélie", "language_code": "fr"},
+        "chat_instance": "c",
+        "data": "s:q1:3",
+        "message": {
+            "message_id": 9,
+            "date": 1600000000,
+            "chat": {"id": 1, "type": "private"},
+            "text": "Question",
+            "reply_markup": {"inline_keyboard": [[{"text": "a", "callback_data": "b"}]]},
+        },
+    },
+}

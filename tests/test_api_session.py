@@ -143,12 +143,12 @@ async def test_errors_and_timeouts_are_aiogram_s() -> None:
         await closed.session.close()
 
 
-async def test_a_sent_message_comes_back_without_its_keyboard_and_updates_keep_theirs(
+async def test_a_sent_message_and_a_dialog_tap_come_back_without_their_keyboard(
     emu: BotAPIEmulator,
 ) -> None:
     """The bot's session (`json_session`) drops the keyboard from a message result, which
-    nothing reads back; the rest of the message is there. Updates are untouched: a callback's
-    message keeps its keyboard (a moderator's card is read from it)."""
+    nothing reads back; the rest of the message is there. A callback's message keeps its
+    keyboard (a moderator's card is read from it), unless the button is a dialog's."""
     emu.add_user(ALICE, "Alice", language_code="fr")
     bot = Bot(TOKEN, session=json_session(api=TelegramAPIServer.from_base(emu.base_url)))
     markup = InlineKeyboardMarkup(
@@ -175,5 +175,12 @@ async def test_a_sent_message_comes_back_without_its_keyboard_and_updates_keep_t
         polled = {"ok": True, "result": [{"update_id": 1, "callback_query": query}]}
         kept = lean_loads(orjson.dumps(polled))["result"][0]["callback_query"]["message"]
         assert kept["reply_markup"] == keyboard
+        # A dialog's button (aiogram-dialog's separator in its data): nothing reads it back.
+        dialog = query | {"data": "intent\x1dq1:yes"}
+        polled["result"].append({"update_id": 2, "callback_query": dialog})
+        lean = lean_loads(orjson.dumps(polled))["result"]
+        assert lean[0]["callback_query"]["message"]["reply_markup"] == keyboard
+        assert "reply_markup" not in lean[1]["callback_query"]["message"]
+        assert lean[1]["callback_query"]["message"]["text"] == "Question 2"
     finally:
         await bot.session.close()

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 
+from tests.support import TAP_UPDATE
+
 # A fresh interpreter: this test process imported aiogram long ago (eagerly).
 PROBE = textwrap.dedent(
     """
@@ -51,29 +53,12 @@ PROBE = textwrap.dedent(
     """
 )
 
-UPDATE = {
-    "update_id": 7,
-    "callback_query": {
-        "id": "42",
-        "from": {"id": 1, "is_bot": False, "first_name": "Amélie", "language_code": "fr"},
-        "chat_instance": "c",
-        "data": "s:q1:3",
-        "message": {
-            "message_id": 9,
-            "date": 1600000000,
-            "chat": {"id": 1, "type": "private"},
-            "text": "Question",
-            "reply_markup": {"inline_keyboard": [[{"text": "a", "callback_data": "b"}]]},
-        },
-    },
-}
-
 
 def test_every_aiogram_model_builds_on_first_use_and_parses_as_an_eager_build() -> None:
     from aiogram.types import Update
 
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(UPDATE)],
+        [sys.executable, "-c", PROBE, json.dumps(TAP_UPDATE)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -86,7 +71,7 @@ def test_every_aiogram_model_builds_on_first_use_and_parses_as_an_eager_build() 
     assert report["deferred"] > report["models"] * 0.9
     # …and every one resolves its forward references when built
     assert report["failed"] == []
-    eager = Update.model_validate(UPDATE).model_dump(mode="json", exclude_none=True)
+    eager = Update.model_validate(TAP_UPDATE).model_dump(mode="json", exclude_none=True)
     assert report["update"] == eager
 
 

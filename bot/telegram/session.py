@@ -15,8 +15,10 @@ into models: 13 % of the bot's samples at 50 members were that validation, mostl
 buttons (each a model with its private attributes). Nothing reads back the keyboard it has just
 sent — aiogram-dialog keeps the id, chat, text and media of the message — so `json_session`
 drops `reply_markup` from a message result before aiogram sees it: 126-140 µs -> 48 µs to
-validate an edited survey screen. Updates keep theirs (a moderator's card is read from its
-callback's message).
+validate an edited survey screen. An update keeps the keyboard of its callback's message
+(a moderator's card is read from it), unless the button is a dialog's: aiogram-dialog reads
+its state from the callback data, never from the keyboard, and a survey question's keyboard
+was three quarters of the time to validate the tap (103 -> 41 µs).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram_dialog.utils import CB_SEP
 from aiohttp import BytesPayload, FormData
 
 if TYPE_CHECKING:
@@ -59,11 +62,20 @@ def _dumps(value: Any) -> str:
 
 
 def lean_loads(content: str | bytes) -> Any:
-    """A Bot API answer; a message result without the keyboard it was sent with."""
+    """A Bot API answer; a message result without the keyboard it was sent with, a dialog's
+    callback without the keyboard of its message."""
     answer = orjson.loads(content)
     result = answer.get("result") if isinstance(answer, dict) else None
     if isinstance(result, dict) and "message_id" in result:
         result.pop("reply_markup", None)
+    elif isinstance(result, list):
+        for update in result:
+            query = update.get("callback_query") if isinstance(update, dict) else None
+            if not isinstance(query, dict) or CB_SEP not in str(query.get("data", "")):
+                continue
+            message = query.get("message")
+            if isinstance(message, dict):
+                message.pop("reply_markup", None)
     return answer
 
 
