@@ -84,6 +84,8 @@ POLL_INTERVAL = 0.02
 # On a stop, the outbox's sends under way get this long to be answered (each is recorded
 # sent, or its claim goes back to the queue: sent again by the next instance, at worst twice).
 SENDS_FINISH_WITHIN = 5.0
+# An export cut short by the stop gets this long to queue its organiser's notice.
+EXPORTS_LEAVE_WORD_WITHIN = 3.0
 
 
 def create_bot(
@@ -272,6 +274,7 @@ class Application:
     budget: PoolBudget | None
 
     async def close(self) -> None:
+        await self.services.exports.stop(EXPORTS_LEAVE_WORD_WITHIN)
         self.services.close()
         await self.dispatcher.storage.close()
         await self.dispatcher.fsm.events_isolation.close()

@@ -66,7 +66,7 @@ class _Chat:
 
 
 async def test_a_failed_export_is_told_in_the_organisers_language_and_frees_the_next(
-    tmp_path: Path,
+    tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
     """A delivery runs beside the updates, one per organiser; a failure is said, not lost."""
     import asyncio
@@ -95,6 +95,7 @@ async def test_a_failed_export_is_told_in_the_organisers_language_and_frees_the_
             ExportFormat.CSV,
             "nl",
             Actor(1, "Olga"),
+            sessionmaker,
         )
         task = runner.start(1, delivery)
         assert runner.busy(1)

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import FSInputFile, Message
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.context import AppContext
 from bot.i18n import Translator
+from bot.organisers.alerts import ALERT_TOPIC
 from bot.organisers.export import ALL_KINDS, Actor, ExportFormat, ExportKind
 from bot.organisers.export_worker import ExportRunner
 from bot.telegram.filters import PrivateChat
+from storage.repositories.outbox import NewDelivery, OutboxRepository
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,7 @@ async def export_command(
     app: AppContext,
     translator: Translator,
     exports: ExportRunner,
+    sessionmaker: async_sessionmaker[AsyncSession],
     lang: str,
 ) -> None:
     _ = translator.gettext
@@ -69,7 +75,8 @@ async def export_command(
         _("⏳ Export en cours : les fichiers arrivent dans ce chat dès qu’ils sont prêts.")
     )
     who = Actor(owner, message.from_user.full_name)
-    exports.start(owner, _deliver(message, app, translator, exports, kinds, fmt, lang, who))
+    delivery = _deliver(message, app, translator, exports, kinds, fmt, lang, who, sessionmaker)
+    exports.start(owner, delivery)
 
 
 async def _deliver(
@@ -81,9 +88,11 @@ async def _deliver(
     fmt: ExportFormat,
     lang: str,
     who: Actor,
+    sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     """The export and its files, beside the organiser's next updates (ExportRunner.start)."""
     _ = translator.gettext
+    started = app.clock()
     with translator.use(lang), tempfile.TemporaryDirectory(prefix="consultbot-export-") as tmp:
         try:
             # Written by the export worker (a process), the files are then read in chunks as
@@ -96,10 +105,19 @@ async def _deliver(
                 Path(tmp),
                 lang,
                 who,
-                app.clock(),
+                started,
             )
             for path in paths:
                 await message.answer_document(FSInputFile(path, filename=path.name))
+        except asyncio.CancelledError:
+            # The process is stopping (ExportRunner.stop): the organiser was told the files
+            # were coming; the outbox tells them, once the bot is back, it was cut short.
+            text = _(
+                "⚠️ Votre export a été interrompu par un redémarrage du bot : des fichiers "
+                "peuvent manquer. Envoyez /export à nouveau."
+            )
+            await _leave_word(sessionmaker, app, who, started, text)
+            raise
         except Exception:
             log.exception("the export for %s failed", who.id)
             with contextlib.suppress(Exception):  # Telegram itself may be what failed
@@ -115,6 +133,24 @@ async def _deliver(
                 "Export terminé : réponses pseudonymisées (un numéro par répondant), heures de {tz}."
             ).format(tz=app.consultation.timezone)
         )
+
+
+async def _leave_word(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    app: AppContext,
+    who: Actor,
+    started: datetime,
+    text: str,
+) -> None:
+    """A notice in the outbox (durable: sent by this instance's successor, or another)."""
+    key = f"{app.consultation.id}:export-interrupted:{who.id}:{started}"[:160]
+    try:
+        async with sessionmaker() as session:
+            notice = NewDelivery(key, ALERT_TOPIC, who.id, text=text)
+            await OutboxRepository(session).enqueue([notice], app.clock())
+            await session.commit()
+    except Exception:
+        log.exception("could not tell %s their export was interrupted", who.id)
 
 
 def build_router() -> Router:

@@ -123,9 +123,20 @@ class ExportRunner:
         """Once every delivery under way is over (whatever its outcome)."""
         await asyncio.gather(*self._deliveries.values(), return_exceptions=True)
 
+    async def stop(self, within: float) -> None:
+        """Cancel the deliveries under way and give them `within` seconds to leave word for
+        their organisers (export_handlers: a notice the outbox sends after the restart);
+        then stop the worker."""
+        under_way = list(self._deliveries.values())
+        for task in under_way:
+            task.cancel()
+        if under_way:
+            await asyncio.wait(under_way, timeout=within)
+        self.close()
+
     def close(self) -> None:
-        """Stop the worker; a delivery still under way is cancelled (its organiser sends
-        /export again after the restart)."""
+        """Stop the worker; a delivery still under way is cancelled without a word (`stop`
+        lets it leave one)."""
         for task in self._deliveries.values():
             task.cancel()
         if self._executor is not None:

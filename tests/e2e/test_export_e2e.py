@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import openpyxl
 
 from bot.consultation import load_consultation
+from bot.i18n import Translator
 from bot.organisers.export import ALL_KINDS
 from storage.db import make_engine, make_sessionmaker, upgrade_async
 from tests.e2e.conftest import ADMIN_ID, E2E
@@ -113,3 +116,42 @@ async def test_an_export_runs_beside_the_organisers_next_commands(e2e: E2E) -> N
     ]
     texts = [e.text for e in admin.transcript() if e.direction == "bot" and e.kind == "text"]
     assert sum("Export terminé" in t for t in texts) == 1
+
+
+async def test_an_export_cut_short_by_a_restart_is_told_after_it(e2e: E2E) -> None:
+    """SIGTERM while the files are on their way: the organiser, told they were coming, is
+    told by the next process (through the outbox) that the export was cut short, in their
+    language."""
+    path = await seeded(e2e)
+    emu = e2e.emulator
+    admin = emu.add_user(ADMIN_ID, "Olga", "nl")
+    first = e2e.bot(path, INSTANCE_NAME="export-first")
+    await first.start()
+    files = emu.hold(method="sendDocument")
+    await admin.send("/export xlsx")
+    await admin.wait_for_message("Export bezig")
+    await emu.wait_for(lambda: files.held >= 1, timeout=60, what="the workbook on its way")
+    assert first.process is not None
+    first.process.send_signal(signal.SIGTERM)
+    async with asyncio.timeout(60):
+        assert await first.process.wait() == 0, first.log_tail()
+    assert "stopped cleanly" in first.log_path.read_text()
+    notice = Translator().gettext(
+        "⚠️ Votre export a été interrompu par un redémarrage du bot : des fichiers "
+        "peuvent manquer. Envoyez /export à nouveau.",
+        locale="nl",
+    )
+    assert not any(notice in (e.text or "") for e in admin.transcript())
+
+    files.release()
+    second = e2e.bot(path, INSTANCE_NAME="export-second")
+    await second.start()
+    await admin.wait_for_message("Stuur /export opnieuw")
+    texts = [e.text or "" for e in admin.transcript() if e.direction == "bot"]
+    assert texts.count(notice) == 1
+    # The workbook reached "Telegram" before the stop and may have arrived; never the word
+    # that the export was complete.
+    assert not any("Export klaar" in t for t in texts)
+    # The organiser does as told: the next export arrives whole.
+    await admin.send("/export xlsx")
+    await admin.wait_for_message("Export klaar")
