@@ -84,8 +84,9 @@ POLL_INTERVAL = 0.02
 # On a stop, the outbox's sends under way get this long to be answered (each is recorded
 # sent, or its claim goes back to the queue: sent again by the next instance, at worst twice).
 SENDS_FINISH_WITHIN = 5.0
-# An export cut short by the stop gets this long to queue its organiser's notice.
-EXPORTS_LEAVE_WORD_WITHIN = 3.0
+# An export cut short by the stop gets this long to queue its organiser's notice (one insert;
+# the stop as a whole must stay within compose's and systemd's 30 s, README).
+EXPORTS_LEAVE_WORD_WITHIN = 1.0
 
 
 def create_bot(
