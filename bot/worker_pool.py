@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 
 from storage.hot_path.statements import BACKGROUND_NICE, background_priority
 
@@ -64,3 +64,14 @@ def _start_worker(nice: int) -> None:
         os._exit(0)
 
     threading.Thread(target=exit_with_parent, name="exit-with-parent", daemon=True).start()
+
+
+def stop_pool(pool: Executor) -> None:
+    """Shut the pool without waiting, and end its workers now: at exit, concurrent.futures
+    waits for a job under way (a minute-long export) before the interpreter may leave, and a
+    stop held that long is killed by compose or systemd (30 s) instead of exiting 0."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,26 +37,34 @@ def running(pid: int) -> bool:
     return state not in ("Z", "X")  # a zombie has exited
 
 
-def test_workers_exit_when_the_bot_is_killed() -> None:
+@contextlib.contextmanager
+def bot_with_workers(script: str) -> Iterator[tuple[subprocess.Popen[str], list[int]]]:
+    """A process running `script`, and the pids of its two workers (its first line)."""
     parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT], cwd=REPO, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True
     )
     workers: list[int] = []
     try:
         assert parent.stdout is not None
-        workers = [int(pid) for pid in parent.stdout.readline().split()]
-        assert len(workers) == 2 and all(running(pid) for pid in workers)
+        workers += [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(workers) == 2
+        yield parent, workers
+    finally:
+        parent.kill()
+        for pid in workers:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_workers_exit_when_the_bot_is_killed() -> None:
+    with bot_with_workers(PARENT) as (parent, workers):
+        assert all(running(pid) for pid in workers)
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
         deadline = time.monotonic() + 15
         while any(running(pid) for pid in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert [pid for pid in workers if running(pid)] == []
-    finally:
-        parent.kill()
-        for pid in workers:
-            if running(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_worker_starts_at_the_lower_priority() -> None:
@@ -69,3 +79,29 @@ def test_a_worker_starts_at_the_lower_priority() -> None:
         assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the caller's own is unchanged
     finally:
         pool.shutdown()
+
+
+# Both pools busy with a job far longer than a stop may take, then closed as a stop does.
+CLOSED_WHILE_BUSY = textwrap.dedent(
+    """
+    import os, time
+    from bot.organisers.export_worker import ExportRunner
+    from bot.results.render_worker import ProcessRenderer
+
+    renderer, runner = ProcessRenderer(), ExportRunner()
+    pids = [renderer._run(os.getpid), runner._worker().submit(os.getpid).result()]
+    jobs = [renderer._executor.submit(time.sleep, 300), runner._worker().submit(time.sleep, 300)]
+    time.sleep(0.5)  # both jobs under way in the workers
+    print(*pids, flush=True)
+    renderer.close()
+    runner.close()
+    """
+)
+
+
+def test_a_stop_does_not_wait_for_a_job_under_way() -> None:
+    """A minute-long export must not hold the process past the stop (compose and systemd
+    kill it after 30 s): closing the pools ends their workers, and the process leaves."""
+    with bot_with_workers(CLOSED_WHILE_BUSY) as (parent, workers):
+        assert parent.wait(timeout=60) == 0  # the jobs had 300 s to go
+        assert [pid for pid in workers if running(pid)] == []

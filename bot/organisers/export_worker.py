@@ -26,7 +26,7 @@ from typing import Any
 
 from bot.consultation import Consultation
 from bot.organisers.export import CLI_ACTOR, Actor, ExportFormat, ExportKind, export
-from bot.worker_pool import worker_pool
+from bot.worker_pool import stop_pool, worker_pool
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +135,10 @@ class ExportRunner:
         self.close()
 
     def close(self) -> None:
-        """Stop the worker; a delivery still under way is cancelled without a word (`stop`
-        lets it leave one)."""
+        """Stop the worker, an export it is writing too; a delivery still under way is
+        cancelled without a word (`stop` lets it leave one)."""
         for task in self._deliveries.values():
             task.cancel()
         if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+            stop_pool(self._executor)
             self._executor = None

@@ -22,7 +22,7 @@ from bot.consultation import Consultation
 from bot.i18n import Translator
 from bot.results.charts import render_album
 from bot.results.tally import Results
-from bot.worker_pool import worker_pool
+from bot.worker_pool import stop_pool, worker_pool
 
 if TYPE_CHECKING:
     from bot.results.communes import CommuneView
@@ -90,4 +90,4 @@ class ProcessRenderer:
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+            stop_pool(executor)
