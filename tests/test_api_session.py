@@ -182,5 +182,10 @@ async def test_a_sent_message_and_a_dialog_tap_come_back_without_their_keyboard(
         assert lean[0]["callback_query"]["message"]["reply_markup"] == keyboard
         assert "reply_markup" not in lean[1]["callback_query"]["message"]
         assert lean[1]["callback_query"]["message"]["text"] == "Question 2"
+        # The same tap posted to the webhook (bot/telegram/webhook.py reads it with these).
+        posted = lean_loads(orjson.dumps({"update_id": 3, "callback_query": dialog}))
+        assert "reply_markup" not in posted["callback_query"]["message"]
+        posted = lean_loads(orjson.dumps({"update_id": 4, "callback_query": query}))
+        assert posted["callback_query"]["message"]["reply_markup"] == keyboard
     finally:
         await bot.session.close()

@@ -61,21 +61,28 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _lean_update(update: Any) -> None:
+    """A dialog's callback without the keyboard of its message."""
+    query = update.get("callback_query") if isinstance(update, dict) else None
+    if isinstance(query, dict) and CB_SEP in str(query.get("data", "")):
+        message = query.get("message")
+        if isinstance(message, dict):
+            message.pop("reply_markup", None)
+
+
 def lean_loads(content: str | bytes) -> Any:
-    """A Bot API answer; a message result without the keyboard it was sent with, a dialog's
-    callback without the keyboard of its message."""
+    """A Bot API answer, or an update posted to the webhook: a message result without the
+    keyboard it was sent with, a dialog's callback without the keyboard of its message."""
     answer = orjson.loads(content)
+    if isinstance(answer, dict) and "update_id" in answer:
+        _lean_update(answer)
+        return answer
     result = answer.get("result") if isinstance(answer, dict) else None
     if isinstance(result, dict) and "message_id" in result:
         result.pop("reply_markup", None)
     elif isinstance(result, list):
         for update in result:
-            query = update.get("callback_query") if isinstance(update, dict) else None
-            if not isinstance(query, dict) or CB_SEP not in str(query.get("data", "")):
-                continue
-            message = query.get("message")
-            if isinstance(message, dict):
-                message.pop("reply_markup", None)
+            _lean_update(update)
     return answer
 
 
