@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -65,6 +67,38 @@ class _Chat:
         self.documents.append(str(document))
 
 
+def a_delivery(
+    chat: _Chat,
+    runner: ExportRunner,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    database_url: str,
+    lang: str,
+    owner: int,
+) -> Coroutine[Any, Any, None]:
+    """An organiser's /export delivery (export_handlers), of the results as csv."""
+    from bot.config import Settings
+    from bot.context import AppContext
+    from bot.i18n import Translator
+    from bot.organisers.export import Actor, ExportKind
+    from bot.organisers.export_handlers import _deliver
+
+    app = AppContext(
+        settings=Settings(bot_token=None, database_url=database_url),
+        consultation=load_consultation(DEFAULT_CONSULTATION),
+    )
+    return _deliver(
+        chat,  # type: ignore[arg-type]
+        app,
+        Translator(),
+        runner,
+        (ExportKind.RESULTS,),
+        ExportFormat.CSV,
+        lang,
+        Actor(owner, "Olga"),
+        sessionmaker,
+    )
+
+
 async def test_a_failed_export_is_told_in_the_organisers_language_and_frees_the_next(
     tmp_path: Path, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -72,31 +106,13 @@ async def test_a_failed_export_is_told_in_the_organisers_language_and_frees_the_
     import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
-    from bot.config import Settings
-    from bot.context import AppContext
     from bot.i18n import Translator
-    from bot.organisers.export import Actor, ExportFormat, ExportKind
-    from bot.organisers.export_handlers import _deliver
 
     broken = tmp_path / "missing" / "db.sqlite"  # no such folder: the worker's export fails
-    app = AppContext(
-        settings=Settings(bot_token=None, database_url=f"sqlite+aiosqlite:///{broken}"),
-        consultation=load_consultation(DEFAULT_CONSULTATION),
-    )
     runner = ExportRunner(lambda: ThreadPoolExecutor(1))
     chat = _Chat()
     try:
-        delivery = _deliver(
-            chat,  # type: ignore[arg-type]
-            app,
-            Translator(),
-            runner,
-            (ExportKind.RESULTS,),
-            ExportFormat.CSV,
-            "nl",
-            Actor(1, "Olga"),
-            sessionmaker,
-        )
+        delivery = a_delivery(chat, runner, sessionmaker, f"sqlite+aiosqlite:///{broken}", "nl", 1)
         task = runner.start(1, delivery)
         assert runner.busy(1)
         with pytest.raises(RuntimeError):
@@ -138,3 +154,36 @@ async def test_a_delivery_that_cannot_reach_telegram_ends_and_frees_the_next(
     finally:
         runner.close()
     assert "the export for 3 ended on an error" in caplog.text
+
+
+async def test_an_export_cut_short_while_written_leaves_word_in_the_outbox(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """A stop while the worker still writes the files: the organiser's notice waits in the
+    outbox, in their language, for the next instance; nothing was said in the chat."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from bot.organisers.alerts import ALERT_TOPIC
+    from storage.models import Delivery
+
+    writing = asyncio.Event()
+
+    class Endless(ExportRunner):
+        async def export(self, *args: object, **kwargs: object) -> list[Path]:
+            writing.set()
+            await asyncio.Event().wait()  # the worker writes for as long as it takes
+            return []
+
+    runner, chat = Endless(), _Chat()
+    delivery = a_delivery(chat, runner, sessionmaker, "sqlite://", "en", 77)
+    task = runner.start(77, delivery)
+    await asyncio.wait_for(writing.wait(), 10)
+    await runner.stop(5)
+    assert task.cancelled() and not runner.busy(77)
+    assert chat.texts == [] and chat.documents == []
+    async with sessionmaker() as session:
+        rows = (await session.scalars(select(Delivery).where(Delivery.chat_id == 77))).all()
+    assert [(r.topic, r.status) for r in rows] == [(ALERT_TOPIC, "pending")]
+    assert rows[0].text is not None and rows[0].text.startswith("⚠️ Your export was cut short")

@@ -93,7 +93,9 @@ async def _deliver(
     """The export and its files, beside the organiser's next updates (ExportRunner.start)."""
     _ = translator.gettext
     started = app.clock()
-    with translator.use(lang), tempfile.TemporaryDirectory(prefix="consultbot-export-") as tmp:
+    # A stop may cut the export short while the worker still writes here (until it is ended).
+    folder = tempfile.TemporaryDirectory(prefix="consultbot-export-", ignore_cleanup_errors=True)
+    with translator.use(lang), folder as tmp:
         try:
             # Written by the export worker (a process), the files are then read in chunks as
             # they are sent: nothing of it runs on the event loop.
