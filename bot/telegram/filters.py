@@ -40,9 +40,14 @@ class GroupMigrated(Filter):
         )
 
 
+def is_dialog_data(data: str | None) -> bool:
+    """A dialog's button: aiogram-dialog's callback data holds its intent id and a separator
+    no other button of the bot uses (aiogram_dialog.utils.CB_SEP)."""
+    return CB_SEP in (data or "")
+
+
 class NotDialogTap(Filter):
-    """The tap is not on a dialog's button: aiogram-dialog's callback data holds its intent id
-    and a separator no other button of the bot uses (aiogram_dialog.utils.CB_SEP)."""
+    """The tap is not on a dialog's button (`is_dialog_data`)."""
 
     async def __call__(self, event: CallbackQuery) -> bool:
-        return CB_SEP not in (event.data or "")
+        return not is_dialog_data(event.data)

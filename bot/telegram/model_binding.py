@@ -23,8 +23,6 @@ from typing import Any
 from aiogram.client.context_controller import BotContextController
 
 _BOT_ONLY = frozenset({"_bot"})
-# aiogram's own, under pydantic's wrapper (read before any class is changed).
-_AIOGRAMS = BotContextController.__dict__["model_post_init"]
 
 
 def _bind_bot(self: BotContextController, context: Any, /) -> None:
@@ -43,6 +41,10 @@ def _innermost(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
+# aiogram's own, under pydantic's wrappers (read before any class is changed).
+_AIOGRAMS = _innermost(BotContextController.__dict__["model_post_init"])
+
+
 def _classes(root: type[BotContextController]) -> Iterator[type[BotContextController]]:
     seen: set[type] = set()
     todo = [root]
@@ -56,12 +58,11 @@ def _classes(root: type[BotContextController]) -> Iterator[type[BotContextContro
 
 def _aiograms_own(cls: type[BotContextController]) -> bool:
     """Nothing between the class and aiogram's `model_post_init` but pydantic's wrappers."""
-    original = _innermost(_AIOGRAMS)
     for klass in cls.__mro__:
         if klass is BotContextController:
             return True
         own = klass.__dict__.get("model_post_init")
-        if own is not None and own is not _bind_bot and _innermost(own) is not original:
+        if own is not None and own is not _bind_bot and _innermost(own) is not _AIOGRAMS:
             return False
     return False
 

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram_dialog.utils import CB_SEP
 from aiohttp import BytesPayload, FormData
+
+from bot.telegram.filters import is_dialog_data
 
 if TYPE_CHECKING:
     from aiogram import Bot
@@ -64,7 +65,7 @@ def _dumps(value: Any) -> str:
 def _lean_update(update: Any) -> None:
     """A dialog's callback without the keyboard of its message."""
     query = update.get("callback_query") if isinstance(update, dict) else None
-    if isinstance(query, dict) and CB_SEP in str(query.get("data", "")):
+    if isinstance(query, dict) and is_dialog_data(str(query.get("data") or "")):
         message = query.get("message")
         if isinstance(message, dict):
             message.pop("reply_markup", None)
